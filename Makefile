@@ -1,0 +1,48 @@
+# The README's two commands are `make demo` and `make test`; everything they need is built here,
+# idempotently: Debian packages, the virtualenv, the native extension.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+DEPS_STAMP := $(VENV)/.stamp-deps-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+NATIVE_SRC := $(wildcard native/*.pyx native/*.pxd) setup.py
+NATIVE_STAMP := native/.stamp-build
+PORT ?= 8080
+
+.PHONY: all venv native test bench demo serve soak clean
+
+all: native
+
+$(DEPS_STAMP): pyproject.toml scripts/install-system-deps.sh
+	scripts/install-system-deps.sh
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel cython numpy
+	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	rm -f $(VENV)/.stamp-deps-*
+	touch $@
+
+venv: $(DEPS_STAMP)
+
+$(NATIVE_STAMP): $(DEPS_STAMP) $(NATIVE_SRC)
+	$(PY) setup.py -q build_ext --inplace
+	touch $@
+
+native: $(NATIVE_STAMP)
+
+test: native
+	$(PY) -m pytest -q
+
+bench: native
+	$(PY) -m pytest -q bench -p no:randomly --benchmark-columns=min,median,ops -s -o addopts=""
+
+soak: native
+	$(PY) -m pytest -q -m soak -o addopts=""
+
+demo: native
+	$(PY) -m server.cli demo
+
+serve: native
+	$(VENV)/bin/agentlocator serve --host 0.0.0.0 --port $(PORT)
+
+clean:
+	rm -rf build native/*.so native/*.c $(NATIVE_STAMP)

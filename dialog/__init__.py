@@ -1,0 +1,1 @@
+"""The brain: prompt, OpenAI streaming client, rule-based offline brain, guardrails, slots, scheduling."""

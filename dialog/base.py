@@ -1,0 +1,74 @@
+"""The brain's interface, as the call session sees it.
+
+One :class:`Brain` per call. The session calls :meth:`Brain.opening` once, then for every
+caller turn iterates :meth:`Brain.respond` and speaks each sentence as soon as it arrives
+(the first sentence goes to TTS before the model has finished). After every agent turn the
+session tells the brain what the caller actually heard (:meth:`Brain.heard`), from the mark
+echoes: an interrupted reply is recorded only up to where playback stopped.
+"""
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Literal
+
+LeadStatus = Literal["new", "qualified", "meeting_booked", "lost"]
+
+CLARIFY_HE = "לא בטוח ששמעתי נכון, אפשר לחזור על זה?"
+CLARIFY_EN = "I'm not sure I heard that right, could you say it again?"
+
+
+@dataclass(slots=True)
+class Slots:
+    area: str | None = None
+    property_type: str | None = None
+    rooms: float | None = None
+    budget_ils: int | None = None
+    timeframe: str | None = None
+    name: str | None = None
+    phone: str | None = None  # caller ID, confirmed by the caller
+    phone_confirmed: bool = False
+
+    def missing(self) -> list[str]:
+        required = ("area", "property_type", "budget_ils", "timeframe", "name")
+        missing = [k for k in required if getattr(self, k) is None]
+        if not self.phone_confirmed:
+            missing.append("phone")
+        return missing
+
+
+@dataclass(slots=True)
+class LeadState:
+    slots: Slots = field(default_factory=Slots)
+    status: LeadStatus = "new"
+    meeting_at: dt.datetime | None = None  # aware, Asia/Jerusalem
+
+
+@dataclass(frozen=True, slots=True)
+class CallerTurn:
+    text: str
+    confidence: float
+    interrupted_agent: bool = False  # the caller barged in on the previous agent turn
+
+
+class Brain(abc.ABC):
+    name: str = "brain"
+    lead: LeadState
+    finished: bool = False  # True once the goodbye has been produced: the session ends the call
+
+    @abc.abstractmethod
+    def opening(self) -> str:
+        """The greeting (fixed per language, so the TTS can cache it)."""
+
+    @abc.abstractmethod
+    def respond(self, turn: CallerTurn) -> AsyncIterator[str]:
+        """Yield the reply sentence by sentence; the rules are enforced before a sentence leaves."""
+
+    @abc.abstractmethod
+    def heard(self, said: str, heard_fully: bool) -> None:
+        """What the caller actually heard of the last agent turn (cut at the barge-in)."""
+
+    @abc.abstractmethod
+    def summary(self) -> str:
+        """The WhatsApp summary text (Hebrew for he-IL): the lead's details and the meeting."""

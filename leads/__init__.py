@@ -1,0 +1,1 @@
+"""What the business keeps: leads, calls, transcripts, the WhatsApp / webhook outbox, metrics."""

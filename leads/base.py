@@ -1,0 +1,87 @@
+"""The recorder interface the call session writes through.
+
+The session calls these as the call goes (never only at the end), so a crash or a dropped
+websocket loses nothing: the lead is written after each turn that changed a slot, and the
+follow-up goes into the outbox before anything tries to send it.
+All methods are async; implementations keep blocking I/O off the event loop.
+"""
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dialog.base import LeadState
+
+Speaker = Literal["agent", "caller"]
+
+
+@dataclass(slots=True)
+class CallMetrics:
+    """Per-call figures; the same ones feed Prometheus (design.md names)."""
+
+    turn_latency_ms: list[float] = field(default_factory=list)  # EOU -> first TTS frame on the wire
+    asr_latency_ms: list[float] = field(default_factory=list)  # EOU -> ASR_TEXT
+    halt_ms: list[float] = field(default_factory=list)  # barge-in onset -> clear sent
+    barge_ins: int = 0
+    barge_ins_clean: int = 0  # TTS halted within the target and listening resumed
+    heartbeats: int = 0
+    turns: int = 0  # caller turns answered
+    turns_to_meeting: int | None = None
+    state_cycles: int = 0  # LISTENING -> ... -> LISTENING round trips
+    rule_violations: int = 0
+    provider_errors: int = 0
+    fallbacks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    call_sid: str
+    stream_sid: str
+    from_number: str
+    to_number: str
+    started_at: dt.datetime  # aware UTC
+
+
+class CallRecorder(abc.ABC):
+    @abc.abstractmethod
+    async def call_started(self, info: CallInfo) -> None: ...
+
+    @abc.abstractmethod
+    async def transcript_turn(
+        self, call_sid: str, speaker: Speaker, text: str, t_start_ms: int, t_end_ms: int, heard_fully: bool
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def lead_updated(self, call_sid: str, phone: str, lead: LeadState) -> None: ...
+
+    @abc.abstractmethod
+    async def call_ended(
+        self,
+        call_sid: str,
+        ended_at: dt.datetime,
+        close_reason: str,
+        outcome: str,
+        metrics: CallMetrics,
+        phone: str,
+        lead: LeadState,
+        whatsapp_summary: str,
+    ) -> None:
+        """Store the call's end and queue the WhatsApp follow-up (outbox first, then send)."""
+
+
+class NullRecorder(CallRecorder):
+    """Records nothing: for unit tests of the session that don't look at the store."""
+
+    async def call_started(self, info: CallInfo) -> None:
+        return None
+
+    async def transcript_turn(self, call_sid, speaker, text, t_start_ms, t_end_ms, heard_fully) -> None:  # type: ignore[override]
+        return None
+
+    async def lead_updated(self, call_sid: str, phone: str, lead: LeadState) -> None:
+        return None
+
+    async def call_ended(self, *args, **kwargs) -> None:  # type: ignore[override]
+        return None

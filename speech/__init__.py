@@ -1,0 +1,1 @@
+"""Speech providers: streaming recognizers and synthesizers behind the interfaces in speech.base."""
