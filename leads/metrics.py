@@ -1,0 +1,59 @@
+"""Prometheus metrics (prefix agentlocator_, names fixed in design.md).
+
+Buckets are placed around the user's targets so the dashboard can read the share under
+target straight from the histogram.
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+turn_latency_seconds = Histogram(
+    "agentlocator_turn_latency_seconds", "EOU -> first TTS audio on the wire",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.2, 1.5, 2.0, 3.0, 5.0), registry=REGISTRY,
+)
+asr_latency_seconds = Histogram(
+    "agentlocator_asr_latency_seconds", "EOU -> ASR_TEXT",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0), registry=REGISTRY,
+)
+interrupt_halt_seconds = Histogram(
+    "agentlocator_interrupt_halt_seconds", "barge-in voice onset -> clear sent (TTS halted)",
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.15, 0.2, 0.22, 0.25, 0.3, 0.5, 1.0), registry=REGISTRY,
+)
+barge_ins_total = Counter(
+    "agentlocator_barge_ins_total", "barge-ins by outcome (clean|late)", ["outcome"], registry=REGISTRY
+)
+turns_per_call = Histogram(
+    "agentlocator_turns_per_call", "caller turns per finished call",
+    buckets=(1, 2, 3, 5, 8, 12, 20, 40), registry=REGISTRY,
+)
+turns_to_meeting = Histogram(
+    "agentlocator_turns_to_meeting", "caller turns until a meeting was booked",
+    buckets=(2, 3, 4, 5, 6, 8, 10, 15, 20), registry=REGISTRY,
+)
+state_cycles_total = Counter(
+    "agentlocator_state_cycles_total", "LISTENING->PROCESSING->SPEAKING->LISTENING cycles", registry=REGISTRY
+)
+calls_active = Gauge("agentlocator_calls_active", "calls in progress", registry=REGISTRY)
+ws_connections_total = Counter("agentlocator_ws_connections_total", "media websockets accepted", registry=REGISTRY)
+call_duration_seconds = Histogram(
+    "agentlocator_call_duration_seconds", "call length",
+    buckets=(10, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600), registry=REGISTRY,
+)
+ws_disconnects_total = Counter(
+    "agentlocator_ws_disconnects_total", "media websocket closes by reason", ["reason"], registry=REGISTRY
+)
+heartbeats_total = Counter("agentlocator_heartbeats_total", "keepalive marks sent", registry=REGISTRY)
+provider_errors_total = Counter(
+    "agentlocator_provider_errors_total", "ASR/TTS/brain provider errors", ["provider"], registry=REGISTRY
+)
+provider_fallbacks_total = Counter(
+    "agentlocator_provider_fallbacks_total", "switches to a fallback provider", ["kind"], registry=REGISTRY
+)
+rule_violations_total = Counter(
+    "agentlocator_rule_violations_total", "brain replies that broke a rule", ["rule"], registry=REGISTRY
+)
+protocol_errors_total = Counter(
+    "agentlocator_protocol_errors_total", "malformed / unknown Twilio frames", ["kind"], registry=REGISTRY
+)
