@@ -1,0 +1,250 @@
+"""The Quart-Trio app: webhooks, TwiML, /version, /metrics and the Twilio media websocket.
+
+Run with ``hypercorn --worker-class trio server.app:app`` or ``agentlocator serve``.
+Settings and providers are chosen at startup (lifespan), not at import, so importing this
+module never reads the environment; a bad setup fails startup with a clear message.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import trio
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from quart import Response, request, websocket
+from quart_trio import QuartTrio
+from quart_trio.asgi import TrioASGIWebsocketConnection
+
+from leads import metrics
+from server import __version__, logs, twiml
+from server.logs import log_event
+from server.security import SignatureChecker, request_base, signed_urls
+from server.settings import Settings
+from server.transport import TransportClosed
+from server.wiring import Wiring, build_wiring
+
+WEBHOOKS = ("stream_status", "stream_ended", "call_status")
+# After the peer disconnects, the call gets this long to wind down (log WS_CLOSE, store the
+# call's end) before the request's scope is cancelled.
+CLOSE_GRACE_S = 5.0
+
+
+class _Disconnected:
+    """Put on the websocket's receive channel when the peer goes away (instead of an abrupt cancel)."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+class _WebsocketConnection(TrioASGIWebsocketConnection):
+    """quart-trio cancels the handler the instant the peer disconnects, so the call could not
+    log why it ended. Here the disconnect is delivered as a message and the call gets a
+    bounded grace period to finish."""
+
+    async def handle_messages(self, nursery: trio.Nursery, receive: Any) -> None:  # type: ignore[override]
+        while True:
+            event = await receive()
+            if event["type"] == "websocket.receive":
+                message = event.get("bytes") or event.get("text") or ""
+                await self.send_channel.send(message)
+            elif event["type"] == "websocket.disconnect":
+                code = int(event.get("code", 1006))
+                reason = event.get("reason") or ("closed" if code == 1000 else "dropped")
+                self.scope["agentlocator.disconnected"] = True  # type: ignore[typeddict-unknown-key]
+                await self.send_channel.send(_Disconnected(code, reason))  # type: ignore[arg-type]
+                break
+        await trio.sleep(CLOSE_GRACE_S)
+        nursery.cancel_scope.cancel()
+
+
+class QuartTransport:
+    """server.transport.Transport over the current Quart websocket."""
+
+    def __init__(self, ws: Any, scope: dict) -> None:
+        self._ws = ws
+        self._scope = scope
+        self._closed = False
+
+    def _peer_gone(self) -> bool:
+        return bool(self._scope.get("agentlocator.disconnected"))
+
+    async def receive(self) -> str:
+        if self._closed:
+            raise TransportClosed(1000, "closed by us")
+        message = await self._ws.receive()
+        if isinstance(message, _Disconnected):
+            self._closed = True
+            raise TransportClosed(message.code, message.reason)
+        if isinstance(message, bytes):
+            return message.decode("utf-8", errors="replace")
+        return message
+
+    async def send(self, text: str) -> None:
+        # hypercorn silently drops sends after the peer left; make that visible to the session.
+        if self._closed or self._peer_gone():
+            raise TransportClosed(1006, "peer gone")
+        try:
+            await self._ws.send(text)
+        except trio.Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any send failure means the link is gone
+            raise TransportClosed(1006, f"send failed: {exc}") from exc
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._closed or self._peer_gone():
+            self._closed = True
+            return
+        self._closed = True
+        try:
+            await self._ws.close(code, reason)
+        except Exception:  # noqa: BLE001 - already closing
+            pass
+
+
+def git_commit() -> str:
+    """Baked value (AGENTLOCATOR_COMMIT, set by an image build) or the checkout's HEAD."""
+    baked = os.environ.get("AGENTLOCATOR_COMMIT")
+    if baked:
+        return baked
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5, check=True,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class AgentApp(QuartTrio):
+    asgi_websocket_class = _WebsocketConnection
+    settings: Settings
+    wiring: Wiring
+    checker: SignatureChecker | None
+    commit: str
+
+
+def create_app(
+    settings: Settings | None = None,
+    wiring_factory: Callable[[Settings], Wiring] = build_wiring,
+    configure_logs: bool = True,
+) -> AgentApp:
+    app = AgentApp(__name__)
+    app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 5
+
+    @app.before_serving
+    async def startup() -> None:
+        s = settings if settings is not None else Settings.from_env()
+        if configure_logs:
+            logs.configure(s.log_level)
+        app.settings = s
+        app.wiring = wiring_factory(s)
+        app.commit = git_commit()
+        app.checker = SignatureChecker(s.twilio_auth_token) if s.twilio_auth_token else None
+        for bp in app.wiring.blueprints:
+            if bp.name not in app.blueprints:
+                app.register_blueprint(bp)
+        log_event(
+            "STARTUP", version=__version__, commit=app.commit, language=s.agent_language,
+            providers=app.wiring.providers, public_base_url=s.public_base_url,
+            signatures=app.checker is not None, notes=app.wiring.notes,
+        )
+        if app.checker is None:
+            log_event(
+                "STARTUP", logging.WARNING, warning="TWILIO_AUTH_TOKEN is not set: webhook and "
+                "websocket signatures are NOT checked (fine for local runs, not for production)",
+            )
+        for task in app.wiring.background:
+            app.nursery.start_soon(task)
+
+    def _base() -> str:
+        return request_base(app.settings.public_base_url, request.scheme, request.host, request.headers)
+
+    async def _signature_ok(params: dict[str, str]) -> bool:
+        if app.checker is None:
+            return True
+        urls = signed_urls(_base(), request.path, request.query_string.decode("latin1"))
+        if app.checker.valid(urls, params, request.headers.get("X-Twilio-Signature")):
+            return True
+        log_event("WEBHOOK", logging.WARNING, path=request.path, status=403,
+                  error="invalid or missing X-Twilio-Signature", url=urls[0])
+        return False
+
+    @app.get("/version")
+    async def version() -> Any:
+        return {"version": __version__, "commit": app.commit, "providers": app.wiring.providers}
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
+
+    @app.route("/twiml", methods=["GET", "POST"])
+    async def twiml_route() -> Any:
+        params = dict((await request.form).items()) if request.method == "POST" else {}
+        if not await _signature_ok(params):
+            return "forbidden", 403
+        call_params = {**dict(request.args.items()), **params}
+        xml = twiml.connect_stream(_base(), call_params)
+        log_event("WEBHOOK", path="/twiml", call_sid=call_params.get("CallSid", ""),
+                  from_=call_params.get("From", ""))
+        return Response(xml, content_type="application/xml")
+
+    async def _after_webhook(name: str, params: dict[str, str], received: float) -> None:
+        # Deferred work of a webhook: runs in the app's nursery after the 204 went out.
+        log_event("WEBHOOK", path=f"/{name}", call_sid=params.get("CallSid", ""),
+                  status=params.get("StreamEvent") or params.get("CallStatus") or "",
+                  error=params.get("StreamError") or params.get("ErrorCode") or None,
+                  handled_ms=round((time.perf_counter() - received) * 1000, 2))
+        for handler in app.wiring.webhook_handlers:
+            try:
+                await handler(name, params)
+            except Exception as exc:  # noqa: BLE001 - a follow-up must not take the app down
+                log_event("ERROR", where=f"webhook {name}", error=repr(exc))
+
+    def _webhook(name: str) -> Callable[[], Any]:
+        async def handle() -> Any:
+            received = time.perf_counter()
+            params = dict((await request.form).items())
+            if not await _signature_ok(params):
+                return "forbidden", 403
+            app.nursery.start_soon(_after_webhook, name, params, received)
+            return "", 204
+
+        handle.__name__ = f"webhook_{name}"
+        return handle
+
+    for name in WEBHOOKS:
+        app.add_url_rule(f"/{name}", view_func=_webhook(name), methods=["POST"])
+
+    @app.websocket(twiml.STREAM_PATH)
+    async def media_stream() -> Any:
+        if app.checker is not None:
+            base = request_base(app.settings.public_base_url, websocket.scheme, websocket.host, websocket.headers)
+            urls = signed_urls(base, websocket.path, websocket.query_string.decode("latin1"), websocket=True)
+            if not app.checker.valid(urls, {}, websocket.headers.get("X-Twilio-Signature")):
+                log_event("WEBHOOK", logging.WARNING, path=twiml.STREAM_PATH, status=403,
+                          error="invalid or missing X-Twilio-Signature on websocket upgrade", url=urls[0])
+                return "forbidden", 403
+        requested = websocket.requested_subprotocols
+        subprotocol = requested[0] if requested else None
+        await websocket.accept(subprotocol=subprotocol)
+        if subprotocol is not None:
+            log_event("PROTOCOL", msg="Twilio subprotocol added to handshake", subprotocol=subprotocol)
+        ws = websocket._get_current_object()
+        transport = QuartTransport(ws, ws.scope)
+        metrics.ws_connections_total.inc()
+        await app.wiring.run_call(transport, app.wiring.call_deps)
+        await transport.close(1000, "call ended")
+        return None
+
+    return app
+
+
+app = create_app()

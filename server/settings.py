@@ -1,0 +1,113 @@
+"""Every env var of design.md, read in one place and validated once at startup.
+
+A bad value is a :class:`native.config.ConfigError` with a message naming the variable, so
+`agentlocator serve` can print it and exit non-zero instead of failing mid-call.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from native.config import ConfigError, TimingConfig
+
+LANGUAGES = ("he-IL", "iw-IL", "en-US")
+# Provider names (ASR_PROVIDER, TTS_PROVIDER, BRAIN) are checked by their own selectors in
+# speech/ and dialog/, which know which ones exist; an unknown name fails startup there.
+
+
+def _url(name: str, value: str | None, schemes: tuple[str, ...]) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(f"{name}={value!r} must be an absolute {'/'.join(schemes)} URL")
+    return value.rstrip("/")
+
+
+def _host_port(name: str, value: str | None) -> str | None:
+    if not value:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name}={value!r} must be host:port")
+    return value
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    public_base_url: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_whatsapp_from: str | None = None
+    google_application_credentials: str | None = None
+    google_speech_endpoint: str | None = None
+    google_tts_endpoint: str | None = None
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_model: str | None = None
+    database_url: str = "sqlite:///agentlocator.db"
+    agent_language: str = "he-IL"
+    asr_provider: str = "auto"
+    tts_provider: str = "auto"
+    brain: str = "auto"
+    whisper_model: str | None = None
+    dashboard_token: str | None = None
+    lead_webhook_url: str | None = None
+    port: int = 8080
+    log_level: str = "INFO"
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    # The raw environment, for the provider selectors of speech/ and dialog/ (they read
+    # their own details from it; the checks above are the ones every setup shares).
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        port_raw = get("PORT") or "8080"
+        if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
+            raise ConfigError(f"PORT={port_raw!r} must be a TCP port number")
+        database_url = get("DATABASE_URL") or "sqlite:///agentlocator.db"
+        if "://" not in database_url and not database_url.startswith("sqlite:"):
+            raise ConfigError(f"DATABASE_URL={database_url!r} is not a database URL")
+        creds = get("GOOGLE_APPLICATION_CREDENTIALS")
+        if creds and not os.path.isfile(creds):
+            raise ConfigError(f"GOOGLE_APPLICATION_CREDENTIALS={creds!r}: no such file")
+        log_level = (get("LOG_LEVEL") or "INFO").upper()
+        _choice("LOG_LEVEL", log_level, ("DEBUG", "INFO", "WARNING", "ERROR"))
+        return cls(
+            public_base_url=_url("PUBLIC_BASE_URL", get("PUBLIC_BASE_URL"), ("https", "http")),
+            twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
+            twilio_whatsapp_from=get("TWILIO_WHATSAPP_FROM"),
+            google_application_credentials=creds,
+            google_speech_endpoint=_host_port("GOOGLE_SPEECH_ENDPOINT", get("GOOGLE_SPEECH_ENDPOINT")),
+            google_tts_endpoint=_host_port("GOOGLE_TTS_ENDPOINT", get("GOOGLE_TTS_ENDPOINT")),
+            openai_api_key=get("OPENAI_API_KEY"),
+            openai_base_url=_url("OPENAI_BASE_URL", get("OPENAI_BASE_URL"), ("https", "http")),
+            openai_model=get("OPENAI_MODEL"),
+            database_url=database_url,
+            agent_language=_choice("AGENT_LANGUAGE", get("AGENT_LANGUAGE") or "he-IL", LANGUAGES),
+            asr_provider=(get("ASR_PROVIDER") or "auto").lower(),
+            tts_provider=(get("TTS_PROVIDER") or "auto").lower(),
+            brain=(get("BRAIN") or "auto").lower(),
+            whisper_model=get("WHISPER_MODEL"),
+            dashboard_token=get("DASHBOARD_TOKEN"),
+            lead_webhook_url=_url("LEAD_WEBHOOK_URL", get("LEAD_WEBHOOK_URL"), ("https", "http")),
+            port=int(port_raw),
+            log_level=log_level,
+            timing=TimingConfig.from_env(env),
+            env=env,
+        )

@@ -1,0 +1,64 @@
+"""A real hypercorn server on a free loopback port, in the test's own nursery."""
+from __future__ import annotations
+
+import socket
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Callable
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+from server.app import AgentApp, create_app
+from server.settings import Settings
+from server.wiring import Wiring
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@asynccontextmanager
+async def running_server(
+    wiring_factory: Callable[[Settings], Wiring], env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[AgentApp, int]]:
+    settings = Settings.from_env(env or {})
+    app = create_app(settings, wiring_factory, configure_logs=False)
+    config = Config()
+    port = free_port()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status))
+        try:
+            yield app, port
+        finally:
+            shutdown.set()
+
+
+def http(
+    method: str, port: int, path: str, form: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One blocking HTTP/1.1 request to the loopback server (run it with trio.to_thread)."""
+    import http.client
+    import urllib.parse
+
+    body = urllib.parse.urlencode(form).encode() if form is not None else None
+    hdrs = dict(headers or {})
+    if body is not None:
+        hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+async def ahttp(method: str, port: int, path: str, **kw: object) -> tuple[int, dict[str, str], bytes]:
+    return await trio.to_thread.run_sync(lambda: http(method, port, path, **kw))  # type: ignore[arg-type]

@@ -1,0 +1,157 @@
+"""HTTP routes of the real server over loopback: /version, TwiML, webhooks, signatures, subprotocol."""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import trio
+import trio_websocket
+
+from leads.base import NullRecorder
+from server.security import SignatureChecker
+from server.settings import Settings
+from server.transport import Transport, TransportClosed
+from server.wiring import Wiring
+
+from .harness import ahttp, running_server
+
+TOKEN = "test-auth-token-123"
+CALL = {"CallSid": "CA123", "From": "+972501234567", "To": "+97231234567", "AccountSid": "AC1"}
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+        self.closed: TransportClosed | None = None
+        self.done = trio.Event()
+
+
+def quiet_wiring(seen: Seen, webhook_log: list[tuple[str, dict[str, str]]] | None = None):
+    """Routes-only wiring: the call just records what arrives (the session has its own tests)."""
+
+    async def run_call(transport: Transport, deps: Any) -> None:
+        try:
+            while True:
+                seen.frames.append(await transport.receive())
+        except TransportClosed as exc:
+            seen.closed = exc
+        finally:
+            seen.done.set()
+
+    async def on_webhook(name: str, params: dict[str, str]) -> None:
+        if webhook_log is not None:
+            webhook_log.append((name, params))
+
+    def factory(settings: Settings) -> Wiring:
+        return Wiring(run_call=run_call, call_deps=None,
+                      providers={"asr": "fake-asr", "tts": "fake-tts", "brain": "fake-brain"},
+                      recorder=NullRecorder(), webhook_handlers=[on_webhook])
+
+    return factory
+
+
+async def test_version_reports_providers() -> None:
+    async with running_server(quiet_wiring(Seen())) as (_, port):
+        status, headers, body = await ahttp("GET", port, "/version")
+    assert status == 200
+    data = json.loads(body)
+    assert data["providers"] == {"asr": "fake-asr", "tts": "fake-tts", "brain": "fake-brain"}
+    assert data["version"] and data["commit"]
+
+
+async def test_twiml_points_at_our_websocket_behind_a_proxy() -> None:
+    async with running_server(quiet_wiring(Seen())) as (_, port):
+        status, headers, body = await ahttp(
+            "POST", port, "/twiml", form=CALL,
+            headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "agent.example.com"},
+        )
+    assert status == 200 and headers["content-type"].startswith("application/xml")
+    root = ET.fromstring(body)
+    connect = root.find("Connect")
+    assert connect is not None and connect.get("action") == "https://agent.example.com/stream_ended"
+    stream = connect.find("Stream")
+    assert stream.get("url") == "wss://agent.example.com/ws/twilio-media"
+    assert stream.get("statusCallback") == "https://agent.example.com/stream_status"
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    assert params["From"] == CALL["From"] and params["To"] == CALL["To"] and params["CallSid"] == "CA123"
+
+
+async def test_twiml_uses_public_base_url() -> None:
+    env = {"PUBLIC_BASE_URL": "https://public.example.org/"}
+    async with running_server(quiet_wiring(Seen()), env) as (_, port):
+        _, _, body = await ahttp("POST", port, "/twiml", form=CALL)
+    stream = ET.fromstring(body).find("Connect/Stream")
+    assert stream.get("url") == "wss://public.example.org/ws/twilio-media"
+
+
+async def test_webhooks_answer_204_and_work_runs_after() -> None:
+    log: list[tuple[str, dict[str, str]]] = []
+    async with running_server(quiet_wiring(Seen(), log)) as (_, port):
+        for name in ("stream_status", "stream_ended", "call_status"):
+            status, _, body = await ahttp("POST", port, f"/{name}", form={"CallSid": "CA9", "CallStatus": "completed"})
+            assert (status, body) == (204, b"")
+        with trio.fail_after(5):
+            while len(log) < 3:
+                await trio.sleep(0.01)
+    assert sorted(n for n, _ in log) == ["call_status", "stream_ended", "stream_status"]
+    assert all(p["CallSid"] == "CA9" for _, p in log)
+
+
+async def test_signatures_required_when_token_set() -> None:
+    env = {"TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": "https://agent.example.com"}
+    checker = SignatureChecker(TOKEN)
+    form = {"CallSid": "CA5", "StreamEvent": "stream-started"}
+    good = checker.sign("https://agent.example.com/stream_status", form)
+    async with running_server(quiet_wiring(Seen()), env) as (_, port):
+        assert (await ahttp("POST", port, "/stream_status", form=form))[0] == 403
+        bad = {"X-Twilio-Signature": good[:-2] + "xx"}
+        assert (await ahttp("POST", port, "/stream_status", form=form, headers=bad))[0] == 403
+        assert (await ahttp("POST", port, "/stream_status", form=form, headers={"X-Twilio-Signature": good}))[0] == 204
+        # The signature covers the params: the same signature with other params is refused.
+        other = {**form, "StreamEvent": "stream-stopped"}
+        assert (await ahttp("POST", port, "/stream_status", form=other, headers={"X-Twilio-Signature": good}))[0] == 403
+        twiml_sig = checker.sign("https://agent.example.com/twiml", CALL)
+        assert (await ahttp("POST", port, "/twiml", form=CALL, headers={"X-Twilio-Signature": twiml_sig}))[0] == 200
+
+
+async def test_signature_behind_proxy_uses_forwarded_url() -> None:
+    checker = SignatureChecker(TOKEN)
+    form = {"CallSid": "CA6"}
+    sig = checker.sign("https://tunnel.example.net/call_status", form)
+    proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "tunnel.example.net", "X-Twilio-Signature": sig}
+    async with running_server(quiet_wiring(Seen()), {"TWILIO_AUTH_TOKEN": TOKEN}) as (_, port):
+        assert (await ahttp("POST", port, "/call_status", form=form, headers=proxy))[0] == 204
+        assert (await ahttp("POST", port, "/call_status", form=form, headers={"X-Twilio-Signature": sig}))[0] == 403
+
+
+async def test_websocket_upgrade_signature() -> None:
+    env = {"TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": "https://agent.example.com"}
+    seen = Seen()
+    async with running_server(quiet_wiring(seen), env) as (_, port):
+        url = f"ws://127.0.0.1:{port}/ws/twilio-media"
+        try:
+            async with trio_websocket.open_websocket_url(url):
+                raise AssertionError("unsigned upgrade was accepted")
+        except trio_websocket.ConnectionRejected as exc:
+            assert exc.status_code == 403
+        sig = SignatureChecker(TOKEN).sign("wss://agent.example.com/ws/twilio-media", {})
+        async with trio_websocket.open_websocket_url(url, extra_headers=[("X-Twilio-Signature", sig)]) as ws:
+            await ws.send_message('{"event": "connected"}')
+            with trio.fail_after(5):
+                while not seen.frames:
+                    await trio.sleep(0.01)
+    assert seen.frames == ['{"event": "connected"}']
+
+
+async def test_subprotocol_is_echoed_and_close_reaches_the_call() -> None:
+    seen = Seen()
+    async with running_server(quiet_wiring(seen)) as (_, port):
+        url = f"ws://127.0.0.1:{port}/ws/twilio-media"
+        async with trio_websocket.open_websocket_url(url, subprotocols=["audio.twilio.com"]) as ws:
+            assert ws.subprotocol == "audio.twilio.com"
+            await ws.send_message("hello")
+        with trio.fail_after(5):
+            await seen.done.wait()
+    assert seen.frames == ["hello"]
+    assert seen.closed is not None
