@@ -1,0 +1,67 @@
+"""A small versioned migration runner: each step runs once; all pending steps in one transaction.
+
+The applied versions are rows of ``schema_version``. A step is never edited once released;
+a schema change is a new step appended to :data:`MIGRATIONS` (and the matching change in
+:mod:`leads.schema`, guarded so that a fresh database built from the new metadata by step 1
+skips it: see :func:`_add_column_if_missing`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Callable
+
+import sqlalchemy as sa
+
+from leads import schema
+
+Step = Callable[[sa.Connection], None]
+
+
+def _initial(conn: sa.Connection) -> None:
+    schema.metadata.create_all(
+        conn,
+        tables=[schema.calls, schema.leads, schema.transcripts, schema.timeline, schema.outbox],
+        checkfirst=True,
+    )
+
+
+def _add_column_if_missing(conn: sa.Connection, table: sa.Table, column: sa.Column) -> None:
+    """For later steps: ALTER TABLE ADD COLUMN unless step 1 already created it."""
+    existing = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    if column.name not in existing:
+        ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+
+
+MIGRATIONS: list[tuple[int, str, Step]] = [
+    (1, "calls, leads, transcripts, timeline, outbox", _initial),
+]
+
+
+def applied_versions(engine: sa.Engine) -> set[int]:
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(schema.schema_version.name):
+            return set()
+        return set(conn.execute(sa.select(schema.schema_version.c.version)).scalars())
+
+
+def migrate(engine: sa.Engine) -> list[int]:
+    """Apply the missing steps in order; returns the versions applied now."""
+    done: list[int] = []
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two servers starting at once on one database: the second waits, then finds it done.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(741001)"))
+        schema.schema_version.create(conn, checkfirst=True)
+        have = set(conn.execute(sa.select(schema.schema_version.c.version)).scalars())
+        for version, _description, step in MIGRATIONS:
+            if version in have:
+                continue
+            step(conn)
+            conn.execute(
+                schema.schema_version.insert().values(
+                    version=version, applied_at=dt.datetime.now(dt.timezone.utc)
+                )
+            )
+            done.append(version)
+    return done

@@ -1,0 +1,131 @@
+"""Read side for the dashboard: rows in the JSON shapes of design.md's contract.
+
+Blocking (one short read each); the dashboard runs them in worker threads.
+"""
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import sqlalchemy as sa
+
+from leads import schema
+from leads.lead import iso_local, lead_json
+from leads.store import Store
+
+METRIC_KEYS = ("turn_latency_ms", "asr_latency_ms", "halt_ms", "barge_ins", "barge_ins_clean", "heartbeats")
+# Close reasons that are a normal end of a call; anything else counts as a disconnect.
+POLITE_CLOSES = frozenset({"goodbye", "agent_goodbye", "hangup", "caller_hangup", "stop", "completed"})
+
+
+def _call_json(row: Any) -> dict[str, Any]:
+    return {
+        "call_sid": row["call_sid"],
+        "from": row["from_number"],
+        "to": row["to_number"],
+        "started_at": iso_local(row["started_at"]),
+        "ended_at": iso_local(row["ended_at"]),
+        "close_reason": row["close_reason"],
+        "turns": row["turns"],
+        "outcome": row["outcome"],
+    }
+
+
+def _metrics_json(stored: dict[str, Any] | None) -> dict[str, Any]:
+    stored = stored or {}
+    return {
+        key: list(stored.get(key) or []) if key.endswith("_ms") else int(stored.get(key) or 0)
+        for key in METRIC_KEYS
+    }
+
+
+def list_calls(store: Store, limit: int = 200) -> list[dict[str, Any]]:
+    c = schema.calls
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(c).order_by(c.c.started_at.desc()).limit(limit)).mappings().all()
+    return [_call_json(r) for r in rows]
+
+
+def list_leads(store: Store, limit: int = 500) -> list[dict[str, Any]]:
+    t = schema.leads
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(t).order_by(t.c.updated_at.desc()).limit(limit)).mappings().all()
+    return [lead_json(r) for r in rows]
+
+
+def call_detail(store: Store, call_sid: str) -> dict[str, Any] | None:
+    c, tr = schema.calls, schema.transcripts
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(c).where(c.c.call_sid == call_sid)).mappings().first()
+        if row is None:
+            return None
+        turns = conn.execute(
+            sa.select(tr).where(tr.c.call_sid == call_sid).order_by(tr.c.t_start_ms, tr.c.id)
+        ).mappings().all()
+    detail = _call_json(row)
+    detail["transcript"] = [
+        {
+            "speaker": t["speaker"], "text": t["text"], "t_start_ms": t["t_start_ms"],
+            "t_end_ms": t["t_end_ms"], "heard_fully": bool(t["heard_fully"]),
+        }
+        for t in turns
+    ]
+    detail["metrics"] = _metrics_json(row["metrics"])
+    return detail
+
+
+def call_timeline(store: Store, call_sid: str) -> list[dict[str, Any]]:
+    tl = schema.timeline
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(tl).where(tl.c.call_sid == call_sid).order_by(tl.c.t_ms, tl.c.id)
+        ).mappings().all()
+    return [{"t_ms": r["t_ms"], "kind": r["kind"], "detail": r["detail"] or {}} for r in rows]
+
+
+def list_outbox(store: Store, limit: int = 500) -> list[dict[str, Any]]:
+    o = schema.outbox
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(o).order_by(o.c.created_at.desc()).limit(limit)).mappings().all()
+    return [
+        {
+            "call_sid": r["call_sid"], "phone": r["phone"], "channel": r["channel"], "state": r["state"],
+            "attempts": r["attempts"], "last_error": r["last_error"], "provider_id": r["provider_id"],
+            "updated_at": iso_local(r["updated_at"]),
+        }
+        for r in rows
+    ]
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 1) if values else None
+
+
+def call_figures(row: Any) -> dict[str, Any]:
+    """One finished call as a point on the dashboard's charts (the user's six metrics)."""
+    m = row["metrics"] or {}
+    duration = row["duration_s"] or 0.0
+    barge_ins = int(m.get("barge_ins") or 0)
+    return {
+        "call_sid": row["call_sid"],
+        "t": schema.utc(row["ended_at"]).timestamp(),
+        "turn_latency_ms": _mean(m.get("turn_latency_ms") or []),
+        "asr_latency_ms": _mean(m.get("asr_latency_ms") or []),
+        "halt_ms": max(m.get("halt_ms") or [], default=None),
+        "barge_in_success_pct": round(100.0 * int(m.get("barge_ins_clean") or 0) / barge_ins, 1) if barge_ins else None,
+        "turns": row["turns"],
+        "turns_to_meeting": m.get("turns_to_meeting"),
+        "duration_s": round(duration, 1),
+        "disconnect": row["close_reason"] not in POLITE_CLOSES,
+        "heartbeats_per_min": round(int(m.get("heartbeats") or 0) * 60.0 / duration, 2) if duration >= 1 else None,
+    }
+
+
+def metric_series(store: Store, limit: int = 500) -> list[dict[str, Any]]:
+    """Finished calls, oldest first, as chart points."""
+    c = schema.calls
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(c).where(c.c.ended_at.is_not(None)).order_by(c.c.ended_at.desc()).limit(limit)
+        ).mappings().all()
+    return [call_figures(r) for r in reversed(rows)]

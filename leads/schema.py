@@ -1,0 +1,106 @@
+"""The store's tables (SQLAlchemy Core), portable between SQLite and PostgreSQL.
+
+Times are stored as aware UTC datetimes; SQLite hands them back naive, so readers go
+through :func:`utc` before using them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+calls = sa.Table(
+    "calls", metadata,
+    sa.Column("call_sid", sa.String(64), primary_key=True),
+    sa.Column("stream_sid", sa.String(64), nullable=False, server_default=""),
+    sa.Column("from_number", sa.String(64), nullable=False, server_default=""),
+    sa.Column("to_number", sa.String(64), nullable=False, server_default=""),
+    sa.Column("phone", sa.String(64)),  # the lead this call belongs to, once known
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_activity_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("duration_s", sa.Float),
+    sa.Column("close_reason", sa.String(64)),
+    sa.Column("outcome", sa.String(64)),
+    sa.Column("turns", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("metrics", sa.JSON),  # leads.base.CallMetrics as a dict, written at the end
+    # The latest WhatsApp summary the session handed us mid-call: what a crash recovery sends.
+    sa.Column("pending_summary", sa.Text),
+)
+sa.Index("ix_calls_started_at", calls.c.started_at)
+
+leads = sa.Table(
+    "leads", metadata,
+    sa.Column("phone", sa.String(64), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("area", sa.Text),
+    sa.Column("property_type", sa.Text),
+    sa.Column("rooms", sa.Float),
+    sa.Column("budget_ils", sa.BigInteger),
+    sa.Column("timeframe", sa.Text),
+    sa.Column("phone_confirmed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.String(32), nullable=False, server_default="new"),
+    sa.Column("meeting_at", sa.DateTime(timezone=True)),
+    sa.Column("last_call_sid", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+transcripts = sa.Table(
+    "transcripts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_sid", sa.String(64), sa.ForeignKey("calls.call_sid"), nullable=False),
+    sa.Column("speaker", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("t_start_ms", sa.Integer, nullable=False),
+    sa.Column("t_end_ms", sa.Integer, nullable=False),
+    sa.Column("heard_fully", sa.Boolean, nullable=False),
+)
+sa.Index("ix_transcripts_call", transcripts.c.call_sid, transcripts.c.id)
+
+timeline = sa.Table(
+    "timeline", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_sid", sa.String(64), sa.ForeignKey("calls.call_sid"), nullable=False),
+    sa.Column("t_ms", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("detail", sa.JSON),
+)
+sa.Index("ix_timeline_call", timeline.c.call_sid, timeline.c.id)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # One item per call and channel ("whatsapp:<call_sid>"): what makes delivery idempotent.
+    sa.Column("key", sa.String(128), nullable=False, unique=True),
+    sa.Column("call_sid", sa.String(64), nullable=False),
+    sa.Column("phone", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # whatsapp | webhook
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("provider_id", sa.String(64)),  # Twilio MessageSid
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("ix_outbox_due", outbox.c.state, outbox.c.next_attempt_at)
+sa.Index("ix_outbox_provider_id", outbox.c.provider_id)
+
+
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored time as aware UTC (SQLite drops the zone; we only ever write UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)

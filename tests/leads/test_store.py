@@ -1,0 +1,159 @@
+"""The store on SQLite and on a real PostgreSQL: calls, leads, transcripts, outbox rows."""
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from dialog.base import LeadState, Slots
+from leads import queries, schema
+from leads.base import CallInfo, CallMetrics
+from leads.migrations import MIGRATIONS, applied_versions, migrate
+from leads.store import SqlRecorder, Store
+
+T0 = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.timezone.utc)
+JLM_MEETING = dt.datetime(2026, 11, 29, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+
+
+def info(sid: str = "CA1", started: dt.datetime = T0, phone: str = "+972501234567") -> CallInfo:
+    return CallInfo(call_sid=sid, stream_sid="MZ" + sid, from_number=phone, to_number="+97233001122",
+                    started_at=started)
+
+
+def outbox_rows(store: Store) -> list[dict]:
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(schema.outbox).order_by(schema.outbox.c.id)).mappings()]
+
+
+def test_migrations_are_versioned_and_run_once(store: Store) -> None:
+    assert applied_versions(store.engine) == {v for v, _, _ in MIGRATIONS}
+    assert migrate(store.engine) == []
+    again = Store.open(str(store.engine.url.render_as_string(hide_password=False)))
+    again.close()
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.schema_version)).scalar() == len(MIGRATIONS)
+
+
+def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
+    s = Store.open(sqlite_url)
+    with s.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    s.close()
+
+
+async def test_a_call_recorded_as_it_goes(store: Store) -> None:
+    rec = SqlRecorder(store, lead_webhook=True)
+    await rec.call_started(info())
+    assert queries.list_calls(store) == [{
+        "call_sid": "CA1", "from": "+972501234567", "to": "+97233001122",
+        "started_at": "2026-11-26T10:00:00+02:00", "ended_at": None, "close_reason": None,
+        "turns": 0, "outcome": None,
+    }]
+    await rec.transcript_turn("CA1", "agent", "שלום, כאן AgentLocator. באיזה אזור אתם מחפשים?", 0, 3100, True)
+    await rec.transcript_turn("CA1", "caller", "בתל אביב, דירת שלושה חדרים", 3900, 6200, True)
+    rec.timeline_event("CA1", 6650, "STATE_CHANGE", to="PROCESSING")
+    lead = LeadState(Slots(area="תל אביב", property_type="דירה", rooms=3))
+    await rec.lead_updated("CA1", "+972501234567", lead)
+    # Mid-call the lead is already there, and the follow-up is held (not due) in the outbox.
+    [saved] = queries.list_leads(store)
+    assert (saved["area"], saved["rooms"], saved["status"]) == ("תל אביב", 3.0, "new")
+    [held] = outbox_rows(store)
+    assert (held["state"], held["channel"], held["next_attempt_at"]) == ("held", "whatsapp", None)
+    assert "תל אביב" in held["body"]
+
+    lead.slots.budget_ils = 2_500_000
+    lead.status = "meeting_booked"
+    lead.meeting_at = JLM_MEETING
+    metrics = CallMetrics(turn_latency_ms=[640.0, 810.0], asr_latency_ms=[300.0, 420.0], halt_ms=[120.0],
+                          barge_ins=1, barge_ins_clean=1, heartbeats=4, turns=1, turns_to_meeting=1)
+    await rec.call_ended("CA1", T0 + dt.timedelta(minutes=2), "agent_goodbye", "meeting_booked", metrics,
+                         "+972501234567", lead, "סיכום: פגישה ביום ראשון 10:30")
+
+    detail = queries.call_detail(store, "CA1")
+    assert detail["ended_at"] == "2026-11-26T10:02:00+02:00"
+    assert (detail["close_reason"], detail["outcome"], detail["turns"]) == ("agent_goodbye", "meeting_booked", 1)
+    assert [t["speaker"] for t in detail["transcript"]] == ["agent", "caller"]
+    assert detail["transcript"][1] == {"speaker": "caller", "text": "בתל אביב, דירת שלושה חדרים",
+                                       "t_start_ms": 3900, "t_end_ms": 6200, "heard_fully": True}
+    assert detail["metrics"] == {"turn_latency_ms": [640.0, 810.0], "asr_latency_ms": [300.0, 420.0],
+                                 "halt_ms": [120.0], "barge_ins": 1, "barge_ins_clean": 1, "heartbeats": 4}
+    assert queries.call_timeline(store, "CA1") == [{"t_ms": 6650, "kind": "STATE_CHANGE",
+                                                    "detail": {"to": "PROCESSING"}}]
+    [lead_row] = queries.list_leads(store)
+    assert lead_row["status"] == "meeting_booked"
+    assert lead_row["meeting_at"] == "2026-11-29T10:30:00+02:00"
+    assert lead_row["budget_ils"] == 2_500_000
+    rows = outbox_rows(store)
+    assert [(r["channel"], r["state"]) for r in rows] == [("whatsapp", "pending"), ("webhook", "pending")]
+    assert rows[0]["body"] == "סיכום: פגישה ביום ראשון 10:30"
+
+
+async def test_repeat_caller_updates_the_same_lead(store: Store) -> None:
+    rec = SqlRecorder(store, lead_webhook=False)
+    phone = "+972541112233"
+    await rec.call_started(info("CA1", phone=phone))
+    first = LeadState(Slots(name="דנה", area="חיפה", budget_ils=1_800_000), status="qualified")
+    await rec.call_ended("CA1", T0 + dt.timedelta(minutes=1), "hangup", "qualified", CallMetrics(turns=3),
+                         phone, first, "סיכום 1")
+    await rec.call_started(info("CA2", started=T0 + dt.timedelta(days=1), phone=phone))
+    second = LeadState(Slots(area="קריות"))  # new conversation: only the area changed so far
+    await rec.lead_updated("CA2", phone, second)
+    [lead] = queries.list_leads(store)
+    assert (lead["name"], lead["area"], lead["budget_ils"], lead["status"]) == ("דנה", "קריות", 1_800_000, "qualified")
+    second.status = "lost"
+    await rec.call_ended("CA2", T0 + dt.timedelta(days=1, minutes=1), "hangup", "lost", CallMetrics(turns=1),
+                         phone, second, "סיכום 2")
+    [lead] = queries.list_leads(store)
+    assert lead["status"] == "lost"
+    assert [c["call_sid"] for c in queries.list_calls(store)] == ["CA2", "CA1"]
+    # One WhatsApp per call; no webhook without LEAD_WEBHOOK_URL.
+    assert [(r["key"], r["state"]) for r in outbox_rows(store)] == [("whatsapp:CA1", "pending"), ("whatsapp:CA2", "pending")]
+
+
+async def test_call_end_twice_queues_one_follow_up(store: Store) -> None:
+    rec = SqlRecorder(store, lead_webhook=False)
+    await rec.call_started(info())
+    lead = LeadState(Slots(area="חולון"))
+    for _ in range(2):
+        await rec.call_ended("CA1", T0 + dt.timedelta(seconds=30), "ws_drop", "dropped", CallMetrics(),
+                             "+972501234567", lead, "סיכום")
+    assert len(outbox_rows(store)) == 1
+
+
+async def test_recovery_closes_crashed_calls_and_releases_their_follow_up(store: Store) -> None:
+    rec = SqlRecorder(store, lead_webhook=True)
+    await rec.call_started(info())
+    lead = LeadState(Slots(area="רמת גן", property_type="דירה"), status="qualified")
+    await rec.lead_updated("CA1", "+972501234567", lead, whatsapp_summary="סיכום חלקי: רמת גן, דירה")
+    assert queries.list_calls(store)[0]["ended_at"] is None  # live
+    restart = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
+    assert store.recover_interrupted(restart, lead_webhook=True) == ["CA1"]
+    [call] = queries.list_calls(store)
+    assert (call["close_reason"], call["outcome"]) == ("server_restart", "interrupted")
+    assert call["ended_at"] is not None
+    rows = outbox_rows(store)
+    assert [(r["channel"], r["state"]) for r in rows] == [("whatsapp", "pending"), ("webhook", "pending")]
+    assert rows[0]["body"] == "סיכום חלקי: רמת גן, דירה"
+    assert store.recover_interrupted(restart) == []
+
+
+async def test_calls_started_after_the_restart_are_left_alone(store: Store) -> None:
+    rec = SqlRecorder(store)
+    restart = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5)
+    await rec.call_started(info(started=dt.datetime.now(dt.timezone.utc)))
+    assert store.recover_interrupted(restart) == []
+
+
+async def test_db_errors_are_logged_and_the_call_goes_on(store: Store, capsys) -> None:
+    from server import logs
+    logs.configure()
+    rec = SqlRecorder(store)
+    await rec.call_started(info())
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE transcripts"))
+    await rec.transcript_turn("CA1", "caller", "שלום", 0, 900, True)  # must not raise
+    await rec.call_ended("CA1", T0 + dt.timedelta(seconds=5), "hangup", "new", CallMetrics(), "+972501234567",
+                         LeadState(), "סיכום")
+    out = capsys.readouterr().out
+    assert '"event":"ERROR"' in out and "store.transcript_turn" in out
+    assert queries.list_calls(store)[0]["close_reason"] == "hangup"
