@@ -1,0 +1,66 @@
+import pytest
+
+from native.config import ConfigError
+from speech.espeak_tts import EspeakSynthesizer
+from speech.providers import select_speech
+from speech.whisper_local import WhisperRecognizer
+
+
+def test_offline_english_pair():
+    sp = select_speech({"AGENT_LANGUAGE": "en-US"})
+    assert (sp.asr_name, sp.tts_name) == ("whisper", "espeak")
+    assert sp.asr_fallback is None
+    assert isinstance(sp.synthesizer, EspeakSynthesizer)
+    assert isinstance(sp.new_recognizer("en-US"), WhisperRecognizer)
+    info = sp.describe()
+    assert info["asr"] == "whisper" and any("offline" in why for why in info["why"])
+
+
+def test_hebrew_without_a_hebrew_recognizer_is_a_clear_error():
+    with pytest.raises(ConfigError) as err:
+        select_speech({})  # AGENT_LANGUAGE defaults to he-IL, bundled model is tiny.en
+    msg = str(err.value)
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in msg and "OPENAI_API_KEY" in msg and "WHISPER_MODEL" in msg
+
+
+def test_hebrew_with_explicit_whisper_and_english_model_is_refused():
+    with pytest.raises(ConfigError, match="English-only"):
+        select_speech({"AGENT_LANGUAGE": "iw-IL", "ASR_PROVIDER": "whisper"})
+
+
+def test_missing_model_names_whisper_model(tmp_path):
+    with pytest.raises(ConfigError, match="WHISPER_MODEL"):
+        select_speech({"AGENT_LANGUAGE": "en-US", "WHISPER_MODEL": str(tmp_path)})
+    with pytest.raises(ConfigError, match="WHISPER_MODEL"):
+        select_speech({"AGENT_LANGUAGE": "en-US", "WHISPER_MODEL": "no-such-size-xyz"})
+
+
+def test_multilingual_model_dir_makes_hebrew_offline_possible(tmp_path):
+    from speech.whisper_local import resolve_model
+
+    (tmp_path / "model.bin").write_bytes(b"")
+    (tmp_path / "vocabulary.txt").write_text("x\n" * 51865)
+    assert resolve_model(str(tmp_path)).multilingual is True
+    (tmp_path / "vocabulary.txt").write_text("x\n" * 51864)
+    assert resolve_model(str(tmp_path)).multilingual is False
+
+
+def test_openai_key_makes_hebrew_work_and_auto_picks_it():
+    sp = select_speech({"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert sp.asr_name == "openai-whisper" and sp.asr_fallback is None
+    assert sp.new_recognizer("he-IL").name == "openai-whisper"
+
+
+@pytest.mark.parametrize(
+    "env, match",
+    [
+        ({"ASR_PROVIDER": "espeak"}, "ASR_PROVIDER"),
+        ({"TTS_PROVIDER": "whisper", "AGENT_LANGUAGE": "en-US"}, "TTS_PROVIDER"),
+        ({"ASR_PROVIDER": "google"}, "GOOGLE"),
+        ({"ASR_PROVIDER": "openai-whisper"}, "OPENAI_API_KEY"),
+        ({"TTS_PROVIDER": "google", "AGENT_LANGUAGE": "en-US"}, "GOOGLE"),
+    ],
+)
+def test_impossible_setups(env, match):
+    with pytest.raises(ConfigError, match=match):
+        select_speech(env)
