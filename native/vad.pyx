@@ -1,0 +1,338 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Energy VAD, end-of-utterance and barge-in detectors: one 20 ms frame in, one decision out.
+
+Every detector is a small state machine fed ``t_ms``, the stream time of the START of the
+frame (0, 20, 40, ...; a frame at ``t_ms`` covers [t_ms, t_ms + 20)). A decision taken on
+the frame at ``t_ms`` is taken at ``t_ms + 20``, when the frame has been heard: all the
+durations below are measured to the END of the current frame. No clocks, no I/O, no
+allocation per frame: the Trio shell owns time, these own the decisions.
+
+Energy is the RMS of the frame's int16 samples (``native.codec.decode_with_energy``), the
+unit the user's thresholds are written in.
+
+FrameClassifier — voice / silence for one frame
+  * Calibration: the frames that START within the first ``calibration_ms`` of the stream
+    (20 frames at the default 400 ms) are line noise by definition; ``update`` returns
+    False for them and stores their RMS. The noise floor is their MEDIAN, so a word or a
+    click inside the window (less than half of it) does not inflate it. The first frame
+    after the window is classified with the calibrated threshold.
+  * Threshold: ``max(threshold_floor, noise_floor * noise_gain + noise_offset)`` =
+    max(35, noise*2.2 + 8); a frame is "loud" when RMS > threshold.
+  * Hysteresis (time, symmetric — a debounce): the decision flips only once the loud/quiet
+    reading has disagreed with it for ``hysteresis_ms`` in a row; it flips on the frame
+    that completes that run. So a loud run shorter than hysteresis_ms is never voice, a dip
+    shorter than hysteresis_ms never breaks voice, and every run the detectors see has the
+    length of the real one, only ``hysteresis_ms - 20`` later (40 ms at the default 60).
+    Why not an immediate onset with a hangover at the end: the hangover lengthens every
+    voice run by the hysteresis, and then a 150 ms click reads as 190-210 ms of voice —
+    the barge-in (180-220 ms) and the click rule (< 100 ms never starts an utterance)
+    would be off by exactly that. A 40 ms later decision costs nothing at the ASR, which
+    gets ``preroll_ms`` (300 ms) of audio before the onset anyway.
+  * Noise tracking: on a frame that is quiet and decided silence, the floor moves toward
+    its RMS with time constant NOISE_TRACK_MS (2 s), and the threshold follows. Voice never
+    moves it, so a long monologue cannot raise the floor.
+
+EouDetector — utterance onset and end
+  * ONSET when the voice run reaches ``min_voice_onset_ms`` (100 ms; shorter runs — clicks —
+    never start an utterance); ``onset_ms`` = the start of that run.
+  * END by silence: ``eou_silence_ms`` (400 ms) of continuous decided silence.
+  * END by a sharp drop: a frame whose RMS is at least ``sharp_drop_db`` (12 dB) below the
+    loudest of the ``sharp_drop_window_ms`` (60 ms) of frames before it, while the voice
+    run is on. It ends the utterance ``eou_drop_silence_ms`` (200 ms) after the start of
+    that frame if, until then, every frame stayed >= 12 dB below that peak and the
+    current frame is decided silence. A rise back within 12 dB of the peak cancels it
+    (a syllable boundary, not a stop); so does a frame still decided voice at the 200 ms
+    mark (quieter speech, not a stop).
+  * Never END before ``min_utt_ms`` after the onset: a 300 ms "כן" followed by silence ends
+    exactly at onset + min_utt_ms (1 s) — still a turn, just not a faster one.
+  * FORCED at onset + ``max_utt_ms`` (4.5 s) if no END came: a noisy line never hangs the
+    call. An END due on the same frame wins. A voice run still going on after FORCED starts
+    the next utterance from the next frame on.
+
+BargeInDetector — the caller talks over the agent
+  * ``arm(t)`` when TTS audio starts playing, ``disarm()`` when it stops.
+  * Fires (True, once per arm) when continuous decided voice reaches
+    ``barge_in_min_voice_ms`` (200 ms), counting only voice at or after the end of the
+    grace window ``armed_at + barge_in_grace_ms``: voice that began inside the grace window
+    (or before arming: the caller was still talking) counts from the window's end, so the
+    earliest trigger is at armed_at + grace + min_voice (400 ms after TTS start by default)
+    and never inside the window.
+  * ``onset_ms`` = the real start of the triggering voice run (possibly inside the grace
+    window), so the shell can hand the ASR the audio from there.
+"""
+from libc.math cimport pow
+
+from native.config import TimingConfig
+
+DEF FRAME_MS = 20
+DEF CAL_MAX = 64
+DEF DROP_MAX = 16
+
+NOISE_TRACK_MS = 2000  # time constant of the noise-floor tracking during silence
+
+EOU_NONE = 0
+EOU_ONSET = 1
+EOU_END = 2
+EOU_FORCED = 3
+
+
+cdef inline double _dmax(double a, double b) noexcept nogil:
+    return a if a > b else b
+
+
+cdef class FrameClassifier:
+    """Voice / silence for one 20 ms frame from its RMS (see the module docstring)."""
+
+    cdef readonly double threshold
+    cdef readonly double noise_floor
+    cdef readonly bint calibrated
+    cdef readonly bint voice
+    cdef readonly object cfg
+    cdef double floor, gain, offset, alpha
+    cdef long long cal_ms, hyst_ms, t0, pending_since
+    cdef bint started
+    cdef double cal[CAL_MAX]
+    cdef int cal_n
+
+    def __init__(self, cfg=None):
+        if cfg is None:
+            cfg = TimingConfig()
+        self.cfg = cfg
+        self.floor = cfg.threshold_floor
+        self.gain = cfg.noise_gain
+        self.offset = cfg.noise_offset
+        self.cal_ms = cfg.calibration_ms
+        self.hyst_ms = cfg.hysteresis_ms
+        self.alpha = <double>FRAME_MS / NOISE_TRACK_MS
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything, including the calibration (a new stream)."""
+        self.started = False
+        self.calibrated = False
+        self.voice = False
+        self.cal_n = 0
+        self.noise_floor = 0.0
+        self.threshold = self.floor
+        self.pending_since = -1
+        self.t0 = 0
+
+    cdef inline void _set_noise(self, double noise) noexcept:
+        self.noise_floor = noise
+        self.threshold = _dmax(self.floor, noise * self.gain + self.offset)
+
+    cdef void _finish_calibration(self) noexcept:
+        # median of the calibration frames (insertion sort: at most CAL_MAX values, once)
+        cdef int i, j, n = self.cal_n
+        cdef double v
+        for i in range(1, n):
+            v = self.cal[i]
+            j = i - 1
+            while j >= 0 and self.cal[j] > v:
+                self.cal[j + 1] = self.cal[j]
+                j -= 1
+            self.cal[j + 1] = v
+        if n == 0:
+            self._set_noise(0.0)
+        elif n & 1:
+            self._set_noise(self.cal[n // 2])
+        else:
+            self._set_noise(0.5 * (self.cal[n // 2 - 1] + self.cal[n // 2]))
+        self.calibrated = True
+
+    cpdef bint update(self, double rms, long long t_ms):
+        """Feed one frame's RMS; returns whether the line carries voice (False while calibrating)."""
+        cdef bint loud
+        if not self.calibrated:
+            if not self.started:
+                self.started = True
+                self.t0 = t_ms
+            if t_ms < self.t0 + self.cal_ms:
+                if self.cal_n < CAL_MAX:
+                    self.cal[self.cal_n] = rms
+                    self.cal_n += 1
+                return False
+            self._finish_calibration()
+        loud = rms > self.threshold
+        if loud != self.voice:
+            if self.pending_since < 0:
+                self.pending_since = t_ms
+            if t_ms + FRAME_MS - self.pending_since >= self.hyst_ms:
+                self.voice = loud
+                self.pending_since = -1
+        else:
+            self.pending_since = -1
+        if not loud and not self.voice:
+            self._set_noise(self.noise_floor + self.alpha * (rms - self.noise_floor))
+        return self.voice
+
+
+cdef class EouDetector:
+    """Utterance onset / end from per-frame voice decisions and RMS (see the module docstring)."""
+
+    cdef readonly long long onset_ms
+    cdef readonly bint in_utterance
+    cdef readonly long long silence_ms
+    cdef readonly long long utterance_ms   # length of the last ended utterance (onset -> EOU)
+    cdef readonly long long drop_ms        # start of a pending sharp drop, -1 if none
+    cdef readonly object cfg
+    cdef long long min_onset, eou_sil, drop_sil, min_utt, max_utt
+    cdef double ratio, drop_peak
+    cdef long long run_start, sil_start
+    cdef bint prev_voice
+    cdef double hist[DROP_MAX]
+    cdef int hist_k, hist_pos, hist_n
+
+    def __init__(self, cfg=None):
+        if cfg is None:
+            cfg = TimingConfig()
+        self.cfg = cfg
+        self.min_onset = cfg.min_voice_onset_ms
+        self.eou_sil = cfg.eou_silence_ms
+        self.drop_sil = cfg.eou_drop_silence_ms
+        self.min_utt = cfg.min_utt_ms
+        self.max_utt = cfg.max_utt_ms
+        self.ratio = pow(10.0, cfg.sharp_drop_db / 20.0)
+        self.hist_k = max(1, min(DROP_MAX, cfg.sharp_drop_window_ms // FRAME_MS))
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to idle: no utterance, no voice run, no energy history."""
+        self.onset_ms = -1
+        self.in_utterance = False
+        self.silence_ms = 0
+        self.utterance_ms = 0
+        self.drop_ms = -1
+        self.drop_peak = 0.0
+        self.run_start = -1
+        self.sil_start = -1
+        self.prev_voice = False
+        self.hist_pos = 0
+        self.hist_n = 0
+
+    cdef inline double _recent_peak(self) noexcept:
+        cdef int i
+        cdef double m = 0.0
+        for i in range(self.hist_n):
+            if self.hist[i] > m:
+                m = self.hist[i]
+        return m
+
+    cdef inline void _push(self, double rms, bint voice) noexcept:
+        self.hist[self.hist_pos] = rms
+        self.hist_pos += 1
+        if self.hist_pos == self.hist_k:
+            self.hist_pos = 0
+        if self.hist_n < self.hist_k:
+            self.hist_n += 1
+        self.prev_voice = voice
+
+    cdef inline int _end(self, int kind, long long end) noexcept:
+        self.utterance_ms = end - self.onset_ms
+        self.in_utterance = False
+        self.run_start = -1
+        self.sil_start = -1
+        self.drop_ms = -1
+        return kind
+
+    cpdef int update(self, bint voice, double rms, long long t_ms):
+        """Feed one frame's decision and RMS; returns EOU_NONE / EOU_ONSET / EOU_END / EOU_FORCED."""
+        cdef long long end = t_ms + FRAME_MS
+        cdef double peak = self._recent_peak()
+        cdef bint ended
+        if not self.in_utterance:
+            if voice:
+                if self.run_start < 0:
+                    self.run_start = t_ms
+                if end - self.run_start >= self.min_onset:
+                    self.in_utterance = True
+                    self.onset_ms = self.run_start
+                    self.silence_ms = 0
+                    self.sil_start = -1
+                    self.drop_ms = -1
+                    self._push(rms, voice)
+                    return EOU_ONSET
+            else:
+                self.run_start = -1
+            self._push(rms, voice)
+            return EOU_NONE
+
+        if voice:
+            self.sil_start = -1
+            self.silence_ms = 0
+        else:
+            if self.sil_start < 0:
+                self.sil_start = t_ms
+            self.silence_ms = end - self.sil_start
+
+        if self.drop_ms >= 0 and rms * self.ratio > self.drop_peak:
+            self.drop_ms = -1  # energy came back: a syllable boundary, not a stop
+        if self.drop_ms < 0 and self.prev_voice and peak > 0.0 and rms * self.ratio <= peak:
+            self.drop_ms = t_ms
+            self.drop_peak = peak
+        self._push(rms, voice)
+
+        ended = self.silence_ms >= self.eou_sil
+        if self.drop_ms >= 0 and end - self.drop_ms >= self.drop_sil:
+            if voice:
+                self.drop_ms = -1  # still voice 200 ms on: quieter speech, not a stop
+            else:
+                ended = True
+        if ended and end - self.onset_ms >= self.min_utt:
+            return self._end(EOU_END, end)
+        if end - self.onset_ms >= self.max_utt:
+            return self._end(EOU_FORCED, end)
+        return EOU_NONE
+
+
+cdef class BargeInDetector:
+    """Caller voice over the agent's speech (see the module docstring)."""
+
+    cdef readonly bint armed
+    cdef readonly bint fired
+    cdef readonly long long armed_at
+    cdef readonly long long onset_ms
+    cdef readonly object cfg
+    cdef long long min_voice, grace, run_start
+
+    def __init__(self, cfg=None):
+        if cfg is None:
+            cfg = TimingConfig()
+        self.cfg = cfg
+        self.min_voice = cfg.barge_in_min_voice_ms
+        self.grace = cfg.barge_in_grace_ms
+        self.armed = False
+        self.fired = False
+        self.armed_at = -1
+        self.onset_ms = -1
+        self.run_start = -1
+
+    def arm(self, long long t_ms) -> None:
+        """The agent's audio starts playing at ``t_ms`` (grace window starts here)."""
+        self.armed = True
+        self.fired = False
+        self.armed_at = t_ms
+        self.onset_ms = -1
+
+    def disarm(self) -> None:
+        """The agent stopped speaking: nothing to interrupt."""
+        self.armed = False
+
+    cpdef bint update(self, bint voice, long long t_ms):
+        """Feed one frame's decision; True exactly once per arm, at the trigger frame."""
+        cdef long long counted_from
+        if not voice:
+            self.run_start = -1
+            return False
+        if self.run_start < 0:
+            self.run_start = t_ms  # tracked while disarmed too, so onset_ms is the real onset
+        if not self.armed or self.fired:
+            return False
+        counted_from = self.run_start
+        if counted_from < self.armed_at + self.grace:
+            counted_from = self.armed_at + self.grace
+        if t_ms + FRAME_MS - counted_from >= self.min_voice:
+            self.fired = True
+            self.onset_ms = self.run_start
+            return True
+        return False
