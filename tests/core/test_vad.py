@@ -1,0 +1,252 @@
+"""Exact decision times of the detectors on synthetic signals (all times in ms, frames of 20 ms).
+
+Conventions (native/vad.pyx docstring): a frame at t covers [t, t+20) and its decision is
+taken at t+20; the classifier's symmetric hysteresis delays both edges of a run by
+hysteresis_ms - 20 = 40 ms at the defaults, without changing its length.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from native import codec
+from native.config import TimingConfig
+from native.vad import EOU_END, EOU_FORCED, EOU_NONE, EOU_ONSET, BargeInDetector, EouDetector, FrameClassifier
+
+CFG = TimingConfig()
+LAG = CFG.hysteresis_ms - 20
+NOISE = 10.0
+SPEECH = 2000.0
+
+
+def levels(*segments: tuple[float, int]) -> list[float]:
+    """(rms, duration_ms) segments -> one RMS per 20 ms frame."""
+    out: list[float] = []
+    for rms, ms in segments:
+        assert ms % 20 == 0
+        out += [rms] * (ms // 20)
+    return out
+
+
+def drive(rms: list[float], cfg: TimingConfig = CFG, arm_at: int | None = None, disarm_at: int | None = None):
+    """Run classifier + EOU + barge-in; return (eou events [(decision time, kind, onset)], barge-ins)."""
+    c, e, b = FrameClassifier(cfg), EouDetector(cfg), BargeInDetector(cfg)
+    eous, barges = [], []
+    for i, r in enumerate(rms):
+        t = 20 * i
+        if arm_at is not None and t == arm_at:
+            b.arm(t)
+        if disarm_at is not None and t == disarm_at:
+            b.disarm()
+        v = c.update(r, t)
+        k = e.update(v, r, t)
+        if k != EOU_NONE:
+            eous.append((t + 20, k, e.onset_ms))
+        if b.update(v, t):
+            barges.append((t + 20, b.onset_ms))
+    return eous, barges
+
+
+# --- classifier -----------------------------------------------------------------------------
+
+
+def test_calibration_sets_the_threshold_from_the_median_noise() -> None:
+    c = FrameClassifier(CFG)
+    frames = [20.0] * 12 + [3000.0] * 8  # a word inside the window: less than half of it
+    assert [c.update(r, 20 * i) for i, r in enumerate(frames)] == [False] * 20
+    assert not c.calibrated
+    c.update(20.0, 400)
+    assert c.calibrated and c.noise_floor == 20.0
+    assert c.threshold == pytest.approx(20 * 2.2 + 8)
+
+
+def test_quiet_line_uses_the_floor_threshold_and_calibration_uses_the_stream_start() -> None:
+    c = FrameClassifier(CFG)
+    for i in range(21):
+        c.update(2.0, 1000 + 20 * i)  # the stream need not start at 0
+    assert c.calibrated and c.threshold == 35.0
+    c2 = FrameClassifier(TimingConfig(calibration_ms=300))
+    assert [c2.update(5.0, 20 * i) for i in range(15)] == [False] * 15 and not c2.calibrated
+    c2.update(5.0, 300)
+    assert c2.calibrated
+
+
+def test_hysteresis_is_a_symmetric_debounce() -> None:
+    c = FrameClassifier(CFG)
+    for i in range(20):
+        c.update(NOISE, 20 * i)
+    seq = levels((NOISE, 100), (SPEECH, 40), (NOISE, 100), (SPEECH, 200), (NOISE, 40), (SPEECH, 100), (NOISE, 200))
+    got = [c.update(r, 400 + 20 * i) for i, r in enumerate(seq)]
+    # the 40 ms burst is never voice; the 200 ms run becomes voice on its 3rd frame, the 40 ms
+    # dip does not break it, and it ends on the 3rd quiet frame after the last loud one.
+    expect = [False] * 14 + [True] * 17 + [False] * 8
+    assert got == expect
+    runs = np.diff(np.flatnonzero(np.diff([0, *got, 0])))
+    assert list(runs) == [340 // 20]  # 200 + 40 + 100 ms: the run keeps its real length
+
+
+def test_noise_floor_tracks_slowly_in_silence_and_never_in_voice() -> None:
+    c = FrameClassifier(CFG)
+    for i in range(20):
+        c.update(10.0, 20 * i)
+    t = 400
+    for _ in range(100):  # 2 s at a slightly higher noise (one time constant)
+        assert not c.update(20.0, t)
+        t += 20
+    assert 10.0 + 10 * (1 - math.exp(-1)) - 0.3 < c.noise_floor < 10.0 + 10 * (1 - math.exp(-1)) + 0.3
+    before = c.noise_floor
+    for _ in range(300):  # a 6 s monologue does not move the floor
+        c.update(SPEECH, t)
+        t += 20
+    assert c.noise_floor == before
+
+
+# --- end of utterance ------------------------------------------------------------------------
+
+
+def test_300_ms_word_ends_at_min_utt() -> None:
+    eous, _ = drive(levels((NOISE, 1000), (SPEECH, 300), (NOISE, 2000)))
+    onset = 1000 + LAG
+    assert eous == [(onset + CFG.min_voice_onset_ms, EOU_ONSET, onset), (onset + CFG.min_utt_ms, EOU_END, onset)]
+
+
+def test_silence_ends_a_long_utterance_after_eou_silence() -> None:
+    # a gradual fall (3 dB per frame: 9 dB in 60 ms, not sharp) then noise
+    fade = [SPEECH * 10 ** (-3 * k / 20) for k in range(1, 15)]
+    rms = levels((NOISE, 1000), (SPEECH, 2000)) + fade + levels((NOISE, 1000))
+    threshold = max(35.0, 2.2 * NOISE + 8)
+    fade_quiet = 1000 + 2000 + 20 * next(k for k, r in enumerate(fade) if r <= threshold)
+    eous, _ = drive(rms)
+    assert [k for _, k, _ in eous] == [EOU_ONSET, EOU_END]
+    assert eous[1][0] == fade_quiet + LAG + CFG.eou_silence_ms
+
+
+def test_sharp_drop_ends_200_ms_after_the_drop() -> None:
+    eous, _ = drive(levels((NOISE, 1000), (SPEECH, 1500), (NOISE, 1000)))
+    drop = 2500
+    assert eous[1] == (drop + CFG.eou_drop_silence_ms, EOU_END, 1000 + LAG)
+
+
+def test_sharp_drop_needs_the_configured_dB() -> None:
+    # an 11 dB step down at 2500 (still voice) is no sharp drop: the utterance ends only at the
+    # real drop to noise at 3500
+    quieter = SPEECH * 10 ** (-11 / 20)
+    eous, _ = drive(levels((NOISE, 1000), (SPEECH, 1500), (quieter, 1000), (NOISE, 1000)))
+    assert eous[1] == (3500 + CFG.eou_drop_silence_ms, EOU_END, 1000 + LAG)
+    # a 13 dB step is a drop, but still voice at the 200 ms mark: quieter speech, not a stop
+    quiet_voice = SPEECH * 10 ** (-13 / 20)
+    e = EouDetector(CFG)
+    c = FrameClassifier(CFG)
+    kinds = {}
+    for i, r in enumerate(levels((NOISE, 1000), (SPEECH, 1500), (quiet_voice, 1000), (NOISE, 1000))):
+        kinds[20 * i + 20] = e.update(c.update(r, 20 * i), r, 20 * i)
+        if 20 * i == 2500:
+            assert e.drop_ms == 2500
+        if 20 * i == 2680:
+            assert e.drop_ms == -1 and kinds[2700] == EOU_NONE
+    assert [t for t, k in kinds.items() if k == EOU_END] == [3500 + CFG.eou_drop_silence_ms]
+
+
+def test_drop_before_min_utt_waits_for_min_utt() -> None:
+    eous, _ = drive(levels((NOISE, 1000), (SPEECH, 500), (NOISE, 1000)))
+    onset = 1000 + LAG
+    assert eous[1] == (onset + CFG.min_utt_ms, EOU_END, onset)
+
+
+def test_voice_back_before_eou_continues_the_utterance() -> None:
+    # a 160 ms pause: the drop at 2200 is pending, the voice comes back before its 200 ms
+    eous, _ = drive(levels((NOISE, 1000), (SPEECH, 1200), (NOISE, 160), (SPEECH, 600), (NOISE, 1000)))
+    assert [k for _, k, _ in eous] == [EOU_ONSET, EOU_END]
+    assert eous[1][0] == 2960 + CFG.eou_drop_silence_ms
+
+
+def test_6_s_monologue_is_forced_at_max_utt_and_goes_on() -> None:
+    eous, _ = drive(levels((NOISE, 1000), (SPEECH, 6000), (NOISE, 1000)))
+    onset = 1000 + LAG
+    forced = onset + CFG.max_utt_ms
+    assert eous == [
+        (onset + 100, EOU_ONSET, onset),
+        (forced, EOU_FORCED, onset),
+        (forced + 100, EOU_ONSET, forced),
+        (7000 + CFG.eou_drop_silence_ms, EOU_END, forced),  # the rest ends by the sharp drop at 7000
+    ]
+
+
+@pytest.mark.parametrize("click_ms,starts", [(40, False), (80, False), (100, True), (160, True)])
+def test_clicks_shorter_than_min_voice_onset_never_start_an_utterance(click_ms: int, starts: bool) -> None:
+    eous, _ = drive(levels((NOISE, 1000), (SPEECH, click_ms), (NOISE, 2000)))
+    assert bool(eous) == starts
+
+
+def test_reset_returns_to_idle() -> None:
+    e = EouDetector(CFG)
+    for i in range(10):
+        e.update(True, SPEECH, 20 * i)
+    assert e.in_utterance
+    e.reset()
+    assert not e.in_utterance and e.onset_ms == -1
+    assert e.update(True, SPEECH, 200) == EOU_NONE
+
+
+# --- barge-in ---------------------------------------------------------------------------------
+
+
+def test_barge_in_fires_after_min_voice_with_the_real_onset() -> None:
+    _, barges = drive(levels((NOISE, 1000), (NOISE, 1000), (SPEECH, 1000), (NOISE, 500)), arm_at=1000)
+    voice_from = 2000 + LAG
+    assert barges == [(voice_from + CFG.barge_in_min_voice_ms, voice_from)]
+
+
+def test_voice_inside_the_grace_window_counts_from_its_end() -> None:
+    _, barges = drive(levels((NOISE, 1000), (NOISE, 60), (SPEECH, 1000), (NOISE, 500)), arm_at=1000)
+    assert barges == [(1000 + CFG.barge_in_grace_ms + CFG.barge_in_min_voice_ms, 1060 + LAG)]
+
+
+def test_150_ms_click_does_not_barge_in() -> None:
+    _, barges = drive(levels((NOISE, 1500), (SPEECH, 160), (NOISE, 1000)), arm_at=1000)
+    assert barges == []
+    _, barges = drive(levels((NOISE, 1500), (SPEECH, 180), (NOISE, 1000)), arm_at=1000)
+    assert barges == []
+    _, barges = drive(levels((NOISE, 1500), (SPEECH, 200), (NOISE, 1000)), arm_at=1000)
+    assert barges == [(1500 + LAG + 200, 1500 + LAG)]
+
+
+def test_disarmed_never_fires_and_fires_once_per_arm() -> None:
+    _, barges = drive(levels((NOISE, 1000), (SPEECH, 2000)), arm_at=None)
+    assert barges == []
+    _, barges = drive(levels((NOISE, 1000), (SPEECH, 2000)), arm_at=1000, disarm_at=1100)
+    assert barges == []
+    b = BargeInDetector(CFG)
+    b.arm(0)
+    fired = [b.update(True, t) for t in range(0, 2000, 20)]
+    assert fired.count(True) == 1 and fired.index(True) * 20 + 20 == 400
+    b.arm(2000)  # re-arming (the next TTS sentence) allows the next one
+    fired = [b.update(True, t) for t in range(2000, 3000, 20)]
+    assert fired.index(True) * 20 + 2020 == 2400 and b.onset_ms == 0
+
+
+# --- real audio through the codec ------------------------------------------------------------
+
+
+def test_tone_bursts_in_noise_through_the_codec() -> None:
+    """Sine bursts at a known RMS in white noise, μ-law encoded as Twilio sends them."""
+    rng = np.random.default_rng(7)
+    n = 8000 * 4
+    x = rng.normal(0, 12.0, n)  # noise RMS 12 -> threshold 12*2.2+8 = 34.4 -> floor 35
+    t = np.arange(n) / 8000
+    burst = (t >= 1.0) & (t < 1.3)  # a 300 ms "word" at RMS 800
+    x += burst * 800 * math.sqrt(2) * np.sin(2 * math.pi * 440 * t)
+    ulaw = codec.pcm16_to_ulaw(np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes())
+    c, e = FrameClassifier(CFG), EouDetector(CFG)
+    pcm = bytearray(320)
+    events = []
+    for i in range(n // 160):
+        rms = codec.decode_with_energy(ulaw[160 * i : 160 * i + 160], pcm)
+        k = e.update(c.update(rms, 20 * i), rms, 20 * i)
+        if k:
+            events.append((20 * i + 20, k))
+    assert 11 < c.noise_floor < 15  # μ-law quantisation adds a little to the 12 RMS noise
+    assert c.threshold == max(35.0, c.noise_floor * 2.2 + 8)
+    assert events == [(1000 + LAG + 100, EOU_ONSET), (1000 + LAG + CFG.min_utt_ms, EOU_END)]
