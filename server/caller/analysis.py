@@ -1,0 +1,136 @@
+"""The call measured from the caller's side (pure: tracks and event lists in, figures out).
+
+- turn latency: end of the caller's speech -> first agent audio heard (this includes the
+  server's end-of-utterance wait: it is what the caller lives through);
+- halt time: caller voice onset during agent speech -> agent audio stops at the caller;
+- trigger -> clear: voice onset -> `clear` received;
+- keepalive intervals: gaps before marks that arrive with no media since the last message;
+- longest server silence: the longest stretch with no message at all from the server.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from native.config import SAMPLE_RATE
+from server.caller.call import AUDIBLE_RMS, BLOCK, SimulatedCall
+
+HALT_QUIET_S = 0.4  # agent audio counts as stopped once it stays quiet this long
+
+
+def _audible_blocks(heard: np.ndarray, end_s: float) -> np.ndarray:
+    n = int(end_s * SAMPLE_RATE) // BLOCK
+    data = heard[: n * BLOCK]
+    if len(data) < n * BLOCK:
+        data = np.concatenate([data, np.zeros(n * BLOCK - len(data), dtype=np.int16)])
+    blocks = data.astype(np.float64).reshape(n, BLOCK) if n else np.zeros((0, BLOCK))
+    return np.sqrt((blocks**2).mean(axis=1)) > AUDIBLE_RMS if n else np.zeros(0, dtype=bool)
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
+    arr = np.asarray(values, dtype=np.float64)
+    return {
+        "n": len(values),
+        "p50": round(float(np.percentile(arr, 50)), 1),
+        "p95": round(float(np.percentile(arr, 95)), 1),
+        "p99": round(float(np.percentile(arr, 99)), 1),
+        "max": round(float(arr.max()), 1),
+    }
+
+
+@dataclass(slots=True)
+class CallerFigures:
+    turn_latency_ms: list[float] = field(default_factory=list)
+    unanswered_turns: int = 0
+    halt_ms: list[float] = field(default_factory=list)
+    trigger_to_clear_ms: list[float] = field(default_factory=list)
+    barge_ins: int = 0
+    barge_ins_not_halted: int = 0
+    keepalive_intervals_s: list[float] = field(default_factory=list)
+    longest_server_silence_s: float = 0.0
+    agent_spans: list[tuple[float, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "turn_latency_ms": percentiles(self.turn_latency_ms) | {"values": [round(v, 1) for v in self.turn_latency_ms]},
+            "unanswered_turns": self.unanswered_turns,
+            "halt_ms": percentiles(self.halt_ms) | {"values": [round(v, 1) for v in self.halt_ms]},
+            "trigger_to_clear_ms": percentiles(self.trigger_to_clear_ms),
+            "barge_ins": self.barge_ins,
+            "barge_ins_not_halted": self.barge_ins_not_halted,
+            "keepalive_intervals_s": [round(v, 2) for v in self.keepalive_intervals_s],
+            "longest_server_silence_s": round(self.longest_server_silence_s, 2),
+        }
+
+
+def _spans(audible: np.ndarray, merge_gap_blocks: int) -> list[tuple[float, float]]:
+    spans: list[tuple[float, float]] = []
+    idx = np.flatnonzero(audible)
+    if len(idx) == 0:
+        return spans
+    start = prev = int(idx[0])
+    for i in idx[1:]:
+        i = int(i)
+        if i - prev > merge_gap_blocks:
+            spans.append((start * BLOCK / SAMPLE_RATE, (prev + 1) * BLOCK / SAMPLE_RATE))
+            start = i
+        prev = i
+    spans.append((start * BLOCK / SAMPLE_RATE, (prev + 1) * BLOCK / SAMPLE_RATE))
+    return spans
+
+
+def analyse(call: SimulatedCall) -> CallerFigures:
+    end = max(call.ended_at, 0.0)
+    audible = _audible_blocks(call.heard.data, end + HALT_QUIET_S)
+    block_s = BLOCK / SAMPLE_RATE
+    quiet_blocks = int(round(HALT_QUIET_S / block_s))
+    figures = CallerFigures(agent_spans=_spans(audible, quiet_blocks))
+    utts = sorted(call.utterances, key=lambda u: u.onset)
+
+    for i, utt in enumerate(utts):
+        if utt.barge:
+            continue
+        window_end = utts[i + 1].onset if i + 1 < len(utts) else end
+        lo, hi = int(np.ceil(utt.end / block_s)), int(window_end / block_s)
+        hits = np.flatnonzero(audible[lo:hi])
+        if len(hits):
+            figures.turn_latency_ms.append((lo + int(hits[0])) * block_s * 1000 - utt.end * 1000)
+        else:
+            figures.unanswered_turns += 1
+
+    for utt in utts:
+        if not utt.barge:
+            continue
+        onset_block = int(utt.onset / block_s)
+        # Was the agent audible just before the caller started talking over it?
+        if not audible[max(0, onset_block - 30) : onset_block + 1].any():
+            continue
+        figures.barge_ins += 1
+        stop = None
+        for b in range(onset_block, len(audible)):
+            if not audible[b : b + quiet_blocks].any():
+                stop = b * block_s
+                break
+        if stop is None or stop - utt.onset > 2.0:
+            figures.barge_ins_not_halted += 1
+        if stop is not None:
+            figures.halt_ms.append(max(0.0, (stop - utt.onset) * 1000))
+        clears = [t for t, _ in call.clears if t >= utt.onset]
+        if clears and clears[0] - utt.onset < 5.0:
+            figures.trigger_to_clear_ms.append((clears[0] - utt.onset) * 1000)
+
+    prev_t = 0.0
+    prev_kind = "start"
+    longest = 0.0
+    for rx in call.rx:
+        gap = rx.t - prev_t
+        longest = max(longest, gap)
+        if rx.kind == "mark" and gap > 1.0 and prev_kind in ("media", "mark", "start"):
+            figures.keepalive_intervals_s.append(gap)
+        prev_t, prev_kind = rx.t, rx.kind
+    figures.longest_server_silence_s = max(longest, end - prev_t)
+    return figures
