@@ -1,0 +1,186 @@
+"""The outbound side of a call: one 20 ms `media` per 20 ms, marks at exact frame positions,
+and the keepalive while nothing plays.
+
+Timing model: ``play_end`` is our estimate of when Twilio finishes playing what we sent. It
+advances by exactly 20 ms per frame from an anchor (``anchor + n * 20 ms``: no sleep drift,
+however late a wake-up is), and frame ``n`` is sent at ``play_end - lead``, so at most
+``pacer_lead_ms`` of audio is ever queued at Twilio ahead of what is playing: enough to ride
+out network jitter, little enough that a lost `clear` leaves almost nothing to hear. When the
+queue runs dry (TTS slower than real time, or silence between replies) Twilio's buffer
+drains too, and the next frame re-anchors the clock at "now".
+
+Producers (the session's reply task) write PCM16 into the native :class:`Framer` through
+:meth:`Pacer.write_pcm16` and place cues (a `mark` to send, or a local callback) after the
+frames queued so far. :meth:`Pacer.clear` (barge-in) drops queued frames and cues and bumps
+``epoch``: a producer that still holds the old epoch can no longer write, even if it runs
+one more step before its cancellation lands.
+"""
+from __future__ import annotations
+
+import bisect
+from typing import Awaitable, Callable
+
+import trio
+
+from leads import metrics
+from native.config import FRAME_MS, FRAME_ULAW_BYTES, TimingConfig
+from native.framer import Framer
+from server.keepalive import Keepalive
+from server.twilio_codec import TwilioFrames
+
+FRAME_S = FRAME_MS / 1000.0
+Send = Callable[[str], Awaitable[None]]
+Cue = Callable[[float], None]  # called with the monotonic time the preceding frame was sent
+
+
+class Pacer:
+    def __init__(
+        self,
+        config: TimingConfig,
+        send: Send,
+        frames: TwilioFrames,
+        on_heartbeat: Callable[[str, bool], None] | None = None,
+        capacity_frames: int = 1500,
+    ) -> None:
+        self.config = config
+        self._send = send
+        self._frames = frames
+        self._on_heartbeat = on_heartbeat
+        self._lead_s = config.pacer_lead_ms / 1000.0
+        self.framer = Framer(capacity_frames)
+        self._out = bytearray(FRAME_ULAW_BYTES)
+        # (position, mark name or None, callback or None): fires once frames_sent >= position
+        # Kept sorted by position (stable): a cue placed before a reply's first frame and a
+        # mark of a sentence that produced no audio may share or invert positions.
+        self._cues: list[tuple[int, str | None, Cue | None]] = []
+        self._wake = trio.Event()
+        self._space = trio.Event()
+        self._anchor: float | None = None
+        self._n = 0
+        self.epoch = 0
+        self.frames_sent = 0
+        self.marks_sent = 0
+        self.heartbeats = 0
+        self.keepalive = Keepalive(config, trio.current_time())
+        self._idle_silence = b"\xff" * (config.idle_silence_ms // FRAME_MS * FRAME_ULAW_BYTES)
+
+    # -- producer side -------------------------------------------------------------------------
+
+    @property
+    def position(self) -> int:
+        """Frame count at the end of what is queued (partial frame included once flushed)."""
+        return self.frames_sent + self.framer.frames
+
+    @property
+    def play_end(self) -> float | None:
+        """When Twilio should finish playing what was sent (None: nothing queued there)."""
+        return None if self._anchor is None else self._anchor + self._n * FRAME_S
+
+    async def write_pcm16(self, pcm: bytes, epoch: int) -> bool:
+        """Queue PCM16 audio; waits while the framer is full. False once ``epoch`` is stale."""
+        view = memoryview(pcm)
+        while len(view):
+            if epoch != self.epoch:
+                return False
+            room = self.framer.free_bytes * 2
+            if room < 2:
+                self._space = trio.Event()
+                await self._space.wait()
+                continue
+            part = view[:room]
+            self.framer.write_pcm16(part)
+            view = view[len(part):]
+            self._wake.set()
+        return epoch == self.epoch
+
+    async def write_silence(self, ms: int, epoch: int) -> bool:
+        return await self.write_pcm16(bytes(ms * 16), epoch)
+
+    def cue(self, epoch: int, mark: str | None = None, callback: Cue | None = None, after_frames: int = 0) -> bool:
+        """After the frames queued so far (plus ``after_frames`` more), send ``mark`` and/or call
+        ``callback``. The partial tail frame is flushed first, so the cue sits on a frame edge."""
+        if epoch != self.epoch:
+            return False
+        self.framer.flush()
+        position = self.position + after_frames
+        at = bisect.bisect_right(self._cues, position, key=lambda c: c[0])
+        self._cues.insert(at, (position, mark, callback))
+        self._wake.set()
+        return True
+
+    def clear(self) -> list[str]:
+        """Barge-in: drop queued audio and cues; returns the names of marks never sent.
+
+        Synchronous on purpose: called in the same scheduler tick as the detector trigger,
+        so no frame of the old reply can be read after it."""
+        self.framer.clear()
+        dropped = [name for _, name, _ in self._cues if name]
+        self._cues.clear()
+        self.epoch += 1
+        self._anchor = None  # Twilio's buffer is emptied by the `clear` that follows
+        self._space.set()
+        return dropped
+
+    # -- the task ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        out = self._out
+        while True:
+            self._fire_due_cues_sync()
+            if self._cues and self._cues[0][0] <= self.frames_sent:
+                await self._fire_marks()
+                continue
+            if self.framer.frames == 0:
+                await self._idle()
+                continue
+            now = trio.current_time()
+            if self._anchor is None or self._anchor + self._n * FRAME_S < now:
+                self._anchor, self._n = now, 0  # Twilio ran dry: playback restarts on arrival
+            await trio.sleep_until(self._anchor + self._n * FRAME_S - self._lead_s)
+            if not self.framer.read_frame(out):
+                continue  # cleared while we slept
+            self._space.set()
+            if self._anchor is None:  # cleared and refilled while we slept
+                self._anchor, self._n = trio.current_time(), 0
+            await self._send(self._frames.media(out))
+            now = trio.current_time()
+            self._n += 1
+            self.frames_sent += 1
+            self.keepalive.media_sent(now)
+
+    def _fire_due_cues_sync(self) -> None:
+        # Callbacks without a mark run right away, in order; a mark needs an await.
+        now = trio.current_time()
+        cues = self._cues
+        while cues and cues[0][0] <= self.frames_sent and cues[0][1] is None:
+            _, _, callback = cues.pop(0)
+            if callback is not None:
+                callback(now)
+
+    async def _fire_marks(self) -> None:
+        position, name, callback = self._cues.pop(0)
+        epoch = self.epoch
+        assert name is not None
+        await self._send(self._frames.mark(name))
+        self.marks_sent += 1
+        if callback is not None and epoch == self.epoch:
+            callback(trio.current_time())
+
+    async def _idle(self) -> None:
+        self._wake = trio.Event()
+        with trio.move_on_at(self.keepalive.next_due()):
+            await self._wake.wait()
+            return
+        beat, silence = self.keepalive.due(trio.current_time())
+        if silence:
+            self.framer.write_ulaw(self._idle_silence)
+        if beat:
+            self.heartbeats += 1
+            name = f"hb{self.heartbeats}"
+            if silence:  # the mark goes after the silence, like any mark after audio
+                self._cues.append((self.position, name, None))
+            else:
+                await self._send(self._frames.mark(name))
+            metrics.heartbeats_total.inc()
+            if self._on_heartbeat is not None:
+                self._on_heartbeat(name, silence)
