@@ -1,0 +1,155 @@
+"""Property tests: the detectors' guarantees hold for any input and any config in the user's ranges."""
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from native.config import TimingConfig
+from native.vad import EOU_END, EOU_FORCED, EOU_NONE, EOU_ONSET, BargeInDetector, EouDetector, FrameClassifier
+
+FRAME = 20
+
+
+def frames_for(ms: int) -> int:
+    return math.ceil(ms / FRAME)
+
+
+configs = st.builds(
+    TimingConfig,
+    calibration_ms=st.sampled_from([300, 400, 500]),
+    hysteresis_ms=st.sampled_from([40, 60, 80]),
+    eou_silence_ms=st.sampled_from([360, 400, 500]),
+    eou_drop_silence_ms=st.sampled_from([160, 200, 240]),
+    sharp_drop_db=st.sampled_from([6.0, 12.0, 20.0]),
+    sharp_drop_window_ms=st.sampled_from([20, 60, 100]),
+    min_utt_ms=st.sampled_from([900, 1000, 1200]),
+    max_utt_ms=st.sampled_from([4000, 4500, 5000]),
+    min_voice_onset_ms=st.sampled_from([60, 100, 160]),
+    barge_in_min_voice_ms=st.sampled_from([180, 200, 220]),
+    barge_in_grace_ms=st.sampled_from([150, 200, 250]),
+)
+
+# runs of (voice?, rms level, frames): speech-like on/off patterns of any length
+runs = st.lists(
+    st.tuples(st.booleans(), st.sampled_from([5.0, 30.0, 200.0, 3000.0]), st.integers(1, 60)), min_size=1, max_size=40
+)
+
+
+def expand(rs: list[tuple[bool, float, int]]) -> list[tuple[bool, float]]:
+    return [(v, r) for v, r, n in rs for _ in range(n)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(configs, runs)
+def test_eou_guarantees(cfg: TimingConfig, rs: list[tuple[bool, float, int]]) -> None:
+    e = EouDetector(cfg)
+    seq = expand(rs)
+    voice = [v for v, _ in seq]
+    onset = None
+    last_eou_frame = -1
+    for i, (v, r) in enumerate(seq):
+        t = FRAME * i
+        k = e.update(v, r, t)
+        end = t + FRAME
+        if k == EOU_ONSET:
+            assert onset is None, "ONSET inside an utterance"
+            onset = e.onset_ms
+            first = onset // FRAME
+            assert all(voice[first : i + 1]), "ONSET on a broken voice run"
+            assert end - onset == FRAME * frames_for(cfg.min_voice_onset_ms), "ONSET not exactly at min_voice_onset"
+            assert first == 0 or not voice[first - 1] or first == last_eou_frame + 1, "run did not start at onset_ms"
+            assert e.in_utterance
+        elif k in (EOU_END, EOU_FORCED):
+            assert onset is not None, "EOU without an utterance"
+            assert end - onset >= cfg.min_utt_ms, "EOU before MIN_UTT"
+            assert end - onset <= FRAME * frames_for(cfg.max_utt_ms), "utterance longer than MAX_UTT"
+            if k == EOU_FORCED:
+                assert end - onset == FRAME * frames_for(cfg.max_utt_ms), "FORCED not exactly at MAX_UTT"
+            else:
+                assert not v, "END on a voice frame"
+            assert e.utterance_ms == end - onset and not e.in_utterance
+            onset, last_eou_frame = None, i
+        else:
+            assert k == EOU_NONE
+            if onset is not None:
+                # MAX_UTT always forces: no utterance outlives it
+                assert end - onset < cfg.max_utt_ms
+                # continuous silence always ends it once MIN_UTT has passed
+                quiet = frames_for(cfg.eou_silence_ms)
+                if end - onset >= cfg.min_utt_ms and i + 1 >= quiet and not any(voice[i + 1 - quiet : i + 1]):
+                    assert (i + 1 - quiet) * FRAME < onset, "silence did not end the utterance"
+
+
+@settings(max_examples=300, deadline=None)
+@given(configs, runs, st.integers(0, 100), st.integers(1, 150))
+def test_barge_in_guarantees(cfg: TimingConfig, rs: list[tuple[bool, float, int]], arm_frame: int, play_frames: int) -> None:
+    b = BargeInDetector(cfg)
+    voice = [v for v, _ in expand(rs)]
+    arm_t = FRAME * arm_frame
+    stop_frame = arm_frame + play_frames
+    need = frames_for(cfg.barge_in_min_voice_ms)
+    grace_end = arm_t + cfg.barge_in_grace_ms
+    fired_at = []
+    for i, v in enumerate(voice):
+        t = FRAME * i
+        if i == arm_frame:
+            b.arm(t)
+        if i == stop_frame:
+            b.disarm()
+        if b.update(v, t):
+            fired_at.append(i)
+            end = t + FRAME
+            assert arm_frame <= i < stop_frame, "fired while the agent was silent"
+            assert end >= grace_end + cfg.barge_in_min_voice_ms, "fired inside / too soon after the grace window"
+            assert all(voice[i + 1 - need : i + 1]), "fired without min_voice of continuous voice"
+            o = b.onset_ms // FRAME
+            assert all(voice[o : i + 1]) and (o == 0 or not voice[o - 1]), "onset_ms is not the run's start"
+    assert len(fired_at) <= 1, "fired twice for one arm"
+    # completeness: the first frame where the rule holds is exactly where it fired
+    expected = None
+    for i in range(arm_frame, min(stop_frame, len(voice))):
+        if not voice[i]:
+            continue
+        start = i
+        while start > 0 and voice[start - 1]:
+            start -= 1
+        if (i + 1) * FRAME - max(start * FRAME, grace_end) >= cfg.barge_in_min_voice_ms:
+            expected = i
+            break
+    assert fired_at == ([] if expected is None else [expected])
+
+
+@settings(max_examples=200, deadline=None)
+@given(configs, st.lists(st.sampled_from([0.0, 8.0, 20.0, 34.0, 36.0, 60.0, 500.0, 4000.0]), min_size=1, max_size=400))
+def test_classifier_hysteresis_guarantees(cfg: TimingConfig, rms: list[float]) -> None:
+    c = FrameClassifier(cfg)
+    h = cfg.hysteresis_ms // FRAME
+    cal = frames_for(cfg.calibration_ms)
+    loud: list[bool] = []
+    decisions: list[bool] = []
+    for i, r in enumerate(rms):
+        threshold = c.threshold
+        d = c.update(r, FRAME * i)
+        decisions.append(d)
+        if i < cal:
+            assert not d and not c.calibrated, "a decision during calibration"
+            loud.append(False)
+            continue
+        if i == cal:
+            # calibration ended inside this update; the noise tracking after it cannot change
+            # the loud/quiet reading (a quiet frame only moves the threshold away from itself)
+            threshold = c.threshold
+        loud.append(r > threshold)
+        assert c.threshold >= cfg.threshold_floor
+        if i >= cal + h - 1:
+            window = loud[i + 1 - h : i + 1]
+            if all(window):
+                assert d, "h loud frames in a row and still silence"
+            if not any(window):
+                assert not d, "h quiet frames in a row and still voice"
+    # every decided run but the last is at least hysteresis_ms long
+    flips = [i for i in range(1, len(decisions)) if decisions[i] != decisions[i - 1]]
+    for a, b in zip(flips, flips[1:]):
+        assert b - a >= h
