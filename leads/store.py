@@ -151,10 +151,12 @@ class Store:
 
     def _put_outbox(
         self, conn: sa.Connection, *, key: str, call_sid: str, phone: str, channel: str, body: str,
-        state: str, now: dt.datetime,
+        state: str,
     ) -> None:
         """Insert or refresh one item; an item already past 'held' is never touched again,
-        which is what makes a repeated call_ended (or a recovery after it) send only once."""
+        which is what makes a repeated call_ended (or a recovery after it) send only once.
+        Its times are the wall clock's: due now, whatever time the call reported."""
+        now = _now()
         row = conn.execute(
             sa.select(schema.outbox.c.id, schema.outbox.c.state).where(schema.outbox.c.key == key)
         ).first()
@@ -190,7 +192,7 @@ class Store:
             )
             self._put_outbox(
                 conn, key=f"whatsapp:{call_sid}", call_sid=call_sid, phone=phone, channel="whatsapp",
-                body=summary, state="held", now=now,
+                body=summary, state="held",
             )
 
     def record_call_end(
@@ -217,21 +219,21 @@ class Store:
             if not phone:
                 return  # anonymous caller: nobody to follow up with
             saved = self._upsert_lead(conn, call_sid, phone, lead, ended_at)
-            self._queue_followups(conn, call_sid, phone, whatsapp_summary, saved, lead_webhook, ended_at)
+            self._queue_followups(conn, call_sid, phone, whatsapp_summary, saved, lead_webhook)
 
     def _queue_followups(
         self, conn: sa.Connection, call_sid: str, phone: str, summary: str, saved: dict[str, Any],
-        lead_webhook: bool, now: dt.datetime,
+        lead_webhook: bool,
     ) -> None:
         self._put_outbox(
             conn, key=f"whatsapp:{call_sid}", call_sid=call_sid, phone=phone, channel="whatsapp",
-            body=summary, state="pending", now=now,
+            body=summary, state="pending",
         )
         if lead_webhook and saved["status"] in ("qualified", "meeting_booked"):
             body = json.dumps({"call_sid": call_sid, "lead": lead_json(saved)}, ensure_ascii=False)
             self._put_outbox(
                 conn, key=f"webhook:{call_sid}", call_sid=call_sid, phone=phone, channel="webhook",
-                body=body, state="pending", now=now,
+                body=body, state="pending",
             )
 
     def recover_interrupted(self, before: dt.datetime, *, lead_webhook: bool = False) -> list[str]:
@@ -260,7 +262,7 @@ class Store:
                 lead = conn.execute(sa.select(schema.leads).where(schema.leads.c.phone == phone)).mappings().first()
                 summary = call["pending_summary"] or ""
                 if lead is not None and summary:
-                    self._queue_followups(conn, call["call_sid"], phone, summary, dict(lead), lead_webhook, before)
+                    self._queue_followups(conn, call["call_sid"], phone, summary, dict(lead), lead_webhook)
         return recovered
 
 
@@ -342,3 +344,8 @@ class SqlRecorder(CallRecorder):
             if phone:
                 log_event("LEAD_SAVED", call_sid=call_sid, phone=phone, status=lead.status, final=True)
             self._wake_sender()
+
+
+def open_store(url: str | None = None) -> SqlRecorder:
+    """For server.wiring: the store at ``url`` (migrated) behind its recorder (``.store``)."""
+    return SqlRecorder(Store.open(url))

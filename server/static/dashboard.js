@@ -1,0 +1,227 @@
+// AgentLocator dashboard: polls the JSON API and redraws. No framework; uPlot for charts.
+// Everything from the API is put in the page with textContent (transcripts are caller speech).
+"use strict";
+const AL = (() => {
+  const REFRESH_MS = 2000;
+  const token = new URLSearchParams(location.search).get("token");
+
+  async function api(path) {
+    const headers = token ? { Authorization: "Bearer " + token } : {};
+    const res = await fetch(path, { headers, cache: "no-store" });
+    if (!res.ok) throw new Error(path + ": HTTP " + res.status);
+    return res.json();
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined) continue;
+      if (k === "class") node.className = v; else node.setAttribute(k, v);
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      node.append(c instanceof Node ? c : String(c));
+    }
+    return node;
+  }
+  const ltr = (text) => el("bdi", { dir: "ltr", class: "ltr" }, text ?? "—");
+
+  const STATUS = { new: "חדש", qualified: "מתאים", meeting_booked: "נקבעה פגישה", lost: "לא רלוונטי" };
+  const WHATSAPP = {
+    held: "ממתין לסוף השיחה", pending: "בתור", sending: "נשלח…", queued: "בתור אצל Twilio",
+    accepted: "התקבל", sent: "נשלח", delivered: "נמסר", read: "נקרא", failed: "נכשל",
+    undelivered: "לא נמסר", dry_run: "הדמיה (ללא Twilio)",
+  };
+  const fmtTime = (iso) => iso ? new Date(iso).toLocaleString("he-IL", {
+    timeZone: "Asia/Jerusalem", day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  }) : "—";
+  const fmtDuration = (s) => s == null ? "—" : (s >= 60 ? Math.floor(s / 60) + ":" + String(Math.round(s % 60)).padStart(2, "0") + " דק׳" : Math.round(s) + " שנ׳");
+  const fmtMs = (v) => v == null ? "—" : Math.round(v) + " ms";
+  const num = (v) => v == null ? "—" : Number(v).toLocaleString("he-IL");
+  const mean = (xs) => { const v = xs.filter((x) => x != null); return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null; };
+  const share = (xs, ok) => { const v = xs.filter((x) => x != null); return v.length ? 100 * v.filter(ok).length / v.length : null; };
+
+  function stamp(error) {
+    const node = document.getElementById("refreshed");
+    node.textContent = error ? "שגיאה בעדכון: " + error.message : "עודכן " + new Date().toLocaleTimeString("he-IL");
+    node.classList.toggle("error", Boolean(error));
+  }
+
+  function kpi(title, value, detail, good) {
+    const cls = good === undefined || good === null ? "kpi" : (good ? "kpi good" : "kpi bad");
+    return el("div", { class: cls }, el("div", { class: "kpi-title" }, title),
+      el("div", { class: "kpi-value" }, ltr(value)), el("div", { class: "kpi-detail" }, detail));
+  }
+
+  // -- the six metrics over time ------------------------------------------------------------
+  const CHARTS = [
+    { id: "turn", title: "השהיית תור (EOU → תחילת דיבור)", unit: "ms", series: [["turn_latency_ms", "ממוצע לשיחה", "#2563eb"]], target: "turn_latency_ms" },
+    { id: "asr", title: "השהיית זיהוי דיבור (EOU → טקסט)", unit: "ms", series: [["asr_latency_ms", "ממוצע לשיחה", "#7c3aed"]], target: "asr_latency_ms" },
+    { id: "halt", title: "זמן עצירה בהתפרצות", unit: "ms", series: [["halt_ms", "מקסימום לשיחה", "#db2777"]], target: "halt_ms" },
+    { id: "barge", title: "הצלחת התפרצויות", unit: "%", series: [["barge_in_success_pct", "% נקיות", "#059669"]], fixed: 100 },
+    { id: "turns", title: "תורות לשיחה / עד פגישה", unit: "", series: [["turns", "תורות בשיחה", "#0891b2"], ["turns_to_meeting", "תורות עד פגישה", "#ea580c"]] },
+    { id: "ws", title: "יציבות קו: משך ופעימות", unit: "", series: [["duration_min", "משך (דק׳)", "#475569"], ["heartbeats_per_min", "פעימות לדקה", "#16a34a"], ["disconnect_mark", "ניתוק", "#dc2626"]] },
+  ];
+  const charts = {};
+
+  function chartData(spec, points, targets) {
+    const xs = points.map((p) => p.t);
+    const cols = spec.series.map(([key]) => points.map((p) => {
+      if (key === "duration_min") return p.duration_s == null ? null : p.duration_s / 60;
+      if (key === "disconnect_mark") return p.disconnect ? 0 : null;
+      return p[key] ?? null;
+    }));
+    const line = spec.target ? targets[spec.target] : spec.fixed;
+    if (line !== undefined) cols.push(xs.map(() => line));
+    return [xs, ...cols];
+  }
+
+  function drawCharts(points, targets) {
+    const host = document.getElementById("charts");
+    for (const spec of CHARTS) {
+      const data = chartData(spec, points, targets);
+      if (charts[spec.id]) { charts[spec.id].setData(data); continue; }
+      const box = el("figure", { class: "chart", id: "chart-" + spec.id });
+      const caption = el("figcaption", {}, spec.title + (spec.target ? " · יעד < " + targets[spec.target] + " ms" : ""));
+      box.append(caption);
+      host.append(box);
+      const series = [{}].concat(spec.series.map(([, label, color]) => ({
+        label, stroke: color, width: 1.5, spanGaps: true,
+        points: { show: true, size: 6, fill: color },
+      })));
+      const line = spec.target ? targets[spec.target] : spec.fixed;
+      if (line !== undefined) series.push({ label: spec.target ? "יעד" : "100%", stroke: "#dc2626", width: 1, dash: [6, 4], points: { show: false } });
+      const width = Math.max(260, box.clientWidth - 8);
+      charts[spec.id] = new uPlot({
+        width, height: 180, series,
+        scales: { x: { time: true } },
+        axes: [{ stroke: "#475569" }, { stroke: "#475569", label: spec.unit, size: 50 }],
+        legend: { live: false },
+      }, data, box);
+    }
+  }
+
+  function drawKpis(points, targets) {
+    const last = points.slice(-50);
+    const turn = last.map((p) => p.turn_latency_ms), asr = last.map((p) => p.asr_latency_ms), halt = last.map((p) => p.halt_ms);
+    const bargePct = mean(last.map((p) => p.barge_in_success_pct));
+    const disconnects = last.filter((p) => p.disconnect).length;
+    const turnsMean = mean(last.map((p) => p.turns)), toMeeting = mean(last.map((p) => p.turns_to_meeting));
+    const dur = mean(last.map((p) => p.duration_s)), hb = mean(last.map((p) => p.heartbeats_per_min));
+    const t = mean(turn), a = mean(asr), h = mean(halt);
+    const shareOf = (xs, lim) => { const s = share(xs, (x) => x <= lim); return s == null ? "" : Math.round(s) + "% עומדות ביעד"; };
+    document.getElementById("kpis").replaceChildren(
+      kpi("השהיית תור", fmtMs(t), "יעד < " + targets.turn_latency_ms + " ms · " + shareOf(turn, targets.turn_latency_ms), t == null ? null : t < targets.turn_latency_ms),
+      kpi("השהיית זיהוי דיבור", fmtMs(a), "יעד < " + targets.asr_latency_ms + " ms · " + shareOf(asr, targets.asr_latency_ms), a == null ? null : a < targets.asr_latency_ms),
+      kpi("זמן עצירה בהתפרצות", fmtMs(h), "יעד ≤ " + targets.halt_ms + " ms · " + shareOf(halt, targets.halt_ms), h == null ? null : h <= targets.halt_ms),
+      kpi("הצלחת התפרצויות", bargePct == null ? "—" : Math.round(bargePct) + "%", "עצירה נקייה וחזרה להאזנה", bargePct == null ? null : bargePct >= 95),
+      kpi("תורות לשיחה", turnsMean == null ? "—" : turnsMean.toFixed(1), "עד פגישה: " + (toMeeting == null ? "—" : toMeeting.toFixed(1))),
+      kpi("יציבות קו", disconnects + " ניתוקים", "משך ממוצע " + fmtDuration(dur) + " · " + (hb == null ? "—" : hb.toFixed(1)) + " פעימות/דקה", disconnects === 0),
+    );
+  }
+
+  // -- tables --------------------------------------------------------------------------------
+  function drawCalls(calls) {
+    const rows = calls.map((c) => {
+      const live = c.ended_at === null;
+      const dur = live ? null : (new Date(c.ended_at) - new Date(c.started_at)) / 1000;
+      const link = el("a", { href: "/dashboard/calls/" + encodeURIComponent(c.call_sid) + location.search }, live ? "● חי" : "הסתיימה");
+      return el("tr", { class: live ? "live" : null, "data-sid": c.call_sid },
+        el("td", {}, link), el("td", {}, fmtTime(c.started_at)), el("td", {}, ltr(c.from)), el("td", {}, ltr(c.to)),
+        el("td", {}, live ? "…" : fmtDuration(dur)), el("td", {}, num(c.turns)), el("td", {}, c.close_reason ?? "—"),
+        el("td", {}, c.outcome ? (STATUS[c.outcome] ?? c.outcome) : "—"));
+    });
+    document.querySelector("#calls tbody").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 8, class: "empty" }, "אין עדיין שיחות"))]));
+  }
+
+  function drawLeads(leads, outbox) {
+    const whatsapp = {};
+    for (const item of outbox) if (item.channel === "whatsapp" && !(item.phone in whatsapp)) whatsapp[item.phone] = item;
+    const rows = leads.map((l) => {
+      const w = whatsapp[l.phone];
+      return el("tr", { "data-phone": l.phone },
+        el("td", {}, ltr(l.phone)), el("td", {}, l.name ?? "—"), el("td", {}, l.area ?? "—"), el("td", {}, l.property_type ?? "—"),
+        el("td", {}, num(l.rooms)), el("td", {}, l.budget_ils == null ? "—" : ltr(num(l.budget_ils) + " ₪")), el("td", {}, l.timeframe ?? "—"),
+        el("td", {}, el("span", { class: "badge " + l.status }, STATUS[l.status] ?? l.status)),
+        el("td", {}, fmtTime(l.meeting_at)),
+        el("td", {}, w ? el("span", { class: "badge wa-" + w.state, title: w.last_error ?? "" }, WHATSAPP[w.state] ?? w.state) : "—"),
+        el("td", {}, fmtTime(l.updated_at)));
+    });
+    document.querySelector("#leads tbody").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 11, class: "empty" }, "אין עדיין לידים"))]));
+  }
+
+  async function refreshDashboard() {
+    try {
+      const [calls, leads, outbox, series] = await Promise.all([api("/api/calls"), api("/api/leads"), api("/api/outbox"), api("/api/series")]);
+      drawCalls(calls);
+      drawLeads(leads, outbox);
+      drawKpis(series.points, series.targets);
+      drawCharts(series.points, series.targets);
+      document.body.dataset.loaded = "1";
+      stamp(null);
+    } catch (e) { stamp(e); }
+  }
+
+  // -- one call --------------------------------------------------------------------------------
+  const STATE_COLORS = { LISTENING: "#bfdbfe", PROCESSING: "#fde68a", SPEAKING: "#bbf7d0" };
+
+  function drawStrip(events, endMs) {
+    const strip = document.getElementById("strip");
+    const spans = [];
+    let cur = null;
+    for (const e of events) {
+      if (e.kind !== "STATE_CHANGE") continue;
+      const state = e.detail.to ?? e.detail.state ?? e.detail.new;
+      if (cur) cur.end = e.t_ms;
+      cur = { state, start: e.t_ms, end: endMs };
+      spans.push(cur);
+    }
+    const total = Math.max(endMs, ...events.map((e) => e.t_ms), 1);
+    const nodes = spans.map((s) => el("span", {
+      class: "seg", title: s.state,
+      style: `right:${100 * s.start / total}%;width:${Math.max(0.2, 100 * (s.end - s.start) / total)}%;background:${STATE_COLORS[s.state] ?? "#e5e7eb"}`,
+    }));
+    for (const e of events) {
+      if (e.kind === "BARGE_IN" || e.kind.startsWith("MARK")) {
+        nodes.push(el("span", { class: "tick " + (e.kind === "BARGE_IN" ? "barge" : "mark"), title: e.kind, style: `right:${100 * e.t_ms / total}%` }));
+      }
+    }
+    strip.replaceChildren(...nodes);
+  }
+
+  async function refreshCall(sid) {
+    try {
+      const enc = encodeURIComponent(sid);
+      const [call, events] = await Promise.all([api("/api/calls/" + enc), api("/api/calls/" + enc + "/timeline")]);
+      const facts = [["מספר", ltr(call.from)], ["אל", ltr(call.to)], ["התחלה", fmtTime(call.started_at)],
+        ["סיום", call.ended_at ? fmtTime(call.ended_at) : "● שיחה חיה"], ["סיבת סיום", call.close_reason ?? "—"],
+        ["תורות", num(call.turns)], ["תוצאה", call.outcome ? (STATUS[call.outcome] ?? call.outcome) : "—"]];
+      document.getElementById("call").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+      const m = call.metrics;
+      const clean = m.barge_ins ? Math.round(100 * m.barge_ins_clean / m.barge_ins) + "%" : "—";
+      document.getElementById("metrics").replaceChildren(
+        kpi("השהיית תור", fmtMs(mean(m.turn_latency_ms)), m.turn_latency_ms.map((v) => Math.round(v)).join(" · ") || "—", m.turn_latency_ms.length ? mean(m.turn_latency_ms) < 1200 : null),
+        kpi("השהיית זיהוי דיבור", fmtMs(mean(m.asr_latency_ms)), m.asr_latency_ms.map((v) => Math.round(v)).join(" · ") || "—", m.asr_latency_ms.length ? mean(m.asr_latency_ms) < 700 : null),
+        kpi("זמן עצירה", fmtMs(m.halt_ms.length ? Math.max(...m.halt_ms) : null), m.halt_ms.map((v) => Math.round(v)).join(" · ") || "—", m.halt_ms.length ? Math.max(...m.halt_ms) <= 200 : null),
+        kpi("התפרצויות", m.barge_ins_clean + "/" + m.barge_ins, "נקיות: " + clean),
+        kpi("פעימות keepalive", String(m.heartbeats), ""),
+      );
+      const endMs = Math.max(0, ...call.transcript.map((t) => t.t_end_ms), ...events.map((e) => e.t_ms));
+      drawStrip(events, endMs);
+      document.getElementById("timeline").replaceChildren(...events.map((e) => el("li", { class: "ev-" + e.kind },
+        el("span", { class: "t" }, ltr((e.t_ms / 1000).toFixed(2) + "s")), el("span", { class: "kind" }, e.kind),
+        el("span", { class: "detail" }, ltr(Object.entries(e.detail).map(([k, v]) => k + "=" + v).join(" "))))));
+      document.getElementById("transcript").replaceChildren(...call.transcript.map((t) => el("li", { class: "turn " + t.speaker },
+        el("div", { class: "who" }, t.speaker === "agent" ? "סוכנת" : "לקוח", " · ", ltr((t.t_start_ms / 1000).toFixed(1) + "s")),
+        el("div", { class: "text" }, t.text), t.heard_fully ? null : el("div", { class: "cut" }, "נקטע (התפרצות)"))));
+      document.body.dataset.loaded = "1";
+      stamp(null);
+    } catch (e) { stamp(e); }
+  }
+
+  function poll(fn) { fn(); setInterval(fn, REFRESH_MS); }
+  return {
+    dashboard: () => poll(refreshDashboard),
+    callPage: (sid) => { document.getElementById("back").search = location.search; poll(() => refreshCall(sid)); },
+  };
+})();

@@ -1,0 +1,137 @@
+"""The dashboard blueprint on a bare Quart-Trio app: JSON shapes, protection, status callbacks."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from quart_trio import QuartTrio
+
+from dialog.base import LeadState, Slots
+from leads import schema
+from leads.base import CallInfo, CallMetrics
+from leads.outbox import claim_due, record_result
+from leads.store import SqlRecorder, Store
+from server.dashboard import allowed, dashboard_bp
+from server.security import SignatureChecker
+
+T0 = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.timezone.utc)
+PHONE = "+972501234567"
+
+
+def make_app(store: Store, token: str | None = None) -> QuartTrio:
+    app = QuartTrio(__name__)
+    app.config["STORE"] = store
+    app.config["DASHBOARD_TOKEN"] = token or ""
+    app.register_blueprint(dashboard_bp)
+    return app
+
+
+async def seed(store: Store) -> None:
+    rec = SqlRecorder(store, lead_webhook=False)
+    await rec.call_started(CallInfo("CA1", "MZ1", PHONE, "+97233001122", T0))
+    await rec.transcript_turn("CA1", "agent", "שלום! באיזה אזור אתם מחפשים?", 0, 2500, True)
+    await rec.transcript_turn("CA1", "caller", "ברמת גן", 3000, 4200, True)
+    rec.timeline_event("CA1", 4700, "STATE_CHANGE", to="PROCESSING")
+    rec.timeline_event("CA1", 5400, "BARGE_IN", halt_ms=120)
+    lead = LeadState(Slots(area="רמת גן", name="יוסי"), status="meeting_booked",
+                     meeting_at=dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.timezone.utc))
+    await rec.call_ended("CA1", T0 + dt.timedelta(seconds=90), "agent_goodbye", "meeting_booked",
+                         CallMetrics(turn_latency_ms=[700.0], asr_latency_ms=[350.0], halt_ms=[120.0],
+                                     barge_ins=1, barge_ins_clean=1, heartbeats=3, turns=1, turns_to_meeting=1),
+                         PHONE, lead, "סיכום")
+    await rec.call_started(CallInfo("CA2", "MZ2", "+972529998877", "+97233001122", T0 + dt.timedelta(minutes=5)))
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str):
+    s = Store.open(sqlite_url)
+    yield s
+    s.close()
+
+
+async def test_api_shapes_match_the_contract(sqlite_store: Store) -> None:
+    await seed(sqlite_store)
+    client = make_app(sqlite_store).test_client()
+    calls = await (await client.get("/api/calls")).get_json()
+    assert [c["call_sid"] for c in calls] == ["CA2", "CA1"]
+    assert set(calls[0]) == {"call_sid", "from", "to", "started_at", "ended_at", "close_reason", "turns", "outcome"}
+    assert calls[0]["ended_at"] is None  # live
+    leads = await (await client.get("/api/leads")).get_json()
+    assert set(leads[0]) == {"phone", "name", "area", "property_type", "rooms", "budget_ils", "timeframe",
+                             "status", "meeting_at", "updated_at"}
+    assert leads[0]["meeting_at"] == "2026-11-30T10:00:00+02:00"
+    detail = await (await client.get("/api/calls/CA1")).get_json()
+    assert set(detail) == set(calls[0]) | {"transcript", "metrics"}
+    assert set(detail["metrics"]) == {"turn_latency_ms", "asr_latency_ms", "halt_ms", "barge_ins",
+                                      "barge_ins_clean", "heartbeats"}
+    assert set(detail["transcript"][0]) == {"speaker", "text", "t_start_ms", "t_end_ms", "heard_fully"}
+    assert (await client.get("/api/calls/nope")).status_code == 404
+    timeline = await (await client.get("/api/calls/CA1/timeline")).get_json()
+    assert [e["kind"] for e in timeline] == ["STATE_CHANGE", "BARGE_IN"]
+    series = await (await client.get("/api/series")).get_json()
+    assert series["targets"] == {"turn_latency_ms": 1200, "asr_latency_ms": 700, "halt_ms": 200}
+    [point] = series["points"]  # only the finished call
+    assert (point["turn_latency_ms"], point["barge_in_success_pct"], point["heartbeats_per_min"]) == (700.0, 100.0, 2.0)
+    assert point["disconnect"] is False
+    outbox = await (await client.get("/api/outbox")).get_json()
+    assert [(o["channel"], o["state"]) for o in outbox] == [("whatsapp", "pending")]
+
+
+async def test_pages_render_with_vendored_assets(sqlite_store: Store) -> None:
+    client = make_app(sqlite_store).test_client()
+    page = await (await client.get("/dashboard")).get_data(as_text=True)
+    assert 'dir="rtl"' in page and "uPlot.iife.min.js" in page and "http" not in page.split("<body>")[1].split("AL.")[0]
+    assert (await client.get("/dashboard/static/uPlot.iife.min.js")).status_code == 200
+    assert (await client.get("/dashboard/static/dashboard.js")).status_code == 200
+    call = await (await client.get("/dashboard/calls/CA1")).get_data(as_text=True)
+    assert 'AL.callPage("CA1")' in call
+
+
+async def test_token_protects_dashboard_and_api(sqlite_store: Store) -> None:
+    client = make_app(sqlite_store, token="s3cret").test_client()
+    denied = await client.get("/api/calls")
+    assert denied.status_code == 401 and "Basic" in denied.headers["WWW-Authenticate"]
+    assert (await client.get("/dashboard")).status_code == 401
+    assert (await client.get("/api/calls", headers={"Authorization": "Bearer wrong"})).status_code == 401
+    assert (await client.get("/api/calls", headers={"Authorization": "Bearer s3cret"})).status_code == 200
+    assert (await client.get("/api/calls?token=s3cret")).status_code == 200
+    basic = base64.b64encode(b"owner:s3cret").decode()
+    assert (await client.get("/dashboard", headers={"Authorization": f"Basic {basic}"})).status_code == 200
+
+
+def test_without_a_token_only_loopback_is_allowed() -> None:
+    assert allowed(None, {}, {}, "127.0.0.1")
+    assert allowed(None, {}, {}, "::1")
+    assert not allowed(None, {}, {}, "10.0.0.7")
+    assert allowed(None, {}, {}, None)  # unix socket / in-process
+    # A local proxy forwarding an outside client is not a local request.
+    assert not allowed(None, {"X-Forwarded-For": "203.0.113.9"}, {}, "127.0.0.1")
+    assert allowed("tok", {}, {"token": "tok"}, "203.0.113.9")
+    assert not allowed("tok", {}, {"token": "tok2"}, "127.0.0.1")
+
+
+async def test_remote_request_refused_without_token(sqlite_store: Store) -> None:
+    client = make_app(sqlite_store).test_client()
+    resp = await client.get("/api/leads", scope_base={"client": ("198.51.100.4", 5555)})
+    assert resp.status_code == 403
+
+
+async def test_whatsapp_status_callback_updates_delivery_state(sqlite_store: Store, monkeypatch) -> None:
+    await seed(sqlite_store)
+    [item] = claim_due(sqlite_store, dt.datetime.now(dt.timezone.utc))
+    record_result(sqlite_store, item.id, state="sent", provider_id="SM123")
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "authtok")
+    client = make_app(sqlite_store).test_client()
+    form = {"MessageSid": "SM123", "MessageStatus": "delivered"}
+    assert (await client.post("/whatsapp_status", form=form)).status_code == 403  # unsigned
+    sig = SignatureChecker("authtok").sign("http://localhost/whatsapp_status", form)
+    resp = await client.post("/whatsapp_status", form=form, headers={"X-Twilio-Signature": sig})
+    assert resp.status_code == 204
+    # A late "sent" after "delivered" does not move the state back.
+    late = {"MessageSid": "SM123", "MessageStatus": "sent"}
+    sig = SignatureChecker("authtok").sign("http://localhost/whatsapp_status", late)
+    assert (await client.post("/whatsapp_status", form=late, headers={"X-Twilio-Signature": sig})).status_code == 204
+    with sqlite_store.engine.connect() as conn:
+        assert conn.execute(sa.select(schema.outbox.c.state)).scalar() == "delivered"
