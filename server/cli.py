@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
 import sys
+from pathlib import Path
 
 from server import __version__
 
@@ -10,8 +14,108 @@ from server import __version__
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentlocator", description=__doc__)
     parser.add_argument("--version", action="version", version=f"agentlocator {__version__}")
-    parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the server (hypercorn, trio worker)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT, else 8080")
+
+    call = sub.add_parser("call", help="place a simulated Twilio call against a running server")
+    call.add_argument("--url", required=True, help="ws://127.0.0.1:PORT/ws/twilio-media")
+    call.add_argument("--script", required=True, type=Path, help="caller script (see server/caller/script.py)")
+    call.add_argument("--out", type=Path, default=Path("artifacts"), help="directory for JSON / WAV / PNG")
+    call.add_argument("--name", default="call", help="file name stem of the outputs")
+    call.add_argument("--from", dest="from_number", default="+972501234567")
+    call.add_argument("--to", dest="to_number", default="+97231234567")
+    call.add_argument("--subprotocol", default=None, help="websocket subprotocol to ask for")
+    call.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"),
+                      help="sign the upgrade like Twilio (default: $TWILIO_AUTH_TOKEN)")
+    call.add_argument("--signed-url", default=None,
+                      help="URL to sign when it differs from --url (behind a proxy)")
+    call.add_argument("--quiet", action="store_true", help="no live event lines")
+
+    demo = sub.add_parser("demo", help="offline end-to-end demo: server + scripted caller")
+    demo.add_argument("--out", type=Path, default=Path("artifacts"))
+    demo.add_argument("--script", type=Path, default=None, help="another caller script")
+    demo.add_argument("--keep-server-log", action="store_true")
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import trio
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+    from hypercorn.utils import LifespanFailureError
+
+    from native.config import ConfigError
+    from server.app import create_app
+    from server.settings import Settings
+    from server.wiring import build_wiring
+
+    # Settings and providers are checked before the socket opens: a bad setup is one clear
+    # line and exit code 2, not a traceback from inside the ASGI lifespan.
+    try:
+        settings = Settings.from_env()
+        wiring = build_wiring(settings)
+    except ConfigError as exc:
+        print(f"agentlocator: configuration error: {exc}", file=sys.stderr)
+        return 2
+    port = args.port if args.port is not None else settings.port
+    config = Config()
+    config.bind = [f"{args.host}:{port}"]
+    config.accesslog = None  # our JSON lines say what matters; no per-request noise
+    config.errorlog = "-"
+
+    async def main() -> None:
+        async def until_signal() -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    return
+
+        await serve(create_app(settings, lambda _: wiring), config, shutdown_trigger=until_signal)
+
+    try:
+        trio.run(main)
+    except LifespanFailureError as exc:
+        print(f"agentlocator: startup failed: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    import trio
+
+    from server.caller.call import CallIds
+    from server.caller.client import place_call, prepare
+    from server.caller.report import summary, write_json, write_stereo_wav, write_timeline_png
+    from server.caller.script import load_script
+
+    steps = prepare(load_script(args.script))
+    headers: list[tuple[str, str]] = []
+    if args.auth_token:
+        from server.security import SignatureChecker
+
+        signed = args.signed_url or args.url
+        headers.append(("X-Twilio-Signature", SignatureChecker(args.auth_token).sign(signed, {})))
+
+    def show(ev: dict) -> None:
+        if not args.quiet:
+            print(json.dumps(ev, ensure_ascii=False), flush=True)
+
+    ids = CallIds(from_number=args.from_number, to_number=args.to_number)
+    subprotocols = [args.subprotocol] if args.subprotocol else None
+    outcome = trio.run(lambda: place_call(args.url, steps, ids=ids, subprotocols=subprotocols,
+                                          headers=headers, on_event=show))
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = summary(outcome.call, outcome.figures)
+    paths = {ext: args.out / f"{args.name}.{ext}" for ext in ("json", "wav", "png")}
+    write_json(paths["json"], data)
+    write_stereo_wav(paths["wav"], outcome.call)
+    write_timeline_png(paths["png"], outcome.call, outcome.figures)
+    print(json.dumps({"summary": str(paths["json"]), "wav": str(paths["wav"]), "png": str(paths["png"]),
+                      "turn_latency_ms": data["turn_latency_ms"], "halt_ms": data["halt_ms"],
+                      "protocol_errors": len(data["protocol_errors"])}, ensure_ascii=False))
+    return 1 if data["protocol_errors"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return 0
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "call":
+        return _call(args)
+    if args.command == "demo":
+        from server.demo import run_demo
+
+        return run_demo(out=args.out, script=args.script, keep_server_log=args.keep_server_log)
+    return 2
 
 
 if __name__ == "__main__":

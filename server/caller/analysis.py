@@ -29,6 +29,21 @@ def _audible_blocks(heard: np.ndarray, end_s: float) -> np.ndarray:
     return np.sqrt((blocks**2).mean(axis=1)) > AUDIBLE_RMS if n else np.zeros(0, dtype=bool)
 
 
+EDGE_LEVEL = 100  # |sample| above this marks the exact first / last sample of agent audio
+
+
+def _first_loud_sample(heard: np.ndarray, block: int) -> float:
+    seg = heard[block * BLOCK : (block + 1) * BLOCK]
+    idx = np.flatnonzero(np.abs(seg.astype(np.int32)) > EDGE_LEVEL)
+    return (block * BLOCK + (int(idx[0]) if len(idx) else 0)) / SAMPLE_RATE
+
+
+def _last_loud_sample_end(heard: np.ndarray, block: int) -> float:
+    seg = heard[block * BLOCK : (block + 1) * BLOCK]
+    idx = np.flatnonzero(np.abs(seg.astype(np.int32)) > EDGE_LEVEL)
+    return (block * BLOCK + (int(idx[-1]) + 1 if len(idx) else BLOCK)) / SAMPLE_RATE
+
+
 def percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
@@ -98,7 +113,8 @@ def analyse(call: SimulatedCall) -> CallerFigures:
         lo, hi = int(np.ceil(utt.end / block_s)), int(window_end / block_s)
         hits = np.flatnonzero(audible[lo:hi])
         if len(hits):
-            figures.turn_latency_ms.append((lo + int(hits[0])) * block_s * 1000 - utt.end * 1000)
+            first = _first_loud_sample(call.heard.data, lo + int(hits[0]))
+            figures.turn_latency_ms.append((first - utt.end) * 1000)
         else:
             figures.unanswered_turns += 1
 
@@ -113,7 +129,8 @@ def analyse(call: SimulatedCall) -> CallerFigures:
         stop = None
         for b in range(onset_block, len(audible)):
             if not audible[b : b + quiet_blocks].any():
-                stop = b * block_s
+                # to the sample: where the last audible block's sound really ends
+                stop = _last_loud_sample_end(call.heard.data, b - 1) if b > onset_block else b * block_s
                 break
         if stop is None or stop - utt.onset > 2.0:
             figures.barge_ins_not_halted += 1

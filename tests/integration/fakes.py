@@ -1,0 +1,129 @@
+"""Fast stand-ins for the three providers, so a whole call over real sockets takes seconds.
+
+They implement the real interfaces (speech.base, dialog.base); the call session, codec,
+pacer, turn machine, app and sockets are all the real ones.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+import numpy as np
+
+from dialog.base import Brain, CallerTurn, LeadState
+from leads.base import CallRecorder, NullRecorder
+from native.config import TimingConfig
+from server.settings import Settings
+from server.wiring import Wiring
+from speech.base import Recognizer, Synthesizer, Transcript
+
+
+def tone(ms: int, freq: float = 440.0, amp: int = 5000) -> np.ndarray:
+    t = np.arange(int(ms * 8)) / 8000
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+class ScriptedRecognizer(Recognizer):
+    """Returns the next line of the caller's script as each utterance's transcript."""
+
+    name = "fake-asr"
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = list(lines)
+        self.utterances: list[tuple[int, int]] = []
+
+    def push(self, pcm16: bytes) -> None:
+        pass
+
+    async def end_utterance(self, onset_ms: int, eou_ms: int) -> Transcript:
+        self.utterances.append((onset_ms, eou_ms))
+        text = self.lines.pop(0) if self.lines else "okay"
+        return Transcript(text, 0.95, True, self.name, onset_ms, eou_ms)
+
+
+class ToneSynthesizer(Synthesizer):
+    """A tone, ``ms_per_word`` per word: instant, and loud enough to be heard."""
+
+    name = "fake-tts"
+
+    def __init__(self, ms_per_word: int = 120) -> None:
+        self.ms_per_word = ms_per_word
+        self.spoken: list[str] = []
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:  # type: ignore[override]
+        self.spoken.append(text)
+        yield tone(max(300, self.ms_per_word * len(text.split())), 523.0, 6000).tobytes()
+
+
+class CountingBrain(Brain):
+    """Asks ``turns`` questions, then says goodbye (which ends the call)."""
+
+    name = "fake-brain"
+
+    def __init__(self, turns: int, long_reply_on: int | None = None) -> None:
+        self.lead = LeadState()
+        self.turns = turns
+        self.long_reply_on = long_reply_on
+        self.heard_log: list[tuple[str, bool]] = []
+        self.caller_turns: list[CallerTurn] = []
+
+    def opening(self) -> str:
+        return "Hello, this is the agent, how can I help?"
+
+    async def respond(self, turn: CallerTurn) -> AsyncIterator[str]:  # type: ignore[override]
+        self.caller_turns.append(turn)
+        n = len(self.caller_turns)
+        if n >= self.turns:
+            self.finished = True
+            yield "Thank you, goodbye."
+            return
+        if self.long_reply_on == n:
+            yield "Let me tell you a long story about all the flats we have in the north of the city today."
+            yield "And there are many more in the south, would you like those?"
+            return
+        yield f"Got it, question number {n + 1}?"
+
+    def heard(self, said: str, heard_fully: bool) -> None:
+        self.heard_log.append((said, heard_fully))
+
+    def summary(self) -> str:
+        return "summary"
+
+
+@dataclass
+class FakeWorld:
+    transcripts: list[str]
+    turns: int = 3
+    long_reply_on: int | None = None
+    recorder: CallRecorder = field(default_factory=NullRecorder)
+    recognizers: list[ScriptedRecognizer] = field(default_factory=list)
+    brains: list[CountingBrain] = field(default_factory=list)
+    synthesizer: ToneSynthesizer = field(default_factory=ToneSynthesizer)
+    results: list = field(default_factory=list)
+
+    def wiring(self, settings: Settings) -> Wiring:
+        from server.session import CallDeps, run_call
+
+        def new_recognizer(language: str) -> ScriptedRecognizer:
+            r = ScriptedRecognizer(self.transcripts)
+            self.recognizers.append(r)
+            return r
+
+        def new_brain(language: str, phone: str, now: dt.datetime) -> CountingBrain:
+            b = CountingBrain(self.turns, self.long_reply_on)
+            self.brains.append(b)
+            return b
+
+        async def recording_run_call(transport, deps):  # type: ignore[no-untyped-def]
+            result = await run_call(transport, deps)
+            self.results.append(result)
+            return result
+
+        deps = CallDeps(
+            config=settings.timing, new_recognizer=new_recognizer, synthesizer=self.synthesizer,
+            new_brain=new_brain, recorder=self.recorder, language=settings.agent_language,
+        )
+        return Wiring(run_call=recording_run_call, call_deps=deps,
+                      providers={"asr": "fake-asr", "tts": "fake-tts", "brain": "fake-brain"},
+                      recorder=self.recorder)
