@@ -114,6 +114,14 @@ def next_delivery_state(current: str, reported: str) -> str | None:
     return None
 
 
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, TwilioRestException):
+        text = f"twilio HTTP {exc.status} error {exc.code}: {exc.msg}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text[:500]
+
+
 def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
     """HMAC-SHA256 over ``"{timestamp}." + body``: the receiver checks both (no replays)."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
@@ -281,7 +289,7 @@ class OutboxSender:
         try:
             state, provider_id = await trio.to_thread.run_sync(self._send_blocking, item, abandon_on_cancel=True)
         except Exception as exc:  # noqa: BLE001 - every far-end failure is recorded on the item
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error = describe_error(exc)
             if is_permanent(exc) or item.attempts >= self.cfg.max_attempts:
                 state, due = "failed", None
             else:

@@ -99,3 +99,64 @@ def store(db_url: str) -> Iterator[Store]:
         yield s
     finally:
         s.close()
+
+
+class FakeTwilio:
+    """A real HTTP server on 127.0.0.1 playing api.twilio.com's Messages endpoint (and any
+    webhook receiver): answers from a script of (status, json) and records every request."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.requests: list[dict] = []
+        self.script: list[tuple[int, dict]] = []
+        self.default: tuple[int, dict] = (201, {})
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with fake._lock:
+                    fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                    n = len(fake.requests)
+                    status, payload = fake.script.pop(0) if fake.script else fake.default
+                if status < 300 and "/Messages.json" in self.path:
+                    payload = {"sid": f"SM{n:032d}", "status": "queued", **payload}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def messages(self) -> list[dict]:
+        from urllib.parse import parse_qs
+
+        return [
+            {k: v[0] for k, v in parse_qs(r["body"].decode()).items()} | {"_auth": r["headers"].get("Authorization")}
+            for r in self.requests if r["path"].endswith("/Messages.json")
+        ]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio()
+    try:
+        yield fake
+    finally:
+        fake.close()
