@@ -1,0 +1,380 @@
+"""Google Speech-to-Text v1 streaming (official google-cloud-speech client over gRPC).
+
+The sync gRPC client runs each engine stream in a worker thread: a request generator fed by
+a queue (audio in ~100 ms messages) and a response loop that hands results back to Trio.
+The decisions (when to restart, which stream owns a word) are sans-IO in stt_ledger.py.
+
+Streams rotate: at every EOU (half-close = fast final), before the ~5-minute limit at a quiet
+moment (with ~0.5 s of replay), and after UNAVAILABLE / DEADLINE_EXCEEDED (reconnect with
+backoff, replaying what was not yet finalized). The call never notices.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+import queue
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import grpc
+import trio
+
+from native.config import FRAME_MS
+from server.logs import log_event
+from speech.audio import FrameRing
+from speech.base import ProviderError, Recognizer, Transcript
+from speech.hints import hints_for
+from speech.stt_ledger import RestartPolicy, StreamSpan, Word, WordLedger, restart_due, rotation_cut
+
+RETRYABLE = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "OUT_OF_RANGE", "ABORTED", "INTERNAL", "RESOURCE_EXHAUSTED"}
+MAX_RECONNECT_REPLAY_MS = 8_000
+# Each stream holds one worker thread for its life; don't let them compete with to_thread's
+# default limiter (used for short jobs).
+_STREAM_THREADS = trio.CapacityLimiter(10_000)
+
+
+@dataclass(frozen=True)
+class GoogleSttSettings:
+    model: str = "default"  # latest_short is rejected for iw-IL; default / command_and_search work
+    use_enhanced: bool = True
+    language_override: str | None = None
+    hints: tuple[str, ...] = ()
+    boost: float = 10.0
+    chunk_ms: int = 100
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    final_timeout_s: float = 3.0
+    stream_deadline_s: float = 330.0
+    backoff_s: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "GoogleSttSettings":
+        if (env.get("GOOGLE_SPEECH_API") or "v1").lower() != "v1":
+            from native.config import ConfigError
+
+            raise ConfigError("GOOGLE_SPEECH_API: only v1 is implemented in this build (set v1 or unset)")
+        extra = tuple(h.strip() for h in (env.get("GOOGLE_SPEECH_HINTS") or "").split(",") if h.strip())
+        return cls(
+            model=env.get("GOOGLE_SPEECH_MODEL") or "default",
+            use_enhanced=(env.get("GOOGLE_SPEECH_ENHANCED") or "1").lower() not in ("0", "false", "no"),
+            language_override=env.get("GOOGLE_SPEECH_LANGUAGE") or None,
+            hints=extra,
+            boost=float(env.get("GOOGLE_SPEECH_BOOST") or 10.0),
+        )
+
+
+def google_language(language: str) -> str:
+    """v1 knows Hebrew as iw-IL."""
+    return "iw-IL" if language.split("-")[0].lower() in ("he", "iw") else language
+
+
+def is_loopback(endpoint: str) -> bool:
+    host = endpoint.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_speech_client(env: Mapping[str, str], settings: GoogleSttSettings | None = None) -> Any:
+    from google.cloud.speech_v1.services.speech import SpeechClient
+    from google.cloud.speech_v1.services.speech.transports import SpeechGrpcTransport
+
+    endpoint = env.get("GOOGLE_SPEECH_ENDPOINT")
+    if endpoint and is_loopback(endpoint):
+        # A local fake: plaintext, no credentials (client_options alone would still use TLS).
+        return SpeechClient(transport=SpeechGrpcTransport(channel=grpc.insecure_channel(endpoint)))
+    if endpoint:
+        return SpeechClient(client_options={"api_endpoint": endpoint})
+    return SpeechClient()
+
+
+class _Stream:
+    """One engine stream: its span of the call, its request queue, its outcome."""
+
+    def __init__(self, span: StreamSpan, number: int) -> None:
+        self.span = span
+        self.number = number
+        self.requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.sent_until_ms = span.start_ms
+        self.half_closed = False
+        self.done = trio.Event()
+        self.error: BaseException | None = None
+        self.error_code: str = ""
+        self.call: Any = None
+        self.got_response = False
+
+    def send(self, audio: bytes, until_ms: int) -> None:
+        if not self.half_closed and audio:
+            self.requests.put(audio)
+            self.sent_until_ms = until_ms
+
+    def half_close(self) -> None:
+        if not self.half_closed:
+            self.half_closed = True
+            self.requests.put(None)
+
+    def abort(self) -> None:
+        self.half_close()
+        if self.call is not None:
+            try:
+                self.call.cancel()
+            except Exception:
+                pass
+
+
+def _ms(value: Any) -> int:
+    if isinstance(value, dt.timedelta):
+        return int(value.total_seconds() * 1000)
+    return 0
+
+
+class GoogleStreamingRecognizer(Recognizer):
+    name = "google"
+
+    def __init__(
+        self,
+        client: Any,
+        settings: GoogleSttSettings,
+        language: str = "he-IL",
+        preroll_ms: int = 300,
+        log: Any = log_event,
+    ) -> None:
+        from google.cloud.speech_v1 import types
+
+        self._types = types
+        self._client = client
+        self.settings = settings
+        self.language = settings.language_override or google_language(language)
+        self._preroll_ms = preroll_ms
+        self._log = log
+        ring_ms = max(MAX_RECONNECT_REPLAY_MS, settings.policy.replay_ms) + 10_000
+        self._ring = FrameRing(ring_ms)
+        self._ledger = WordLedger()
+        self._pending = bytearray()
+        self._chunk_bytes = settings.chunk_ms // FRAME_MS * 320
+        self._stream: _Stream | None = None
+        self._streams_opened = 0
+        self._nursery: trio.Nursery | None = None
+        self._in_utterance = False
+        self._draining: set[_Stream] = set()
+        self._last_error: str = ""
+        self.restarts: dict[str, int] = {"eou": 0, "quiet": 0, "hard": 0, "reconnect": 0}
+
+    @property
+    def stream_start_ms(self) -> int:
+        """Stream time where the current engine stream's audio begins (0 before run())."""
+        return self._stream.span.start_ms if self._stream is not None else 0
+
+    # -- config --------------------------------------------------------------------------------
+    def _streaming_config(self) -> Any:
+        t = self._types
+        contexts = [t.SpeechContext(phrases=list(hints_for(self.language, self.settings.hints)),
+                                    boost=self.settings.boost)]
+        config = t.RecognitionConfig(
+            encoding=t.RecognitionConfig.AudioEncoding.LINEAR16,  # never μ-law to the ASR
+            sample_rate_hertz=8000,
+            audio_channel_count=1,
+            language_code=self.language,
+            model=self.settings.model,
+            use_enhanced=self.settings.use_enhanced,
+            enable_automatic_punctuation=True,
+            enable_word_time_offsets=True,  # word times drive de-duplication across streams
+            speech_contexts=contexts,
+        )
+        return t.StreamingRecognitionConfig(config=config, interim_results=True)
+
+    # -- Trio side -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                await self._supervise()
+            finally:
+                self._nursery = None
+                if self._stream is not None:
+                    self._stream.abort()
+
+    async def _supervise(self) -> None:
+        """Watch the current stream; rotations happen synchronously in push / end_utterance,
+        so this loop only deals with streams that end on their own (errors)."""
+        failures = 0
+        self._open(replay_from=self._ring.start_ms, owns_from=self._ring.start_ms)
+        while True:
+            stream = self._stream
+            assert stream is not None
+            await stream.done.wait()
+            if self._stream is not stream:
+                continue  # it was rotated out and has finished draining
+            if stream.got_response:
+                failures = 0
+            code = stream.error_code or "CLOSED"
+            if stream.error is not None:
+                self._last_error = f"{code}: {stream.error}"
+                self._log("ERROR", logging.WARNING, provider=self.name, error=self._last_error[:300])
+                if code not in RETRYABLE:
+                    failures = max(failures, len(self.settings.backoff_s) - 1)  # auth/config: slow
+            delay = self.settings.backoff_s[min(failures, len(self.settings.backoff_s) - 1)]
+            failures += 1
+            await trio.sleep(delay)
+            if self._stream is stream:
+                self._reconnect(stream)
+
+    def _open(self, replay_from: int, owns_from: int) -> _Stream:
+        start = max(replay_from, self._ring.start_ms) // FRAME_MS * FRAME_MS
+        span = StreamSpan(start_ms=start, owns_from=owns_from)
+        self._streams_opened += 1
+        stream = _Stream(span, self._streams_opened)
+        now = self._ring.end_ms
+        replay = self._ring.slice(start, now)
+        for i in range(0, len(replay), self._chunk_bytes):
+            stream.send(replay[i : i + self._chunk_bytes], now)
+        stream.sent_until_ms = now
+        self._pending.clear()
+        self._stream = stream
+        assert self._nursery is not None
+        self._nursery.start_soon(self._pump, stream)
+        return stream
+
+    def _flush(self) -> None:
+        if self._pending and self._stream is not None:
+            self._stream.send(bytes(self._pending), self._ring.end_ms)
+            self._pending.clear()
+
+    def _rotate(self, reason: str, eou_ms: int | None = None) -> _Stream | None:
+        """Hand over to a new stream; half-close the old one, which then finalizes. Returns it."""
+        old = self._stream
+        if old is None or self._nursery is None:
+            return None
+        self._flush()
+        replay_from, cut = rotation_cut(self.settings.policy, self._ring.end_ms, reason, eou_ms)
+        old.span.owns_until = cut
+        old.half_close()
+        if not old.done.is_set():
+            self._draining.add(old)
+        self.restarts[reason] += 1
+        self._open(replay_from, owns_from=cut)
+        return old
+
+    def _reconnect(self, failed: _Stream) -> None:
+        # Replay everything the failed stream had not finalized (bounded): nothing is lost.
+        last = max((w.end_ms for w in self._ledger.words), default=failed.span.owns_from)
+        replay_from = max(failed.span.owns_from, min(last, self._ring.end_ms),
+                          self._ring.end_ms - MAX_RECONNECT_REPLAY_MS)
+        failed.span.owns_until = replay_from
+        self.restarts["reconnect"] += 1
+        self._open(replay_from, owns_from=replay_from)
+
+    async def _pump(self, stream: _Stream) -> None:
+        try:
+            await trio.to_thread.run_sync(self._pump_blocking, stream, trio.lowlevel.current_trio_token(),
+                                          limiter=_STREAM_THREADS, abandon_on_cancel=True)
+        finally:
+            stream.abort()
+            self._draining.discard(stream)
+            stream.done.set()
+
+    # -- worker thread -------------------------------------------------------------------------
+    def _requests(self, stream: _Stream) -> Iterator[Any]:
+        t = self._types
+        yield t.StreamingRecognizeRequest(streaming_config=self._streaming_config())
+        while True:
+            audio = stream.requests.get()
+            if audio is None:
+                return  # half-close: the engine finalizes what it has and ends the stream
+            yield t.StreamingRecognizeRequest(audio_content=audio)
+
+    def _pump_blocking(self, stream: _Stream, token: trio.lowlevel.TrioToken) -> None:
+        from google.api_core import exceptions as gexc
+
+        try:
+            responses = self._client.streaming_recognize(
+                requests=self._requests(stream), timeout=self.settings.stream_deadline_s,
+                retry=None,
+            )
+            stream.call = responses
+            for response in responses:
+                trio.from_thread.run_sync(self._on_response, stream, response, trio_token=token)
+        except gexc.GoogleAPICallError as exc:
+            stream.error = exc
+            stream.error_code = exc.grpc_status_code.name if exc.grpc_status_code else "UNKNOWN"
+        except grpc.RpcError as exc:  # pragma: no cover - api_core normally wraps these
+            stream.error = exc
+            stream.error_code = exc.code().name if hasattr(exc, "code") else "UNKNOWN"
+        except trio.RunFinishedError:
+            pass
+        except Exception as exc:
+            if stream.half_closed and "Cancelled" in type(exc).__name__:
+                return
+            stream.error = exc
+            stream.error_code = "UNKNOWN"
+
+    # -- results (Trio thread) -------------------------------------------------------------------
+    def _on_response(self, stream: _Stream, response: Any) -> None:
+        stream.got_response = True
+        base = stream.span.start_ms
+        for result in response.results:
+            if not result.alternatives:
+                continue
+            alt = result.alternatives[0]
+            if result.is_final:
+                words = [
+                    Word(w.word, base + _ms(w.start_time), base + _ms(w.end_time), alt.confidence or 0.0)
+                    for w in alt.words
+                ]
+                if not words and alt.transcript.strip():
+                    # No word offsets (some models): the whole result as one "word" ending at
+                    # result_end_time.
+                    end = base + _ms(result.result_end_time)
+                    words = [Word(alt.transcript.strip(), max(stream.span.owns_from, end - 1), end,
+                                  alt.confidence or 0.0)]
+                self._ledger.add(stream.span, words)
+            elif self._in_utterance and self.on_partial is not None and stream is self._stream:
+                self.on_partial(Transcript(alt.transcript.strip(), alt.confidence or 0.0, False, self.name,
+                                           base, base + _ms(result.result_end_time)))
+
+    # -- Recognizer interface --------------------------------------------------------------------
+    def push(self, pcm16: bytes) -> None:
+        self._ring.push(pcm16)
+        stream = self._stream
+        if stream is None:
+            return
+        self._pending += pcm16
+        if len(self._pending) >= self._chunk_bytes:
+            stream.send(bytes(self._pending), self._ring.end_ms)
+            self._pending.clear()
+        reason = restart_due(self.settings.policy, stream.span.start_ms, self._ring.end_ms, self._in_utterance)
+        if reason is not None and self._nursery is not None:
+            self._rotate(reason)
+
+    def begin_utterance(self, onset_ms: int) -> None:
+        self._in_utterance = True
+
+    def cancel_utterance(self) -> None:
+        self._in_utterance = False
+
+    async def end_utterance(self, onset_ms: int, eou_ms: int) -> Transcript:
+        self._in_utterance = False
+        if self._nursery is None:
+            raise ProviderError(self.name, "recognizer is not running")
+        old = self._rotate("eou", eou_ms)
+        assert old is not None
+        # Every stream that heard part of this utterance must have finalized (an earlier
+        # restart may still be draining).
+        waiting = [st for st in self._draining | {old} if st.span.owns_until > onset_ms - self._preroll_ms]
+        with trio.move_on_after(self.settings.final_timeout_s):
+            for st in waiting:
+                await st.done.wait()
+        if not old.done.is_set():
+            old.abort()
+            raise ProviderError(self.name, f"no final within {self.settings.final_timeout_s:.1f} s")
+        if old.error is not None:
+            self._last_error = f"{old.error_code}: {old.error}"
+            raise ProviderError(self.name, self._last_error[:300])
+        start = max(0, onset_ms - self._preroll_ms)
+        words = self._ledger.take(start, eou_ms)
+        text = " ".join(w.text for w in words).strip()
+        confidence = sum(w.confidence for w in words) / len(words) if words else 0.0
+        return Transcript(text, confidence, True, self.name, start, eou_ms)

@@ -1,0 +1,16 @@
+import sys
+from pathlib import Path
+
+import pytest
+import trio.testing
+
+# the fakes and the tone-word language are plain modules next to the tests
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture
+def fake_google():
+    from fake_google import FakeGoogle
+
+    with FakeGoogle() as fake:
+        yield fake

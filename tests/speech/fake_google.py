@@ -1,0 +1,244 @@
+"""Fake Google Speech-to-Text v1 and Text-to-Speech v1 servers: real grpc.server on
+127.0.0.1 speaking the real protos (the generated types' serialize / deserialize), so the
+official clients talk to them unchanged.
+
+Speech "recognizes" the tone-word language of tone_words.py exactly, sends interim and final
+results with word time offsets, enforces a stream audio limit (scaled down in tests), and can
+inject errors and delays. TTS renders a deterministic tone per character.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import threading
+import time
+import wave
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+from google.cloud import speech_v1 as sp
+from google.cloud import texttospeech_v1 as tts
+
+from tone_words import WordDecoder
+
+HEBREW = {"iw-IL", "he-IL"}
+
+
+def _td(ms: int) -> dt.timedelta:
+    return dt.timedelta(milliseconds=ms)
+
+
+@dataclass
+class StreamRecord:
+    number: int
+    language: str = ""
+    model: str = ""
+    encoding: str = ""
+    sample_rate: int = 0
+    interim: bool = False
+    phrases: list[str] = field(default_factory=list)
+    audio_ms: int = 0
+    words: list[str] = field(default_factory=list)
+    half_closed: bool = False
+    aborted: str = ""
+
+
+@dataclass
+class Fault:
+    stream: int  # 1-based stream number
+    after_ms: int  # audio received before the fault
+    code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
+    stall_s: float = 0.0  # >0: stall instead of failing
+
+
+class FakeSpeech:
+    def __init__(self, limit_ms: int = 305_000, final_delay_s: float = 0.0) -> None:
+        self.limit_ms = limit_ms
+        self.final_delay_s = final_delay_s
+        self.faults: list[Fault] = []
+        self.streams: list[StreamRecord] = []
+        self._lock = threading.Lock()
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            "google.cloud.speech.v1.Speech",
+            {
+                "StreamingRecognize": grpc.stream_stream_rpc_method_handler(
+                    self.streaming_recognize,
+                    request_deserializer=sp.StreamingRecognizeRequest.deserialize,
+                    response_serializer=sp.StreamingRecognizeResponse.serialize,
+                )
+            },
+        )
+
+    @staticmethod
+    def _final(word: str, start: int, end: int) -> sp.StreamingRecognizeResponse:
+        info = sp.WordInfo(word=word, start_time=_td(start), end_time=_td(end))
+        alt = sp.SpeechRecognitionAlternative(transcript=word, confidence=0.93, words=[info])
+        return sp.StreamingRecognizeResponse(
+            results=[sp.StreamingRecognitionResult(alternatives=[alt], is_final=True, result_end_time=_td(end))]
+        )
+
+    def streaming_recognize(self, requests, context):
+        with self._lock:
+            rec = StreamRecord(number=len(self.streams) + 1)
+            self.streams.append(rec)
+        first = next(requests)
+        cfg = first.streaming_config.config
+        rec.language, rec.model = cfg.language_code, cfg.model
+        rec.encoding, rec.sample_rate = cfg.encoding.name, cfg.sample_rate_hertz
+        rec.interim = first.streaming_config.interim_results
+        rec.phrases = [p for c in cfg.speech_contexts for p in c.phrases]
+        if cfg.encoding != sp.RecognitionConfig.AudioEncoding.LINEAR16 or cfg.sample_rate_hertz != 8000:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "expected LINEAR16 at 8000 Hz")
+        if cfg.language_code in HEBREW and cfg.model == "latest_short":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "The requested model is currently not supported for language : iw-IL.")
+        faults = [f for f in self.faults if f.stream == rec.number]
+        decoder = WordDecoder()
+        partial_for = None
+        for req in requests:
+            pcm = req.audio_content
+            rec.audio_ms += len(pcm) // 16
+            if rec.audio_ms > self.limit_ms:
+                rec.aborted = "OUT_OF_RANGE"
+                context.abort(grpc.StatusCode.OUT_OF_RANGE,
+                              f"Exceeded maximum allowed stream duration of {self.limit_ms // 1000} seconds.")
+            for f in faults:
+                if rec.audio_ms >= f.after_ms:
+                    faults.remove(f)
+                    if f.stall_s:
+                        time.sleep(f.stall_s)
+                    else:
+                        rec.aborted = f.code.name
+                        context.abort(f.code, "injected fault")
+            for word, start, end in decoder.feed(pcm):
+                rec.words.append(word)
+                yield self._final(word, start, end)
+            current = decoder.in_word()
+            if current and partial_for != (current, decoder.start):
+                partial_for = (current, decoder.start)
+                alt = sp.SpeechRecognitionAlternative(transcript=current)
+                yield sp.StreamingRecognizeResponse(results=[sp.StreamingRecognitionResult(
+                    alternatives=[alt], is_final=False, stability=0.5, result_end_time=_td(decoder.frames * 20))])
+        rec.half_closed = True
+        if self.final_delay_s:
+            time.sleep(self.final_delay_s)
+        for word, start, end in decoder.finish():
+            rec.words.append(word)
+            yield self._final(word, start, end)
+
+
+def tone_pcm(text: str, rate: int, ms_per_char: int = 40) -> np.ndarray:
+    n = max(1, len(text)) * ms_per_char * rate // 1000
+    t = np.arange(n) / rate
+    return (np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2")
+
+
+def _wav(payload: bytes, rate: int, fmt_tag: int, width: int) -> bytes:
+    if fmt_tag == 1:
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(width)
+            w.setframerate(rate)
+            w.writeframes(payload)
+        return buf.getvalue()
+    # non-PCM (μ-law, tag 7): wave can't write it; build it like Google does (18-byte fmt + fact)
+    fmt = fmt_tag.to_bytes(2, "little") + (1).to_bytes(2, "little") + rate.to_bytes(4, "little") \
+        + rate.to_bytes(4, "little") + (1).to_bytes(2, "little") + (8).to_bytes(2, "little") + b"\0\0"
+    body = b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt \
+        + b"fact" + (4).to_bytes(4, "little") + len(payload).to_bytes(4, "little") \
+        + b"data" + len(payload).to_bytes(4, "little") + payload
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+class FakeTts:
+    def __init__(self, delay_s: float = 0.0, per_char_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.per_char_s = per_char_s
+        self.requests: list[tuple[str, str, str, int]] = []  # (text, voice, encoding, rate)
+        self.fail_next = 0
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            "google.cloud.texttospeech.v1.TextToSpeech",
+            {
+                "SynthesizeSpeech": grpc.unary_unary_rpc_method_handler(
+                    self.synthesize,
+                    request_deserializer=tts.SynthesizeSpeechRequest.deserialize,
+                    response_serializer=tts.SynthesizeSpeechResponse.serialize,
+                ),
+                "StreamingSynthesize": grpc.stream_stream_rpc_method_handler(
+                    self.streaming_synthesize,
+                    request_deserializer=tts.StreamingSynthesizeRequest.deserialize,
+                    response_serializer=tts.StreamingSynthesizeResponse.serialize,
+                ),
+            },
+        )
+
+    def _work(self, text: str) -> None:
+        time.sleep(self.delay_s + self.per_char_s * len(text))
+
+    def synthesize(self, req, context):
+        if self.fail_next:
+            self.fail_next -= 1
+            context.abort(grpc.StatusCode.UNAVAILABLE, "injected fault")
+        text = req.input.text or req.input.ssml
+        enc = req.audio_config.audio_encoding
+        rate = req.audio_config.sample_rate_hertz or 24000
+        self.requests.append((text, req.voice.name, enc.name, rate))
+        if not req.voice.language_code:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "voice.language_code is required")
+        self._work(text)
+        pcm = tone_pcm(text, rate)
+        if enc == tts.AudioEncoding.MULAW:
+            import audioop
+
+            audio = _wav(audioop.lin2ulaw(pcm.tobytes(), 2), rate, 7, 1)
+        elif enc == tts.AudioEncoding.LINEAR16:
+            audio = _wav(pcm.tobytes(), rate, 1, 2)  # Google's LINEAR16 carries a WAV header too
+        else:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"fake supports LINEAR16/MULAW, not {enc.name}")
+        return tts.SynthesizeSpeechResponse(audio_content=audio)
+
+    def streaming_synthesize(self, requests, context):
+        first = next(requests)
+        cfg = first.streaming_config
+        if "Chirp3-HD" not in cfg.voice.name:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "streaming synthesis needs a Chirp 3 HD voice")
+        enc = cfg.streaming_audio_config.audio_encoding
+        rate = cfg.streaming_audio_config.sample_rate_hertz or 24000
+        for req in requests:
+            text = req.input.text
+            self.requests.append((text, cfg.voice.name, enc.name, rate))
+            self._work(text)
+            pcm = tone_pcm(text, rate).tobytes()
+            if enc == tts.AudioEncoding.MULAW:
+                import audioop
+
+                pcm = audioop.lin2ulaw(pcm, 2)
+            step = max(2, len(pcm) // 3 // 2 * 2)
+            for i in range(0, len(pcm), step):
+                yield tts.StreamingSynthesizeResponse(audio_content=pcm[i : i + step])
+
+
+class FakeGoogle:
+    """Both services on one loopback port."""
+
+    def __init__(self, speech: FakeSpeech | None = None, tts_: FakeTts | None = None) -> None:
+        self.speech = speech or FakeSpeech()
+        self.tts = tts_ or FakeTts()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+        self.server.add_generic_rpc_handlers((self.speech.handler(), self.tts.handler()))
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        self.endpoint = f"127.0.0.1:{port}"
+
+    def __enter__(self) -> "FakeGoogle":
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.stop(grace=None)
