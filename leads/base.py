@@ -45,6 +45,15 @@ class CallInfo:
 
 
 class CallRecorder(abc.ABC):
+    def timeline_event(self, call_sid: str, t_ms: float, kind: str, **detail: object) -> None:
+        """One point of the call's timeline for the dashboard (STATE_CHANGE with ``to=``,
+        BARGE_IN, MARK_SENT / MARK_ACK, TTS_START ...; ``t_ms`` on the call's clock).
+
+        Synchronous and cheap on purpose: implementations buffer and write with the next
+        turn, so the session may call it from its hot path. Default: not recorded.
+        """
+        return None
+
     @abc.abstractmethod
     async def call_started(self, info: CallInfo) -> None: ...
 
@@ -54,7 +63,10 @@ class CallRecorder(abc.ABC):
     ) -> None: ...
 
     @abc.abstractmethod
-    async def lead_updated(self, call_sid: str, phone: str, lead: LeadState) -> None: ...
+    async def lead_updated(self, call_sid: str, phone: str, lead: LeadState) -> None:
+        """The lead after a turn that changed it. Implementations may also accept an optional
+        ``whatsapp_summary=`` keyword (the brain's current summary): it is what a crash
+        recovery sends if the call never reaches call_ended."""
 
     @abc.abstractmethod
     async def call_ended(

@@ -14,8 +14,10 @@ from leads.lead import iso_local, lead_json
 from leads.store import Store
 
 METRIC_KEYS = ("turn_latency_ms", "asr_latency_ms", "halt_ms", "barge_ins", "barge_ins_clean", "heartbeats")
-# Close reasons that are a normal end of a call; anything else counts as a disconnect.
-POLITE_CLOSES = frozenset({"goodbye", "agent_goodbye", "hangup", "caller_hangup", "stop", "completed"})
+# server.session's close reasons that are a normal end of a call (agent said goodbye, the
+# caller hung up: Twilio's stop / a clean close); anything else (dropped, error, shutdown,
+# server_restart ...) counts as a disconnect on the dashboard.
+POLITE_CLOSES = frozenset({"agent_hangup", "twilio_stop", "remote_close"})
 
 
 def _call_json(row: Any) -> dict[str, Any]:

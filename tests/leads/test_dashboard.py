@@ -37,7 +37,7 @@ async def seed(store: Store) -> None:
     rec.timeline_event("CA1", 5400, "BARGE_IN", halt_ms=120)
     lead = LeadState(Slots(area="רמת גן", name="יוסי"), status="meeting_booked",
                      meeting_at=dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.timezone.utc))
-    await rec.call_ended("CA1", T0 + dt.timedelta(seconds=90), "agent_goodbye", "meeting_booked",
+    await rec.call_ended("CA1", T0 + dt.timedelta(seconds=90), "agent_hangup", "meeting_booked",
                          CallMetrics(turn_latency_ms=[700.0], asr_latency_ms=[350.0], halt_ms=[120.0],
                                      barge_ins=1, barge_ins_clean=1, heartbeats=3, turns=1, turns_to_meeting=1),
                          PHONE, lead, "סיכום")

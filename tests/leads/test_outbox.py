@@ -37,7 +37,7 @@ async def end_call(store: Store, sid: str = "CA1", status: str = "meeting_booked
     rec = SqlRecorder(store, lead_webhook=webhook)
     now = dt.datetime.now(dt.timezone.utc)
     await rec.call_started(CallInfo(sid, "MZ" + sid, PHONE, "+97233001122", now))
-    await rec.call_ended(sid, now, "agent_goodbye", status, CallMetrics(turns=4), PHONE,
+    await rec.call_ended(sid, now, "agent_hangup", status, CallMetrics(turns=4), PHONE,
                          LeadState(Slots(area="רמת גן", name="דנה"), status=status), "תודה! נתראה ביום ראשון 10:30")
 
 

@@ -66,12 +66,12 @@ async def test_a_call_recorded_as_it_goes(store: Store) -> None:
     lead.meeting_at = JLM_MEETING
     metrics = CallMetrics(turn_latency_ms=[640.0, 810.0], asr_latency_ms=[300.0, 420.0], halt_ms=[120.0],
                           barge_ins=1, barge_ins_clean=1, heartbeats=4, turns=1, turns_to_meeting=1)
-    await rec.call_ended("CA1", T0 + dt.timedelta(minutes=2), "agent_goodbye", "meeting_booked", metrics,
+    await rec.call_ended("CA1", T0 + dt.timedelta(minutes=2), "agent_hangup", "meeting_booked", metrics,
                          "+972501234567", lead, "סיכום: פגישה ביום ראשון 10:30")
 
     detail = queries.call_detail(store, "CA1")
     assert detail["ended_at"] == "2026-11-26T10:02:00+02:00"
-    assert (detail["close_reason"], detail["outcome"], detail["turns"]) == ("agent_goodbye", "meeting_booked", 1)
+    assert (detail["close_reason"], detail["outcome"], detail["turns"]) == ("agent_hangup", "meeting_booked", 1)
     assert [t["speaker"] for t in detail["transcript"]] == ["agent", "caller"]
     assert detail["transcript"][1] == {"speaker": "caller", "text": "בתל אביב, דירת שלושה חדרים",
                                        "t_start_ms": 3900, "t_end_ms": 6200, "heard_fully": True}
@@ -93,7 +93,7 @@ async def test_repeat_caller_updates_the_same_lead(store: Store) -> None:
     phone = "+972541112233"
     await rec.call_started(info("CA1", phone=phone))
     first = LeadState(Slots(name="דנה", area="חיפה", budget_ils=1_800_000), status="qualified")
-    await rec.call_ended("CA1", T0 + dt.timedelta(minutes=1), "hangup", "qualified", CallMetrics(turns=3),
+    await rec.call_ended("CA1", T0 + dt.timedelta(minutes=1), "twilio_stop", "qualified", CallMetrics(turns=3),
                          phone, first, "סיכום 1")
     await rec.call_started(info("CA2", started=T0 + dt.timedelta(days=1), phone=phone))
     second = LeadState(Slots(area="קריות"))  # new conversation: only the area changed so far
@@ -101,7 +101,7 @@ async def test_repeat_caller_updates_the_same_lead(store: Store) -> None:
     [lead] = queries.list_leads(store)
     assert (lead["name"], lead["area"], lead["budget_ils"], lead["status"]) == ("דנה", "קריות", 1_800_000, "qualified")
     second.status = "lost"
-    await rec.call_ended("CA2", T0 + dt.timedelta(days=1, minutes=1), "hangup", "lost", CallMetrics(turns=1),
+    await rec.call_ended("CA2", T0 + dt.timedelta(days=1, minutes=1), "twilio_stop", "lost", CallMetrics(turns=1),
                          phone, second, "סיכום 2")
     [lead] = queries.list_leads(store)
     assert lead["status"] == "lost"
@@ -152,8 +152,8 @@ async def test_db_errors_are_logged_and_the_call_goes_on(store: Store, capsys) -
     with store.engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE transcripts"))
     await rec.transcript_turn("CA1", "caller", "שלום", 0, 900, True)  # must not raise
-    await rec.call_ended("CA1", T0 + dt.timedelta(seconds=5), "hangup", "new", CallMetrics(), "+972501234567",
+    await rec.call_ended("CA1", T0 + dt.timedelta(seconds=5), "twilio_stop", "new", CallMetrics(), "+972501234567",
                          LeadState(), "סיכום")
     out = capsys.readouterr().out
     assert '"event":"ERROR"' in out and "store.transcript_turn" in out
-    assert queries.list_calls(store)[0]["close_reason"] == "hangup"
+    assert queries.list_calls(store)[0]["close_reason"] == "twilio_stop"
