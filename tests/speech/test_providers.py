@@ -64,3 +64,26 @@ def test_openai_key_makes_hebrew_work_and_auto_picks_it():
 def test_impossible_setups(env, match):
     with pytest.raises(ConfigError, match=match):
         select_speech(env)
+
+
+def test_google_everything_with_fallbacks(fake_google):
+    from speech.failover import FailoverRecognizer, FailoverSynthesizer
+
+    env = {"GOOGLE_SPEECH_ENDPOINT": fake_google.endpoint, "GOOGLE_TTS_ENDPOINT": fake_google.endpoint,
+           "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    sp = select_speech(env)
+    assert (sp.asr_name, sp.asr_fallback, sp.tts_name, sp.tts_fallback) == ("google", "openai-whisper", "google", "espeak")
+    rec = sp.new_recognizer("he-IL")
+    assert isinstance(rec, FailoverRecognizer) and rec.primary.language == "iw-IL"
+    assert isinstance(sp.synthesizer, FailoverSynthesizer)
+
+
+def test_google_hebrew_without_a_hebrew_fallback_says_so(fake_google):
+    sp = select_speech({"GOOGLE_SPEECH_ENDPOINT": fake_google.endpoint, "TTS_PROVIDER": "espeak"})
+    assert sp.asr_name == "google" and sp.asr_fallback is None
+    assert any("fallback: none" in why for why in sp.reasons)
+
+
+def test_google_english_falls_back_to_local_whisper(fake_google):
+    sp = select_speech({"GOOGLE_SPEECH_ENDPOINT": fake_google.endpoint, "AGENT_LANGUAGE": "en-US"})
+    assert sp.asr_fallback == "whisper" and sp.new_recognizer("en-US").fallback.name == "whisper"
