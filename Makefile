@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.stamp-deps-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-NATIVE_SRC := $(wildcard native/*.pyx native/*.pxd) setup.py
+NATIVE_SRC := $(wildcard native/*.pyx native/*.pxd native/*.h) setup.py
 NATIVE_STAMP := native/.stamp-build
 PORT ?= 8080
 
