@@ -13,7 +13,8 @@ acquire, which is most of a 160-sample frame's budget). PCM16 is native-endian i
 audioop's output; Twilio's LINEAR16 and every host we run on are little-endian.
 """
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t
 from libc.math cimport sqrt
 
@@ -66,10 +67,29 @@ _build_tables()
 
 # --- kernels (no Python objects; shared by the wrappers below and by other modules) --------
 
+cdef extern from "ulaw_simd.h":
+    int ulaw_simd_available() nogil
+    size_t ulaw_decode_avx2(const uint8_t* src, size_t n, int16_t* dst) nogil
+    size_t ulaw_decode_sumsq_avx2(const uint8_t* src, size_t n, int16_t* dst, int64_t* sumsq) nogil
+
+cdef bint USE_SIMD = ulaw_simd_available() != 0
+SIMD_AVAILABLE = bool(USE_SIMD)
+
+
+def use_simd(bint enabled) -> bool:
+    """Switch the AVX2 decode path on/off (tests compare both paths); returns the state in force."""
+    global USE_SIMD
+    USE_SIMD = enabled and SIMD_AVAILABLE
+    return USE_SIMD
+
+
 cdef void decode_into(const uint8_t* src, Py_ssize_t n, int16_t* dst) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
+    cdef Py_ssize_t i = 0
+    if USE_SIMD:
+        i = <Py_ssize_t>ulaw_decode_avx2(src, <size_t>n, dst)
+    while i < n:
         dst[i] = ULAW_TO_PCM[src[i]]
+        i += 1
 
 
 cdef void encode_into(const int16_t* src, Py_ssize_t n, uint8_t* dst) noexcept nogil:
@@ -79,13 +99,16 @@ cdef void encode_into(const int16_t* src, Py_ssize_t n, uint8_t* dst) noexcept n
 
 
 cdef int64_t decode_sumsq(const uint8_t* src, Py_ssize_t n, int16_t* dst) noexcept nogil:
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i = 0
     cdef int64_t acc = 0
     cdef int v
-    for i in range(n):
+    if USE_SIMD:
+        i = <Py_ssize_t>ulaw_decode_sumsq_avx2(src, <size_t>n, dst, &acc)
+    while i < n:
         v = ULAW_TO_PCM[src[i]]
         dst[i] = <int16_t>v
         acc += v * v
+        i += 1
     return acc
 
 
@@ -99,12 +122,25 @@ cdef int64_t sumsq16(const int16_t* src, Py_ssize_t n) noexcept nogil:
     return acc
 
 
+cdef extern from "bufview.h":
+    void al_borrow_view(Py_buffer* view, void* buf, Py_ssize_t length)
+
+
 cdef inline void _get_read(object obj, Py_buffer* view) except *:
-    PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
+    # bytes are immutable and we keep the GIL: point at them without acquiring a buffer
+    # (view.obj = NULL makes PyBuffer_Release a no-op). Saves ~10 ns of a ~40 ns frame.
+    if type(obj) is bytes:
+        al_borrow_view(view, <void*>PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj))
+    else:
+        PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
 
 
 cdef inline void _get_write(object obj, Py_buffer* view) except *:
-    PyObject_GetBuffer(obj, view, PyBUF_SIMPLE | PyBUF_WRITABLE)
+    # a bytearray cannot be resized under us while we hold the GIL (no nogil section uses it)
+    if type(obj) is bytearray:
+        al_borrow_view(view, <void*>PyByteArray_AS_STRING(obj), PyByteArray_GET_SIZE(obj))
+    else:
+        PyObject_GetBuffer(obj, view, PyBUF_SIMPLE | PyBUF_WRITABLE)
 
 
 # --- public API -----------------------------------------------------------------------------
@@ -244,3 +280,34 @@ def ulaw_rms(ulaw) -> float:
     finally:
         PyBuffer_Release(&s)
     return sqrt(<double>acc / n) if n else 0.0
+
+
+def pcm16_frame_rms_into(pcm, out, int frame_samples=160) -> int:
+    """RMS of each whole ``frame_samples`` frame of a PCM16 recording, written as float64 into
+    the writable buffer ``out``; returns the number of frames. For whole-recording analysis
+    (the per-frame path uses decode_with_energy)."""
+    cdef Py_buffer s, d
+    cdef Py_ssize_t i, n_frames
+    cdef const int16_t* p
+    cdef double* o
+    if frame_samples < 1:
+        raise ValueError("frame_samples must be >= 1")
+    PyObject_GetBuffer(pcm, &s, PyBUF_SIMPLE)  # real buffers: the loop runs without the GIL
+    try:
+        if s.len & 1:
+            raise ValueError("not a whole number of frames")
+        n_frames = (s.len >> 1) // frame_samples
+        PyObject_GetBuffer(out, &d, PyBUF_SIMPLE | PyBUF_WRITABLE)
+        try:
+            if d.len < n_frames * <Py_ssize_t>sizeof(double):
+                raise ValueError(f"out has {d.len} bytes, needs {n_frames * sizeof(double)}")
+            p = <const int16_t*>s.buf
+            o = <double*>d.buf
+            with nogil:
+                for i in range(n_frames):
+                    o[i] = sqrt(<double>sumsq16(p + i * frame_samples, frame_samples) / frame_samples)
+        finally:
+            PyBuffer_Release(&d)
+    finally:
+        PyBuffer_Release(&s)
+    return n_frames

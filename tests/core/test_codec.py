@@ -19,6 +19,18 @@ with warnings.catch_warnings():
     audioop = pytest.importorskip("audioop", reason="audioop (the oracle) is gone in Python >= 3.13")
 
 ALL_ULAW = bytes(range(256))
+
+
+@pytest.fixture(autouse=True, params=["simd", "scalar"])
+def decode_path(request: pytest.FixtureRequest):
+    """Every test runs on the AVX2 decode path (where the CPU has it) and on the scalar table."""
+    if request.param == "simd" and not codec.SIMD_AVAILABLE:
+        pytest.skip("no AVX2 on this CPU")
+    codec.use_simd(request.param == "simd")
+    yield request.param
+    codec.use_simd(True)
+
+
 ALL_PCM = struct.pack(f"<{65536}h", *range(-32768, 32768))
 
 
