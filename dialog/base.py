@@ -72,3 +72,10 @@ class Brain(abc.ABC):
     @abc.abstractmethod
     def summary(self) -> str:
         """The WhatsApp summary text (Hebrew for he-IL): the lead's details and the meeting."""
+
+    async def aclose(self) -> None:
+        """Release network resources; the session calls it when the call ends (any way it ends).
+
+        The offline brain holds none; the OpenAI brain closes its HTTP client here.
+        """
+        return None

@@ -125,8 +125,9 @@ class StreamGuard:
     a question, :meth:`finish` says so and the brain adds a safe question.
     """
 
-    def __init__(self, allowed_amounts: frozenset[int] = frozenset()) -> None:
+    def __init__(self, allowed_amounts: frozenset[int] = frozenset(), reserve: int = 0) -> None:
         self.allowed_amounts = allowed_amounts
+        self.reserve = reserve  # words an opening statement leaves for a closing question
         self.spoken: list[str] = []
         self.violations: list[str] = []
         self.done = False  # a question was spoken: the turn is complete
@@ -158,6 +159,9 @@ class StreamGuard:
             self.violations.append("too_many_words")
             return None
         is_question = sentence.endswith("?")
+        if not is_question and self.words_spoken + words(sentence) + self.reserve > MAX_WORDS:
+            self.violations.append("too_many_words")
+            return None
         if not is_question and self.spoken:
             self.violations.append("too_many_sentences")
             return None

@@ -1,0 +1,404 @@
+"""The OpenAI brain: streaming Chat Completions, sentence by sentence, slots via a tool call.
+
+Runs under trio as is: the official ``AsyncOpenAI`` client sits on httpx2/anyio, and anyio
+has a trio backend (checked by the tests, which drive it against our own fake server under
+pytest-trio). Retries are off (``max_retries=0``): a slow or failing API is handled here,
+turn by turn, never by waiting inside the client.
+
+Per turn:
+- empty text / low ASR confidence -> exactly the clarify line, no request at all;
+- the reply streams; each complete sentence passes :class:`~dialog.guardrails.StreamGuard`
+  and is yielded at once (TTS starts before the model has finished);
+- no first sentence within ``first_sentence_deadline_s`` -> a short holding line, then the
+  request is made again and the turn continues. Why again: the deadline is a cancel
+  scope, and cancelling an HTTP read closes that response (httpcore), so the original
+  stream cannot be resumed; keeping it alive would need a task outliving the yield, which a
+  plain async iterator cannot own;
+- a first sentence that lists or prices properties -> regenerated once, then a safe line;
+- any API error (HTTP status, connection, timeout, malformed stream) -> the offline rules
+  brain, seeded with the same lead, answers this turn and the rest of the call.
+The history sent to the model holds only what the caller heard (:meth:`heard`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import trio
+
+from dialog import extract, guardrails, schedule
+from dialog.base import Brain, CallerTurn
+from dialog.phrases import is_hebrew, table
+from dialog.prompt import CUT_MARK, FEW_SHOT, INTERRUPTED_MARK, SYSTEM_PROMPT_HE, TOOL_NAME, TOOLS, state_note
+from dialog.rules import CLARIFY_BELOW, RuleDialog, count_violations
+from leads import metrics
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIConfig:
+    api_key: str
+    model: str
+    base_url: str | None = None
+    first_sentence_deadline_s: float = 1.5
+    turn_timeout_s: float = 6.0  # after the holding line: longer than this and the rules take over
+    connect_timeout_s: float = 3.0
+    temperature: float = 0.3
+    max_tokens: int = 120
+
+
+class BrainFailure(Exception):
+    """The API could not give this turn a reply."""
+
+
+class _Restart(Exception):
+    """The holding line was said; ask the model again."""
+
+
+_BOUNDARY = re.compile(r"[.!?…](?=\s)")
+
+
+def split_ready(buffer: str) -> tuple[list[str], str]:
+    """Complete sentences in ``buffer`` and the unfinished rest. A trailing "?" completes one."""
+    out: list[str] = []
+    start = 0
+    for m in _BOUNDARY.finditer(buffer):
+        out.append(buffer[start : m.end()].strip())
+        start = m.end()
+    rest = buffer[start:].lstrip()
+    if rest.rstrip().endswith("?"):
+        out.append(rest.strip())
+        rest = ""
+    return [s for s in out if s], rest
+
+
+class _ToolArgs:
+    """Tool-call argument fragments, gathered by index while the stream runs."""
+
+    def __init__(self) -> None:
+        self.names: dict[int, str] = {}
+        self.args: dict[int, str] = {}
+
+    def add(self, index: int, name: str | None, fragment: str | None) -> None:
+        if name:
+            self.names[index] = name
+        if fragment:
+            self.args[index] = self.args.get(index, "") + fragment
+
+    def updates(self) -> tuple[list[dict[str, Any]], int]:
+        """The parsed update_lead calls, and how many were malformed."""
+        good: list[dict[str, Any]] = []
+        bad = 0
+        for index, raw in sorted(self.args.items()):
+            if self.names.get(index, TOOL_NAME) != TOOL_NAME:
+                bad += 1
+                continue
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                bad += 1
+                continue
+            if isinstance(parsed, dict):
+                good.append(parsed)
+            else:
+                bad += 1
+        return good, bad
+
+
+class OpenAIBrain(Brain):
+    name = "openai"
+
+    def __init__(self, config: OpenAIConfig, language: str, caller_phone: str, now: dt.datetime) -> None:
+        self.config = config
+        self.hebrew = is_hebrew(language)
+        self.say = table(self.hebrew)
+        self.caller_phone = caller_phone or None
+        self.now = now
+        # The rules dialog holds the lead (one state for both brains), the safe lines, and
+        # the whole call if the API fails.
+        self.rules = RuleDialog(language, caller_phone, now)
+        self.lead = self.rules.lead
+        self.history: list[dict[str, str]] = []
+        self.windows: list[dt.datetime] = []
+        self.chosen: dt.datetime | None = None
+        self.fallback = False
+        self._finished = False
+        self._unheard: str | None = None  # last reply, until heard() says what got through
+        self._client: Any = None
+        self.violations: list[str] = []
+
+    # -- Brain -------------------------------------------------------------------------------------
+
+    @property  # type: ignore[override]
+    def finished(self) -> bool:
+        return self._finished or self.rules.finished
+
+    def opening(self) -> str:
+        text = self.say["opening"]
+        self._unheard = text
+        return text
+
+    def heard(self, said: str, heard_fully: bool) -> None:
+        self._unheard = None
+        self.history.append({"role": "assistant", "content": said if heard_fully else said.rstrip() + CUT_MARK})
+        self.rules.heard(said, heard_fully)
+
+    def summary(self) -> str:
+        return self.rules.summary()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            with trio.CancelScope(shield=True):
+                await client.close()
+
+    async def respond(self, turn: CallerTurn) -> AsyncIterator[str]:
+        if self._unheard is not None:  # the session did not report: assume it was all heard
+            self.history.append({"role": "assistant", "content": self._unheard})
+            self._unheard = None
+        text = turn.text.strip()
+        self.history.append({"role": "user", "content": (INTERRUPTED_MARK if turn.interrupted_agent else "") + (text or "…")})
+        if not text or turn.confidence < CLARIFY_BELOW:
+            yield self._said(self.say["clarify"])
+            return
+        if self.fallback:
+            async for sentence in self._rules_turn(turn):
+                yield sentence
+            return
+        if turn.interrupted_agent and extract.only_holds_floor(text):
+            yield self._said(self.say["go_on"])
+            return
+        spoken: list[str] = []
+        try:
+            async for sentence in self._model_turn():
+                spoken.append(sentence)
+                yield sentence
+        except BrainFailure:
+            self._switch_to_rules()
+            if not spoken:
+                async for sentence in self._rules_turn(turn):
+                    yield sentence
+                return
+            closing = self._closing_question(guardrails.words(" ".join(spoken)))
+            if closing:
+                spoken.append(closing)
+                yield closing
+        self._unheard = " ".join(spoken)
+        await self._close_if_done()
+
+    # -- the model turn ----------------------------------------------------------------------------
+
+    async def _model_turn(self) -> AsyncIterator[str]:
+        held = False
+        regenerated = False
+        while True:
+            guard = guardrails.StreamGuard(self._amounts(), reserve=4)
+            tools = _ToolArgs()
+            restart = False
+            dropped_first = False
+            poisoned = False  # a sentence offered property: nothing more of this reply is spoken
+            agen = self._sentences(tools, regenerated)
+            try:
+                # Read to the end even after the question: the tool call comes after the text.
+                while True:
+                    waiting_first = not guard.spoken and not held and not poisoned
+                    limit = self.config.first_sentence_deadline_s if waiting_first else self.config.turn_timeout_s
+                    try:
+                        with trio.fail_after(limit):
+                            raw = await agen.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except trio.TooSlowError:
+                        if not waiting_first:
+                            raise BrainFailure("no reply in time") from None
+                        restart = True
+                        break
+                    if poisoned:
+                        continue
+                    listings = guard.violations.count("listing")
+                    out = guard.offer(raw)
+                    if guard.violations.count("listing") > listings:
+                        if not guard.spoken and not regenerated:
+                            dropped_first = True
+                            break
+                        poisoned = True
+                    elif out is not None:
+                        yield out
+            finally:
+                await agen.aclose()
+            if restart:
+                held = True
+                yield self.say["holding"]
+                continue
+            self._record(guard.violations)
+            if dropped_first:
+                regenerated = True
+                continue
+            self._apply(tools)
+            if self.finished:
+                if not guard.spoken:
+                    yield self._goodbye()
+                return
+            if guard.finish():
+                self._record(["no_question"])
+                closing = self._closing_question(guard.words_spoken)
+                if closing:
+                    yield closing
+            return
+
+    async def _sentences(self, tools: _ToolArgs, regenerated: bool) -> AsyncIterator[str]:
+        import openai
+
+        client = self._get_client()
+        messages = self._messages(regenerated)
+        buffer = ""
+        try:
+            stream = await client.chat.completions.create(
+                model=self.config.model, messages=messages, tools=TOOLS, tool_choice="auto",
+                stream=True, temperature=self.config.temperature, max_tokens=self.config.max_tokens,
+            )
+            async with stream:
+                async for chunk in stream:
+                    if not chunk.choices:
+                        continue
+                    delta = chunk.choices[0].delta
+                    for call in delta.tool_calls or ():
+                        fn = call.function
+                        tools.add(call.index, fn.name if fn else None, fn.arguments if fn else None)
+                    if delta.content:
+                        buffer += delta.content
+                        ready, buffer = split_ready(buffer)
+                        for sentence in ready:
+                            yield sentence
+            if buffer.strip():
+                yield buffer.strip()
+        except (openai.OpenAIError, ValueError, KeyError, AttributeError, TypeError) as exc:
+            metrics.provider_errors_total.labels(provider="openai").inc()
+            raise BrainFailure(f"{type(exc).__name__}: {exc}") from exc
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            import httpx2
+            import openai
+
+            self._client = openai.AsyncOpenAI(
+                api_key=self.config.api_key, base_url=self.config.base_url, max_retries=0,
+                timeout=httpx2.Timeout(self.config.turn_timeout_s, connect=self.config.connect_timeout_s),
+            )
+        return self._client
+
+    def _messages(self, regenerated: bool) -> list[dict[str, str]]:
+        note = state_note(
+            self.lead, self.caller_phone, self.now, self.windows, self.chosen, self.hebrew, sorted(self.rules.declined)
+        )
+        msgs = [{"role": "system", "content": SYSTEM_PROMPT_HE}, *FEW_SHOT, {"role": "system", "content": note}]
+        msgs += self.history
+        if regenerated:
+            msgs.append({"role": "system", "content": "התשובה הקודמת הציעה נכסים או מחירים בלי נתונים. עני שוב בלי זה."})
+        return msgs
+
+    # -- slots from the tool call ------------------------------------------------------------------
+
+    def _apply(self, tools: _ToolArgs) -> None:
+        updates, bad = tools.updates()
+        if bad:
+            self._record(["bad_tool_call"] * bad)
+        s = self.lead.slots
+        for args in updates:
+            for key, kind in (("area", str), ("property_type", str), ("timeframe", str), ("name", str)):
+                value = args.get(key)
+                if isinstance(value, kind) and value.strip():
+                    setattr(s, key, value.strip())
+            rooms = args.get("rooms")
+            if isinstance(rooms, (int, float)) and not isinstance(rooms, bool) and 0.5 <= rooms <= 20:
+                s.rooms = float(rooms)
+            budget = args.get("budget_ils")
+            if isinstance(budget, (int, float)) and not isinstance(budget, bool) and 10_000 <= budget <= 1_000_000_000:
+                s.budget_ils = int(budget)
+            if args.get("budget_declined") is True and s.budget_ils is None:
+                self.rules.declined.add("budget_ils")
+            phone = args.get("phone")
+            if isinstance(phone, str) and extract.phone_in(phone):
+                s.phone, s.phone_confirmed = extract.phone_in(phone), True
+            if args.get("phone_confirmed") is True and s.phone:
+                s.phone_confirmed = True
+            window = args.get("meeting_window")
+            if isinstance(window, int) and not isinstance(window, bool) and 0 <= window < len(self.windows):
+                self.chosen = self.windows[window]
+            if args.get("meeting_confirmed") is True and self.chosen is not None:
+                self.lead.meeting_at = self.chosen
+                self.lead.status = "meeting_booked"
+            if args.get("not_interested") is True:
+                self.lead.status = "lost"
+                self._finished = True
+            if args.get("call_done") is True:
+                self._finished = True
+        missing = [m for m in s.missing() if m not in self.rules.declined]
+        if not missing and self.lead.status == "new":
+            self.lead.status = "qualified"
+        if not missing and not self.windows:
+            self.windows = schedule.offer_windows(self.now, 3)
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _amounts(self) -> frozenset[int]:
+        b = self.lead.slots.budget_ils
+        return frozenset({b}) if b else frozenset()
+
+    def _record(self, violations: list[str]) -> None:
+        if violations:
+            self.violations.extend(violations)
+            count_violations(violations)
+
+    def _said(self, text: str) -> str:
+        self._unheard = text
+        return text
+
+    def _closing_question(self, spoken_words: int) -> str | None:
+        for question in (self._safe_question(), self.say["safe"]):
+            if guardrails.fits_after(spoken_words, question):
+                return question
+        return None
+
+    def _safe_question(self) -> str:
+        if self.lead.status == "meeting_booked":
+            return self.say["anything_else"]
+        if self.windows and self.chosen is None and not self.rules.windows:
+            offer = schedule.say_offer(self.windows[:2], self.now, self.hebrew)
+            return self.say["offer_which"].format(offer=offer)
+        return self.rules.next_question()
+
+    def _goodbye(self) -> str:
+        self._finished = True
+        if self.lead.status == "lost":
+            return self.say["bye_lost"]
+        name = f", {self.lead.slots.name}" if self.lead.slots.name else ""
+        if self.lead.meeting_at:
+            window = schedule.say_window(self.lead.meeting_at, self.now, self.hebrew)
+            return self.say["bye_meeting"].format(name=name, window=window)
+        return self.say["bye"].format(name=name)
+
+    def _switch_to_rules(self) -> None:
+        self.fallback = True
+        metrics.provider_fallbacks_total.labels(kind="brain").inc()
+        r = self.rules
+        if self.lead.meeting_at:
+            r.phase = "wrapup"
+        elif self.chosen is not None:
+            r.phase, r.choice, r.windows = "confirm", self.chosen, list(self.windows[:2])
+        elif self.windows:
+            r.phase, r.windows = "offer", list(self.windows[:2])
+            r.offered.extend(self.windows)
+
+    async def _rules_turn(self, turn: CallerTurn) -> AsyncIterator[str]:
+        reply = self.rules.reply(turn)
+        self._unheard = reply.text
+        for sentence in guardrails.sentences(reply.text):
+            yield sentence
+        await self._close_if_done()
+
+    async def _close_if_done(self) -> None:
+        if self.finished:
+            await self.aclose()
