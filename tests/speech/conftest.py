@@ -14,3 +14,11 @@ def fake_google():
 
     with FakeGoogle() as fake:
         yield fake
+
+
+@pytest.fixture
+def fake_openai():
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        yield fake

@@ -51,6 +51,7 @@ class Fault:
     after_ms: int  # audio received before the fault
     code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
     stall_s: float = 0.0  # >0: stall instead of failing
+    sticky: bool = False  # also every later stream (an outage, not a blip)
 
 
 class FakeSpeech:
@@ -96,7 +97,7 @@ class FakeSpeech:
         if cfg.language_code in HEBREW and cfg.model == "latest_short":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "The requested model is currently not supported for language : iw-IL.")
-        faults = [f for f in self.faults if f.stream == rec.number]
+        faults = [f for f in self.faults if f.stream == rec.number or (f.sticky and rec.number > f.stream)]
         decoder = WordDecoder()
         partial_for = None
         for req in requests:
