@@ -160,3 +160,23 @@ def fake_twilio() -> Iterator[FakeTwilio]:
         yield fake
     finally:
         fake.close()
+
+
+
+def load_agent_server():  # type: ignore[no-untyped-def]
+    """tests/leads/agent_server.py as a module (the process harness + caller helpers)."""
+    import importlib.util
+    import sys
+
+    name = "agentlocator_tests_agent_server"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("agent_server.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def agent_server_mod():  # type: ignore[no-untyped-def]
+    return load_agent_server()
