@@ -1,0 +1,92 @@
+"""Where Numba earns its place: whole-recording kernels vs numpy and Cython, and why it stays
+off the 20 ms path (dispatch per call). Baselines measured in the same run.
+Run: make bench  (or: .venv/bin/python -m pytest -q bench/bench_core_batch.py -s -o addopts="")
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from native import batch, codec
+
+SECONDS = 60
+PCM = np.random.default_rng(5).normal(0, 3000, 8000 * SECONDS).clip(-32768, 32767).astype(np.int16)
+ULAW = os.urandom(8000 * SECONDS)
+FRAMES = len(PCM) // 160
+batch.warm_up()
+TABLE = batch.ulaw_table()
+
+
+def best_s(fn, repeat: int = 7) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def line(what: str, secs: float, base: float, base_name: str) -> str:
+    return f"[core]   {what:<44} {secs * 1e6:9.0f} µs  ({base / secs:5.1f}x vs {base_name})"
+
+
+def test_frame_rms_whole_recording(benchmark) -> None:
+    out = np.empty(FRAMES)
+    cython_batch = lambda: codec.pcm16_frame_rms_into(PCM, out)  # noqa: E731
+    mv = memoryview(PCM.tobytes())
+    cython_loop = lambda: [codec.pcm16_rms(mv[320 * i : 320 * i + 320]) for i in range(FRAMES)]  # noqa: E731
+    ref = batch.frame_rms_numpy(PCM)
+    cython_batch()
+    assert np.array_equal(batch.frame_rms(PCM), ref) and np.array_equal(out, ref)
+    benchmark(batch.frame_rms, PCM)
+    base = best_s(lambda: batch.frame_rms_numpy(PCM))
+    rows = {
+        "numpy (reshape, int64 einsum)": base,
+        "Numba @njit loop": best_s(lambda: batch.frame_rms(PCM)),
+        "Cython batch (pcm16_frame_rms_into)": best_s(cython_batch),
+        "Cython per-frame calls (pcm16_rms)": best_s(cython_loop, 3),
+    }
+    print(f"\n[core] frame RMS over {SECONDS} s ({FRAMES} frames):")
+    for k, v in rows.items():
+        print(line(k, v, base, "numpy"))
+    benchmark.extra_info.update({k: round(v * 1e6, 1) for k, v in rows.items()})
+
+
+def test_ulaw_decode_whole_recording(benchmark) -> None:
+    arr = np.frombuffer(ULAW, dtype=np.uint8)
+    assert batch.ulaw_decode(arr, TABLE).tobytes() == codec.ulaw_to_pcm16(ULAW) == TABLE[arr].tobytes()
+    benchmark(batch.ulaw_decode, arr, TABLE)
+    base = best_s(lambda: TABLE[arr])
+    rows = {
+        "numpy fancy indexing table[u]": base,
+        "Numba @njit table loop": best_s(lambda: batch.ulaw_decode(arr, TABLE)),
+        "Cython ulaw_to_pcm16 (AVX2)": best_s(lambda: codec.ulaw_to_pcm16(ULAW)),
+    }
+    print(f"\n[core] μ-law decode of {SECONDS} s:")
+    for k, v in rows.items():
+        print(line(k, v, base, "numpy"))
+    benchmark.extra_info.update({k: round(v * 1e6, 1) for k, v in rows.items()})
+
+
+def test_per_frame_dispatch(benchmark) -> None:
+    """One 20 ms frame per call, as on the live path: Numba's dispatch vs a Cython call."""
+    frame = PCM[:160].copy()
+    out = np.empty(1)
+    fb = frame.tobytes()
+    n = 20000
+
+    def numba_calls() -> None:
+        for _ in range(n):
+            batch._frame_rms(frame, 160, out)
+
+    def cython_calls() -> None:
+        for _ in range(n):
+            codec.pcm16_rms(fb)
+
+    benchmark.pedantic(cython_calls, rounds=3, iterations=1)
+    nb = best_s(numba_calls, 5) / n * 1e9
+    cy = best_s(cython_calls, 5) / n * 1e9
+    benchmark.extra_info.update(numba_ns=round(nb, 1), cython_ns=round(cy, 1))
+    print(f"\n[core] RMS of one frame per call: Cython {cy:.0f} ns, Numba {nb:.0f} ns -> Cython {nb / cy:.1f}x faster")
