@@ -303,9 +303,10 @@ class OutboxSender:
                       call_sid=item.call_sid, where=f"outbox.{item.channel}", attempt=item.attempts,
                       error=error, next_state=state)
             return state
-        await trio.to_thread.run_sync(
-            lambda: record_result(self.store, item.id, state=state, provider_id=provider_id)
-        )
+        with trio.CancelScope(shield=True):  # it went out: a shutdown now must not forget that
+            await trio.to_thread.run_sync(
+                lambda: record_result(self.store, item.id, state=state, provider_id=provider_id)
+            )
         if item.channel == "whatsapp":
             log_event("WHATSAPP_SENT", call_sid=item.call_sid, to=item.phone, attempt=item.attempts,
                       dry_run=state == "dry_run", message_sid=provider_id)
