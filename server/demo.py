@@ -139,6 +139,15 @@ def _http(method: str, port: int, path: str, form: dict[str, str] | None = None,
             conn.close()
 
 
+def _transcript(port: int, call_sid: str) -> list[dict[str, Any]]:
+    """The stored transcript (agent lines included) from the dashboard API, if it is there."""
+    try:
+        status, body = _http("GET", port, f"/api/calls/{call_sid}")
+        return list(json.loads(body).get("transcript") or []) if status == 200 else []
+    except (OSError, ValueError):
+        return []
+
+
 def measure_webhooks(port: int, n: int = 60) -> dict[str, float]:
     """Client-side round trip of the three status webhooks (keep-alive connection)."""
     import http.client
@@ -194,6 +203,7 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
     )
     outcome = None
+    transcript: list[dict[str, Any]] = []
     webhooks: dict[str, float] = {}
     try:
         async with trio.open_nursery() as nursery:
@@ -240,6 +250,7 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
             outcome = await place_call(f"ws://127.0.0.1:{port}/ws/twilio-media", steps, on_event=_show_caller)
             with trio.move_on_after(15):
                 await log.ended.wait()
+            transcript = await trio.to_thread.run_sync(lambda: _transcript(port, outcome.call.ids.call_sid))
             nursery.cancel_scope.cancel()
     finally:
         if proc.poll() is None:
@@ -251,6 +262,12 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
                 await proc.wait()
     assert outcome is not None
     call, figures = outcome.call, outcome.figures
+    if transcript:
+        print("\n" + _c(BOLD, "The conversation as the server stored it") + _c(DIM, "  (/api/calls/<sid>)"))
+        for row in transcript:
+            who = _c(BLUE, "agent ") if row.get("speaker") == "agent" else _c(GREEN, "caller")
+            cut = "" if row.get("heard_fully", True) else _c(RED, "  [cut by the barge-in]")
+            print(f"  {who}  {row.get('text')}{cut}")
     states = [(ln["t"] / 1000, ln["to_state"]) for ln in log.of("STATE_CHANGE") if "to_state" in ln]
     data = summary(call, figures)
     server_fig = {
