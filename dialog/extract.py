@@ -109,6 +109,8 @@ def _run_after(toks: list[str], i: int) -> list[str]:
     return toks[i:j]
 
 
+_PHONE_LIKE = re.compile(r"(?:\+?972|(?<!\d)0)[\d\s-]{7,13}\d")
+
 # -- budget ----------------------------------------------------------------------------------
 
 
@@ -118,7 +120,7 @@ def budget_in(text: str, *, expecting: bool = False) -> int | None:
     With ``expecting`` (the agent just asked for the budget) a bare "שתיים וחצי" is read as
     millions and a bare "800" as thousands, the way Israelis answer that question.
     """
-    toks = tokens(text)
+    toks = tokens(_PHONE_LIKE.sub(" ", text))  # "052-7654321" is not 7.6 million shekels
     found: list[int] = []
     consumed: set[int] = set()
     for i, tok in enumerate(toks):

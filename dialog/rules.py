@@ -72,6 +72,8 @@ class RuleDialog:
         # A question cut off before its end was not heard: a bare "yes" no longer answers it.
         if not heard_fully and "?" not in said:
             self.expecting = None
+            if self._asking == "rooms":
+                self.rooms_asked = False  # ask again: they never heard it
         else:
             self.expecting = self._asking
 
