@@ -120,7 +120,9 @@ class GoogleSynthesizer(Synthesizer):
             ),
         )
         yield t.StreamingSynthesizeRequest(streaming_config=config)
-        yield t.StreamingSynthesizeRequest(input=t.StreamingSynthesisInput(text=text))
+        # One input per sentence: the service starts voicing the first while reading the rest.
+        for sentence in split_sentences(text):
+            yield t.StreamingSynthesizeRequest(input=t.StreamingSynthesisInput(text=sentence))
 
     # -- async side ------------------------------------------------------------------------------
     async def warm(self, lines: list[str]) -> None:

@@ -215,7 +215,7 @@ class FakeTts:
         for req in requests:
             text = req.input.text
             self.requests.append((text, cfg.voice.name, enc.name, rate))
-            self._work(text)
+            time.sleep(self.delay_s)
             pcm = tone_pcm(text, rate).tobytes()
             if enc == tts.AudioEncoding.MULAW:
                 import audioop
@@ -223,6 +223,7 @@ class FakeTts:
                 pcm = audioop.lin2ulaw(pcm, 2)
             step = max(2, len(pcm) // 3 // 2 * 2)
             for i in range(0, len(pcm), step):
+                time.sleep(self.per_char_s * len(text) / 3)  # audio is made progressively
                 yield tts.StreamingSynthesizeResponse(audio_content=pcm[i : i + step])
 
 
