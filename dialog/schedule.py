@@ -157,7 +157,7 @@ _HE_DAY_RE = [
 # Without "יום", "שני"/"ראשון" also mean second/first: only the unambiguous names count alone.
 _HE_DAY_LOOSE = {
     wd: re.compile(r"(?:^|\s)ב?" + d + r"(?=$|[\s,.?!])")
-    for wd, d in ((1, "שלישי"), (2, "רביעי"), (3, "חמישי"), (4, "שישי"))
+    for wd, d in ((1, "שלישי"), (2, "רביעי"), (3, "חמישי"), (4, "שישי"), (5, "שבת"))
 }
 _EN_DAY_RE = [re.compile(r"\b" + d.lower() + r"\b") for d in _EN_DAYS]
 _HOUR_WORDS = {v: k for k, v in _HE_HOURS.items()} | {
