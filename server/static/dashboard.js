@@ -33,7 +33,7 @@ const AL = (() => {
     undelivered: "לא נמסר", dry_run: "הדמיה (ללא Twilio)",
   };
   const fmtTime = (iso) => iso ? new Date(iso).toLocaleString("he-IL", {
-    timeZone: "Asia/Jerusalem", day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+    timeZone: "Asia/Jerusalem", day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit",
   }) : "—";
   const fmtDuration = (s) => s == null ? "—" : (s >= 60 ? Math.floor(s / 60) + ":" + String(Math.round(s % 60)).padStart(2, "0") + " דק׳" : Math.round(s) + " שנ׳");
   const fmtMs = (v) => v == null ? "—" : Math.round(v) + " ms";
@@ -57,8 +57,8 @@ const AL = (() => {
   const CHARTS = [
     { id: "turn", title: "השהיית תור (EOU → תחילת דיבור)", unit: "ms", series: [["turn_latency_ms", "ממוצע לשיחה", "#2563eb"]], target: "turn_latency_ms" },
     { id: "asr", title: "השהיית זיהוי דיבור (EOU → טקסט)", unit: "ms", series: [["asr_latency_ms", "ממוצע לשיחה", "#7c3aed"]], target: "asr_latency_ms" },
-    { id: "halt", title: "זמן עצירה בהתפרצות", unit: "ms", series: [["halt_ms", "מקסימום לשיחה", "#db2777"]], target: "halt_ms" },
-    { id: "barge", title: "הצלחת התפרצויות", unit: "%", series: [["barge_in_success_pct", "% נקיות", "#059669"]], fixed: 100 },
+    { id: "halt", title: "זמן עצירה בהתפרצות", unit: "ms", series: [["halt_ms", "מקסימום לשיחה", "#db2777"]], target: "halt_ms", cmp: "≤" },
+    { id: "barge", title: "הצלחת התפרצויות (עצירה נקייה)", unit: "%", series: [["barge_in_success_pct", "% נקיות", "#059669"]], fixed: 100 },
     { id: "turns", title: "תורות לשיחה / עד פגישה", unit: "", series: [["turns", "תורות בשיחה", "#0891b2"], ["turns_to_meeting", "תורות עד פגישה", "#ea580c"]] },
     { id: "ws", title: "יציבות קו: משך ופעימות", unit: "", series: [["duration_min", "משך (דק׳)", "#475569"], ["heartbeats_per_min", "פעימות לדקה", "#16a34a"], ["disconnect_mark", "ניתוק", "#dc2626"]] },
   ];
@@ -71,18 +71,33 @@ const AL = (() => {
       if (key === "disconnect_mark") return p.disconnect ? 0 : null;
       return p[key] ?? null;
     }));
-    const line = spec.target ? targets[spec.target] : spec.fixed;
-    if (line !== undefined) cols.push(xs.map(() => line));
     return [xs, ...cols];
+  }
+
+  // The target is a horizontal rule across the whole plot (a series would need two points).
+  function targetRule(value) {
+    return (u) => {
+      const y = u.valToPos(value, "y", true);
+      const { ctx, bbox } = u;
+      ctx.save();
+      ctx.strokeStyle = "#dc2626";
+      ctx.lineWidth = 1.5 * devicePixelRatio;
+      ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+      ctx.beginPath();
+      ctx.moveTo(bbox.left, y);
+      ctx.lineTo(bbox.left + bbox.width, y);
+      ctx.stroke();
+      ctx.restore();
+    };
   }
 
   function drawCharts(points, targets) {
     const host = document.getElementById("charts");
     for (const spec of CHARTS) {
       const data = chartData(spec, points, targets);
-      if (charts[spec.id]) { charts[spec.id].setData(data); continue; }
+      if (charts[spec.id]) { charts[spec.id].setData(data); fitX(charts[spec.id], data[0]); continue; }
       const box = el("figure", { class: "chart", id: "chart-" + spec.id });
-      const caption = el("figcaption", {}, spec.title + (spec.target ? " · יעד < " + targets[spec.target] + " ms" : ""));
+      const caption = el("figcaption", {}, spec.title + (spec.target ? " · יעד " + (spec.cmp ?? "<") + " " + targets[spec.target] + " ms" : ""));
       box.append(caption);
       host.append(box);
       const series = [{}].concat(spec.series.map(([, label, color]) => ({
@@ -90,15 +105,27 @@ const AL = (() => {
         points: { show: true, size: 6, fill: color },
       })));
       const line = spec.target ? targets[spec.target] : spec.fixed;
-      if (line !== undefined) series.push({ label: spec.target ? "יעד" : "100%", stroke: "#dc2626", width: 1, dash: [6, 4], points: { show: false } });
       const width = Math.max(260, box.clientWidth - 8);
       charts[spec.id] = new uPlot({
         width, height: 180, series,
-        scales: { x: { time: true } },
+        scales: {
+          x: { time: true },
+          // the target stays in view
+          y: { range: (u, min, max) => [0, spec.unit === "%" ? 105 : Math.max(max ?? 0, (line ?? 0) * 1.25, 1)] },
+        },
         axes: [{ stroke: "#475569" }, { stroke: "#475569", label: spec.unit, size: 50 }],
         legend: { live: false },
+        hooks: line === undefined ? {} : { draw: [targetRule(line)] },
       }, data, box);
+      fitX(charts[spec.id], data[0]);
     }
+  }
+
+  // A lone call (or a burst of them) still gets an axis in minutes, not years.
+  function fitX(u, xs) {
+    if (!xs.length) return;
+    const min = xs[0], max = xs[xs.length - 1];
+    if (max - min < 600) u.setScale("x", { min: min - 300, max: max + 300 });
   }
 
   function drawKpis(points, targets) {
@@ -165,28 +192,40 @@ const AL = (() => {
   // -- one call --------------------------------------------------------------------------------
   const STATE_COLORS = { LISTENING: "#bfdbfe", PROCESSING: "#fde68a", SPEAKING: "#bbf7d0" };
 
-  function drawStrip(events, endMs) {
+  const SPEAKER_COLORS = { agent: "#bbf7d0", caller: "#bfdbfe" };
+
+  // The call on one line: the session's state changes when it reported them, else the
+  // turns of the transcript; red ticks are barge-ins, faint blue ones marks.
+  function drawStrip(events, transcript, endMs) {
     const strip = document.getElementById("strip");
-    const spans = [];
-    let cur = null;
-    for (const e of events) {
-      if (e.kind !== "STATE_CHANGE") continue;
-      const state = e.detail.to ?? e.detail.state ?? e.detail.new;
-      if (cur) cur.end = e.t_ms;
-      cur = { state, start: e.t_ms, end: endMs };
-      spans.push(cur);
-    }
     const total = Math.max(endMs, ...events.map((e) => e.t_ms), 1);
-    const nodes = spans.map((s) => el("span", {
-      class: "seg", title: s.state,
-      style: `right:${100 * s.start / total}%;width:${Math.max(0.2, 100 * (s.end - s.start) / total)}%;background:${STATE_COLORS[s.state] ?? "#e5e7eb"}`,
-    }));
-    for (const e of events) {
-      if (e.kind === "BARGE_IN" || e.kind.startsWith("MARK")) {
-        nodes.push(el("span", { class: "tick " + (e.kind === "BARGE_IN" ? "barge" : "mark"), title: e.kind, style: `right:${100 * e.t_ms / total}%` }));
+    const seg = (start, end, color, title) => el("span", {
+      class: "seg", title,
+      style: `right:${100 * start / total}%;width:${Math.max(0.2, 100 * (end - start) / total)}%;background:${color}`,
+    });
+    const tick = (t, cls, title) => el("span", { class: "tick " + cls, title, style: `right:${100 * t / total}%` });
+    const nodes = [];
+    const states = events.filter((e) => e.kind === "STATE_CHANGE");
+    if (states.length) {
+      states.forEach((e, i) => {
+        const state = e.detail.to ?? e.detail.state ?? e.detail.new;
+        const end = i + 1 < states.length ? states[i + 1].t_ms : total;
+        nodes.push(seg(e.t_ms, end, STATE_COLORS[state] ?? "#e5e7eb", state));
+      });
+    } else {
+      for (const t of transcript) {
+        nodes.push(seg(t.t_start_ms, t.t_end_ms, SPEAKER_COLORS[t.speaker] ?? "#e5e7eb", t.speaker));
+        if (t.speaker === "agent" && !t.heard_fully) nodes.push(tick(t.t_end_ms, "barge", "BARGE_IN"));
       }
     }
+    for (const e of events) {
+      if (e.kind === "BARGE_IN") nodes.push(tick(e.t_ms, "barge", e.kind));
+      else if (e.kind.startsWith("MARK")) nodes.push(tick(e.t_ms, "mark", e.kind));
+    }
     strip.replaceChildren(...nodes);
+    document.getElementById("strip-legend").textContent = states.length
+      ? "כחול: מאזינה · צהוב: מעבדת · ירוק: מדברת · אדום: התפרצות"
+      : "ירוק: הסוכנת מדברת · כחול: הלקוח מדבר · אדום: התפרצות";
   }
 
   async function refreshCall(sid) {
@@ -207,7 +246,8 @@ const AL = (() => {
         kpi("פעימות keepalive", String(m.heartbeats), ""),
       );
       const endMs = Math.max(0, ...call.transcript.map((t) => t.t_end_ms), ...events.map((e) => e.t_ms));
-      drawStrip(events, endMs);
+      drawStrip(events, call.transcript, endMs);
+      document.getElementById("timeline").hidden = events.length === 0;
       document.getElementById("timeline").replaceChildren(...events.map((e) => el("li", { class: "ev-" + e.kind },
         el("span", { class: "t" }, ltr((e.t_ms / 1000).toFixed(2) + "s")), el("span", { class: "kind" }, e.kind),
         el("span", { class: "detail" }, ltr(Object.entries(e.detail).map(([k, v]) => k + "=" + v).join(" "))))));
