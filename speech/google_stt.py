@@ -1,4 +1,4 @@
-"""Google Speech-to-Text v1 streaming (official google-cloud-speech client over gRPC).
+"""Google Speech-to-Text streaming (v1 by default, v2 selectable) (official google-cloud-speech client over gRPC).
 
 The sync gRPC client runs each engine stream in a worker thread: a request generator fed by
 a queue (audio in ~100 ms messages) and a response loop that hands results back to Trio.
@@ -10,7 +10,6 @@ backoff, replaying what was not yet finalized). The call never notices.
 """
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import logging
 import queue
@@ -24,6 +23,7 @@ from native.config import FRAME_MS
 from server.logs import log_event
 from speech.audio import FrameRing
 from speech.base import ProviderError, Recognizer, Transcript
+from speech.google_stt_api import SpeechV1, SpeechV2
 from speech.hints import hints_for
 from speech.stt_ledger import RestartPolicy, StreamSpan, Word, WordLedger, restart_due, rotation_cut
 
@@ -36,8 +36,10 @@ _STREAM_THREADS = trio.CapacityLimiter(10_000)
 
 @dataclass(frozen=True)
 class GoogleSttSettings:
+    api: str = "v1"  # v2: GOOGLE_CLOUD_PROJECT + GOOGLE_SPEECH_LOCATION, chirp_3 / telephony
     model: str = "default"  # latest_short is rejected for iw-IL; default / command_and_search work
     use_enhanced: bool = True
+    recognizer: str = ""  # v2 only: projects/P/locations/L/recognizers/_
     language_override: str | None = None
     hints: tuple[str, ...] = ()
     boost: float = 10.0
@@ -49,13 +51,23 @@ class GoogleSttSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "GoogleSttSettings":
-        if (env.get("GOOGLE_SPEECH_API") or "v1").lower() != "v1":
-            from native.config import ConfigError
+        from native.config import ConfigError
 
-            raise ConfigError("GOOGLE_SPEECH_API: only v1 is implemented in this build (set v1 or unset)")
+        api = (env.get("GOOGLE_SPEECH_API") or "v1").lower()
+        if api not in ("v1", "v2"):
+            raise ConfigError(f"GOOGLE_SPEECH_API={api!r} is not v1 or v2")
+        recognizer = ""
+        if api == "v2":
+            project = env.get("GOOGLE_CLOUD_PROJECT")
+            if not project:
+                raise ConfigError("GOOGLE_SPEECH_API=v2 needs GOOGLE_CLOUD_PROJECT (recognizers live in a project)")
+            location = env.get("GOOGLE_SPEECH_LOCATION") or "eu"
+            recognizer = f"projects/{project}/locations/{location}/recognizers/_"
         extra = tuple(h.strip() for h in (env.get("GOOGLE_SPEECH_HINTS") or "").split(",") if h.strip())
         return cls(
-            model=env.get("GOOGLE_SPEECH_MODEL") or "default",
+            api=api,
+            recognizer=recognizer,
+            model=env.get("GOOGLE_SPEECH_MODEL") or ("chirp_3" if api == "v2" else "default"),
             use_enhanced=(env.get("GOOGLE_SPEECH_ENHANCED") or "1").lower() not in ("0", "false", "no"),
             language_override=env.get("GOOGLE_SPEECH_LANGUAGE") or None,
             hints=extra,
@@ -79,16 +91,16 @@ def is_loopback(endpoint: str) -> bool:
 
 
 def make_speech_client(env: Mapping[str, str], settings: GoogleSttSettings | None = None) -> Any:
-    from google.cloud.speech_v1.services.speech import SpeechClient
-    from google.cloud.speech_v1.services.speech.transports import SpeechGrpcTransport
-
-    endpoint = env.get("GOOGLE_SPEECH_ENDPOINT")
-    if endpoint and is_loopback(endpoint):
-        # A local fake: plaintext, no credentials (client_options alone would still use TLS).
-        return SpeechClient(transport=SpeechGrpcTransport(channel=grpc.insecure_channel(endpoint)))
-    if endpoint:
-        return SpeechClient(client_options={"api_endpoint": endpoint})
-    return SpeechClient()
+    """The official client for the configured API version. A loopback GOOGLE_SPEECH_ENDPOINT
+    means a local fake: plaintext, no credentials (client_options alone would still use TLS)."""
+    settings = settings or GoogleSttSettings()
+    endpoint = env.get("GOOGLE_SPEECH_ENDPOINT") or None
+    api = SpeechV2 if settings.api == "v2" else SpeechV1
+    if endpoint is None and settings.api == "v2":
+        location = settings.recognizer.split("/")[3] if settings.recognizer else "global"
+        if location != "global":
+            endpoint = f"{location}-speech.googleapis.com"  # v2 regional recognizers
+    return api.make_client(endpoint, bool(endpoint) and is_loopback(endpoint))
 
 
 class _Stream:
@@ -125,12 +137,6 @@ class _Stream:
                 pass
 
 
-def _ms(value: Any) -> int:
-    if isinstance(value, dt.timedelta):
-        return int(value.total_seconds() * 1000)
-    return 0
-
-
 class GoogleStreamingRecognizer(Recognizer):
     name = "google"
 
@@ -142,12 +148,15 @@ class GoogleStreamingRecognizer(Recognizer):
         preroll_ms: int = 300,
         log: Any = log_event,
     ) -> None:
-        from google.cloud.speech_v1 import types
-
-        self._types = types
         self._client = client
         self.settings = settings
         self.language = settings.language_override or google_language(language)
+        hints = hints_for(self.language, settings.hints)
+        self._api: SpeechV1 | SpeechV2 = (
+            SpeechV2(self.language, settings.model, hints, settings.boost, settings.recognizer)
+            if settings.api == "v2"
+            else SpeechV1(self.language, settings.model, settings.use_enhanced, hints, settings.boost)
+        )
         self._preroll_ms = preroll_ms
         self._log = log
         ring_ms = max(MAX_RECONNECT_REPLAY_MS, settings.policy.replay_ms) + 10_000
@@ -167,24 +176,6 @@ class GoogleStreamingRecognizer(Recognizer):
     def stream_start_ms(self) -> int:
         """Stream time where the current engine stream's audio begins (0 before run())."""
         return self._stream.span.start_ms if self._stream is not None else 0
-
-    # -- config --------------------------------------------------------------------------------
-    def _streaming_config(self) -> Any:
-        t = self._types
-        contexts = [t.SpeechContext(phrases=list(hints_for(self.language, self.settings.hints)),
-                                    boost=self.settings.boost)]
-        config = t.RecognitionConfig(
-            encoding=t.RecognitionConfig.AudioEncoding.LINEAR16,  # never μ-law to the ASR
-            sample_rate_hertz=8000,
-            audio_channel_count=1,
-            language_code=self.language,
-            model=self.settings.model,
-            use_enhanced=self.settings.use_enhanced,
-            enable_automatic_punctuation=True,
-            enable_word_time_offsets=True,  # word times drive de-duplication across streams
-            speech_contexts=contexts,
-        )
-        return t.StreamingRecognitionConfig(config=config, interim_results=True)
 
     # -- Trio side -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -278,13 +269,12 @@ class GoogleStreamingRecognizer(Recognizer):
 
     # -- worker thread -------------------------------------------------------------------------
     def _requests(self, stream: _Stream) -> Iterator[Any]:
-        t = self._types
-        yield t.StreamingRecognizeRequest(streaming_config=self._streaming_config())
+        yield self._api.config_request()
         while True:
             audio = stream.requests.get()
             if audio is None:
                 return  # half-close: the engine finalizes what it has and ends the stream
-            yield t.StreamingRecognizeRequest(audio_content=audio)
+            yield self._api.audio_request(audio)
 
     def _pump_blocking(self, stream: _Stream, token: trio.lowlevel.TrioToken) -> None:
         from google.api_core import exceptions as gexc
@@ -315,25 +305,18 @@ class GoogleStreamingRecognizer(Recognizer):
     def _on_response(self, stream: _Stream, response: Any) -> None:
         stream.got_response = True
         base = stream.span.start_ms
-        for result in response.results:
-            if not result.alternatives:
-                continue
-            alt = result.alternatives[0]
+        for result in self._api.results(response):
             if result.is_final:
-                words = [
-                    Word(w.word, base + _ms(w.start_time), base + _ms(w.end_time), alt.confidence or 0.0)
-                    for w in alt.words
-                ]
-                if not words and alt.transcript.strip():
+                words = [Word(w, base + start, base + end, result.confidence) for w, start, end in result.words]
+                if not words and result.transcript:
                     # No word offsets (some models): the whole result as one "word" ending at
-                    # result_end_time.
-                    end = base + _ms(result.result_end_time)
-                    words = [Word(alt.transcript.strip(), max(stream.span.owns_from, end - 1), end,
-                                  alt.confidence or 0.0)]
+                    # its end time.
+                    end = base + result.end_ms
+                    words = [Word(result.transcript, max(stream.span.owns_from, end - 1), end, result.confidence)]
                 self._ledger.add(stream.span, words)
             elif self._in_utterance and self.on_partial is not None and stream is self._stream:
-                self.on_partial(Transcript(alt.transcript.strip(), alt.confidence or 0.0, False, self.name,
-                                           base, base + _ms(result.result_end_time)))
+                self.on_partial(Transcript(result.transcript, result.confidence, False, self.name,
+                                           base, base + result.end_ms))
 
     # -- Recognizer interface --------------------------------------------------------------------
     def push(self, pcm16: bytes) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 from google.cloud import speech_v1 as sp
+from google.cloud import speech_v2 as sp2
 from google.cloud import texttospeech_v1 as tts
 
 from tone_words import WordDecoder
@@ -39,6 +40,8 @@ class StreamRecord:
     sample_rate: int = 0
     interim: bool = False
     phrases: list[str] = field(default_factory=list)
+    api: str = "v1"
+    recognizer: str = ""
     audio_ms: int = 0
     words: list[str] = field(default_factory=list)
     half_closed: bool = False
@@ -62,17 +65,46 @@ class FakeSpeech:
         self.streams: list[StreamRecord] = []
         self._lock = threading.Lock()
 
-    def handler(self) -> grpc.GenericRpcHandler:
-        return grpc.method_handlers_generic_handler(
-            "google.cloud.speech.v1.Speech",
-            {
+    def handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
+        return (
+            grpc.method_handlers_generic_handler("google.cloud.speech.v1.Speech", {
                 "StreamingRecognize": grpc.stream_stream_rpc_method_handler(
                     self.streaming_recognize,
                     request_deserializer=sp.StreamingRecognizeRequest.deserialize,
                     response_serializer=sp.StreamingRecognizeResponse.serialize,
-                )
-            },
+                )}),
+            grpc.method_handlers_generic_handler("google.cloud.speech.v2.Speech", {
+                "StreamingRecognize": grpc.stream_stream_rpc_method_handler(
+                    self.streaming_recognize_v2,
+                    request_deserializer=sp2.StreamingRecognizeRequest.deserialize,
+                    response_serializer=sp2.StreamingRecognizeResponse.serialize,
+                )}),
         )
+
+    def streaming_recognize_v2(self, requests, context):
+        """v2: same recognition, v2 messages (recognizer name, explicit decoding, offsets)."""
+        first = next(requests)
+        cfg = first.streaming_config.config
+        dec = cfg.explicit_decoding_config
+        if not first.recognizer.startswith("projects/") or "/recognizers/" not in first.recognizer:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid recognizer name")
+        if dec.encoding != sp2.ExplicitDecodingConfig.AudioEncoding.LINEAR16 or dec.sample_rate_hertz != 8000:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "expected explicit LINEAR16 at 8000 Hz")
+        setup = dict(api="v2", recognizer=first.recognizer, language=",".join(cfg.language_codes), model=cfg.model,
+                     encoding=dec.encoding.name, sample_rate=dec.sample_rate_hertz,
+                     interim=first.streaming_config.streaming_features.interim_results,
+                     phrases=[p.value for ps in cfg.adaptation.phrase_sets for p in ps.inline_phrase_set.phrases])
+        audio = (r.audio for r in requests)
+        for kind, word, start, end in self._recognize(setup, audio, context):
+            if kind == "final":
+                info = sp2.WordInfo(word=word, start_offset=_td(start), end_offset=_td(end))
+                alt = sp2.SpeechRecognitionAlternative(transcript=word, confidence=0.93, words=[info])
+                yield sp2.StreamingRecognizeResponse(results=[sp2.StreamingRecognitionResult(
+                    alternatives=[alt], is_final=True, result_end_offset=_td(end))])
+            else:
+                yield sp2.StreamingRecognizeResponse(results=[sp2.StreamingRecognitionResult(
+                    alternatives=[sp2.SpeechRecognitionAlternative(transcript=word)], is_final=False,
+                    result_end_offset=_td(end))])
 
     @staticmethod
     def _final(word: str, start: int, end: int) -> sp.StreamingRecognizeResponse:
@@ -83,31 +115,40 @@ class FakeSpeech:
         )
 
     def streaming_recognize(self, requests, context):
-        with self._lock:
-            rec = StreamRecord(number=len(self.streams) + 1)
-            self.streams.append(rec)
         first = next(requests)
         cfg = first.streaming_config.config
-        rec.language, rec.model = cfg.language_code, cfg.model
-        rec.encoding, rec.sample_rate = cfg.encoding.name, cfg.sample_rate_hertz
-        rec.interim = first.streaming_config.interim_results
-        rec.phrases = [p for c in cfg.speech_contexts for p in c.phrases]
         if cfg.encoding != sp.RecognitionConfig.AudioEncoding.LINEAR16 or cfg.sample_rate_hertz != 8000:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "expected LINEAR16 at 8000 Hz")
         if cfg.language_code in HEBREW and cfg.model == "latest_short":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "The requested model is currently not supported for language : iw-IL.")
+        setup = dict(language=cfg.language_code, model=cfg.model, encoding=cfg.encoding.name,
+                     sample_rate=cfg.sample_rate_hertz, interim=first.streaming_config.interim_results,
+                     phrases=[p for c in cfg.speech_contexts for p in c.phrases])
+        audio = (r.audio_content for r in requests)
+        for kind, word, start, end in self._recognize(setup, audio, context):
+            if kind == "final":
+                yield self._final(word, start, end)
+            else:
+                alt = sp.SpeechRecognitionAlternative(transcript=word)
+                yield sp.StreamingRecognizeResponse(results=[sp.StreamingRecognitionResult(
+                    alternatives=[alt], is_final=False, stability=0.5, result_end_time=_td(end))])
+
+    def _recognize(self, setup, audio_chunks, context):
+        """Version-independent core: yields ("final"|"partial", word, start_ms, end_ms)."""
+        with self._lock:
+            rec = StreamRecord(number=len(self.streams) + 1, **setup)
+            self.streams.append(rec)
         faults = [f for f in self.faults if f.stream == rec.number or (f.sticky and rec.number > f.stream)]
         decoder = WordDecoder()
         partial_for = None
-        for req in requests:
-            pcm = req.audio_content
+        for pcm in audio_chunks:
             rec.audio_ms += len(pcm) // 16
             if rec.audio_ms > self.limit_ms:
                 rec.aborted = "OUT_OF_RANGE"
                 context.abort(grpc.StatusCode.OUT_OF_RANGE,
                               f"Exceeded maximum allowed stream duration of {self.limit_ms // 1000} seconds.")
-            for f in faults:
+            for f in list(faults):
                 if rec.audio_ms >= f.after_ms:
                     faults.remove(f)
                     if f.stall_s:
@@ -117,19 +158,17 @@ class FakeSpeech:
                         context.abort(f.code, "injected fault")
             for word, start, end in decoder.feed(pcm):
                 rec.words.append(word)
-                yield self._final(word, start, end)
+                yield "final", word, start, end
             current = decoder.in_word()
             if current and partial_for != (current, decoder.start):
                 partial_for = (current, decoder.start)
-                alt = sp.SpeechRecognitionAlternative(transcript=current)
-                yield sp.StreamingRecognizeResponse(results=[sp.StreamingRecognitionResult(
-                    alternatives=[alt], is_final=False, stability=0.5, result_end_time=_td(decoder.frames * 20))])
+                yield "partial", current, decoder.start * 20, decoder.frames * 20
         rec.half_closed = True
         if self.final_delay_s:
             time.sleep(self.final_delay_s)
         for word, start, end in decoder.finish():
             rec.words.append(word)
-            yield self._final(word, start, end)
+            yield "final", word, start, end
 
 
 def tone_pcm(text: str, rate: int, ms_per_char: int = 40) -> np.ndarray:
@@ -234,7 +273,7 @@ class FakeGoogle:
         self.speech = speech or FakeSpeech()
         self.tts = tts_ or FakeTts()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
-        self.server.add_generic_rpc_handlers((self.speech.handler(), self.tts.handler()))
+        self.server.add_generic_rpc_handlers((*self.speech.handlers(), self.tts.handler()))
         port = self.server.add_insecure_port("127.0.0.1:0")
         self.endpoint = f"127.0.0.1:{port}"
 

@@ -185,3 +185,28 @@ async def test_unsupported_model_is_reported(fake_google):
         with pytest.raises(ProviderError, match="INVALID_ARGUMENT"):
             await d.say([5])
         nursery.cancel_scope.cancel()
+
+
+async def test_v2_selectable_with_chirp_3(fake_google):
+    env = {"GOOGLE_SPEECH_ENDPOINT": fake_google.endpoint, "GOOGLE_SPEECH_API": "v2",
+           "GOOGLE_CLOUD_PROJECT": "agentlocator-test", "GOOGLE_SPEECH_LOCATION": "eu"}
+    settings = GoogleSttSettings.from_env(env)
+    rec = GoogleStreamingRecognizer(make_speech_client(env, settings), settings, "he-IL", log=lambda *a, **k: None)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rec.run)
+        d = Driver(rec)
+        await d.play(silence(500))
+        assert words(await d.say([41, 42])) == ["w41", "w42"]
+        assert words(await d.say([43])) == ["w43"]
+        nursery.cancel_scope.cancel()
+    s = fake_google.speech.streams[0]
+    assert (s.api, s.recognizer, s.model, s.language) == (
+        "v2", "projects/agentlocator-test/locations/eu/recognizers/_", "chirp_3", "iw-IL")
+    assert s.encoding == "LINEAR16" and s.sample_rate == 8000 and "חיפה" in s.phrases
+
+
+def test_v2_needs_a_project():
+    from native.config import ConfigError
+
+    with pytest.raises(ConfigError, match="GOOGLE_CLOUD_PROJECT"):
+        GoogleSttSettings.from_env({"GOOGLE_SPEECH_API": "v2"})
