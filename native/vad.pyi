@@ -1,0 +1,40 @@
+# Types of native/vad.pyx.
+from native.config import TimingConfig
+
+NOISE_TRACK_MS: int
+EOU_NONE: int
+EOU_ONSET: int
+EOU_END: int
+EOU_FORCED: int
+
+class FrameClassifier:
+    threshold: float
+    noise_floor: float
+    calibrated: bool
+    voice: bool
+    cfg: TimingConfig
+    def __init__(self, cfg: TimingConfig | None = None) -> None: ...
+    def reset(self) -> None: ...
+    def update(self, rms: float, t_ms: int) -> bool: ...
+
+class EouDetector:
+    onset_ms: int
+    in_utterance: bool
+    silence_ms: int
+    utterance_ms: int
+    drop_ms: int
+    cfg: TimingConfig
+    def __init__(self, cfg: TimingConfig | None = None) -> None: ...
+    def reset(self) -> None: ...
+    def update(self, voice: bool, rms: float, t_ms: int) -> int: ...
+
+class BargeInDetector:
+    armed: bool
+    fired: bool
+    armed_at: int
+    onset_ms: int
+    cfg: TimingConfig
+    def __init__(self, cfg: TimingConfig | None = None) -> None: ...
+    def arm(self, t_ms: int) -> None: ...
+    def disarm(self) -> None: ...
+    def update(self, voice: bool, t_ms: int) -> bool: ...
