@@ -9,7 +9,9 @@ fed to the native detectors with the default TimingConfig. The truth comes from 
 rendering: a frame is speech when its clean RMS is within 20 dB of the active level.
 
 EOU scenario: 1 s of noise (calibration + margin), the utterance, 2 s of noise.
-  onset ok   the first ONSET's onset_ms is within [-100, +200] ms of the true start
+  onset ok   the first ONSET's onset_ms is within [-100, +preroll_ms] of the true start: the
+             ASR, handed audio from onset_ms - preroll_ms (300 ms), still hears the first
+             syllable, and the onset was not set off by noise before the speech
   EOU ok     exactly one utterance; it ends by END (not FORCED), not before the true end,
              and within 700 ms of max(true end, onset + MIN_UTT)
   split      more than one utterance (an inner pause ended the turn early)
@@ -202,7 +204,7 @@ def evaluate_condition(lang: str, noise: str, snr_db: float, texts: list[str], c
         if not onsets:
             row.missed += 1
         else:
-            if -100 <= onsets[0][2] - true_on <= 200:
+            if -100 <= onsets[0][2] - true_on <= cfg.preroll_ms:
                 row.onset_ok += 1
             if len(onsets) > 1:
                 row.split += 1
@@ -296,11 +298,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 utterances per language, SNR 20 and 10, white noise")
     ap.add_argument("--snr", type=float, nargs="*", help="SNRs in dB (default 30 20 15 10 5)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--noise", nargs="*", choices=("white", "pink"), help="noise kinds (default both)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="TimingConfig overrides, e.g. --set sharp_drop_db=20 eou_drop_silence_ms=250")
     args = ap.parse_args(argv)
+    overrides = {k: float(v) for k, v in (item.split("=", 1) for item in args.set)}
+    cfg = TimingConfig.from_env({f"AL_{k.upper()}": str(v) for k, v in overrides.items()})
     if args.quick:
-        rows = evaluate(noises=("white",), snrs=tuple(args.snr or (20, 10)), per_lang=3, seed=args.seed)
+        rows = evaluate(noises=tuple(args.noise or ("white",)), snrs=tuple(args.snr or (20, 10)), per_lang=3, cfg=cfg, seed=args.seed)
     else:
-        rows = evaluate(snrs=tuple(args.snr or (30, 20, 15, 10, 5)), seed=args.seed)
+        rows = evaluate(noises=tuple(args.noise or ("white", "pink")), snrs=tuple(args.snr or (30, 20, 15, 10, 5)), cfg=cfg, seed=args.seed)
+    if overrides:
+        print("config overrides: " + ", ".join(f"{k}={v:g}" for k, v in overrides.items()) + "\n")
     print(table(rows))
     all_lat = [x for r in rows for x in r.latencies]
     if all_lat:
