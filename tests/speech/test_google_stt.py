@@ -156,6 +156,9 @@ async def test_reconnects_after_transient_errors_without_losing_words(fake_googl
         for n in range(300, 320):
             await d.play(word_audio(n) + silence(40))
             await trio.sleep(0.005)  # real time passes: the error and the backoff happen mid-utterance
+        with trio.fail_after(10):  # both faults have hit and been recovered from before EOU
+            while rec.restarts["reconnect"] < 2:
+                await trio.sleep(0.01)
         await d.play(silence(420))
         result = await rec.end_utterance(onset, d.now)
         nursery.cancel_scope.cancel()

@@ -7,6 +7,7 @@ from speech.espeak import render
 from speech.whisper_local import WhisperRecognizer, load_model, resolve_model
 
 FRAME = 320
+pytestmark = pytest.mark.slow  # ~3 s with the model load; still part of `make test`
 
 
 @pytest.fixture(scope="module")
