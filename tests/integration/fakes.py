@@ -61,10 +61,11 @@ class CountingBrain(Brain):
 
     name = "fake-brain"
 
-    def __init__(self, turns: int, long_reply_on: int | None = None) -> None:
+    def __init__(self, turns: int, long_reply_on: int | None = None, always_long: bool = False) -> None:
         self.lead = LeadState()
         self.turns = turns
         self.long_reply_on = long_reply_on
+        self.always_long = always_long
         self.heard_log: list[tuple[str, bool]] = []
         self.caller_turns: list[CallerTurn] = []
 
@@ -78,7 +79,7 @@ class CountingBrain(Brain):
             self.finished = True
             yield "Thank you, goodbye."
             return
-        if self.long_reply_on == n:
+        if self.long_reply_on == n or self.always_long:
             yield "Let me tell you a long story about all the flats we have in the north of the city today."
             yield "And there are many more in the south, would you like those?"
             return
@@ -96,6 +97,7 @@ class FakeWorld:
     transcripts: list[str]
     turns: int = 3
     long_reply_on: int | None = None
+    always_long: bool = False
     recorder: CallRecorder = field(default_factory=NullRecorder)
     recognizers: list[ScriptedRecognizer] = field(default_factory=list)
     brains: list[CountingBrain] = field(default_factory=list)
@@ -111,7 +113,7 @@ class FakeWorld:
             return r
 
         def new_brain(language: str, phone: str, now: dt.datetime) -> CountingBrain:
-            b = CountingBrain(self.turns, self.long_reply_on)
+            b = CountingBrain(self.turns, self.long_reply_on, self.always_long)
             self.brains.append(b)
             return b
 
