@@ -86,3 +86,34 @@ async def test_malformed_frames_do_not_crash_the_server() -> None:
     result = world.results[0]
     assert result.close_reason == "twilio_stop"
     assert result.protocol_errors >= 5
+
+
+async def test_caller_drops_mid_speech_and_the_call_winds_down() -> None:
+    """The websocket goes away while the agent is talking: the session ends promptly, logs
+    why, and the server keeps serving."""
+    world = FakeWorld(["hello"], turns=5)
+    world.synthesizer.ms_per_word = 600  # a long greeting: it is still playing when we drop
+    async with running_server(world.wiring, {"AGENT_LANGUAGE": "en-US"}) as (_, port):
+        url = f"ws://127.0.0.1:{port}/ws/twilio-media"
+        steps = [PreparedAudio("silence", np.zeros(8000, np.int16)), PreparedHangup()]
+        async with trio_websocket.open_websocket_url(url) as ws:
+            from server.caller.call import SimulatedCall
+
+            call = SimulatedCall(steps)
+            for m in call.start_messages():
+                await ws.send_message(m)
+            with trio.fail_after(5):
+                while '"media"' not in await ws.get_message():
+                    pass
+            dropped_at = trio.current_time()
+            await ws._stream.aclose()  # no close frame: the line just drops
+        with trio.fail_after(5):
+            while not world.results:
+                await trio.sleep(0.01)
+        wound_down = trio.current_time() - dropped_at
+        async with trio_websocket.open_websocket_url(url) as ws2:
+            await ws2.send_message('{"event": "connected"}')
+    result = world.results[0]
+    assert result.close_reason in ("dropped", "remote_close")
+    assert wound_down < 2.0
+    assert result.frames_out > 0

@@ -155,3 +155,13 @@ async def test_subprotocol_is_echoed_and_close_reaches_the_call() -> None:
             await seen.done.wait()
     assert seen.frames == ["hello"]
     assert seen.closed is not None
+
+
+async def test_metrics_exposes_the_design_names() -> None:
+    async with running_server(quiet_wiring(Seen())) as (_, port):
+        status, headers, body = await ahttp("GET", port, "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    text = body.decode()
+    for name in ("agentlocator_turn_latency_seconds", "agentlocator_interrupt_halt_seconds",
+                 "agentlocator_calls_active", "agentlocator_heartbeats_total"):
+        assert name in text
