@@ -33,8 +33,13 @@ def _add_column_if_missing(conn: sa.Connection, table: sa.Table, column: sa.Colu
         conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
 
 
+def _turns_to_meeting(conn: sa.Connection) -> None:
+    _add_column_if_missing(conn, schema.calls, schema.calls.c.turns_to_meeting)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, leads, transcripts, timeline, outbox", _initial),
+    (2, "calls.turns_to_meeting", _turns_to_meeting),
 ]
 
 

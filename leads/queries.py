@@ -116,7 +116,7 @@ def call_figures(row: Any) -> dict[str, Any]:
         "halt_ms": max(m.get("halt_ms") or [], default=None),
         "barge_in_success_pct": round(100.0 * int(m.get("barge_ins_clean") or 0) / barge_ins, 1) if barge_ins else None,
         "turns": row["turns"],
-        "turns_to_meeting": m.get("turns_to_meeting"),
+        "turns_to_meeting": m.get("turns_to_meeting") or row["turns_to_meeting"],
         "duration_s": round(duration, 1),
         "disconnect": row["close_reason"] not in POLITE_CLOSES,
         "heartbeats_per_min": round(int(m.get("heartbeats") or 0) * 60.0 / duration, 2) if duration >= 1 else None,

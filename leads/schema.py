@@ -31,6 +31,8 @@ calls = sa.Table(
     sa.Column("close_reason", sa.String(64)),
     sa.Column("outcome", sa.String(64)),
     sa.Column("turns", sa.Integer, nullable=False, server_default="0"),
+    # caller turns when the lead first became meeting_booked (migration 2)
+    sa.Column("turns_to_meeting", sa.Integer),
     sa.Column("metrics", sa.JSON),  # leads.base.CallMetrics as a dict, written at the end
     # The latest WhatsApp summary the session handed us mid-call: what a crash recovery sends.
     sa.Column("pending_summary", sa.Text),

@@ -32,6 +32,15 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _dialect_insert(conn: sa.Connection) -> Any:
+    """INSERT with ON CONFLICT support for the two backends we run on."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
 
@@ -139,14 +148,21 @@ class Store:
     def _upsert_lead(
         self, conn: sa.Connection, call_sid: str, phone: str, lead: LeadState, now: dt.datetime
     ) -> dict[str, Any]:
-        row = conn.execute(sa.select(schema.leads).where(schema.leads.c.phone == phone)).mappings().first()
-        values = merge_lead(dict(row) if row else None, lead)
+        # Create-if-absent, then lock the row: two calls of one caller at once merge in turn
+        # instead of one failing on the primary key.
+        insert = _dialect_insert(conn)(schema.leads).values(phone=phone, created_at=now, updated_at=now)
+        conn.execute(insert.on_conflict_do_nothing(index_elements=["phone"]))
+        row = conn.execute(
+            sa.select(schema.leads).where(schema.leads.c.phone == phone).with_for_update()
+        ).mappings().one()
+        values = merge_lead(dict(row), lead)
         values.update(last_call_sid=call_sid, updated_at=now)
-        if row is None:
-            conn.execute(schema.leads.insert().values(phone=phone, created_at=now, **values))
-        else:
-            conn.execute(schema.leads.update().where(schema.leads.c.phone == phone).values(**values))
-        conn.execute(schema.calls.update().where(schema.calls.c.call_sid == call_sid).values(phone=phone))
+        conn.execute(schema.leads.update().where(schema.leads.c.phone == phone).values(**values))
+        call_values: dict[str, Any] = {"phone": phone}
+        if values["status"] == "meeting_booked" and lead.status == "meeting_booked":
+            # first time only: the count of caller turns it took
+            call_values["turns_to_meeting"] = sa.func.coalesce(schema.calls.c.turns_to_meeting, schema.calls.c.turns)
+        conn.execute(schema.calls.update().where(schema.calls.c.call_sid == call_sid).values(**call_values))
         return {"phone": phone, **values}
 
     def _put_outbox(

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
+import trio
 
 from dialog.base import LeadState, Slots
 from leads import queries, schema
@@ -157,3 +158,58 @@ async def test_db_errors_are_logged_and_the_call_goes_on(store: Store, capsys) -
     out = capsys.readouterr().out
     assert '"event":"ERROR"' in out and "store.transcript_turn" in out
     assert queries.list_calls(store)[0]["close_reason"] == "twilio_stop"
+
+
+def test_migration_2_upgrades_a_version_1_database(db_url: str, monkeypatch) -> None:
+    from leads import migrations
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:  # the v1 tables as released: without today's turns_to_meeting
+        schema.schema_version.create(conn)
+        conn.execute(schema.schema_version.insert().values(version=1, applied_at=T0))
+        migrations._initial(conn)
+        conn.execute(sa.text("ALTER TABLE calls DROP COLUMN turns_to_meeting"))
+    monkeypatch.undo()
+    assert migrate(engine) == [2]
+    with engine.connect() as conn:
+        assert "turns_to_meeting" in {c["name"] for c in sa.inspect(conn).get_columns("calls")}
+    engine.dispose()
+
+
+async def test_turns_to_meeting_counted_by_the_store(store: Store) -> None:
+    rec = SqlRecorder(store)
+    await rec.call_started(info())
+    lead = LeadState(Slots(area="יפו"))
+    for n, status in enumerate(["new", "qualified", "meeting_booked", "meeting_booked"], start=1):
+        await rec.transcript_turn("CA1", "caller", f"תשובה {n}", n * 1000, n * 1000 + 800, True)
+        lead.status = status
+        await rec.lead_updated("CA1", "+972501234567", lead)
+    await rec.call_ended("CA1", T0 + dt.timedelta(minutes=1), "agent_hangup", "meeting_booked", CallMetrics(turns=4),
+                         "+972501234567", lead, "סיכום")
+    [point] = queries.metric_series(store)
+    assert (point["turns"], point["turns_to_meeting"]) == (4, 3)
+
+
+async def test_turns_before_the_start_was_written_still_land(store: Store) -> None:
+    rec = SqlRecorder(store)
+    await rec.transcript_turn("CAlate", "caller", "הלו?", 0, 700, True)  # call_started lost (disk full...)
+    await rec.call_started(info("CAlate"))
+    detail = queries.call_detail(store, "CAlate")
+    assert detail["from"] == "+972501234567" and [t["text"] for t in detail["transcript"]] == ["הלו?"]
+
+
+async def test_two_calls_of_one_caller_at_once_merge_into_one_lead(store: Store) -> None:
+    phone = "+972509990000"
+    for sid in ("CA1", "CA2"):
+        store.record_call_start(info(sid, phone=phone))
+
+    async def update(sid: str, slots: Slots) -> None:
+        for _ in range(10):
+            await trio.to_thread.run_sync(store.record_lead, sid, phone, LeadState(slots))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(update, "CA1", Slots(area="נתניה"))
+        nursery.start_soon(update, "CA2", Slots(budget_ils=1_500_000))
+    [lead] = queries.list_leads(store)
+    assert (lead["area"], lead["budget_ils"]) == ("נתניה", 1_500_000)
