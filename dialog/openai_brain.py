@@ -374,7 +374,7 @@ class OpenAIBrain(Brain):
         self._finished = True
         if self.lead.status == "lost":
             return self.say["bye_lost"]
-        name = f", {self.lead.slots.name}" if self.lead.slots.name else ""
+        name = f", {self.rules.first_name()}" if self.lead.slots.name else ""
         if self.lead.meeting_at:
             window = schedule.say_window(self.lead.meeting_at, self.now, self.hebrew)
             return self.say["bye_meeting"].format(name=name, window=window)
@@ -391,6 +391,9 @@ class OpenAIBrain(Brain):
         elif self.windows:
             r.phase, r.windows = "offer", list(self.windows[:2])
             r.offered.extend(self.windows)
+        else:
+            missing = r._missing()
+            r._asking = r.expecting = missing[0] if missing else None
 
     async def _rules_turn(self, turn: CallerTurn) -> AsyncIterator[str]:
         reply = self.rules.reply(turn)

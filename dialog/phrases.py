@@ -51,7 +51,7 @@ EN = {
     "q_budget": "What's your budget, roughly?",
     "q_timeframe": "When are you planning to move?",
     "q_name": "And what's your name?",
-    "q_phone_confirm": "Is the number ending in {digits} the best one to reach you?",
+    "q_phone_confirm": "Can we reach you on the number ending {digits}?",
     "q_phone": "What number can we reach you on?",
     "rephrase": "A rough idea is fine.",
     "go_on": "Sorry, go ahead. What were you saying?",

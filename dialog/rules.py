@@ -167,7 +167,7 @@ class RuleDialog:
     def _ack(self, changed: list[str]) -> str:
         s = self.lead.slots
         if "name" in changed and s.name:
-            return self.say["nice_to_meet"].format(name=s.name)
+            return self.say["nice_to_meet"].format(name=self.first_name())
         if changed == ["phone"]:
             return self.say["phone_ok"]
         opener = self.say["acks"][self.turns % len(self.say["acks"])]
@@ -287,8 +287,11 @@ class RuleDialog:
             return Reply(self.say["updated_else"])
         return Reply(self.say["noted_else"])
 
+    def first_name(self) -> str:
+        return (self.lead.slots.name or "").split(" ")[0]
+
     def _goodbye(self) -> Reply:
-        name = f", {self.lead.slots.name}" if self.lead.slots.name else ""
+        name = f", {self.first_name()}" if self.lead.slots.name else ""
         if self.lead.meeting_at:
             window = schedule.say_window(self.lead.meeting_at, self.now, self.hebrew)
             return Reply(self.say["bye_meeting"].format(name=name, window=window), final=True)

@@ -192,4 +192,13 @@ CORPUS: list[Conv] = [
          t("a garden apartment in Kfar Saba", "five rooms", "a million and a half", "in three months", "my name is Anna",
            "that's right", "Friday at 9", "sure", "thank you"),
          dict(area="Kfar Saba", property_type="garden apartment", rooms=5, budget_ils=1_500_000), meeting=FRI_9),
+    # The `make demo` caller (server/demo.py), as Whisper tiny.en writes it: one barge-in with content.
+    Conv("en_make_demo", "en-US",
+         [T("I am looking for something in Tel Aviv."), T("An apartment with three rooms."),
+          T("Sorry, my budget is about two million shekels.", cut=True), T("We want to move within three months."),
+          T("My name is David Cohen."), T("Yes, that is the right number."), T("The first time works for me."),
+          T("Yes, please book it."), T("No, that is all. Thank you.")],
+         dict(area="Tel Aviv", property_type="apartment", rooms=3, budget_ils=2_000_000, timeframe="within 3 months",
+              name="David Cohen", phone_confirmed=True), meeting=THU_10,
+         said=("Nice to meet you, David.", "Thank you, David!")),
 ]
