@@ -1,0 +1,18 @@
+"""The contract with server.wiring: it finds the store, the outbox task and the dashboard."""
+from __future__ import annotations
+
+from leads.store import SqlRecorder
+from server.dashboard import dashboard_bp
+from server.settings import Settings
+from server.wiring import build_recorder
+
+
+def test_the_app_wiring_picks_up_store_outbox_and_dashboard(sqlite_url: str) -> None:
+    notes: list[str] = []
+    recorder, background, blueprints = build_recorder(Settings.from_env({"DATABASE_URL": sqlite_url}), notes)
+    assert isinstance(recorder, SqlRecorder)
+    assert recorder.store.backend == "sqlite"
+    assert len(background) == 1 and callable(background[0])
+    assert blueprints == [dashboard_bp]
+    assert notes == [f"store: {sqlite_url}"]
+    recorder.store.close()
