@@ -35,14 +35,17 @@ FrameClassifier — voice / silence for one frame
 EouDetector — utterance onset and end
   * ONSET when the voice run reaches ``min_voice_onset_ms`` (100 ms; shorter runs — clicks —
     never start an utterance); ``onset_ms`` = the start of that run.
-  * END by silence: ``eou_silence_ms`` (400 ms) of continuous decided silence.
+  * END by silence: ``eou_silence_ms`` (400 ms) of continuous decided silence — on the line
+    that is eou_silence_ms + hysteresis_ms - 20 (440 ms) after the last loud frame ends,
+    because decided silence starts one hysteresis later.
   * END by a sharp drop: a frame whose RMS is at least ``sharp_drop_db`` (12 dB) below the
     loudest of the ``sharp_drop_window_ms`` (60 ms) of frames before it, while the voice
     run is on. It ends the utterance ``eou_drop_silence_ms`` (200 ms) after the start of
     that frame if, until then, every frame stayed >= 12 dB below that peak and the
     current frame is decided silence. A rise back within 12 dB of the peak cancels it
     (a syllable boundary, not a stop); so does a frame still decided voice at the 200 ms
-    mark (quieter speech, not a stop).
+    mark (quieter speech, not a stop). The drop is read from the RMS itself, so this path
+    is not delayed by the hysteresis: 200 ms after the fall, on the line.
   * Never END before ``min_utt_ms`` after the onset: a 300 ms "כן" followed by silence ends
     exactly at onset + min_utt_ms (1 s) — still a turn, just not a faster one.
   * FORCED at onset + ``max_utt_ms`` (4.5 s) if no END came: a noisy line never hangs the
