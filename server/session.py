@@ -118,6 +118,7 @@ class CallSession:
         self._ulaw = bytearray(FRAME_ULAW_BYTES)
         self._in_framer = Framer(50)  # only for payloads that are not exactly 20 ms
         self._t_in = 0
+        self._last_eou_ms = 0
         self.classifier = FrameClassifier(self.cfg)
         self.eou = EouDetector(self.cfg)
         self.barge = BargeInDetector(self.cfg)
@@ -343,11 +344,15 @@ class CallSession:
                 self._log_protocol(event)
 
     def _log_protocol(self, event: object) -> None:
-        # Rate-limited: a peer that sends garbage at 50 frames/s must not flood the log.
-        if isinstance(event, UnknownEvent) and not event.first:
-            return
-        self._protocol_logged += 1
-        n = self._protocol_logged
+        # Rate-limited: a peer that sends garbage at 50 frames/s must not flood the log. An
+        # unknown event name is logged the first time it is seen (and at most 20 names).
+        if isinstance(event, UnknownEvent):
+            if not event.first or len(self.parser._unknown_seen) > 20:
+                return
+            n = 0
+        else:
+            self._protocol_logged += 1
+            n = self._protocol_logged
         if n <= 5 or n % 100 == 0:
             fields = {"kind": getattr(event, "kind", type(event).__name__)}
             if isinstance(event, UnknownEvent):
@@ -382,6 +387,7 @@ class CallSession:
                 self._execute(self.machine.handle(T.VoiceOnset(self.eou.onset_ms)))
             elif r == EOU_END or r == EOU_FORCED:
                 eou_ms = t + FRAME_MS
+                self._last_eou_ms = eou_ms
                 onset = self.machine.utterance_onset_ms
                 onset = self.eou.onset_ms if onset is None else min(onset, self.eou.onset_ms)
                 self.log("EOU", onset_ms=onset, eou_ms=eou_ms, length_ms=eou_ms - onset,
@@ -389,7 +395,10 @@ class CallSession:
                 self._execute(self.machine.handle(T.EndOfUtterance(self.eou.onset_ms, eou_ms, r == EOU_FORCED)))
         elif fired and state is T.State.SPEAKING:
             self._halt_at = trio.current_time()
-            self._execute(self.machine.handle(T.BargeIn(self.barge.onset_ms, t + FRAME_MS)))
+            # A voice run that began before the last EOU (the caller talked through a forced
+            # end) belongs to the previous utterance up to that EOU.
+            onset = max(self.barge.onset_ms, self._last_eou_ms)
+            self._execute(self.machine.handle(T.BargeIn(onset, t + FRAME_MS)))
 
     def _on_mark(self, name: str) -> None:
         if name.startswith("hb"):
