@@ -2,6 +2,7 @@
 from native.config import TimingConfig
 
 NOISE_TRACK_MS: int
+NOISE_RESEAT_MS: int
 EOU_NONE: int
 EOU_ONSET: int
 EOU_END: int
@@ -12,6 +13,7 @@ class FrameClassifier:
     noise_floor: float
     calibrated: bool
     voice: bool
+    reseats: int
     cfg: TimingConfig
     def __init__(self, cfg: TimingConfig | None = None) -> None: ...
     def reset(self) -> None: ...

@@ -31,6 +31,12 @@ FrameClassifier — voice / silence for one frame
   * Noise tracking: on a frame that is quiet and decided silence, the floor moves toward
     its RMS with time constant NOISE_TRACK_MS (2 s), and the threshold follows. Voice never
     moves it, so a long monologue cannot raise the floor.
+  * Noise re-seat: NOISE_RESEAT_MS (2 s) of frames with not one under the threshold is not
+    speech — speech pauses between words, and the hysteresis only bridges 40-80 ms — but a
+    line that got noisier (a fan, traffic, a worse codec path). The floor is then re-seated
+    to the quietest frame of those 2 s (``reseats`` counts it). Without this, a noise step
+    above the threshold would read as endless voice: a forced EOU every MAX_UTT and a
+    barge-in on every sentence the agent starts.
 
 EouDetector — utterance onset and end
   * ONSET when the voice run reaches ``min_voice_onset_ms`` (100 ms; shorter runs — clicks —
@@ -72,6 +78,9 @@ DEF CAL_MAX = 64
 DEF DROP_MAX = 16
 
 NOISE_TRACK_MS = 2000  # time constant of the noise-floor tracking during silence
+cdef enum:
+    RESEAT_MS = 2000
+NOISE_RESEAT_MS = RESEAT_MS  # no frame under the threshold this long -> re-seat the floor
 
 EOU_NONE = 0
 EOU_ONSET = 1
@@ -90,9 +99,10 @@ cdef class FrameClassifier:
     cdef readonly double noise_floor
     cdef readonly bint calibrated
     cdef readonly bint voice
+    cdef readonly int reseats
     cdef readonly object cfg
-    cdef double floor, gain, offset, alpha
-    cdef long long cal_ms, hyst_ms, t0, pending_since
+    cdef double floor, gain, offset, alpha, loud_min
+    cdef long long cal_ms, hyst_ms, t0, pending_since, loud_since
     cdef bint started
     cdef double cal[CAL_MAX]
     cdef int cal_n
@@ -119,6 +129,9 @@ cdef class FrameClassifier:
         self.threshold = self.floor
         self.pending_since = -1
         self.t0 = 0
+        self.loud_since = -1
+        self.loud_min = 0.0
+        self.reseats = 0
 
     cdef inline void _set_noise(self, double noise) noexcept:
         self.noise_floor = noise
@@ -157,6 +170,19 @@ cdef class FrameClassifier:
                 return False
             self._finish_calibration()
         loud = rms > self.threshold
+        if loud:
+            if self.loud_since < 0:
+                self.loud_since = t_ms
+                self.loud_min = rms
+            elif rms < self.loud_min:
+                self.loud_min = rms
+            if t_ms + FRAME_MS - self.loud_since >= RESEAT_MS:
+                self._set_noise(self.loud_min)
+                self.reseats += 1
+                self.loud_since = -1
+                loud = rms > self.threshold
+        else:
+            self.loud_since = -1
         if loud != self.voice:
             if self.pending_since < 0:
                 self.pending_since = t_ms

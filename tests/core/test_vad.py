@@ -13,7 +13,16 @@ import pytest
 
 from native import codec
 from native.config import TimingConfig
-from native.vad import EOU_END, EOU_FORCED, EOU_NONE, EOU_ONSET, BargeInDetector, EouDetector, FrameClassifier
+from native.vad import (
+    EOU_END,
+    EOU_FORCED,
+    EOU_NONE,
+    EOU_ONSET,
+    NOISE_RESEAT_MS,
+    BargeInDetector,
+    EouDetector,
+    FrameClassifier,
+)
 
 CFG = TimingConfig()
 LAG = CFG.hysteresis_ms - 20
@@ -28,6 +37,14 @@ def levels(*segments: tuple[float, int]) -> list[float]:
         assert ms % 20 == 0
         out += [rms] * (ms // 20)
     return out
+
+
+def talk(ms: int) -> list[tuple[float, int]]:
+    """Speech as syllables: 260 ms at SPEECH, a 40 ms dip to NOISE (bridged by the hysteresis),
+    ..., ending on a full 300 ms syllable. Real speech dips between syllables and words; a
+    level that never dips for 2 s is line noise (FrameClassifier re-seats its floor)."""
+    assert ms % 300 == 0
+    return [(SPEECH, 260), (NOISE, 40)] * (ms // 300 - 1) + [(SPEECH, 300)]
 
 
 def drive(rms: list[float], cfg: TimingConfig = CFG, arm_at: int | None = None, disarm_at: int | None = None):
@@ -97,10 +114,39 @@ def test_noise_floor_tracks_slowly_in_silence_and_never_in_voice() -> None:
         t += 20
     assert 10.0 + 10 * (1 - math.exp(-1)) - 0.3 < c.noise_floor < 10.0 + 10 * (1 - math.exp(-1)) + 0.3
     before = c.noise_floor
-    for _ in range(300):  # a 6 s monologue does not move the floor
-        c.update(SPEECH, t)
+    got = []
+    for r in levels(*talk(6000)):  # a 6 s monologue does not move the floor
+        got.append(c.update(r, t))
         t += 20
-    assert c.noise_floor == before
+    assert got == [False] * (LAG // 20) + [True] * (300 - LAG // 20)  # one voice run, dips bridged
+    assert c.noise_floor == before and c.reseats == 0
+
+
+def test_a_noise_step_above_the_threshold_reseats_the_floor() -> None:
+    c = FrameClassifier(CFG)
+    got = [c.update(r, 20 * i) for i, r in enumerate(levels((NOISE, 1000), (300.0, 5000)))]
+    step = 1000
+    # voice from the step (+ hysteresis), until 2 s without a quiet frame re-seat the floor at
+    # the step's level; then silence once the hysteresis has passed again
+    reseat = step + NOISE_RESEAT_MS
+    assert c.reseats == 1 and c.noise_floor > 250
+    first_voice = got.index(True) * 20
+    back_to_silence = first_voice + got[first_voice // 20 :].index(False) * 20
+    assert first_voice == step + LAG
+    assert back_to_silence == reseat - 20 + LAG
+    assert not any(got[back_to_silence // 20 :])
+
+
+def test_a_noisy_line_does_not_barge_in_on_every_sentence() -> None:
+    rms = levels((NOISE, 1000), (300.0, 20000))
+    c, b = FrameClassifier(CFG), BargeInDetector(CFG)
+    fired = 0
+    for i, r in enumerate(rms):
+        t = 20 * i
+        if t >= 1000 and (t - 1000) % 3000 == 0:
+            b.arm(t)  # the agent starts a sentence every 3 s
+        fired += b.update(c.update(r, t), t)
+    assert fired == 1  # only the first sentence, before the floor caught up
 
 
 # --- end of utterance ------------------------------------------------------------------------
@@ -115,9 +161,9 @@ def test_300_ms_word_ends_at_min_utt() -> None:
 def test_silence_ends_a_long_utterance_after_eou_silence() -> None:
     # a gradual fall (3 dB per frame: 9 dB in 60 ms, not sharp) then noise
     fade = [SPEECH * 10 ** (-3 * k / 20) for k in range(1, 15)]
-    rms = levels((NOISE, 1000), (SPEECH, 2000)) + fade + levels((NOISE, 1000))
+    rms = levels((NOISE, 1000), *talk(2100)) + fade + levels((NOISE, 1000))
     threshold = max(35.0, 2.2 * NOISE + 8)
-    fade_quiet = 1000 + 2000 + 20 * next(k for k, r in enumerate(fade) if r <= threshold)
+    fade_quiet = 1000 + 2100 + 20 * next(k for k, r in enumerate(fade) if r <= threshold)
     eous, _ = drive(rms)
     assert [k for _, k, _ in eous] == [EOU_ONSET, EOU_END]
     assert eous[1][0] == fade_quiet + LAG + CFG.eou_silence_ms
@@ -133,20 +179,20 @@ def test_sharp_drop_needs_the_configured_dB() -> None:
     # an 11 dB step down at 2500 (still voice) is no sharp drop: the utterance ends only at the
     # real drop to noise at 3500
     quieter = SPEECH * 10 ** (-11 / 20)
-    eous, _ = drive(levels((NOISE, 1000), (SPEECH, 1500), (quieter, 1000), (NOISE, 1000)))
-    assert eous[1] == (3500 + CFG.eou_drop_silence_ms, EOU_END, 1000 + LAG)
+    eous, _ = drive(levels((NOISE, 1000), (SPEECH, 1500), (quieter, 500), (NOISE, 1000)))
+    assert eous[1] == (3000 + CFG.eou_drop_silence_ms, EOU_END, 1000 + LAG)
     # a 13 dB step is a drop, but still voice at the 200 ms mark: quieter speech, not a stop
     quiet_voice = SPEECH * 10 ** (-13 / 20)
     e = EouDetector(CFG)
     c = FrameClassifier(CFG)
     kinds = {}
-    for i, r in enumerate(levels((NOISE, 1000), (SPEECH, 1500), (quiet_voice, 1000), (NOISE, 1000))):
+    for i, r in enumerate(levels((NOISE, 1000), (SPEECH, 1500), (quiet_voice, 400), (NOISE, 1000))):
         kinds[20 * i + 20] = e.update(c.update(r, 20 * i), r, 20 * i)
         if 20 * i == 2500:
             assert e.drop_ms == 2500
         if 20 * i == 2680:
             assert e.drop_ms == -1 and kinds[2700] == EOU_NONE
-    assert [t for t, k in kinds.items() if k == EOU_END] == [3500 + CFG.eou_drop_silence_ms]
+    assert [t for t, k in kinds.items() if k == EOU_END] == [2900 + CFG.eou_drop_silence_ms]
 
 
 def test_drop_before_min_utt_waits_for_min_utt() -> None:
@@ -163,7 +209,7 @@ def test_voice_back_before_eou_continues_the_utterance() -> None:
 
 
 def test_6_s_monologue_is_forced_at_max_utt_and_goes_on() -> None:
-    eous, _ = drive(levels((NOISE, 1000), (SPEECH, 6000), (NOISE, 1000)))
+    eous, _ = drive(levels((NOISE, 1000), *talk(6000), (NOISE, 1000)))
     onset = 1000 + LAG
     forced = onset + CFG.max_utt_ms
     assert eous == [
