@@ -23,29 +23,31 @@ import numpy as np
 import trio
 
 DEMO_SCRIPT = """\
-# The offline demo's caller (English: the offline recognizer is Whisper tiny.en).
+# The offline demo's caller. English, because the offline recognizer is Whisper tiny.en;
+# the phrasings are ones tiny.en transcribes reliably from espeak-ng's voice.
 wait_agent
 say en-US I am looking for something in Tel Aviv.
 wait_agent
-say en-US An apartment with three rooms.
-# the agent acknowledges and asks about the budget: the caller talks over it
-barge 600 en-US Sorry, my budget is about two million shekels.
+say en-US Three rooms, an apartment.
+# the agent confirms and asks about the budget: the caller answers over it
+barge 700 en-US Two million shekels.
 wait_agent
-say en-US We want to move within three months.
+say en-US Within three months.
 wait_agent
 say en-US My name is David Cohen.
 wait_agent
 say en-US Yes, that is the right number.
 wait_agent
-# the caller thinks it over: the line is idle long enough for a keepalive mark
+# the agent offers two meeting times; the caller thinks it over long enough for a keepalive mark
 silence 19000
-say en-US The first time works for me.
+say en-US The first one works for me.
 wait_agent
-say en-US Yes, please book it.
+say en-US Yes, go ahead.
 wait_agent
-say en-US No, that is all. Thank you.
+say en-US No, thank you.
+# the agent says goodbye and hangs up
 wait_agent
-silence 4000
+silence 3000
 hangup
 """
 
@@ -68,6 +70,7 @@ class ServerLog:
 
     lines: list[dict[str, Any]] = field(default_factory=list)
     ended: trio.Event = field(default_factory=trio.Event)
+    stored: trio.Event = field(default_factory=trio.Event)  # the recorder's final write
     startup: dict[str, Any] | None = None
 
     def of(self, event: str) -> list[dict[str, Any]]:
@@ -228,6 +231,8 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
                                 log.startup = line
                             if line.get("event") == "CALL_END":
                                 log.ended.set()
+                            if line.get("event") == "LEAD_SAVED" and line.get("final"):
+                                log.stored.set()
                             if line.get("call_sid") and not line["call_sid"].startswith("CAdemo-webhook"):
                                 _show_server(line)
 
@@ -250,6 +255,8 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
             outcome = await place_call(f"ws://127.0.0.1:{port}/ws/twilio-media", steps, on_event=_show_caller)
             with trio.move_on_after(15):
                 await log.ended.wait()
+            with trio.move_on_after(5):
+                await log.stored.wait()
             transcript = await trio.to_thread.run_sync(lambda: _transcript(port, outcome.call.ids.call_sid))
             nursery.cancel_scope.cancel()
     finally:
