@@ -31,12 +31,14 @@ FrameClassifier — voice / silence for one frame
   * Noise tracking: on a frame that is quiet and decided silence, the floor moves toward
     its RMS with time constant NOISE_TRACK_MS (2 s), and the threshold follows. Voice never
     moves it, so a long monologue cannot raise the floor.
-  * Noise re-seat: NOISE_RESEAT_MS (2 s) of frames with not one under the threshold is not
-    speech — speech pauses between words, and the hysteresis only bridges 40-80 ms — but a
-    line that got noisier (a fan, traffic, a worse codec path). The floor is then re-seated
-    to the quietest frame of those 2 s (``reseats`` counts it). Without this, a noise step
-    above the threshold would read as endless voice: a forced EOU every MAX_UTT and a
-    barge-in on every sentence the agent starts.
+  * Noise re-seat: NOISE_RESEAT_MS (10 s) of frames with not one under the threshold is
+    not speech — speech pauses between words, and the hysteresis only bridges 40-80 ms —
+    but a line that got noisier (a fan, traffic, a worse codec path). The floor is then
+    re-seated to the quietest frame of those 10 s (``reseats`` counts it). Without this, a
+    noise step above the threshold would read as endless voice for the rest of the call: a
+    forced EOU every MAX_UTT and a barge-in on every sentence the agent starts. 10 s is two
+    of the longest MAX_UTT (5 s), so the user's own rule (MAX_UTT forces the EOU) always
+    acts first, and a steady tone shorter than that (a test's "monologue") stays voice.
 
 EouDetector — utterance onset and end
   * ONSET when the voice run reaches ``min_voice_onset_ms`` (100 ms; shorter runs — clicks —
@@ -79,7 +81,7 @@ DEF DROP_MAX = 16
 
 NOISE_TRACK_MS = 2000  # time constant of the noise-floor tracking during silence
 cdef enum:
-    RESEAT_MS = 2000
+    RESEAT_MS = 10000
 NOISE_RESEAT_MS = RESEAT_MS  # no frame under the threshold this long -> re-seat the floor
 
 EOU_NONE = 0

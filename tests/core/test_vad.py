@@ -122,11 +122,17 @@ def test_noise_floor_tracks_slowly_in_silence_and_never_in_voice() -> None:
     assert c.noise_floor == before and c.reseats == 0
 
 
+def test_a_steady_tone_of_7_s_stays_voice() -> None:
+    c = FrameClassifier(CFG)
+    got = [c.update(r, 20 * i) for i, r in enumerate(levels((NOISE, 1000), (SPEECH, 7000)))]
+    assert c.reseats == 0 and all(got[(1000 + LAG) // 20 :])
+
+
 def test_a_noise_step_above_the_threshold_reseats_the_floor() -> None:
     c = FrameClassifier(CFG)
-    got = [c.update(r, 20 * i) for i, r in enumerate(levels((NOISE, 1000), (300.0, 5000)))]
+    got = [c.update(r, 20 * i) for i, r in enumerate(levels((NOISE, 1000), (300.0, NOISE_RESEAT_MS + 3000)))]
     step = 1000
-    # voice from the step (+ hysteresis), until 2 s without a quiet frame re-seat the floor at
+    # voice from the step (+ hysteresis), until 10 s without a quiet frame re-seat the floor at
     # the step's level; then silence once the hysteresis has passed again
     reseat = step + NOISE_RESEAT_MS
     assert c.reseats == 1 and c.noise_floor > 250
@@ -138,15 +144,17 @@ def test_a_noise_step_above_the_threshold_reseats_the_floor() -> None:
 
 
 def test_a_noisy_line_does_not_barge_in_on_every_sentence() -> None:
-    rms = levels((NOISE, 1000), (300.0, 20000))
+    rms = levels((NOISE, 1000), (300.0, 30000))
     c, b = FrameClassifier(CFG), BargeInDetector(CFG)
-    fired = 0
+    fired = []
     for i, r in enumerate(rms):
         t = 20 * i
         if t >= 1000 and (t - 1000) % 3000 == 0:
             b.arm(t)  # the agent starts a sentence every 3 s
-        fired += b.update(c.update(r, t), t)
-    assert fired == 1  # only the first sentence, before the floor caught up
+        if b.update(c.update(r, t), t):
+            fired.append(t)
+    # the sentences started before the re-seat are interrupted, none after it
+    assert fired == [1000 + k * 3000 + 200 + 200 - 20 for k in range(4)] and c.reseats == 1  # frame starts
 
 
 # --- end of utterance ------------------------------------------------------------------------
