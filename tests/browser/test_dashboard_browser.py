@@ -65,9 +65,10 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
             time.sleep(0.1)
         live_ids = CallIds(call_sid="CAlive000000000000000000000000000", stream_sid="MZlive00000000000000000000000000",
                            from_number="+972529876543")
-        live_steps = mod.caller_steps(["אני מחפשת פנטהאוז בחיפה"], hang_up=False)
+        # on the line ~15 s: long enough to be seen live, then hangs up while we watch
+        live_steps = mod.caller_steps(["אני מחפשת פנטהאוז בחיפה"], tail_ms=10000)
         live_thread = threading.Thread(target=trio.run, args=(functools.partial(
-            place_call, ws_url, live_steps, ids=live_ids, max_duration_s=12),), daemon=True)
+            place_call, ws_url, live_steps, ids=live_ids, max_duration_s=40),), daemon=True)
         live_thread.start()
         deadline = time.monotonic() + 15
         while not any(c["call_sid"] == live_ids.call_sid for c in get_json(server.url + "/api/calls")):
@@ -95,6 +96,9 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
             expect(page.locator("#charts canvas")).to_have_count(6)
             expect(page.locator("#kpis .kpi")).to_have_count(6)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            # Live refresh: the second caller hangs up and the row changes without a reload.
+            ended = page.locator(f"#calls tbody tr[data-sid='{live_ids.call_sid}']:not(.live)")
+            expect(ended).to_contain_text("twilio_stop", timeout=30000)
 
             finished.locator("a").click()
             page.wait_for_url("**/dashboard/calls/**")
@@ -108,5 +112,5 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
         assert errors == []
     finally:
         if live_thread is not None:
-            live_thread.join(timeout=20)
+            live_thread.join(timeout=45)
         server.stop()

@@ -163,7 +163,7 @@ class AgentServer:
         self.log.close()
 
 
-def caller_steps(lines: list[str], hang_up: bool = True) -> list:  # type: ignore[type-arg]
+def caller_steps(lines: list[str], hang_up: bool = True, tail_ms: int = 3000) -> list:  # type: ignore[type-arg]
     """The simulated caller's script: wait for the agent, then one voice-like burst per line."""
     from server.caller.call import PreparedAudio, PreparedHangup, PreparedWait
 
@@ -174,7 +174,7 @@ def caller_steps(lines: list[str], hang_up: bool = True) -> list:  # type: ignor
     for line in lines:
         steps += [PreparedAudio("say", burst, line), wait]
     if hang_up:
-        steps += [PreparedAudio("silence", np.zeros(8000 * 3, np.int16)), PreparedHangup()]
+        steps += [PreparedAudio("silence", np.zeros(8 * tail_ms, np.int16)), PreparedHangup()]
     return steps
 
 
