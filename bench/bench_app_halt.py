@@ -6,7 +6,8 @@ audio starts and varying sub-frame phase). Per barge-in:
     min_voice + 20 ms; the floor is min_voice itself: the detector must hear that much voice);
   - onset -> `clear` received by the caller;
   - trigger -> `clear` on the wire, from the server's BARGE_IN line (target p99 <= 5 ms);
-and, from the same run, EOU -> first agent frame with zero-latency fake providers.
+and, from the same run, EOU -> first agent frame with zero-latency fake providers and the
+jitter of agent frame arrivals at the caller (steady state, after the pacer's lead burst).
 Providers are instant fakes (tone TTS, scripted ASR): only our own path is measured.
 Run: make bench  (or: .venv/bin/python -m pytest -q bench/bench_app_halt.py -s -o addopts="")
 """
@@ -78,6 +79,7 @@ def test_barge_in_halt_time(benchmark) -> None:
         "trigger -> clear on the wire (server)": trig_clear,
         "EOU -> first frame, instant providers": eou_first,
         "audio dropped by clear (pacer lead)": [d for _, d in call.clears],
+        "media arrival jitter |interval - 20 ms|": fig.media_jitter_ms,
     }
     print(f"\n[app] barge-in over real sockets: {fig.barge_ins} barge-ins heard, {len(server_barges)} on the server (ms):")
     for name, vals in rows.items():

@@ -65,8 +65,23 @@ def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, 
     return recorder, background, blueprints
 
 
+TEST_WIRING_ENV = "AGENTLOCATOR_TEST_WIRING"
+
+
 def build_wiring(settings: Settings) -> Wiring:
-    """Select real providers from the environment (speech/, dialog/) and the store."""
+    """Select real providers from the environment (speech/, dialog/) and the store.
+
+    ``AGENTLOCATOR_TEST_WIRING=package.module:factory`` replaces all of this with a factory
+    of the caller's (fast fake providers for load benches against a real server process).
+    """
+    hook = settings.env.get(TEST_WIRING_ENV, "").strip()
+    if hook:
+        module, _, attr = hook.partition(":")
+        factory = getattr(importlib.import_module(module), attr or "wiring")
+        wiring = factory(settings)
+        wiring.notes.append(f"{TEST_WIRING_ENV}={hook}: test providers, not for production")
+        return wiring
+
     from server.session import CallDeps, run_call  # the engine; required
 
     notes: list[str] = []

@@ -68,6 +68,7 @@ class CallerFigures:
     keepalive_intervals_s: list[float] = field(default_factory=list)
     longest_server_silence_s: float = 0.0
     agent_spans: list[tuple[float, float]] = field(default_factory=list)
+    media_jitter_ms: list[float] = field(default_factory=list)  # |arrival interval - 20 ms|, steady state
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -79,6 +80,7 @@ class CallerFigures:
             "barge_ins_not_halted": self.barge_ins_not_halted,
             "keepalive_intervals_s": [round(v, 2) for v in self.keepalive_intervals_s],
             "longest_server_silence_s": round(self.longest_server_silence_s, 2),
+            "media_jitter_ms": percentiles(self.media_jitter_ms),
         }
 
 
@@ -96,6 +98,25 @@ def _spans(audible: np.ndarray, merge_gap_blocks: int) -> list[tuple[float, floa
         prev = i
     spans.append((start * BLOCK / SAMPLE_RATE, (prev + 1) * BLOCK / SAMPLE_RATE))
     return spans
+
+
+def media_jitter_ms(arrivals: list[float], frame_s: float = 0.02, burst_frames: int = 8) -> list[float]:
+    """How far each media arrival interval is from 20 ms, in steady state.
+
+    A reply starts with a burst (the pacer fills its lead at Twilio at once), so the first
+    ``burst_frames`` of each run are skipped; a gap over 100 ms starts a new run.
+    """
+    out: list[float] = []
+    run = 0
+    for prev, cur in zip(arrivals, arrivals[1:]):
+        gap = cur - prev
+        if gap > 0.1:
+            run = 0
+            continue
+        run += 1
+        if run > burst_frames:
+            out.append(abs(gap - frame_s) * 1000)
+    return out
 
 
 def analyse(call: SimulatedCall) -> CallerFigures:
@@ -139,6 +160,8 @@ def analyse(call: SimulatedCall) -> CallerFigures:
         clears = [t for t, _ in call.clears if t >= utt.onset]
         if clears and clears[0] - utt.onset < 5.0:
             figures.trigger_to_clear_ms.append((clears[0] - utt.onset) * 1000)
+
+    figures.media_jitter_ms = media_jitter_ms([rx.t for rx in call.rx if rx.kind == "media"])
 
     prev_t = 0.0
     prev_kind = "start"

@@ -129,3 +129,10 @@ class FakeWorld:
         return Wiring(run_call=recording_run_call, call_deps=deps,
                       providers={"asr": "fake-asr", "tts": "fake-tts", "brain": "fake-brain"},
                       recorder=self.recorder)
+
+
+def env_wiring(settings: Settings) -> Wiring:
+    """For AGENTLOCATOR_TEST_WIRING: a server process with instant fake providers that
+    answers every caller turn with a long reply and never hangs up."""
+    world = FakeWorld(["okay"] * 100_000, turns=10**9, always_long=True)
+    return world.wiring(settings)

@@ -137,3 +137,15 @@ def test_protocol_errors_are_counted() -> None:
     call.on_message(0.1, json.dumps({"event": "dance", "streamSid": call.ids.stream_sid}))
     call.on_message(0.1, json.dumps({"event": "clear", "streamSid": "MZwrong"}))
     assert len(call.errors) == 4
+
+
+def test_media_jitter_skips_the_lead_burst() -> None:
+    from server.caller.analysis import media_jitter_ms
+
+    burst = [0.0] * 5
+    steady = [0.02 * i for i in range(1, 30)]
+    steady[20] += 0.003  # one frame 3 ms late: two intervals off by 3 ms
+    jitter = media_jitter_ms(burst + steady + [5.0 + 0.02 * i for i in range(12)])
+    assert max(jitter) == pytest.approx(3.0, abs=1e-6)
+    assert sum(1 for j in jitter if j > 1e-6) == 2
+    assert len(jitter) == (34 - 1 - 8) + (12 - 1 - 8)
