@@ -56,6 +56,11 @@ class FailoverRecognizer(Recognizer):
             self._benched = 1 << 30
             await trio.sleep_forever()
 
+    def bind_log(self, log: LogFn) -> None:
+        self.log = log
+        self.primary.bind_log(log)
+        self.fallback.bind_log(log)
+
     def push(self, pcm16: bytes) -> None:
         self.primary.push(pcm16)
         self.fallback.push(pcm16)

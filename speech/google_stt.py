@@ -158,7 +158,7 @@ class GoogleStreamingRecognizer(Recognizer):
             else SpeechV1(self.language, settings.model, settings.use_enhanced, hints, settings.boost)
         )
         self._preroll_ms = preroll_ms
-        self._log = log
+        self.log = log
         ring_ms = max(MAX_RECONNECT_REPLAY_MS, settings.policy.replay_ms) + 10_000
         self._ring = FrameRing(ring_ms)
         self._ledger = WordLedger()
@@ -204,7 +204,7 @@ class GoogleStreamingRecognizer(Recognizer):
             code = stream.error_code or "CLOSED"
             if stream.error is not None:
                 self._last_error = f"{code}: {stream.error}"
-                self._log("ERROR", logging.WARNING, provider=self.name, error=self._last_error[:300])
+                self.log("ERROR", logging.WARNING, provider=self.name, error=self._last_error[:300])
                 if code not in RETRYABLE:
                     failures = max(failures, len(self.settings.backoff_s) - 1)  # auth/config: slow
             delay = self.settings.backoff_s[min(failures, len(self.settings.backoff_s) - 1)]
@@ -331,6 +331,9 @@ class GoogleStreamingRecognizer(Recognizer):
         reason = restart_due(self.settings.policy, stream.span.start_ms, self._ring.end_ms, self._in_utterance)
         if reason is not None and self._nursery is not None:
             self._rotate(reason)
+
+    def bind_log(self, log: Any) -> None:
+        self.log = log
 
     def begin_utterance(self, onset_ms: int) -> None:
         self._in_utterance = True

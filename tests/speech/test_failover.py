@@ -116,3 +116,14 @@ class Voice(Synthesizer):
 async def test_synthesizer_failover(autojump_clock, mode, want):
     synth = FailoverSynthesizer(Voice("g", mode), Voice("e", "ok"), first_audio_s=1.0, log=lambda *a, **k: None)
     assert [c async for c in synth.synthesize("hi")] == want
+
+
+def test_bind_log_reaches_both_engines():
+    got = []
+    primary, fallback = Scripted("google", []), Scripted("whisper", [])
+    rec = FailoverRecognizer(primary, fallback)
+    primary.bind_log = lambda log: got.append(("p", log))
+    fallback.bind_log = lambda log: got.append(("f", log))
+    marker = lambda *a, **k: None  # noqa: E731
+    rec.bind_log(marker)
+    assert rec.log is marker and got == [("p", marker), ("f", marker)]
