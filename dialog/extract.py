@@ -70,46 +70,71 @@ def _is_digits(tok: str) -> bool:
 
 
 def words_value(toks: list[str]) -> float | None:
-    """Value of a short run of number words / digits: "שניים וחצי" -> 2.5, "eight hundred" -> 800."""
+    """Value of one spoken number: "שניים וחצי" -> 2.5, "eight hundred" -> 800, "עשרים ושלוש" -> 23.
+
+    None when the run is not one number ("חצי שלושה", "2 3"): parts must come in falling
+    order and a half or quarter ends the number.
+    """
     total = 0.0
+    last: float | None = None  # the previous part's size: the next one must be smaller
+    ended = False
     seen = False
     for tok in toks:
         if tok in _FILLER:
             continue
-        if _is_digits(tok):
-            total += float(tok)
-        elif tok in _HALF:
-            total += 0.5
-        elif tok in _QUARTER:
-            total += 0.25
-        elif tok in _HUNDRED:
-            total = (total or 1) * 100
-        elif tok in _NUM_WORDS:
-            total += _NUM_WORDS[tok]
-        else:
+        if ended:
             return None
+        if tok in _HALF or tok in _QUARTER:
+            if seen and last is not None and last < 1:
+                return None
+            total += 0.5 if tok in _HALF else 0.25
+            ended = True
+        elif tok in _HUNDRED:
+            if last is not None and last >= 10:
+                return None
+            total = (total or 1) * 100
+            last = 100
+        else:
+            value = float(tok) if _is_digits(tok) else _NUM_WORDS.get(tok)
+            if value is None or (last is not None and (value >= last or last < 10)):
+                return None
+            total += value
+            last = value if not _is_digits(tok) else 0.5  # after digits only a half fits
         seen = True
     return total if seen else None
 
 
-def _run_before(toks: list[str], i: int) -> list[str]:
+def _number_before(toks: list[str], i: int) -> list[str]:
+    """The longest run of number tokens ending just before ``i`` that is one number."""
     j = i
     while j > 0 and (toks[j - 1] in _NUMERIC or _is_digits(toks[j - 1])):
         j -= 1
-    run = toks[j:i]
-    while run and run[0] in _FILLER - {"a"}:
-        run = run[1:]
-    return run
+    for start in range(j, i):
+        run = toks[start:i]
+        while run and run[0] in _FILLER - {"a"}:
+            run = run[1:]
+        if run and words_value(run) is not None:
+            return run
+    return []
 
 
-def _run_after(toks: list[str], i: int) -> list[str]:
+def _number_after(toks: list[str], i: int) -> list[str]:
+    """The longest run of number tokens starting at ``i`` that is one number."""
     j = i
     while j < len(toks) and (toks[j] in _NUMERIC or _is_digits(toks[j])):
         j += 1
-    return toks[i:j]
+    for end in range(j, i, -1):
+        if words_value(toks[i:end]) is not None:
+            return toks[i:end]
+    return []
 
 
-_PHONE_LIKE = re.compile(r"(?:\+?972|(?<!\d)0)[\d\s-]{7,13}\d")
+_run_before = _number_before
+_run_after = _number_after
+
+# An Israeli number (0 + 1–2 digit prefix + 7 digits): never read as an amount.
+_PHONE_LIKE = re.compile(r"(?:\+?972[\s-]?|(?<!\d)0)\d{1,2}(?:[\s-]?\d){7}(?!\d)")
+
 
 # -- budget ----------------------------------------------------------------------------------
 

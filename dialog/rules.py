@@ -104,6 +104,8 @@ class RuleDialog:
     def _decide(self, turn: CallerTurn) -> Reply:
         self.turns += 1
         text = turn.text.strip()
+        if self.turns >= MAX_TURNS:  # also a line so bad that every turn is a clarify
+            return self._goodbye()
         if not text or turn.confidence < CLARIFY_BELOW:
             return Reply(self.say["clarify"])
         if extract.not_interested(text):
@@ -111,8 +113,6 @@ class RuleDialog:
             return Reply(self.say["bye_lost"], final=True)
         if turn.interrupted_agent and extract.only_holds_floor(text):
             return Reply(self.say["go_on"])
-        if self.turns >= MAX_TURNS:
-            return self._goodbye()
 
         changed = self._absorb(text)
         lead_in = ""
@@ -176,6 +176,8 @@ class RuleDialog:
 
     def _with(self, lead_in: str, question: str) -> Reply:
         """Lead-in + question, dropping echo pieces (then the lead-in) until it fits the rules."""
+        if lead_in and len(guardrails.sentences(lead_in)) + len(guardrails.sentences(question)) > guardrails.MAX_SENTENCES:
+            lead_in = ""  # the question brings its own opener ("אין בעיה. אולי ...?")
         while lead_in and not guardrails.fits_after(guardrails.words(lead_in), question):
             head, sep, _ = lead_in.rstrip(".").rpartition(", ")
             lead_in = head + "." if sep else ""

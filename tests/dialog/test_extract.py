@@ -116,3 +116,21 @@ def test_intents():
     assert not extract.asks_listings("דירה בתל אביב")
     assert extract.refuses("אני מעדיף לא להגיד") and extract.refuses("I'd rather not say")
     assert extract.only_holds_floor("רגע") and extract.only_holds_floor("wait...") and not extract.only_holds_floor("רגע, בחיפה")
+
+
+@pytest.mark.parametrize("toks, value", [
+    (["שניים", "ו", "חצי"], 2.5), (["eight", "hundred"], 800), (["עשרים", "ו", "שלושה"], 23),
+    (["two", "and", "a", "half"], 2.5), (["חצי", "שלושה"], None), (["2", "3"], None), (["three", "two"], None),
+])
+def test_words_value_reads_one_number_only(toks, value):
+    assert extract.words_value(toks) == value
+
+
+@pytest.mark.parametrize("text, budget, rooms", [
+    ("מיליון וחצי 900k", 900_000, None),  # two amounts: the last one said
+    ("מיליון וחצי three bedrooms", 1_500_000, 4),
+    ("קוראים לי דנה 052-7654321 052-7654321", None, None),
+])
+def test_adjacent_numbers_do_not_merge(text, budget, rooms):
+    assert extract.budget_in(text) == budget
+    assert extract.rooms_in(text) == rooms
