@@ -35,6 +35,7 @@ TARGETS = {"turn_latency_ms": 1200, "asr_latency_ms": 700, "halt_ms": 200}
 
 
 def token_of(app: Any) -> str | None:
+    """app.config["DASHBOARD_TOKEN"] if given (tests), else the app's settings, else the env."""
     token = app.config.get("DASHBOARD_TOKEN")
     if token is None:
         settings = getattr(app, "settings", None)
