@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "speech"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests" / "speech"))
 
 from fake_google import FakeGoogle  # noqa: E402
 from tone_words import silence, word_audio  # noqa: E402

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "speech"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests" / "speech"))
 
 from fake_google import FakeGoogle  # noqa: E402
 

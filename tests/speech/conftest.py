@@ -5,7 +5,7 @@ import pytest
 import trio.testing
 
 # the fakes and the tone-word language are plain modules next to the tests
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.append(str(Path(__file__).parent))  # appended: other dirs import their own `conftest` by name
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def fake_google():
 
 @pytest.fixture
 def fake_openai():
-    from fake_openai import FakeOpenAI
+    from fake_openai_audio import FakeOpenAI
 
     with FakeOpenAI() as fake:
         yield fake
