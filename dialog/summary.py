@@ -7,12 +7,19 @@ from dialog.base import LeadState, Slots
 from dialog.schedule import TZ, _EN_DAYS, _HE_DAYS
 
 
+_HE_MASC = {2: "שניים", 3: "שלושה", 4: "ארבעה", 5: "חמישה", 6: "שישה", 7: "שבעה", 8: "שמונה", 9: "תשעה"}
+
+
 def say_budget(amount: int, hebrew: bool) -> str:
     if amount >= 1_000_000 and amount % 500_000 == 0:
         millions, half = divmod(amount, 1_000_000)
         if hebrew:
-            base = "מיליון" if millions == 1 else f"{millions} מיליון"
-            return f"מיליון וחצי" if (millions == 1 and half) else (f"{millions} וחצי מיליון" if half else base)
+            if millions == 1:
+                return "מיליון וחצי" if half else "מיליון"
+            if half:
+                spoken = _HE_MASC.get(millions, str(millions))
+                return f"{spoken} וחצי מיליון"
+            return f"{millions} מיליון"
         return f"{amount / 1_000_000:g} million shekels"
     if amount >= 1_000_000:
         return f"{amount / 1_000_000:.2f}".rstrip("0").rstrip(".") + (" מיליון" if hebrew else " million shekels")
@@ -95,6 +102,8 @@ def whatsapp(lead: LeadState, hebrew: bool) -> str:
         if lead.meeting_at:
             at = lead.meeting_at.astimezone(TZ)
             lines.append(f"פגישה: יום {_HE_DAYS[at.weekday()]}, {at:%d.%m.%Y} בשעה {at:%H:%M}.")
+        elif lead.status == "lost":
+            lines.append("תודה על הזמן; אם משהו ישתנה, נשמח לעזור.")
         else:
             lines.append("נחזור אליך בהקדם לתיאום פגישה.")
         if s.phone:
@@ -111,6 +120,8 @@ def whatsapp(lead: LeadState, hebrew: bool) -> str:
         if lead.meeting_at:
             at = lead.meeting_at.astimezone(TZ)
             lines.append(f"Meeting: {_EN_DAYS[at.weekday()]}, {at:%d.%m.%Y} at {at:%H:%M} (Israel time).")
+        elif lead.status == "lost":
+            lines.append("Thanks for your time; if anything changes, we'd be glad to help.")
         else:
             lines.append("We'll call you back soon to set up a meeting.")
         if s.phone:

@@ -234,3 +234,30 @@ async def test_meeting_is_booked_through_the_tool_and_summarised(fake_openai):
     assert brain.finished
     assert "פגישה:" in brain.summary() and "דנה" in brain.summary()
     await brain.aclose()
+
+
+async def test_tool_call_without_text_gets_the_next_question(fake_openai):
+    fake_openai.push(Script("", tool_args={"area": "חיפה", "property_type": "דירה", "rooms": 3}))
+    brain = make(fake_openai)
+    out = await say(brain, "דירת 3 חדרים בחיפה")
+    assert brain.lead.slots.area == "חיפה"
+    assert out == ["מה התקציב בערך?"]
+
+
+async def test_not_interested_ends_the_call_politely(fake_openai):
+    fake_openai.push(Script("", tool_args={"not_interested": True}))
+    brain = make(fake_openai)
+    out = await say(brain, "לא מעוניין")
+    assert out == ["בסדר גמור, תודה על הזמן ויום נעים."]
+    assert brain.finished and brain.lead.status == "lost"
+    assert brain._client is None  # closed with the call
+
+
+async def test_english_calls_are_told_to_answer_in_english(fake_openai):
+    fake_openai.push(Script("Great. What's your budget?"))
+    brain = make(fake_openai, language="en-US")
+    assert await say(brain, "a flat in Haifa") == ["Great.", "What's your budget?"]
+    note = fake_openai.requests[0]["messages"][1 + len(FEW_SHOT)]
+    assert note["role"] == "system" and "reply in English" in note["content"]
+    assert "מסתיים ב-4567" in note["content"]  # confirm the caller ID, don't ask for digits
+    await brain.aclose()
