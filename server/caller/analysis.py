@@ -62,6 +62,7 @@ class CallerFigures:
     turn_latency_ms: list[float] = field(default_factory=list)
     unanswered_turns: int = 0
     halt_ms: list[float] = field(default_factory=list)
+    halt_spans: list[tuple[float, float]] = field(default_factory=list)  # (onset s, stop s), for the plot
     trigger_to_clear_ms: list[float] = field(default_factory=list)
     barge_ins: int = 0
     barge_ins_not_halted: int = 0
@@ -157,6 +158,7 @@ def analyse(call: SimulatedCall) -> CallerFigures:
             figures.barge_ins_not_halted += 1
         if stop is not None:
             figures.halt_ms.append(max(0.0, (stop - utt.onset) * 1000))
+            figures.halt_spans.append((utt.onset, max(stop, utt.onset)))
         clears = [t for t, _ in call.clears if t >= utt.onset]
         if clears and clears[0] - utt.onset < 5.0:
             figures.trigger_to_clear_ms.append((clears[0] - utt.onset) * 1000)

@@ -99,8 +99,8 @@ def write_timeline_png(
     for t, _ in call.clears:
         ax_a.axvline(t, color="#d73027", lw=1.5)
         ax_a.annotate("clear", (t, 88), fontsize=7, color="#d73027")
-    for utt_on, halt in zip([u.onset for u in call.utterances if u.barge], figures.halt_ms):
-        ax_a.axvspan(utt_on, utt_on + halt / 1000, color="#d73027", alpha=0.15)
+    for onset, stop in figures.halt_spans:  # caller talks over the agent until it goes quiet
+        ax_a.axvspan(onset, stop, color="#d73027", alpha=0.15)
     states = list(states)
     for (t0, state), nxt in zip(states, states[1:] + [(end, "")]):
         ax_s.axvspan(t0, nxt[0], color=STATE_COLORS.get(state, "#eeeeee"), lw=0)
