@@ -301,6 +301,8 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
         ("turn latency, EOU -> agent audio on the wire (server)", worst(server_fig["eou_to_tts_start_ms"]), "< 1200 ms",
          bool(server_fig["eou_to_tts_start_ms"]) and worst(server_fig["eou_to_tts_start_ms"]) < 1200),
         ("turn latency, caller stops -> hears the agent (caller)", worst(figures.turn_latency_ms), "(includes the EOU wait)", None),
+        ("  of which after the transcript: brain + TTS + pacer (server)", worst(
+            [t - a for t, a in zip(server_fig["eou_to_tts_start_ms"], server_fig["asr_latency_ms"])]), "(the rest is the ASR)", None),
         ("ASR latency, EOU -> transcript (server)", worst(server_fig["asr_latency_ms"]), "< 700 ms",
          bool(server_fig["asr_latency_ms"]) and worst(server_fig["asr_latency_ms"]) < 700),
         ("barge-in halt, voice onset -> agent silent at the caller", worst(figures.halt_ms), "<= 220 ms (min voice 200 + 20)",
