@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "dialog"))
+sys.path.append(str(Path(__file__).resolve().parent.parent / "tests" / "dialog"))
 
 from fake_openai import FakeOpenAI, Script  # noqa: E402
 

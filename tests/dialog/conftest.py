@@ -1,19 +1,14 @@
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # fake_openai, corpus helpers
+# fake_openai, dialog_corpus: plain modules next to the tests, named so no other dir's clash
+sys.path.append(str(Path(__file__).parent))  # appended: other dirs import their own `conftest` by name
 
-from dialog.schedule import TZ  # noqa: E402
 from fake_openai import FakeOpenAI  # noqa: E402
-
-# A Wednesday afternoon in Jerusalem: tomorrow is a weekday, the day after is Friday.
-NOW = dt.datetime(2026, 11, 25, 15, 0, tzinfo=TZ)
-CALLER = "+972501234567"
 
 
 @pytest.fixture

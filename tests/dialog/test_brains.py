@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import CALLER, NOW
+from dialog_corpus import CALLER, NOW
 from dialog.base import Brain
 from dialog.brains import select_brain
 from native.config import ConfigError

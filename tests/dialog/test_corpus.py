@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from corpus import CORPUS, Conv
+from dialog_corpus import CORPUS, Conv
 from dialog import guardrails
 from dialog.base import CallerTurn
 from dialog.rules import RuleBrain

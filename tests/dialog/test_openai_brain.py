@@ -4,7 +4,7 @@ from __future__ import annotations
 import trio
 import pytest
 
-from conftest import CALLER, NOW
+from dialog_corpus import CALLER, NOW
 from dialog import guardrails
 from dialog.base import CLARIFY_HE, CallerTurn
 from dialog.openai_brain import OpenAIBrain, OpenAIConfig, split_ready

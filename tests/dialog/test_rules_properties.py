@@ -4,7 +4,7 @@ from __future__ import annotations
 import trio
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import CALLER, NOW
+from dialog_corpus import CALLER, NOW
 from dialog import guardrails
 from dialog.base import CallerTurn
 from dialog.rules import MAX_TURNS, RuleBrain
