@@ -50,7 +50,8 @@ class CallRecorder(abc.ABC):
         BARGE_IN, MARK_SENT / MARK_ACK, TTS_START ...; ``t_ms`` on the call's clock).
 
         Synchronous and cheap on purpose: implementations buffer and write with the next
-        turn, so the session may call it from its hot path. Default: not recorded.
+        turn. The session need not call it: leads.timeline feeds it from the session's log
+        events (see leads.store.open_store). Default: not recorded.
         """
         return None
 

@@ -26,6 +26,7 @@ from server.logs import log_event
 
 DEFAULT_URL = "sqlite:///agentlocator.db"
 WRITE_ERRORS = (sa.exc.SQLAlchemyError, OSError)
+MAX_BUFFERED_EVENTS = 5000
 
 
 def _now() -> dt.datetime:
@@ -320,7 +321,9 @@ class SqlRecorder(CallRecorder):
             self.store.outbox_wakeup.set()
 
     def timeline_event(self, call_sid: str, t_ms: float, kind: str, **detail: Any) -> None:
-        self._timeline.setdefault(call_sid, []).append((int(t_ms), kind, detail))
+        events = self._timeline.setdefault(call_sid, [])
+        if len(events) < MAX_BUFFERED_EVENTS:  # a call whose writes all fail must not grow forever
+            events.append((int(t_ms), kind, detail))
 
     async def call_started(self, info: CallInfo) -> None:
         await self._run("call_started", info.call_sid, self.store.record_call_start, info)
@@ -363,5 +366,10 @@ class SqlRecorder(CallRecorder):
 
 
 def open_store(url: str | None = None) -> SqlRecorder:
-    """For server.wiring: the store at ``url`` (migrated) behind its recorder (``.store``)."""
-    return SqlRecorder(Store.open(url))
+    """For server.wiring: the store at ``url`` (migrated) behind its recorder (``.store``),
+    fed the calls' timelines from the session's log events."""
+    from leads.timeline import attach_timeline
+
+    recorder = SqlRecorder(Store.open(url))
+    attach_timeline(recorder)
+    return recorder

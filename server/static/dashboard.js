@@ -208,7 +208,7 @@ const AL = (() => {
     const states = events.filter((e) => e.kind === "STATE_CHANGE");
     if (states.length) {
       states.forEach((e, i) => {
-        const state = e.detail.to ?? e.detail.state ?? e.detail.new;
+        const state = e.detail.to_state ?? e.detail.to ?? e.detail.state;
         const end = i + 1 < states.length ? states[i + 1].t_ms : total;
         nodes.push(seg(e.t_ms, end, STATE_COLORS[state] ?? "#e5e7eb", state));
       });

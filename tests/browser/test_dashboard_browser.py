@@ -107,6 +107,10 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
             expect(transcript).to_contain_text(mod.MEETING_CALL[0])
             expect(transcript).to_contain_text("AgentLocator")  # the agent's greeting
             expect(page.locator("#metrics .kpi").first).to_contain_text("ms")
+            # the session's states, marks and EOUs, from its log events
+            for kind in ("STATE_CHANGE", "EOU", "MARK_ACK", "TTS_START", "WS_CLOSE"):
+                expect(page.locator(f"#timeline li.ev-{kind}").first).to_be_visible()
+            expect(page.locator("#strip-legend")).to_contain_text("מאזינה")
             page.screenshot(path=str(ARTIFACTS / "dashboard-call.png"), full_page=True)
             browser.close()
         assert errors == []

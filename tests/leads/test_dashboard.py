@@ -33,7 +33,7 @@ async def seed(store: Store) -> None:
     await rec.call_started(CallInfo("CA1", "MZ1", PHONE, "+97233001122", T0))
     await rec.transcript_turn("CA1", "agent", "שלום! באיזה אזור אתם מחפשים?", 0, 2500, True)
     await rec.transcript_turn("CA1", "caller", "ברמת גן", 3000, 4200, True)
-    rec.timeline_event("CA1", 4700, "STATE_CHANGE", to="PROCESSING")
+    rec.timeline_event("CA1", 4700, "STATE_CHANGE", to_state="PROCESSING")
     rec.timeline_event("CA1", 5400, "BARGE_IN", halt_ms=120)
     lead = LeadState(Slots(area="רמת גן", name="יוסי"), status="meeting_booked",
                      meeting_at=dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.timezone.utc))

@@ -52,7 +52,7 @@ async def test_a_call_recorded_as_it_goes(store: Store) -> None:
     }]
     await rec.transcript_turn("CA1", "agent", "שלום, כאן AgentLocator. באיזה אזור אתם מחפשים?", 0, 3100, True)
     await rec.transcript_turn("CA1", "caller", "בתל אביב, דירת שלושה חדרים", 3900, 6200, True)
-    rec.timeline_event("CA1", 6650, "STATE_CHANGE", to="PROCESSING")
+    rec.timeline_event("CA1", 6650, "STATE_CHANGE", to_state="PROCESSING")
     lead = LeadState(Slots(area="תל אביב", property_type="דירה", rooms=3))
     await rec.lead_updated("CA1", "+972501234567", lead)
     # Mid-call the lead is already there, and the follow-up is held (not due) in the outbox.
@@ -79,7 +79,7 @@ async def test_a_call_recorded_as_it_goes(store: Store) -> None:
     assert detail["metrics"] == {"turn_latency_ms": [640.0, 810.0], "asr_latency_ms": [300.0, 420.0],
                                  "halt_ms": [120.0], "barge_ins": 1, "barge_ins_clean": 1, "heartbeats": 4}
     assert queries.call_timeline(store, "CA1") == [{"t_ms": 6650, "kind": "STATE_CHANGE",
-                                                    "detail": {"to": "PROCESSING"}}]
+                                                    "detail": {"to_state": "PROCESSING"}}]
     [lead_row] = queries.list_leads(store)
     assert lead_row["status"] == "meeting_booked"
     assert lead_row["meeting_at"] == "2026-11-29T10:30:00+02:00"
