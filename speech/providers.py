@@ -127,7 +127,9 @@ def _recognizer_factory(env: Mapping[str, str], asr: str, fallback: str | None, 
                         ) -> Callable[[str], Recognizer]:
     makers: dict[str, Callable[[str], Recognizer]] = {}
     needed = {asr} | ({fallback} if fallback else set())
-    preroll = int(env.get("AL_PREROLL_MS") or 300)
+    from native.config import TimingConfig
+
+    preroll = TimingConfig.from_env(env).preroll_ms  # the same pre-roll the session's VAD assumes
     if "whisper" in needed:
         from speech.whisper_local import WhisperRecognizer, load_model
 

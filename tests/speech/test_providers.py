@@ -87,3 +87,10 @@ def test_google_hebrew_without_a_hebrew_fallback_says_so(fake_google):
 def test_google_english_falls_back_to_local_whisper(fake_google):
     sp = select_speech({"GOOGLE_SPEECH_ENDPOINT": fake_google.endpoint, "AGENT_LANGUAGE": "en-US"})
     assert sp.asr_fallback == "whisper" and sp.new_recognizer("en-US").fallback.name == "whisper"
+
+
+def test_preroll_follows_the_timing_config():
+    rec = select_speech({"AGENT_LANGUAGE": "en-US", "AL_PREROLL_MS": "450"}).new_recognizer("en-US")
+    assert rec._preroll_ms == 450
+    with pytest.raises(ConfigError, match="preroll_ms"):
+        select_speech({"AGENT_LANGUAGE": "en-US", "AL_PREROLL_MS": "5000"})
