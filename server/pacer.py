@@ -142,11 +142,12 @@ class Pacer:
             self._space.set()
             if self._anchor is None:  # cleared and refilled while we slept
                 self._anchor, self._n = trio.current_time(), 0
-            await self._send(self._frames.media(out))
-            now = trio.current_time()
+            # Counted before the send awaits: a frame read from the framer is no longer in
+            # ``framer.frames``, and cue positions must not slip by it.
             self._n += 1
             self.frames_sent += 1
-            self.keepalive.media_sent(now)
+            await self._send(self._frames.media(out))
+            self.keepalive.media_sent(trio.current_time())
 
     def _fire_due_cues_sync(self) -> None:
         # Callbacks without a mark run right away, in order; a mark needs an await.
