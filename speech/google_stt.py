@@ -346,7 +346,8 @@ class GoogleStreamingRecognizer(Recognizer):
         if self._nursery is None:
             raise ProviderError(self.name, "recognizer is not running")
         old = self._rotate("eou", eou_ms)
-        assert old is not None
+        if old is None:
+            raise ProviderError(self.name, "no stream open yet")
         # Every stream that heard part of this utterance must have finalized (an earlier
         # restart may still be draining).
         waiting = [st for st in self._draining | {old} if st.span.owns_until > onset_ms - self._preroll_ms]
