@@ -135,7 +135,7 @@ class CallSession:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run(self) -> CallResult:
-        prom.ws_connections_total.inc()
+        # ws_connections_total is counted by the app when it accepts the websocket.
         start: Start | None = None
         lead_outcome = "none"
         try:
