@@ -213,3 +213,21 @@ def test_v2_needs_a_project():
 
     with pytest.raises(ConfigError, match="GOOGLE_CLOUD_PROJECT"):
         GoogleSttSettings.from_env({"GOOGLE_SPEECH_API": "v2"})
+
+
+async def test_call_end_closes_every_stream_and_thread(fake_google):
+    import threading
+
+    before = threading.active_count()
+    rec = make(fake_google)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rec.run)
+        d = Driver(rec)
+        rec.begin_utterance(0)
+        await d.play(word_audio(9) + silence(100))  # the call ends mid-utterance
+        nursery.cancel_scope.cancel()
+    with trio.fail_after(5):
+        while threading.active_count() > before + 2:  # grpc keeps a channel poller thread
+            await trio.sleep(0.02)
+        while not all(s.half_closed or s.aborted for s in fake_google.speech.streams):
+            await trio.sleep(0.02)
