@@ -261,3 +261,16 @@ async def test_english_calls_are_told_to_answer_in_english(fake_openai):
     assert note["role"] == "system" and "reply in English" in note["content"]
     assert "מסתיים ב-4567" in note["content"]  # confirm the caller ID, don't ask for digits
     await brain.aclose()
+
+
+async def test_a_barge_in_closes_the_stream_and_the_next_turn_works(fake_openai):
+    fake_openai.push(Script("מעולה, דירה בתל אביב. מה התקציב בערך?", gate_after=4), Script("סליחה, מה רצית להגיד?"))
+    brain = make(fake_openai)
+    with trio.fail_after(5):
+        agen = brain.respond(CallerTurn("דירה בתל אביב", 0.9))
+        assert await agen.__anext__() == "מעולה, דירה בתל אביב."
+        await agen.aclose()  # the session stops the turn: the caller talked over the agent
+    brain.heard("מעולה, דירה", heard_fully=False)
+    assert await say(brain, "רגע, שאלה", interrupted=True) == ["סליחה, מה רצית להגיד?"]
+    assert len(fake_openai.requests) == 2 and not brain.fallback
+    await brain.aclose()
