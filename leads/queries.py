@@ -116,6 +116,10 @@ def call_figures(row: Any) -> dict[str, Any]:
         "halt_ms": max(m.get("halt_ms") or [], default=None),
         "barge_in_success_pct": round(100.0 * int(m.get("barge_ins_clean") or 0) / barge_ins, 1) if barge_ins else None,
         "turns": row["turns"],
+        # turn-taking: caller turns that got a whole LISTENING -> PROCESSING -> SPEAKING ->
+        # LISTENING cycle (mission item 7), as a share of caller turns
+        "turn_taking_pct": round(100.0 * min(int(m.get("state_cycles") or 0), row["turns"]) / row["turns"], 1)
+        if row["turns"] and m else None,
         "turns_to_meeting": m.get("turns_to_meeting") or row["turns_to_meeting"],
         "duration_s": round(duration, 1),
         "disconnect": row["close_reason"] not in POLITE_CLOSES,

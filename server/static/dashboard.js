@@ -134,6 +134,7 @@ const AL = (() => {
     const bargePct = mean(last.map((p) => p.barge_in_success_pct));
     const disconnects = last.filter((p) => p.disconnect).length;
     const turnsMean = mean(last.map((p) => p.turns)), toMeeting = mean(last.map((p) => p.turns_to_meeting));
+    const cycles = mean(last.map((p) => p.turn_taking_pct));
     const dur = mean(last.map((p) => p.duration_s)), hb = mean(last.map((p) => p.heartbeats_per_min));
     const t = mean(turn), a = mean(asr), h = mean(halt);
     const shareOf = (xs, lim) => { const s = share(xs, (x) => x <= lim); return s == null ? "" : Math.round(s) + "% עומדות ביעד"; };
@@ -142,7 +143,8 @@ const AL = (() => {
       kpi("השהיית זיהוי דיבור", fmtMs(a), "יעד < " + targets.asr_latency_ms + " ms · " + shareOf(asr, targets.asr_latency_ms), a == null ? null : a < targets.asr_latency_ms),
       kpi("זמן עצירה בהתפרצות", fmtMs(h), "יעד ≤ " + targets.halt_ms + " ms · " + shareOf(halt, targets.halt_ms), h == null ? null : h <= targets.halt_ms),
       kpi("הצלחת התפרצויות", bargePct == null ? "—" : Math.round(bargePct) + "%", "עצירה נקייה וחזרה להאזנה", bargePct == null ? null : bargePct >= 95),
-      kpi("תורות לשיחה", turnsMean == null ? "—" : turnsMean.toFixed(1), "עד פגישה: " + (toMeeting == null ? "—" : toMeeting.toFixed(1))),
+      kpi("תורות לשיחה", turnsMean == null ? "—" : turnsMean.toFixed(1), "עד פגישה: " + (toMeeting == null ? "—" : toMeeting.toFixed(1))
+        + " · מחזורי תור מלאים: " + (cycles == null ? "—" : Math.round(cycles) + "%")),
       kpi("יציבות קו", disconnects + " ניתוקים", "משך ממוצע " + fmtDuration(dur) + " · " + (hb == null ? "—" : hb.toFixed(1)) + " פעימות/דקה", disconnects === 0),
     );
   }

@@ -75,6 +75,7 @@ async def test_api_shapes_match_the_contract(sqlite_store: Store) -> None:
     [point] = series["points"]  # only the finished call
     assert (point["turn_latency_ms"], point["barge_in_success_pct"], point["heartbeats_per_min"]) == (700.0, 100.0, 2.0)
     assert point["disconnect"] is False
+    assert point["turn_taking_pct"] == 0.0  # the seeded metrics report no state cycles
     outbox = await (await client.get("/api/outbox")).get_json()
     assert [(o["channel"], o["state"]) for o in outbox] == [("whatsapp", "pending")]
 

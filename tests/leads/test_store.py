@@ -185,10 +185,11 @@ async def test_turns_to_meeting_counted_by_the_store(store: Store) -> None:
         await rec.transcript_turn("CA1", "caller", f"תשובה {n}", n * 1000, n * 1000 + 800, True)
         lead.status = status
         await rec.lead_updated("CA1", "+972501234567", lead)
-    await rec.call_ended("CA1", T0 + dt.timedelta(minutes=1), "agent_hangup", "meeting_booked", CallMetrics(turns=4),
-                         "+972501234567", lead, "סיכום")
+    await rec.call_ended("CA1", T0 + dt.timedelta(minutes=1), "agent_hangup", "meeting_booked",
+                         CallMetrics(turns=4, state_cycles=3), "+972501234567", lead, "סיכום")
     [point] = queries.metric_series(store)
     assert (point["turns"], point["turns_to_meeting"]) == (4, 3)
+    assert point["turn_taking_pct"] == 75.0
 
 
 async def test_turns_before_the_start_was_written_still_land(store: Store) -> None:
