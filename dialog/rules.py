@@ -193,6 +193,8 @@ class RuleDialog:
                         digits = " ".join(s.phone[-4:])
                         return self.say["q_phone_confirm"].format(digits=digits)
                     return self.say["q_phone"]
+                if key == "property_type" and s.rooms is not None:
+                    return self.say["q_property_type_only"]
                 return self.say[f"q_{'budget' if key == 'budget_ils' else key}"]
         if self.windows:
             return self.say["offer_which"].format(offer=schedule.say_offer(self.windows, self.now, self.hebrew))

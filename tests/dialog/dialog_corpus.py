@@ -201,4 +201,8 @@ CORPUS: list[Conv] = [
          dict(area="Tel Aviv", property_type="apartment", rooms=3, budget_ils=2_000_000, timeframe="within 3 months",
               name="David Cohen", phone_confirmed=True), meeting=THU_10,
          said=("Nice to meet you, David.", "Thank you, David!")),
+    Conv("he_rooms_before_type", "he-IL",
+         t("משהו עם 4 חדרים בגבעת שמואל", "דירה", "2 מיליון", "תוך שנה", *HE_TAIL),
+         dict(area="גבעת שמואל", property_type="דירה", rooms=4), meeting=THU_10,
+         said=("איזה סוג נכס, דירה או בית פרטי?",)),
 ]
