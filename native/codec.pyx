@@ -187,6 +187,15 @@ def pcm16_to_ulaw(data) -> bytes:
     return out
 
 
+# The "into" functions promise no allocation per frame, but a returned Python int above 256
+# is a new object: hand out preallocated ones for every length up to 8 KiB.
+cdef tuple _COUNTS = tuple(range(8193))
+
+
+cdef inline object _count(Py_ssize_t n):
+    return _COUNTS[n] if n <= 8192 else n
+
+
 def ulaw_to_pcm16_into(src, dst) -> int:
     """Decode ``src`` into the writable buffer ``dst`` (>= 2*len(src) bytes). Returns bytes written."""
     cdef Py_buffer s, d
@@ -203,7 +212,7 @@ def ulaw_to_pcm16_into(src, dst) -> int:
             PyBuffer_Release(&d)
     finally:
         PyBuffer_Release(&s)
-    return 2 * n
+    return _count(2 * n)
 
 
 def pcm16_to_ulaw_into(src, dst) -> int:

@@ -97,6 +97,16 @@ def test_decode_with_energy_is_decode_plus_rms(data: bytes) -> None:
     assert codec.ulaw_rms(data) == rms
 
 
+@pytest.mark.parametrize("n", [0, 1, 160, 4096, 4097, 20000])
+def test_into_returns_the_byte_count_for_any_size(n: int) -> None:
+    src = bytes(range(256)) * (n // 256 + 1)
+    dst = bytearray(2 * n)
+    assert codec.ulaw_to_pcm16_into(src[:n], dst) == 2 * n
+    assert bytes(dst) == audioop.ulaw2lin(src[:n], 2)
+    out = bytearray(n)
+    assert codec.pcm16_to_ulaw_into(bytes(dst), out) == n
+
+
 def test_into_writes_into_a_memoryview_slice() -> None:
     big = bytearray(1000)
     view = memoryview(big)[100:420]
