@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import threading
 import time
+import warnings
 import wave
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -23,6 +24,10 @@ from google.cloud import speech_v2 as sp2
 from google.cloud import texttospeech_v1 as tts
 
 from tone_words import WordDecoder
+
+with warnings.catch_warnings():  # audioop: the reference μ-law encoder, gone in 3.13
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
 
 HEBREW = {"iw-IL", "he-IL"}
 
@@ -235,8 +240,6 @@ class FakeTts:
         self._work(text)
         pcm = tone_pcm(text, rate)
         if enc == tts.AudioEncoding.MULAW:
-            import audioop
-
             audio = _wav(audioop.lin2ulaw(pcm.tobytes(), 2), rate, 7, 1)
         elif enc == tts.AudioEncoding.LINEAR16:
             audio = _wav(pcm.tobytes(), rate, 1, 2)  # Google's LINEAR16 carries a WAV header too
@@ -257,8 +260,6 @@ class FakeTts:
             time.sleep(self.delay_s)
             pcm = tone_pcm(text, rate).tobytes()
             if enc == tts.AudioEncoding.MULAW:
-                import audioop
-
                 pcm = audioop.lin2ulaw(pcm, 2)
             step = max(2, len(pcm) // 3 // 2 * 2)
             for i in range(0, len(pcm), step):

@@ -52,7 +52,11 @@ def test_strip_wav_header_walks_chunks():
 
 
 def test_ulaw_decode_matches_audioop():
-    import audioop
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
 
     data = bytes(range(256))
     assert ulaw_to_pcm16(data) == audioop.ulaw2lin(data, 2)

@@ -1,0 +1,56 @@
+"""The sans-IO decisions of the streaming recognizer: when to restart, who owns a word."""
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from speech.stt_ledger import RestartPolicy, StreamSpan, Word, WordLedger, restart_due, rotation_cut
+
+P = RestartPolicy(restart_after_ms=240_000, hard_limit_ms=285_000, replay_ms=500)
+
+
+def test_restart_waits_for_a_quiet_moment_until_the_hard_limit():
+    assert restart_due(P, 0, 239_980, in_utterance=False) is None
+    assert restart_due(P, 0, 240_000, in_utterance=False) == "quiet"
+    assert restart_due(P, 0, 250_000, in_utterance=True) is None
+    assert restart_due(P, 0, 285_000, in_utterance=True) == "hard"
+    assert restart_due(P, 100_000, 340_000, in_utterance=False) == "quiet"
+    with pytest.raises(ValueError):
+        RestartPolicy(restart_after_ms=10, hard_limit_ms=5)
+
+
+def test_cuts():
+    assert rotation_cut(P, 10_000, "quiet") == (9_500, 9_750)
+    assert rotation_cut(P, 10_020, "eou", eou_ms=10_000) == (9_520, 10_020)
+    assert rotation_cut(P, 200, "hard") == (0, 0)
+
+
+def test_ledger_keeps_one_copy_across_an_overlap_and_sorts():
+    old, new = StreamSpan(0, 0, owns_until=9_750), StreamSpan(9_500, 9_750)
+    ledger = WordLedger()
+    # the new stream reports first (threads race): its replayed copy of "b" is dropped
+    ledger.add(new, [Word("b", 9_600, 9_700, 1), Word("c", 9_800, 10_100, 1)])
+    ledger.add(old, [Word("a", 9_000, 9_300, 1), Word("b", 9_600, 9_700, 1), Word("c-fragment", 9_800, 10_000, 1)])
+    assert [w.text for w in ledger.words] == ["a", "b", "c"] and ledger.dropped == 2
+
+
+def test_take_hands_out_an_utterance_and_forgets_older_murmurs():
+    ledger = WordLedger()
+    span = StreamSpan(0, 0)
+    ledger.add(span, [Word("murmur", 100, 300, 1), Word("x", 2_000, 2_200, 1), Word("later", 5_000, 5_200, 1)])
+    assert [w.text for w in ledger.take(1_700, 3_000)] == ["x"]
+    assert [w.text for w in ledger.words] == ["later"]
+
+
+@given(st.lists(st.integers(0, 600_000), min_size=1, max_size=40, unique=True),
+       st.lists(st.integers(1_000, 600_000), max_size=6, unique=True))
+def test_every_word_owned_by_exactly_one_stream(starts, cuts):
+    """Whatever the cut points, consecutive spans partition stream time: a word reported by
+    every stream that heard it is kept exactly once."""
+    bounds = [0, *sorted(cuts)]
+    spans = [StreamSpan(max(0, b - 500), b) for b in bounds]
+    for a, b in zip(spans, spans[1:]):
+        a.owns_until = b.owns_from
+    ledger = WordLedger()
+    for span in spans:
+        ledger.add(span, [Word(str(s), s, s + 100, 1) for s in starts if s + 100 > span.start_ms])
+    assert [w.start_ms for w in ledger.words] == sorted(starts)
