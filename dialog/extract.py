@@ -460,6 +460,18 @@ def not_interested(text: str) -> bool:
     return bool(_NOT_INTERESTED.search(normalize(text)))
 
 
+_BUSY = re.compile(
+    r"(אין\s+לי\s+זמן|לא\s+נוח\s+לי\s+(?:עכשיו|כרגע)|תתקשר(?:ו|י)\s+(?:אח\"כ|אחר\s+כך|מאוחר\s+יותר|מחר)|אני\s+באמצע\s+משהו"
+    r"|call\s+(?:me\s+)?(?:back\s+)?later|bad\s+time|i'm\s+busy|i\s+am\s+busy|no\s+time\s+(?:now|right\s+now))",
+    re.IGNORECASE,
+)
+
+
+def busy(text: str) -> bool:
+    """The caller cannot talk now: end politely, the lead stays open for a call back."""
+    return bool(_BUSY.search(normalize(text)))
+
+
 _ASKS_LISTINGS = re.compile(
     r"(אילו\s+דירות|איזה\s+דירות|מה\s+יש\s+ל(?:כם|ך)|יש\s+ל(?:כם|ך)\s+(?:דיר|נכס|משהו)|מה\s+המחיר|כמה\s+(?:זה\s+)?עולה|פנויות|מה\s+זמין"
     r"|תציעי\s+לי|תראי\s+לי|תשלחי\s+לי\s+דירות|what\s+(?:apartments|properties|do\s+you\s+have)|do\s+you\s+have\s+(?:any|an?\s)"

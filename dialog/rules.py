@@ -111,6 +111,8 @@ class RuleDialog:
         if extract.not_interested(text):
             self.lead.status = "lost"
             return Reply(self.say["bye_lost"], final=True)
+        if extract.busy(text) and self.phase != "wrapup":
+            return self._goodbye()
         if turn.interrupted_agent and extract.only_holds_floor(text):
             return Reply(self.say["go_on"])
 

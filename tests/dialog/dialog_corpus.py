@@ -205,4 +205,8 @@ CORPUS: list[Conv] = [
          t("משהו עם 4 חדרים בגבעת שמואל", "דירה", "2 מיליון", "תוך שנה", *HE_TAIL),
          dict(area="גבעת שמואל", property_type="דירה", rooms=4), meeting=THU_10,
          said=("איזה סוג נכס, דירה או בית פרטי?",)),
+    Conv("he_busy_call_back", "he-IL", t("דירה בעכו", "סליחה, אין לי זמן עכשיו, תתקשרו אחר כך"),
+         dict(area="עכו"), status="new", said=("נחזור אליך בקרוב",)),
+    Conv("en_busy_call_back", "en-US", t("a house in Nahariya", "sorry, bad time, call me later"),
+         dict(area="Nahariya", property_type="house"), status="new", said=("we'll be in touch soon",)),
 ]
