@@ -23,7 +23,8 @@ Barge-in scenario: the agent starts speaking at 1.0 s (arm); the caller starts a
              end of grace window)
   FP         fired on noise alone or on clicks (80 ms and 150 ms bursts at speech level)
 Frame F1: frame-level voice decisions vs the truth, ours (FrameClassifier) and webrtcvad
-  (mode 2), on the EOU recordings after calibration.
+  (mode 2), on the EOU recordings after calibration. The last column feeds webrtcvad's
+  decisions to the same EouDetector: how much of the EOU error is the energy VAD's.
 
 Run: .venv/bin/python scripts/eval_vad.py            (full table, ~1 min)
      .venv/bin/python scripts/eval_vad.py --quick    (the small version the tests run)
@@ -95,6 +96,7 @@ class Row:
     barge_fp: int = 0
     f1_ours: float = 0.0
     f1_webrtc: float | None = None
+    eou_ok_webrtc: int = 0
 
     def pct(self, k: int, n: int) -> str:
         return f"{100 * k / n:5.1f}" if n else "   - "
@@ -138,17 +140,31 @@ def truth_frames(clean: np.ndarray, start_sample: int, total_frames: int) -> np.
     return truth
 
 
-def run_eou(rms: np.ndarray, cfg: TimingConfig) -> tuple[list[tuple[int, int, int]], list[bool]]:
+def run_eou(
+    rms: np.ndarray, cfg: TimingConfig, voice: np.ndarray | None = None
+) -> tuple[list[tuple[int, int, int]], list[bool]]:
+    """EouDetector fed by our FrameClassifier, or by the given per-frame decisions (webrtcvad)."""
     c, e = FrameClassifier(cfg), EouDetector(cfg)
     events, decisions = [], []
     for i, r in enumerate(rms.tolist()):
         t = i * FRAME_MS
-        v = c.update(r, t)
+        v = c.update(r, t) if voice is None else bool(voice[i])
         decisions.append(v)
         k = e.update(v, r, t)
         if k:
             events.append((t + FRAME_MS, k, e.onset_ms))
     return events, decisions
+
+
+def eou_ok(events: list[tuple[int, int, int]], true_end: int, cfg: TimingConfig) -> int | None:
+    """EOU latency if the recording made exactly one utterance that ended well, else None."""
+    onsets = [ev for ev in events if ev[1] == EOU_ONSET]
+    ends = [ev for ev in events if ev[1] in (EOU_END, EOU_FORCED)]
+    if len(onsets) != 1 or not ends or ends[0][1] != EOU_END:
+        return None
+    t_eou, onset = ends[0][0], onsets[0][2]
+    due = max(true_end, onset + cfg.min_utt_ms)
+    return t_eou - true_end if true_end <= t_eou <= due + 700 else None
 
 
 def run_barge(rms: np.ndarray, cfg: TimingConfig, arm_ms: int) -> tuple[int, int] | None:
@@ -208,17 +224,19 @@ def evaluate_condition(lang: str, noise: str, snr_db: float, texts: list[str], c
                 row.onset_ok += 1
             if len(onsets) > 1:
                 row.split += 1
-            elif ends and ends[0][1] == EOU_END:
-                t_eou, onset = ends[0][0], onsets[0][2]
-                due = max(true_end, onset + cfg.min_utt_ms)
-                if true_end <= t_eou <= due + 700:
-                    row.eou_ok += 1
-                    row.latencies.append(t_eou - true_end)
+            latency = eou_ok(events, true_end, cfg)
+            if latency is not None:
+                row.eou_ok += 1
+                row.latencies.append(latency)
         preds.append(np.array(decisions[cal_frames:]))
         truths.append(truth[cal_frames:])
         w = webrtc_decisions(pcm)
         if w is not None:
             webrtc_preds.append(w[cal_frames:])
+            w = w.copy()
+            w[:cal_frames] = False  # the same calibration period as ours
+            if eou_ok(run_eou(rms, cfg, w)[0], true_end, cfg) is not None:
+                row.eou_ok_webrtc += 1
         # ---- barge-in: caller starts at several offsets after the agent starts --------------
         if true_end - true_on < BARGE_MIN_SPEECH_MS:
             continue  # a lone "yes" is not talking over the agent (it is, or is not, by design)
@@ -280,7 +298,8 @@ def pct(values: list[int], q: float) -> str:
 def table(rows: list[Row]) -> str:
     head = (
         "| lang | noise | SNR dB | utts | onset ok % | EOU ok % | split % | missed % | EOU latency p50 / p90 ms "
-        "| barge-in TP % | barge-in latency p50 ms | FP (noise, clicks) | frame F1 ours / webrtcvad |"
+        "| barge-in TP % | barge-in latency p50 ms | FP (noise, clicks) | frame F1 ours / webrtcvad "
+        "| EOU ok % fed by webrtcvad |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -288,7 +307,8 @@ def table(rows: list[Row]) -> str:
             f"| {r.lang} | {r.noise} | {r.snr_db:g} | {r.n} | {r.pct(r.onset_ok, r.n)} | {r.pct(r.eou_ok, r.n)} "
             f"| {r.pct(r.split, r.n)} | {r.pct(r.missed, r.n)} | {pct(r.latencies, 50)} / {pct(r.latencies, 90)} "
             f"| {r.pct(r.barge_tp, r.barge_n)} | {pct(r.barge_latencies, 50)} | {r.barge_fp}/{r.neg_n} "
-            f"| {r.f1_ours:.2f} / {'-' if r.f1_webrtc is None else f'{r.f1_webrtc:.2f}'} |"
+            f"| {r.f1_ours:.2f} / {'-' if r.f1_webrtc is None else f'{r.f1_webrtc:.2f}'} "
+            f"| {'-' if r.f1_webrtc is None else r.pct(r.eou_ok_webrtc, r.n)} |"
         )
     return "\n".join(lines)
 
