@@ -49,6 +49,14 @@ class OpenAIConfig:
     max_tokens: int = 120
 
 
+def sampling_args(config: OpenAIConfig) -> dict[str, Any]:
+    """Reasoning models (o1/o3/o4, gpt-5) reject `temperature` and `max_tokens`; the rest take both."""
+    name = config.model.rsplit("/", 1)[-1].lower()
+    if re.match(r"^(o\d|gpt-5)", name):
+        return {"max_completion_tokens": config.max_tokens * 8}  # room for hidden reasoning tokens
+    return {"temperature": config.temperature, "max_tokens": config.max_tokens}
+
+
 class BrainFailure(Exception):
     """The API could not give this turn a reply."""
 
@@ -256,8 +264,8 @@ class OpenAIBrain(Brain):
         buffer = ""
         try:
             stream = await client.chat.completions.create(
-                model=self.config.model, messages=messages, tools=TOOLS, tool_choice="auto",
-                stream=True, temperature=self.config.temperature, max_tokens=self.config.max_tokens,
+                model=self.config.model, messages=messages, tools=TOOLS, tool_choice="auto", stream=True,
+                **sampling_args(self.config),
             )
             async with stream:
                 async for chunk in stream:

@@ -274,3 +274,11 @@ async def test_a_barge_in_closes_the_stream_and_the_next_turn_works(fake_openai)
     assert await say(brain, "רגע, שאלה", interrupted=True) == ["סליחה, מה רצית להגיד?"]
     assert len(fake_openai.requests) == 2 and not brain.fallback
     await brain.aclose()
+
+
+def test_reasoning_models_get_their_own_sampling_arguments():
+    from dialog.openai_brain import sampling_args
+
+    assert set(sampling_args(OpenAIConfig("k", "gpt-4o-mini"))) == {"temperature", "max_tokens"}
+    assert set(sampling_args(OpenAIConfig("k", "o4-mini"))) == {"max_completion_tokens"}
+    assert set(sampling_args(OpenAIConfig("k", "gpt-5-mini"))) == {"max_completion_tokens"}
