@@ -189,6 +189,7 @@ class OpenAIBrain(Brain):
                 async for sentence in self._rules_turn(turn):
                     yield sentence
                 return
+            self.rules.absorb(turn.text)  # the offline brain takes this turn's facts from here on
             closing = self._closing_question(guardrails.words(" ".join(spoken)))
             if closing:
                 spoken.append(closing)
@@ -257,8 +258,6 @@ class OpenAIBrain(Brain):
             return
 
     async def _sentences(self, tools: _ToolArgs, regenerated: bool) -> AsyncIterator[str]:
-        import openai
-
         client = self._get_client()
         messages = self._messages(regenerated)
         buffer = ""
@@ -282,7 +281,7 @@ class OpenAIBrain(Brain):
                             yield sentence
             if buffer.strip():
                 yield buffer.strip()
-        except (openai.OpenAIError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        except Exception as exc:  # any failure of the API path (client, transport, payload) -> rules
             metrics.provider_errors_total.labels(provider="openai").inc()
             raise BrainFailure(f"{type(exc).__name__}: {exc}") from exc
 

@@ -116,7 +116,7 @@ class RuleDialog:
         if turn.interrupted_agent and extract.only_holds_floor(text):
             return Reply(self.say["go_on"])
 
-        changed = self._absorb(text)
+        changed = self.absorb(text)
         lead_in = ""
         if extract.asks_listings(text):
             lead_in = self.say["no_listings"]
@@ -133,7 +133,7 @@ class RuleDialog:
             return self._on_confirm(text, lead_in)
         return self._on_wrapup(text, lead_in, changed)
 
-    def _absorb(self, text: str) -> list[str]:
+    def absorb(self, text: str) -> list[str]:
         """Apply what the caller said to the slots; the names of the slots that changed."""
         s = self.lead.slots
         found = extract.extract(text, self.hebrew, self.expecting)

@@ -25,6 +25,7 @@ class Script:
     gate_after: int | None = None  # wait for FakeOpenAI.gate after this many content deltas
     raw_body: bytes | None = None  # sent as the SSE body verbatim
     split: str = "word"  # "word" | "char" | "whole": how the text is cut into deltas
+    hangup_after: int | None = None  # drop the connection after this many content deltas
 
     def deltas(self) -> list[str]:
         if self.split == "whole":
@@ -128,6 +129,8 @@ class FakeOpenAI:
         for i, piece in enumerate(script.deltas()):
             if script.gate_after is not None and i == script.gate_after:
                 await self.gate.wait()
+            if script.hangup_after is not None and i == script.hangup_after:
+                raise trio.BrokenResourceError("fake server hangs up mid-stream")
             if i and script.delay:
                 await trio.sleep(script.delay)
             await self._send(conn, stream, h11.Data(data=_chunk({"content": piece})))

@@ -282,3 +282,14 @@ def test_reasoning_models_get_their_own_sampling_arguments():
     assert set(sampling_args(OpenAIConfig("k", "gpt-4o-mini"))) == {"temperature", "max_tokens"}
     assert set(sampling_args(OpenAIConfig("k", "o4-mini"))) == {"max_completion_tokens"}
     assert set(sampling_args(OpenAIConfig("k", "gpt-5-mini"))) == {"max_completion_tokens"}
+
+
+async def test_connection_dropped_mid_reply_finishes_the_turn_offline(fake_openai):
+    fake_openai.push(Script("מעולה, דירה בחיפה. מה התקציב בערך?", hangup_after=5))
+    brain = make(fake_openai)
+    out = await say(brain, "דירה בחיפה")
+    assert out[0] == "מעולה, דירה בחיפה."
+    assert brain.fallback and len(out) == 2
+    assert out[-1] == "כמה חדרים צריך?" or out[-1] == "מה התקציב בערך?"
+    assert brain.lead.slots.area == "חיפה"  # the offline brain took the turn's facts
+    assert guardrails.check(" ".join(out)) == []
