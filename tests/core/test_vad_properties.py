@@ -131,8 +131,13 @@ def test_classifier_hysteresis_guarantees(cfg: TimingConfig, rms: list[float]) -
     decisions: list[bool] = []
     for i, r in enumerate(rms):
         threshold = c.threshold
+        floor_before, reseats_before, calibrated_before = c.noise_floor, c.reseats, c.calibrated
         d = c.update(r, FRAME * i)
         decisions.append(d)
+        if calibrated_before and c.reseats == reseats_before and c.noise_floor != floor_before:
+            # the floor moves only on a quiet frame decided silence, and toward that frame
+            assert r <= threshold and not d, "the noise floor moved during voice"
+            assert min(r, floor_before) <= c.noise_floor <= max(r, floor_before)
         if i < cal:
             assert not d and not c.calibrated, "a decision during calibration"
             loud.append(False)
