@@ -99,23 +99,17 @@ class Store:
 
     def _ensure_call(self, conn: sa.Connection, call_sid: str, now: dt.datetime) -> None:
         """A row for this call even if its start was never written (e.g. the disk was full)."""
-        exists = conn.execute(
-            sa.select(schema.calls.c.call_sid).where(schema.calls.c.call_sid == call_sid)
-        ).first()
-        if exists is None:
-            conn.execute(schema.calls.insert().values(call_sid=call_sid, started_at=now, last_activity_at=now))
+        insert = _dialect_insert(conn)(schema.calls).values(call_sid=call_sid, started_at=now, last_activity_at=now)
+        conn.execute(insert.on_conflict_do_nothing(index_elements=["call_sid"]))
 
     def record_call_start(self, info: CallInfo) -> None:
+        values = dict(
+            stream_sid=info.stream_sid, from_number=info.from_number, to_number=info.to_number,
+            started_at=info.started_at, last_activity_at=info.started_at,
+        )
         with self.engine.begin() as conn:
-            values = dict(
-                stream_sid=info.stream_sid, from_number=info.from_number, to_number=info.to_number,
-                started_at=info.started_at, last_activity_at=info.started_at,
-            )
-            updated = conn.execute(
-                schema.calls.update().where(schema.calls.c.call_sid == info.call_sid).values(**values)
-            ).rowcount
-            if not updated:
-                conn.execute(schema.calls.insert().values(call_sid=info.call_sid, **values))
+            insert = _dialect_insert(conn)(schema.calls).values(call_sid=info.call_sid, **values)
+            conn.execute(insert.on_conflict_do_update(index_elements=["call_sid"], set_=values))
 
     def record_turn(
         self, call_sid: str, speaker: Speaker, text: str, t_start_ms: int, t_end_ms: int,
@@ -174,20 +168,18 @@ class Store:
         which is what makes a repeated call_ended (or a recovery after it) send only once.
         Its times are the wall clock's: due now, whatever time the call reported."""
         now = _now()
-        row = conn.execute(
-            sa.select(schema.outbox.c.id, schema.outbox.c.state).where(schema.outbox.c.key == key)
-        ).first()
         due = now if state == "pending" else None
-        if row is None:
+        insert = _dialect_insert(conn)(schema.outbox).values(
+            key=key, call_sid=call_sid, phone=phone, channel=channel, body=body, state=state,
+            attempts=0, next_attempt_at=due, created_at=now, updated_at=now,
+        )
+        inserted = conn.execute(
+            insert.on_conflict_do_nothing(index_elements=["key"]).returning(schema.outbox.c.id)
+        ).first()
+        if inserted is None:
+            o = schema.outbox
             conn.execute(
-                schema.outbox.insert().values(
-                    key=key, call_sid=call_sid, phone=phone, channel=channel, body=body, state=state,
-                    attempts=0, next_attempt_at=due, created_at=now, updated_at=now,
-                )
-            )
-        elif row.state == "held":
-            conn.execute(
-                schema.outbox.update().where(schema.outbox.c.id == row.id).values(
+                o.update().where(o.c.key == key, o.c.state == "held").values(
                     body=body, phone=phone, state=state, next_attempt_at=due, updated_at=now
                 )
             )
