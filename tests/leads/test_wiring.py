@@ -1,7 +1,10 @@
 """The contract with server.wiring: it finds the store, the outbox task and the dashboard."""
 from __future__ import annotations
 
+import logging
+
 from leads.store import SqlRecorder
+from leads.timeline import TimelineTap
 from server.dashboard import dashboard_bp
 from server.settings import Settings
 from server.wiring import build_recorder
@@ -15,4 +18,8 @@ def test_the_app_wiring_picks_up_store_outbox_and_dashboard(sqlite_url: str) -> 
     assert len(background) == 1 and callable(background[0])
     assert blueprints == [dashboard_bp]
     assert notes == [f"store: {sqlite_url}"]
+    logger = logging.getLogger("agentlocator")
+    taps = [h for h in logger.handlers if isinstance(h, TimelineTap) and h.recorder is recorder]
+    assert len(taps) == 1  # the timeline is fed from the log
+    logger.removeHandler(taps[0])
     recorder.store.close()
