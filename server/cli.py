@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="offline end-to-end demo: server + scripted caller")
     demo.add_argument("--out", type=Path, default=Path("artifacts"))
     demo.add_argument("--script", type=Path, default=None, help="another caller script")
-    demo.add_argument("--keep-server-log", action="store_true")
+    demo.add_argument("--keep-server-log", action="store_true", help="also echo the server's non-JSON lines")
+    demo.add_argument("--show-script", action="store_true",
+                      help="print the demo caller's script (a starting point for `agentlocator call`) and exit")
     return parser
 
 
@@ -129,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "call":
         return _call(args)
     if args.command == "demo":
-        from server.demo import run_demo
+        from server.demo import DEMO_SCRIPT, run_demo
 
+        if args.show_script:
+            print(DEMO_SCRIPT, end="")
+            return 0
         return run_demo(out=args.out, script=args.script, keep_server_log=args.keep_server_log)
     return 2
 

@@ -132,3 +132,15 @@ def test_hypercorn_command_serves_the_app(tmp_path: Path) -> None:
     finally:
         _stop(proc)
     assert version["version"] == __version__ and set(version["providers"]) == {"asr", "tts", "brain"}
+
+
+def test_demo_script_parses_and_covers_the_flow() -> None:
+    from server.caller import script as sc
+
+    out = subprocess.run([sys.executable, "-m", "server.cli", "demo", "--show-script"],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    steps = sc.parse_script(out.stdout)
+    kinds = [type(s) for s in steps]
+    assert kinds.count(sc.Barge) == 1 and kinds[-1] is sc.Hangup
+    assert any(isinstance(s, sc.Silence) and s.ms >= 17000 for s in steps)  # room for a heartbeat
+    assert sum(1 for s in steps if isinstance(s, sc.Say)) >= 6
