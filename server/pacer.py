@@ -18,6 +18,7 @@ one more step before its cancellation lands.
 from __future__ import annotations
 
 import bisect
+import math
 from typing import Awaitable, Callable
 
 import trio
@@ -75,6 +76,13 @@ class Pacer:
     def play_end(self) -> float | None:
         """When Twilio should finish playing what was sent (None: nothing queued there)."""
         return None if self._anchor is None else self._anchor + self._n * FRAME_S
+
+    def played_position(self, now: float) -> int:
+        """Frames Twilio has played by ``now``: sent minus what is still queued there."""
+        if self._anchor is None:
+            return self.frames_sent
+        queued = math.ceil((self._anchor + self._n * FRAME_S - now) / FRAME_S - 1e-9)
+        return self.frames_sent - max(0, queued)
 
     async def write_pcm16(self, pcm: bytes, epoch: int) -> bool:
         """Queue PCM16 audio; waits while the framer is full. False once ``epoch`` is stale."""

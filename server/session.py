@@ -126,6 +126,7 @@ class CallSession:
         self._halt_at = 0.0
         self._played: trio.Event | None = None  # the final mark of the current reply came back
         self._speech_started_at = 0.0
+        self._spans: list[list[int]] = []  # [first frame, end frame] of each sentence of the reply
         self._rec_send, self._rec_recv = trio.open_memory_channel[tuple](math.inf)
         self._protocol_logged = 0
 
@@ -398,7 +399,21 @@ class CallSession:
             # A voice run that began before the last EOU (the caller talked through a forced
             # end) belongs to the previous utterance up to that EOU.
             onset = max(self.barge.onset_ms, self._last_eou_ms)
-            self._execute(self.machine.handle(T.BargeIn(onset, t + FRAME_MS)))
+            self._execute(self.machine.handle(T.BargeIn(onset, t + FRAME_MS, self._partial_words())))
+
+    def _partial_words(self) -> int:
+        """Words of the first unconfirmed sentence the caller has heard by now, from the
+        playback position (frames sent minus what is still queued at Twilio)."""
+        index = self.machine.agent.acked
+        if index >= len(self._spans) or index >= len(self.machine.agent.sentences):
+            return 0
+        start, end = self._spans[index]
+        end = end if end >= 0 else self.pacer.position
+        played = self.pacer.played_position(trio.current_time())
+        if end <= start or played <= start:
+            return 0
+        fraction = min(1.0, (played - start) / (end - start))
+        return int(fraction * len(self.machine.agent.sentences[index].split()))
 
     def _on_mark(self, name: str) -> None:
         if name.startswith("hb"):
@@ -558,6 +573,7 @@ class CallSession:
             self._execute(self.machine.handle(T.SpeechStarted(self._now_ms())))
 
         pacer.cue(epoch, callback=on_first_frame, after_frames=1)
+        self._spans = []
         send_text, receive_text = trio.open_memory_channel[str](math.inf)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._produce_sentences, sentences, send_text, lead_before)
@@ -565,9 +581,12 @@ class CallSession:
             async with receive_text:
                 async for text in receive_text:
                     self._execute(self.machine.handle(T.Sentence(index, text)))
+                    span = [pacer.position, -1]
+                    self._spans.append(span)
                     await self._synthesize(text, epoch)
                     name = T.sentence_mark(turn_no, index)
                     pacer.cue(epoch, mark=name, callback=lambda now, n=name: self.log("MARK_SENT", name=n))
+                    span[1] = pacer.position
                     index += 1
         audio_end = pacer.position
         pacer.cue(epoch, callback=lambda now: self.log("TTS_END", turn=turn_no, frames=audio_end - first_position))

@@ -89,6 +89,9 @@ class MarkTimeout:
 class BargeIn:
     onset_ms: int  # stream time the interrupting voice began
     trigger_ms: int  # stream time the detector fired (end of the frame that tipped it)
+    # Words of the first unconfirmed sentence that played before the cut, estimated from the
+    # playback position (marks prove whole sentences only; this never claims a whole one).
+    partial_words: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,10 +200,15 @@ class AgentTurn:
     sentences: list[str] = field(default_factory=list)
     acked: int = 0  # sentences whose end mark came back
     final_acked: bool = False
+    partial_words: int = 0  # of sentence ``acked``, when cut by a barge-in
 
     def heard(self) -> tuple[str, bool]:
         fully = self.final_acked or (bool(self.sentences) and self.acked >= len(self.sentences))
-        return " ".join(self.sentences[: self.acked]), fully
+        said = self.sentences[: self.acked]
+        if not fully and self.partial_words and self.acked < len(self.sentences):
+            words = self.sentences[self.acked].split()
+            said = said + [" ".join(words[: min(self.partial_words, len(words) - 1)])]
+        return " ".join(w for w in said if w), fully
 
 
 def sentence_mark(turn_no: int, index: int) -> str:
@@ -273,6 +281,7 @@ class TurnMachine:
             self.agent.final_acked = True
             self.agent.acked = len(self.agent.sentences)
         elif isinstance(event, BargeIn):
+            self.agent.partial_words = event.partial_words
             actions.append(Halt(event.onset_ms, event.trigger_ms))
             self.utterance_onset_ms = event.onset_ms
             self.interrupted = True

@@ -156,8 +156,11 @@ async def test_barge_in_halts_at_once_and_tells_the_brain(autojump_clock) -> Non
     # state went SPEAKING -> LISTENING by the barge-in, not by a mark
     changes = [(e["from_state"], e["to_state"], e["cause"]) for e in out.events("STATE_CHANGE")]
     assert ("SPEAKING", "LISTENING", "BargeIn") in changes
-    # the brain heard only the sentence the caller heard (its mark came back before the clear)
-    assert sc.brain.heard_log[1] == ("Short one.", False)
+    # the brain is told what the caller heard: the first sentence (its mark came back before
+    # the clear) and the words of the second that played before the cut, from the playback
+    # position: voice began 1.6 s into the reply, the cut came ~240 ms later; "Short one."
+    # took 0.4 s, so ~1.44 s of the 3.2 s LONG sentence (14 words) played: 6 words.
+    assert sc.brain.heard_log[1] == ("Short one. This is a long sentence that", False)
     # the interrupting utterance starts at the barge-in onset and is flagged
     assert sc.recognizer.begins[-1] == b["onset_ms"]
     assert sc.recognizer.ends[-1][0] == b["onset_ms"]
@@ -166,7 +169,7 @@ async def test_barge_in_halts_at_once_and_tells_the_brain(autojump_clock) -> Non
     # marks go out only after their audio: none of the cut sentences' marks was ever sent
     assert [e["name"] for e in out.events("MARK_SENT") if e["name"].startswith("t2.")] == ["t2.s0"]
     agent_turns = sc.recorder.turns("agent")
-    assert agent_turns[1][2] == "Short one." and agent_turns[1][5] is False
+    assert agent_turns[1][2] == "Short one. This is a long sentence that" and agent_turns[1][5] is False
 
 
 async def test_no_barge_in_inside_grace_or_on_short_noise(autojump_clock) -> None:

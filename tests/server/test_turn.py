@@ -62,6 +62,19 @@ def test_barge_in_tells_what_was_heard_and_starts_the_utterance_at_its_onset() -
     assert m.mark_event("hb3") is None and m.mark_event("t2.sX") is None
 
 
+def test_partial_sentence_is_cut_by_words_and_never_claimed_whole() -> None:
+    m = T.TurnMachine()
+    m.handle(T.CallStarted())
+    speak_reply(m, ["One two three four.", "Five six?"])
+    acts = m.handle(T.BargeIn(100, 300, partial_words=2))
+    assert T.TellHeard("One two", False, "One two three four. Five six?") in acts
+    m2 = T.TurnMachine()
+    m2.handle(T.CallStarted())
+    speak_reply(m2, ["One two."])
+    acts = m2.handle(T.BargeIn(100, 300, partial_words=9))
+    assert T.TellHeard("One", False, "One two.") in acts  # no mark: at most all words but the last
+
+
 def test_mark_timeout_goes_back_to_listening() -> None:
     m = T.TurnMachine()
     m.handle(T.CallStarted())
