@@ -108,6 +108,23 @@ class QuartTransport:
             pass
 
 
+BACKGROUND_RESTART_S = 5.0
+
+
+async def _supervised(task: Callable[[], Any]) -> None:
+    """Run a background task (e.g. the WhatsApp outbox) for the app's lifetime: a crash is
+    logged and the task restarted, never taking the server (and its calls) down with it."""
+    name = getattr(task, "__qualname__", repr(task))
+    while True:
+        try:
+            await task()
+            return
+        except Exception as exc:  # noqa: BLE001 - logged; the app keeps serving calls
+            log_event("ERROR", logging.ERROR, where=f"background {name}", error=repr(exc)[:300],
+                      restart_in_s=BACKGROUND_RESTART_S)
+        await trio.sleep(BACKGROUND_RESTART_S)
+
+
 def git_commit() -> str:
     """Baked value (AGENTLOCATOR_COMMIT, set by an image build) or the checkout's HEAD."""
     baked = os.environ.get("AGENTLOCATOR_COMMIT")
@@ -162,7 +179,7 @@ def create_app(
                 "websocket signatures are NOT checked (fine for local runs, not for production)",
             )
         for task in app.wiring.background:
-            app.nursery.start_soon(task)
+            app.nursery.start_soon(_supervised, task)
 
     def _base() -> str:
         return request_base(app.settings.public_base_url, request.scheme, request.host, request.headers)

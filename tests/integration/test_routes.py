@@ -165,3 +165,28 @@ async def test_metrics_exposes_the_design_names() -> None:
     for name in ("agentlocator_turn_latency_seconds", "agentlocator_interrupt_halt_seconds",
                  "agentlocator_calls_active", "agentlocator_heartbeats_total"):
         assert name in text
+
+
+async def test_a_crashing_background_task_is_restarted_not_fatal(monkeypatch) -> None:
+    runs: list[float] = []
+
+    async def flaky() -> None:
+        runs.append(trio.current_time())
+        if len(runs) < 2:
+            raise RuntimeError("outbox lost its database")
+        await trio.sleep_forever()
+
+    def factory(settings: Settings) -> Wiring:
+        w = quiet_wiring(Seen())(settings)
+        w.background.append(flaky)
+        return w
+
+    import server.app as app_mod
+
+    monkeypatch.setattr(app_mod, "BACKGROUND_RESTART_S", 0.3)
+    async with running_server(factory) as (_, port):
+        with trio.fail_after(10):
+            while len(runs) < 2:
+                await trio.sleep(0.05)
+        assert (await ahttp("GET", port, "/version"))[0] == 200
+    assert runs[1] - runs[0] >= 0.29
