@@ -156,12 +156,22 @@ class CallSession:
                     self._execute(self.machine.handle(T.CallStarted()))
             finally:
                 prom.calls_active.dec()
-        except trio.Cancelled:
-            self._set_close("shutdown", 1001)
-            raise
-        except BaseException as exc:  # a bug in this module: the call ends, the server lives
-            self._set_close("error", 1011)
-            log_event("ERROR", call_sid=self.call_sid, t=round(self._now_ms(), 1), where="session", error=repr(exc))
+        except BaseException as exc:
+            # Every task is guarded, so what gets here is the server cancelling us (possibly
+            # grouped by the nursery) or a bug in this module: the call ends, the server lives,
+            # and a cancellation is never swallowed.
+            if isinstance(exc, BaseExceptionGroup):
+                cancelled, rest = exc.split(trio.Cancelled)
+            elif isinstance(exc, trio.Cancelled):
+                cancelled, rest = exc, None
+            else:
+                cancelled, rest = None, exc
+            if rest is not None:
+                self._set_close("error", 1011)
+                log_event("ERROR", call_sid=self.call_sid, t=round(self._now_ms(), 1), where="session", error=repr(rest))
+            if cancelled is not None:
+                self._set_close("shutdown", 1001)
+                raise
         finally:
             with trio.CancelScope(shield=True):
                 lead_outcome = await self._finish(start)

@@ -432,3 +432,32 @@ async def test_long_call_keepalive(autojump_clock) -> None:
     assert sum(1 for k in keep if k["idle_silence"]) >= 5
     media = out.emu.report.media_rx
     assert max(b - a for a, b in zip(media, media[1:])) <= cfg.idle_guard_ms / 1000 + 1e-6
+
+
+async def test_server_cancelling_the_call_still_records_its_end(autojump_clock) -> None:
+    """The app's nursery is cancelled (shutdown): the call ends, the recorder still hears of it,
+    and the cancellation propagates (never swallowed)."""
+    from server.session import run_call
+
+    sc = Scenario()
+    emu = TwilioEmulator()
+    results = []
+
+    async def script(emu: TwilioEmulator) -> None:
+        await trio.sleep(100)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(emu.run, script)
+        with trio.CancelScope() as scope:
+            async def cancel_later() -> None:
+                await emu.wait_agent_speech(1)
+                await trio.sleep(0.5)
+                scope.cancel()
+
+            nursery.start_soon(cancel_later)
+            results.append(await run_call(emu.transport, sc.deps()))
+        nursery.cancel_scope.cancel()
+    assert results == []  # run_call did not return: Cancelled went through
+    assert scope.cancelled_caught
+    assert len(sc.recorder.ended) == 1 and sc.recorder.ended[0]["close_reason"] == "shutdown"
+    assert emu.link.closed_by == "server" and emu.link.code == 1001
