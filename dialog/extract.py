@@ -203,6 +203,7 @@ def refuses(text: str) -> bool:
 
 # -- rooms -----------------------------------------------------------------------------------
 
+_ASR_THREE = {"free", "tree"}
 _ROOM_WORDS = {"חדרים": 0, "חדר": 0, "חד'": 0, "rooms": 0, "room": 0, "bedrooms": 1, "bedroom": 1}
 
 
@@ -214,6 +215,8 @@ def rooms_in(text: str) -> float | None:
             continue
         left = _run_before(toks, i)
         value = words_value(left) if left else None
+        if value is None and i > 0 and toks[i - 1] in _ASR_THREE:
+            value = 3.0  # Whisper hears a synthetic "three rooms" as "free room"
         if value is None and i + 1 < len(toks) and toks[i + 1] in ("אחד", "one"):
             value = 1.0  # "חדר אחד"
         if value is None and tok in ("חדר", "room") and left == [] and i > 0 and toks[i - 1] in ("דירת",):

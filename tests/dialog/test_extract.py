@@ -34,7 +34,7 @@ def test_budget(text, expecting, amount):
 
 @pytest.mark.parametrize("text, rooms", [
     ("4 חדרים", 4), ("דירת 3 חדרים", 3), ("ארבעה וחצי חדרים", 4.5), ("חדר אחד", 1), ("four rooms", 4),
-    ("3 bedrooms", 4), ("three and a half rooms", 3.5), ("מיליון וחצי", None), ("בעוד 3 חודשים", None),
+    ("3 bedrooms", 4), ("three and a half rooms", 3.5), ("Free room and apartment.", 3), ("מיליון וחצי", None), ("בעוד 3 חודשים", None),
 ])
 def test_rooms(text, rooms):
     assert extract.rooms_in(text) == rooms
