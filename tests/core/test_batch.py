@@ -23,7 +23,7 @@ def test_frame_rms_matches_the_per_frame_inbound_energy() -> None:
     assert codec.pcm16_frame_rms_into(pcm, out) == 250 and np.array_equal(out, got)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, derandomize=True)  # deterministic runs (CI)
 @given(st.binary(max_size=3000))
 def test_ulaw_decode_matches_the_codec(data: bytes) -> None:
     table = batch.ulaw_table()

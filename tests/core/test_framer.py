@@ -85,7 +85,7 @@ def test_small_out_buffer_and_capacity() -> None:
     assert f.frames == 1
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)  # deterministic runs (CI)
 @given(st.lists(st.tuples(st.sampled_from(["pcm", "ulaw", "read", "flush"]), st.binary(max_size=700)), max_size=40))
 def test_matches_a_plain_bytes_model(ops: list[tuple[str, bytes]]) -> None:
     """Against a model: a bytes queue + carry byte. Wrap-around is exercised by the small ring."""
