@@ -62,7 +62,12 @@ class PreparedHangup:
     pass
 
 
-Prepared = PreparedAudio | PreparedWait | PreparedBarge | PreparedHangup
+@dataclass(slots=True)
+class PreparedLineNoise:
+    rms: float
+
+
+Prepared = PreparedAudio | PreparedWait | PreparedBarge | PreparedLineNoise | PreparedHangup
 
 
 class _Track:
@@ -134,6 +139,8 @@ class SimulatedCall:
         self._last_audible = -1.0  # end time of the last audible 10 ms block
         self._first_audible_since_step: float | None = None
         self.frames_sent = 0
+        self._line_noise_rms = 0.0
+        self._rng = np.random.default_rng(11)
 
     # -- messages out -------------------------------------------------------------------------
     def _msg(self, event: str, **body: Any) -> str:
@@ -178,6 +185,9 @@ class SimulatedCall:
             self._event(now, "hangup")
             out.append(self._stop_message())
             return out
+        if self._line_noise_rms > 0:
+            hiss = self._rng.normal(0.0, self._line_noise_rms, FRAME_SAMPLES)
+            frame = np.clip(frame.astype(np.float64) + hiss, -32768, 32767).astype(np.int16)
         self.caller.write(k * FRAME_SAMPLES, frame)
         payload = base64.b64encode(pcm16_to_ulaw(frame.tobytes())).decode()
         out.append(self._msg("media", media={
@@ -247,6 +257,11 @@ class SimulatedCall:
                 self._begin_step(now)
             if isinstance(step, PreparedHangup):
                 return None
+            if isinstance(step, PreparedLineNoise):
+                self._line_noise_rms = step.rms
+                self._event(now, "line_noise", rms=step.rms)
+                self._next_step(now)
+                continue
             if isinstance(step, PreparedAudio):
                 self._start_audio(step, frame_start, barge=False, agent_start=None)
                 continue

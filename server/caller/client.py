@@ -20,7 +20,8 @@ from server.caller import script as sc
 from server.caller.analysis import CallerFigures, analyse
 from server.caller.audio import load_wav, noise
 from server.caller.call import (
-    CallIds, Prepared, PreparedAudio, PreparedBarge, PreparedHangup, PreparedWait, SimulatedCall,
+    CallIds, Prepared, PreparedAudio, PreparedBarge, PreparedHangup, PreparedLineNoise, PreparedWait,
+    SimulatedCall,
 )
 
 Render = Callable[[str, str], bytes]  # (text, language) -> 8 kHz PCM16
@@ -53,6 +54,8 @@ def prepare(steps: list[sc.Step], render: Render = _espeak) -> list[Prepared]:
             out.append(PreparedWait(step.quiet_ms, step.timeout_s))
         elif isinstance(step, sc.Barge):
             out.append(PreparedBarge(step.after_ms, PreparedAudio("say", speech(step.text, step.language), step.text), step.timeout_s))
+        elif isinstance(step, sc.LineNoise):
+            out.append(PreparedLineNoise(step.rms))
         elif isinstance(step, sc.Hangup):
             out.append(PreparedHangup())
     return out

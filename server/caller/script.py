@@ -5,6 +5,7 @@
     wav <path>                          speak a WAV file (any rate, mono or first channel)
     silence <ms>                        stay quiet
     noise <rms> <ms>                    white noise at that RMS (int16 units)
+    line_noise <rms>                    from here on, hiss under everything the caller sends
     barge <ms> <lang> <text>            talk over the agent <ms> after its audio starts
     hangup                              send `stop` and close
 """
@@ -53,11 +54,16 @@ class Barge:
 
 
 @dataclass(frozen=True, slots=True)
+class LineNoise:
+    rms: float
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     pass
 
 
-Step = Union[WaitAgent, Say, Wav, Silence, Noise, Barge, Hangup]
+Step = Union[WaitAgent, Say, Wav, Silence, Noise, Barge, LineNoise, Hangup]
 
 
 class ScriptError(ValueError):
@@ -100,6 +106,11 @@ def _step(word: str, rest: str, base_dir: Path | None) -> Step:
     if word == "barge":
         after, lang, text = rest.split(" ", 2)
         return Barge(int(after), lang, text.strip())
+    if word == "line_noise":
+        rms = float(args[0])
+        if rms < 0:
+            raise ValueError("must be >= 0")
+        return LineNoise(rms)
     if word == "hangup":
         return Hangup()
     raise ValueError(f"unknown step {word!r}")

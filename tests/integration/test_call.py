@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import trio
 import trio_websocket
 
@@ -117,3 +118,25 @@ async def test_caller_drops_mid_speech_and_the_call_winds_down() -> None:
     assert result.close_reason in ("dropped", "remote_close")
     assert wound_down < 2.0
     assert result.frames_out > 0
+
+
+async def test_line_noise_is_not_a_barge_in() -> None:
+    """A hissy line (noise under everything from the first frame): the agent calibrates on it,
+    answers every turn, and never stops for the noise."""
+    from server.caller.call import PreparedLineNoise
+
+    world = FakeWorld(["one", "two", "three"], turns=3)
+    world.synthesizer.ms_per_word = 250  # replies long enough for noise to overlap them
+    steps = [PreparedLineNoise(60.0), WAIT, say(1200, "one"), WAIT, say(1200, "two"), WAIT,
+             say(1000, "three"), WAIT, PreparedAudio("silence", np.zeros(8000 * 3, np.int16)), PreparedHangup()]
+    async with running_server(world.wiring, {"AGENT_LANGUAGE": "en-US"}) as (_, port):
+        with trio.fail_after(40):
+            outcome = await place_call(f"ws://127.0.0.1:{port}/ws/twilio-media", steps)
+        with trio.fail_after(5):
+            while not world.results:
+                await trio.sleep(0.01)
+    call, result = outcome.call, world.results[0]
+    assert np.sqrt(np.mean(call.caller.data[:8000].astype(float) ** 2)) == pytest.approx(60, rel=0.15)
+    assert call.errors == [] and call.clears == [] and result.metrics.barge_ins == 0
+    assert [t.text for t in world.brains[0].caller_turns] == ["one", "two", "three"]
+    assert result.close_reason == "agent_hangup"

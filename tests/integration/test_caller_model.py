@@ -149,3 +149,21 @@ def test_media_jitter_skips_the_lead_burst() -> None:
     assert max(jitter) == pytest.approx(3.0, abs=1e-6)
     assert sum(1 for j in jitter if j > 1e-6) == 2
     assert len(jitter) == (34 - 1 - 8) + (12 - 1 - 8)
+
+
+def test_line_noise_runs_under_everything() -> None:
+    from server.caller.call import PreparedLineNoise
+
+    assert sc.parse_script("line_noise 45\n") == [sc.LineNoise(45.0)]
+    voice = tone(200)
+    call = SimulatedCall([PreparedLineNoise(50.0), PreparedAudio("say", voice, "x"),
+                          PreparedAudio("silence", np.zeros(1600, np.int16)), PreparedHangup()])
+    call.start_messages()
+    k = 0
+    while not call.done:
+        call.tick(k, (k + 1) * 0.02)
+        k += 1
+    quiet = call.caller.data[1600:3200].astype(float)
+    assert np.sqrt(np.mean(quiet**2)) == pytest.approx(50, rel=0.2)
+    utt = call.utterances[0]
+    assert utt.onset == 0.0 and utt.end == pytest.approx(0.2, abs=0.006)  # from the clean voice
