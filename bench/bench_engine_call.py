@@ -109,7 +109,7 @@ def _steady_jitter(rx: list[float]) -> list[float]:
 def _per_frame_cost_us() -> float:
     """Baseline unit: one inbound frame through the session's hot path (parse + decode +
     detectors + recognizer push), measured on a live session object."""
-    from server.session import CallDeps, CallSession
+    from server.session import CallSession
 
     async def main() -> float:
         sc = Scenario()

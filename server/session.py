@@ -16,7 +16,7 @@ import copy
 import datetime as dt
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
@@ -336,11 +336,7 @@ class CallSession:
         receive = self.transport.receive
         parse = self.parser.parse
         while True:
-            try:
-                text = await receive()
-            except TransportClosed as exc:
-                raise
-            event = parse(text)
+            event = parse(await receive())  # TransportClosed ends the call through the guard
             if type(event) is Media:
                 self._on_media(event.payload)
                 if self._halt is not None:

@@ -311,3 +311,7 @@ def diagram() -> str:
             lines.append(f"    {state.value} --> {target.value}: {event.__name__}")
     lines.append("    ENDED --> [*]")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # `python -m server.turn` prints the README's state diagram
+    print(diagram())

@@ -8,7 +8,7 @@ import trio
 from dialog.base import CLARIFY_EN
 from leads import metrics as prom
 from native.config import TimingConfig
-from speech.base import ProviderError, Transcript
+from speech.base import ProviderError
 
 from .fakes import RecordingRecorder, ScriptedBrain, ScriptedRecognizer, ToneSynthesizer
 from .harness import Scenario, run_scenario
@@ -173,7 +173,6 @@ async def test_barge_in_halts_at_once_and_tells_the_brain(autojump_clock) -> Non
 
 
 async def test_no_barge_in_inside_grace_or_on_short_noise(autojump_clock) -> None:
-    cfg = TimingConfig()
     sc = Scenario(recognizer=ScriptedRecognizer(["go on"]), brain=ScriptedBrain([[LONG]]))
 
     async def script(emu: TwilioEmulator) -> None:
