@@ -119,6 +119,7 @@ class CallSession:
         self._in_framer = Framer(50)  # only for payloads that are not exactly 20 ms
         self._t_in = 0
         self._last_eou_ms = 0
+        self._push_errors = 0
         self.classifier = FrameClassifier(self.cfg)
         self.eou = EouDetector(self.cfg)
         self.barge = BargeInDetector(self.cfg)
@@ -384,7 +385,12 @@ class CallSession:
     def _frame(self, rms: float) -> None:
         t = self._t_in
         self._t_in = t + FRAME_MS
-        self.recognizer.push(bytes(self._pcm))  # type: ignore[union-attr]
+        try:
+            self.recognizer.push(bytes(self._pcm))  # type: ignore[union-attr]
+        except Exception as exc:  # a broken recognizer costs the transcript, not the call
+            self._push_errors += 1
+            if self._push_errors == 1 or self._push_errors % 1000 == 0:
+                self._provider_error(getattr(exc, "provider", self.recognizer.name), exc)  # type: ignore[union-attr]
         voice = self.classifier.update(rms, t)
         fired = self.barge.update(voice, t)  # fed every frame: it tracks the real voice onset
         state = self.machine.state

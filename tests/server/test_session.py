@@ -460,3 +460,24 @@ async def test_server_cancelling_the_call_still_records_its_end(autojump_clock) 
     assert scope.cancelled_caught
     assert len(sc.recorder.ended) == 1 and sc.recorder.ended[0]["close_reason"] == "shutdown"
     assert emu.link.closed_by == "server" and emu.link.code == 1001
+
+
+async def test_a_recognizer_that_breaks_on_push_does_not_end_the_call(autojump_clock) -> None:
+    class Broken(ScriptedRecognizer):
+        def push(self, pcm16: bytes) -> None:
+            super().push(pcm16)
+            if self.frames > 100:
+                raise ProviderError("scripted-asr", "stream closed")
+
+    sc = Scenario(recognizer=Broken(["still answered"]))
+
+    async def script(emu: TwilioEmulator) -> None:
+        await emu.wait_marks(".end", 1)
+        await trio.sleep(0.5)
+        emu.say(1.2)
+        await emu.wait_marks(".end", 2)
+
+    out = await run_scenario(sc, script)
+    assert out.result.close_reason == "twilio_stop" and out.result.metrics.turns == 1
+    assert out.result.metrics.provider_errors == 1  # logged once, not per frame
+    assert len(out.events("ERROR")) == 1
