@@ -17,7 +17,8 @@ from libc.string cimport memcpy, memset
 
 from native.codec cimport encode_into
 
-DEF FRAME = 160
+cdef enum:
+    FRAME = 160  # μ-law bytes in 20 ms
 ULAW_SILENCE = 0xFF
 
 

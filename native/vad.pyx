@@ -70,14 +70,17 @@ BargeInDetector — the caller talks over the agent
     and never inside the window.
   * ``onset_ms`` = the real start of the triggering voice run (possibly inside the grace
     window), so the shell can hand the ASR the audio from there.
+  * During the classifier's calibration every decision is silence, so neither a barge-in
+    nor an utterance can start in the first ``calibration_ms`` of the call.
 """
 from libc.math cimport pow
 
 from native.config import TimingConfig
 
-DEF FRAME_MS = 20
-DEF CAL_MAX = 64
-DEF DROP_MAX = 16
+cdef enum:
+    FRAME_MS = 20
+    CAL_MAX = 64     # calibration frames kept (500 ms needs 25)
+    DROP_MAX = 16    # frames of RMS history for the sharp-drop window (100 ms needs 5)
 
 NOISE_TRACK_MS = 2000  # time constant of the noise-floor tracking during silence
 cdef enum:
