@@ -118,3 +118,26 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
         if live_thread is not None:
             live_thread.join(timeout=45)
         server.stop()
+
+
+def test_dashboard_with_a_token_in_the_link(tmp_path: Path) -> None:
+    """DASHBOARD_TOKEN set: the page opened with ?token= passes it on to every API call."""
+    from playwright.sync_api import expect, sync_playwright
+
+    mod = agent_server_module()
+    server = mod.AgentServer(f"sqlite:///{tmp_path / 'agentlocator.db'}", tmp_path / "server.log",
+                             env={"DASHBOARD_TOKEN": "let-me-in"})
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            page = browser.new_page()
+            # (a navigation answered by a Basic challenge is an error page in headless mode)
+            assert page.request.get(server.url + "/dashboard").status == 401
+            assert page.request.get(server.url + "/api/leads?token=wrong").status == 401
+            page.goto(server.url + "/dashboard?token=let-me-in")
+            page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+            expect(page.locator("#calls tbody")).to_contain_text("אין עדיין שיחות")
+            expect(page.locator("#refreshed")).not_to_have_class("refreshed error")
+            browser.close()
+    finally:
+        server.stop()
