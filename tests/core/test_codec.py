@@ -142,3 +142,21 @@ def test_array_and_numpy_inputs() -> None:
 def test_host_is_little_endian() -> None:
     # PCM16 is native-endian like audioop's; Twilio / Google LINEAR16 want little-endian.
     assert sys.byteorder == "little"
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3])
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 160, 1001])
+def test_misaligned_buffers(offset: int, n: int) -> None:
+    """Slices at odd addresses: int16 data the kernels must not assume aligned."""
+    raw = bytearray(np.random.default_rng(n + offset).integers(0, 256, 2 * n + 8, dtype=np.uint8).tobytes())
+    pcm = memoryview(raw)[offset : offset + 2 * n]
+    assert codec.pcm16_to_ulaw(pcm) == audioop.lin2ulaw(bytes(pcm), 2)
+    assert abs(codec.pcm16_rms(pcm) - audioop.rms(bytes(pcm), 2)) < 1
+    ulaw = bytes(pcm[:n])
+    dst = memoryview(bytearray(2 * n + 8))[offset : offset + 2 * n]
+    codec.ulaw_to_pcm16_into(memoryview(bytearray(b"x" + ulaw))[1:], dst)
+    assert bytes(dst) == audioop.ulaw2lin(ulaw, 2)
+    rms = codec.decode_with_energy(ulaw, dst)
+    assert bytes(dst) == audioop.ulaw2lin(ulaw, 2) and abs(rms - audioop.rms(bytes(dst), 2)) < 1
+    out = memoryview(bytearray(n + 8))[offset : offset + n]
+    assert codec.pcm16_to_ulaw_into(pcm, out) == n and bytes(out) == audioop.lin2ulaw(bytes(pcm), 2)
