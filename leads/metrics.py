@@ -57,3 +57,7 @@ rule_violations_total = Counter(
 protocol_errors_total = Counter(
     "agentlocator_protocol_errors_total", "malformed / unknown Twilio frames", ["kind"], registry=REGISTRY
 )
+outbox_deliveries_total = Counter(
+    "agentlocator_outbox_deliveries_total", "follow-up delivery attempts by channel and result "
+    "(sent|delivered|dry_run|retry|failed)", ["channel", "result"], registry=REGISTRY,
+)

@@ -29,6 +29,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from leads import schema
+from leads.metrics import outbox_deliveries_total
 from leads.store import Store
 from server.logs import log_event
 
@@ -299,6 +300,7 @@ class OutboxSender:
             await trio.to_thread.run_sync(
                 lambda: record_result(self.store, item.id, state=state, error=error, next_attempt_at=due)
             )
+            outbox_deliveries_total.labels(item.channel, "retry" if state == "pending" else "failed").inc()
             log_event("ERROR", logging.WARNING if state == "pending" else logging.ERROR,
                       call_sid=item.call_sid, where=f"outbox.{item.channel}", attempt=item.attempts,
                       error=error, next_state=state)
@@ -307,6 +309,7 @@ class OutboxSender:
             await trio.to_thread.run_sync(
                 lambda: record_result(self.store, item.id, state=state, provider_id=provider_id)
             )
+        outbox_deliveries_total.labels(item.channel, state).inc()
         if item.channel == "whatsapp":
             log_event("WHATSAPP_SENT", call_sid=item.call_sid, to=item.phone, attempt=item.attempts,
                       dry_run=state == "dry_run", message_sid=provider_id)

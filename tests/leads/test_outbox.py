@@ -62,10 +62,19 @@ def test_status_callbacks_only_move_forward() -> None:
     assert next_delivery_state("dry_run", "delivered") is None
 
 
+def counted(result: str) -> float:
+    from leads.metrics import REGISTRY
+
+    return REGISTRY.get_sample_value("agentlocator_outbox_deliveries_total",
+                                     {"channel": "whatsapp", "result": result}) or 0.0
+
+
 async def test_retries_server_errors_then_sends_once(store: Store, fake_twilio) -> None:
     fake_twilio.script = [(503, {"message": "busy"}), (500, {"message": "oops"})]
+    retries, sent = counted("retry"), counted("sent")
     await end_call(store)
     await drain(OutboxSender(store, cfg(fake_twilio)), store, {"sent"})
+    assert (counted("retry") - retries, counted("sent") - sent) == (2, 1)
     [item] = items(store)
     assert item["attempts"] == 3 and item["last_error"] is None
     msgs = fake_twilio.messages()
