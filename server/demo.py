@@ -25,6 +25,8 @@ import trio
 DEMO_SCRIPT = """\
 # The offline demo's caller. English, because the offline recognizer is Whisper tiny.en;
 # the phrasings are ones tiny.en transcribes reliably from espeak-ng's voice.
+# a little hiss on the line from the first frame, as on a real phone call
+line_noise 30
 wait_agent
 say en-US I am looking for something in Tel Aviv.
 wait_agent
