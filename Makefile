@@ -36,7 +36,7 @@ bench: native
 	$(PY) -m pytest -q bench -p no:randomly --benchmark-columns=min,median,ops -s -o addopts=""
 
 soak: native
-	$(PY) -m pytest -q -m soak -o addopts=""
+	$(PY) -m pytest -q -m soak -s -o addopts="--import-mode=importlib -p no:cacheprovider"
 
 demo: native
 	$(PY) -m server.cli demo
