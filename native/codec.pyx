@@ -70,6 +70,11 @@ _build_tables()
 
 # --- kernels (no Python objects; shared by the wrappers below and by other modules) --------
 
+cdef extern from "bufview.h":
+    void al_borrow_view(Py_buffer* view, void* buf, Py_ssize_t length)
+    int16_t al_load16(const void* p, Py_ssize_t i) nogil
+    void al_store16(void* p, Py_ssize_t i, int16_t v) nogil
+
 cdef extern from "ulaw_simd.h":
     int ulaw_simd_available() nogil
     size_t ulaw_decode_avx2(const uint8_t* src, size_t n, int16_t* dst) nogil
@@ -91,14 +96,14 @@ cdef void decode_into(const uint8_t* src, Py_ssize_t n, int16_t* dst) noexcept n
     if USE_SIMD:
         i = <Py_ssize_t>ulaw_decode_avx2(src, <size_t>n, dst)
     while i < n:
-        dst[i] = ULAW_TO_PCM[src[i]]
+        al_store16(dst, i, ULAW_TO_PCM[src[i]])
         i += 1
 
 
 cdef void encode_into(const int16_t* src, Py_ssize_t n, uint8_t* dst) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(n):
-        dst[i] = PCM14_TO_ULAW[(<uint16_t>src[i]) >> 2]
+        dst[i] = PCM14_TO_ULAW[(<uint16_t>al_load16(src, i)) >> 2]
 
 
 cdef int64_t decode_sumsq(const uint8_t* src, Py_ssize_t n, int16_t* dst) noexcept nogil:
@@ -109,7 +114,7 @@ cdef int64_t decode_sumsq(const uint8_t* src, Py_ssize_t n, int16_t* dst) noexce
         i = <Py_ssize_t>ulaw_decode_sumsq_avx2(src, <size_t>n, dst, &acc)
     while i < n:
         v = ULAW_TO_PCM[src[i]]
-        dst[i] = <int16_t>v
+        al_store16(dst, i, <int16_t>v)
         acc += v * v
         i += 1
     return acc
@@ -120,13 +125,11 @@ cdef int64_t sumsq16(const int16_t* src, Py_ssize_t n) noexcept nogil:
     cdef int64_t acc = 0
     cdef int v
     for i in range(n):
-        v = src[i]
+        v = al_load16(src, i)
         acc += v * v
     return acc
 
 
-cdef extern from "bufview.h":
-    void al_borrow_view(Py_buffer* view, void* buf, Py_ssize_t length)
 
 
 cdef inline void _get_read(object obj, Py_buffer* view) except *:

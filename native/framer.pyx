@@ -123,26 +123,13 @@ cdef class Framer:
                 p += 1
                 n -= 1
             if n >> 1:
-                if (<size_t>p) & 1:
-                    self._push_pcm_unaligned(p, n >> 1)
-                else:
-                    self._push_pcm(<const int16_t*>p, n >> 1)
+                # may be an odd address (after a carried byte, or a slice): encode_into reads
+                # samples with memcpy-loads, so alignment does not matter
+                self._push_pcm(<const int16_t*>p, n >> 1)
             if n & 1:
                 self.carry = p[n - 1]
         finally:
             PyBuffer_Release(&b)
-
-    cdef void _push_pcm_unaligned(self, const uint8_t* p, Py_ssize_t samples) noexcept nogil:
-        # A chunk that continued an odd byte starts at an odd address: realign through a
-        # small stack block instead of reading int16 through a misaligned pointer.
-        cdef int16_t block[256]
-        cdef Py_ssize_t k
-        while samples > 0:
-            k = samples if samples < 256 else 256
-            memcpy(block, p, 2 * k)
-            self._push_pcm(block, k)
-            p += 2 * k
-            samples -= k
 
     def read_frame(self, out) -> bool:
         """Copy the next 160 μ-law bytes into the writable buffer ``out``; False if no full frame."""
