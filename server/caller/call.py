@@ -265,7 +265,7 @@ class SimulatedCall:
             if isinstance(step, PreparedAudio):
                 self._start_audio(step, frame_start, barge=False, agent_start=None)
                 continue
-            elapsed = now - (self._step_started or now)
+            elapsed = now - self._step_started if self._step_started is not None else 0.0
             if isinstance(step, PreparedWait):
                 heard_start = self._first_audible_since_step
                 if heard_start is not None:
@@ -275,7 +275,7 @@ class SimulatedCall:
                         self._next_step(now)
                         continue
                 if elapsed > step.timeout_s:
-                    self._error(now, f"wait_agent: agent {'never went quiet' if heard_start is not None else 'did not speak'} in {step.timeout_s:g} s")
+                    self.error(now, f"wait_agent: agent {'never went quiet' if heard_start is not None else 'did not speak'} in {step.timeout_s:g} s")
                     self._next_step(now)
                     continue
                 return silence
@@ -285,7 +285,7 @@ class SimulatedCall:
                     self._start_audio(step.audio, frame_start, barge=True, agent_start=agent_start)
                     continue
                 if elapsed > step.timeout_s:
-                    self._error(now, f"barge: the agent did not speak in {step.timeout_s:g} s")
+                    self.error(now, f"barge: the agent did not speak in {step.timeout_s:g} s")
                     self._next_step(now)
                     continue
                 return silence
@@ -306,7 +306,7 @@ class SimulatedCall:
             self._event(t0, audio.kind, ms=round(len(audio.samples) / 8))
         self._speaking = (audio, 0, utt)
 
-    def _error(self, t: float, message: str) -> None:
+    def error(self, t: float, message: str) -> None:
         self.errors.append(message)
         self._event(t, "error", message=message)
 
@@ -317,16 +317,16 @@ class SimulatedCall:
             event = msg["event"]
         except (ValueError, KeyError, TypeError):
             self.rx.append(Rx(now, "other", "malformed"))
-            self._error(now, f"malformed message from server: {text[:80]!r}")
+            self.error(now, f"malformed message from server: {text[:80]!r}")
             return []
         if msg.get("streamSid") != self.ids.stream_sid:
-            self._error(now, f"{event}: wrong or missing streamSid {msg.get('streamSid')!r}")
+            self.error(now, f"{event}: wrong or missing streamSid {msg.get('streamSid')!r}")
         if event == "media":
             try:
                 payload = base64.b64decode(msg["media"]["payload"], validate=True)
             except (KeyError, TypeError, binascii.Error):
                 self.rx.append(Rx(now, "other", "bad media"))
-                self._error(now, "media: missing or invalid base64 payload")
+                self.error(now, "media: missing or invalid base64 payload")
                 return []
             self.rx.append(Rx(now, "media"))
             self._play(now, np.frombuffer(ulaw_to_pcm16(payload), dtype="<i2"))
@@ -334,7 +334,7 @@ class SimulatedCall:
         if event == "mark":
             name = (msg.get("mark") or {}).get("name")
             if not isinstance(name, str) or not name:
-                self._error(now, "mark without a name")
+                self.error(now, "mark without a name")
                 return []
             self.rx.append(Rx(now, "mark", name))
             due = max(now, self._busy_until)
@@ -351,7 +351,7 @@ class SimulatedCall:
             pending, self._pending_marks = self._pending_marks, []
             return [self._echo_mark(now, name) for _, name in pending]
         self.rx.append(Rx(now, "other", str(event)))
-        self._error(now, f"unknown event {event!r} from server")
+        self.error(now, f"unknown event {event!r} from server")
         return []
 
     def _play(self, now: float, samples: np.ndarray) -> None:
