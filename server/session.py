@@ -651,6 +651,9 @@ class CallSession:
                 out.send_nowait(_clarify(self.deps.language))
         if lead_before is not None and brain.lead != lead_before:
             self._record(self.deps.recorder.lead_updated, self.call_sid, self.phone, copy.deepcopy(brain.lead))
+            if brain.lead.status == "meeting_booked" and self.metrics.turns_to_meeting is None:
+                self.metrics.turns_to_meeting = self.metrics.turns
+                prom.turns_to_meeting.observe(self.metrics.turns)
 
     async def _synthesize(self, text: str, epoch: int) -> None:
         synth = self.deps.synthesizer

@@ -139,6 +139,8 @@ class ScriptedBrain(Brain):
         reply = self.replies.pop(0) if self.replies else [f"Reply {n}, anything else?"]
         if turn.text.startswith("area "):
             self.lead.slots.area = turn.text[5:]
+        if turn.text == "book it":
+            self.lead.status = "meeting_booked"
         if self.finish_after is not None and n >= self.finish_after:
             self.finished = True
         for sentence in reply:

@@ -23,7 +23,7 @@ def order_of(out, names: list[str]) -> list[str]:
 
 async def test_three_turn_call_follows_the_cycle(autojump_clock) -> None:
     sc = Scenario(
-        recognizer=ScriptedRecognizer(["area Haifa", "an apartment", "soon"]),
+        recognizer=ScriptedRecognizer(["area Haifa", "an apartment", "book it"]),
         brain=ScriptedBrain([["Haifa, great.", "What kind of place?"], ["Nice. When?"], ["Thanks, bye?"]]),
     )
 
@@ -53,7 +53,8 @@ async def test_three_turn_call_follows_the_cycle(autojump_clock) -> None:
                 ("MARK_ACK", None), ("STATE_CHANGE", "LISTENING")]
     assert seq == greeting + turn * 3
     # the caller's words went to the ASR from the onset, and the brain got them
-    assert [t.text for t in sc.brain.turns] == ["area Haifa", "an apartment", "soon"]
+    assert [t.text for t in sc.brain.turns] == ["area Haifa", "an apartment", "book it"]
+    assert r.metrics.turns_to_meeting == 3
     assert not any(t.interrupted_agent for t in sc.brain.turns)
     assert len(sc.recognizer.begins) == 3 and len(sc.recognizer.ends) == 3
     assert sc.recognizer.bad_frames == 0 and sc.recognizer.frames == r.frames_in
@@ -71,9 +72,9 @@ async def test_three_turn_call_follows_the_cycle(autojump_clock) -> None:
     assert [(e[1], e[2]) for e in rec.turns()] == [
         ("agent", "Hello, this is AgentLocator. How can I help?"), ("caller", "area Haifa"),
         ("agent", "Haifa, great. What kind of place?"), ("caller", "an apartment"), ("agent", "Nice. When?"),
-        ("caller", "soon"), ("agent", "Thanks, bye?"),
+        ("caller", "book it"), ("agent", "Thanks, bye?"),
     ]
-    assert [e for e in rec.events if e[0] == "lead"] == [("lead", "+972501234567", "Haifa")]
+    assert [e for e in rec.events if e[0] == "lead"] == [("lead", "+972501234567", "Haifa")] * 2
     assert len(rec.ended) == 1 and rec.ended[0]["close_reason"] == "twilio_stop"
     assert rec.ended[0]["summary"] == "summary: area=Haifa"
     # zero-latency fakes: the reply's first frame goes out in the same instant as the EOU
