@@ -327,12 +327,14 @@ class OutboxSender:
 async def run_outbox_sender(
     store: Store, settings: Any = None, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Deliver the outbox forever. At start: close calls a crash left open (their held
-    follow-ups become due) and release items a dead sender had claimed."""
+    """Deliver the outbox forever. At start: close calls a crash left open (no activity since
+    before the store was opened; their held follow-ups become due) and release items a dead
+    sender had claimed."""
     cfg = OutboxConfig.coerce(settings)
-    started = _now()
+    # Since the store was opened, not since this task started: a supervisor restarting the
+    # task mid-day must not take this process's quiet live calls for crashed ones.
     recovered = await trio.to_thread.run_sync(
-        lambda: store.recover_interrupted(started, lead_webhook=bool(cfg.webhook_url))
+        lambda: store.recover_interrupted(store.opened_at, lead_webhook=bool(cfg.webhook_url))
     )
     released = await trio.to_thread.run_sync(release_stuck, store)
     sender = OutboxSender(store, cfg)

@@ -70,6 +70,8 @@ class Store:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        # Calls of this process are all active after this; older open calls are a crash's.
+        self.opened_at = _now()
         # Set by writers that queue outbox items, waited on by the sender (leads.outbox).
         self.outbox_wakeup: trio.Event | None = None
 

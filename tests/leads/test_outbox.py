@@ -139,6 +139,9 @@ async def test_sender_task_wakes_on_call_end_and_resumes_after_restart(store: St
     await rec.call_started(CallInfo("CA1", "MZ1", PHONE, "+97233001122", dt.datetime.now(dt.timezone.utc)))
     await rec.lead_updated("CA1", PHONE, LeadState(Slots(area="חיפה")), whatsapp_summary="סיכום חלקי")
     await trio.sleep(0.01)
+    restarted = Store.open(str(store.engine.url.render_as_string(hide_password=False)))  # the "new process"
+    store.close()
+    store = restarted
     async with trio.open_nursery() as nursery:
         await nursery.start(run_outbox_sender, store, cfg(fake_twilio, idle_poll_s=60))
         with trio.fail_after(10):
@@ -154,6 +157,7 @@ async def test_sender_task_wakes_on_call_end_and_resumes_after_restart(store: St
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
     assert len(fake_twilio.messages()) == 3  # each call's follow-up exactly once
+    store.close()
 
 
 @pytest.mark.parametrize("env,dry", [({}, True), ({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "x",
@@ -162,3 +166,17 @@ def test_config_from_env(env: dict, dry: bool) -> None:
     conf = OutboxConfig.coerce({**env, "PUBLIC_BASE_URL": "https://a.example/"})
     assert conf.dry_run is dry
     assert conf.status_callback_url == "https://a.example/whatsapp_status"
+
+
+async def test_a_restarted_sender_task_leaves_live_calls_alone(store: Store, fake_twilio) -> None:
+    rec = SqlRecorder(store)
+    await rec.call_started(CallInfo("CA1", "MZ1", PHONE, "+97233001122", dt.datetime.now(dt.timezone.utc)))
+    await rec.lead_updated("CA1", PHONE, LeadState(Slots(area="חיפה")))
+    await trio.sleep(0.05)  # the call goes quiet for a moment; then the supervisor restarts the task
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_outbox_sender, store, cfg(fake_twilio))
+        nursery.cancel_scope.cancel()
+    [item] = items(store)
+    assert item["state"] == "held"
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(schema.calls.c.ended_at)).scalar() is None
