@@ -114,7 +114,7 @@ def test_server_cpu_per_call_second(benchmark) -> None:
     caller_ms = caller_cpu / call_seconds * 1000
     jitter = np.concatenate([o.figures.media_jitter_ms for o in outcomes if o.figures.media_jitter_ms] or [np.zeros(1)])
     halts = [h for o in outcomes for h in o.figures.halt_ms]
-    errors = [e for o in outcomes for e in o.call.errors]
+    errors = [e for o in outcomes for e in o.call.errors + o.call.problems]
     print(f"\n[app] {CALLS} simultaneous calls, {call_seconds:.0f} call-seconds in total:")
     print(f"[app]   server CPU per call-second       {server_ms:7.1f} ms  ({server_ms / 10:.1f}% of a core per call)")
     print(f"[app]   simulated-caller CPU (baseline)  {caller_ms:7.1f} ms  -> server/caller = {server_ms / caller_ms:.2f}x")

@@ -117,7 +117,7 @@ def _call(args: argparse.Namespace) -> int:
     print(json.dumps({"summary": str(paths["json"]), "wav": str(paths["wav"]), "png": str(paths["png"]),
                       "turn_latency_ms": data["turn_latency_ms"], "halt_ms": data["halt_ms"],
                       "protocol_errors": len(data["protocol_errors"])}, ensure_ascii=False))
-    return 1 if data["protocol_errors"] else 0
+    return 1 if data["protocol_errors"] or data["script_problems"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,7 +115,7 @@ def _show_caller(ev: dict[str, Any]) -> None:
         print(_c(RED, f"{ev['t']:7.2f}s  caller  hears the agent stop (clear; {ev['dropped_ms']} ms of queued audio dropped)"))
     elif kind == "silence":
         print(_c(DIM, f"{ev['t']:7.2f}s  caller  stays quiet for {ev['ms'] / 1000:g} s"))
-    elif kind in ("error", "hangup", "server_closed"):
+    elif kind in ("error", "problem", "hangup", "server_closed"):
         print(_c(BOLD, f"{ev['t']:7.2f}s  caller  {kind} {json.dumps({k: v for k, v in ev.items() if k not in ('t', 'kind')})}"))
 
 
@@ -328,7 +328,9 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
     for path in (paths["wav"], paths["png"], paths["json"]):
         print(f"  {path.suffix[1:].upper():4s} {path.resolve()}")
     print(f"  dashboard data: {db.resolve()} (serve it with DATABASE_URL=sqlite:///{db.resolve()} make serve)")
-    return 0 if not call.errors else 1
+    for problem in call.problems:
+        print(_c(RED, f"  script problem: {problem}"))
+    return 0 if not call.errors and not call.problems else 1
 
 
 def run_demo(out: Path = Path("artifacts"), script: Path | None = None, keep_server_log: bool = False) -> int:

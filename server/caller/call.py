@@ -122,7 +122,8 @@ class SimulatedCall:
         self.utterances: list[Utterance] = []
         self.events: list[dict[str, Any]] = []
         self.rx: list[Rx] = []
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # protocol errors: what a real Twilio would have choked on
+        self.problems: list[str] = []  # the script could not go as written (agent never spoke...)
         self.marks_echoed: list[tuple[float, str]] = []
         self.clears: list[tuple[float, float]] = []  # (t, ms of audio dropped)
         self.done = False
@@ -275,7 +276,7 @@ class SimulatedCall:
                         self._next_step(now)
                         continue
                 if elapsed > step.timeout_s:
-                    self.error(now, f"wait_agent: agent {'never went quiet' if heard_start is not None else 'did not speak'} in {step.timeout_s:g} s")
+                    self.error(now, f"wait_agent: agent {'never went quiet' if heard_start is not None else 'did not speak'} in {step.timeout_s:g} s", protocol=False)
                     self._next_step(now)
                     continue
                 return silence
@@ -285,7 +286,7 @@ class SimulatedCall:
                     self._start_audio(step.audio, frame_start, barge=True, agent_start=agent_start)
                     continue
                 if elapsed > step.timeout_s:
-                    self.error(now, f"barge: the agent did not speak in {step.timeout_s:g} s")
+                    self.error(now, f"barge: the agent did not speak in {step.timeout_s:g} s", protocol=False)
                     self._next_step(now)
                     continue
                 return silence
@@ -306,9 +307,9 @@ class SimulatedCall:
             self._event(t0, audio.kind, ms=round(len(audio.samples) / 8))
         self._speaking = (audio, 0, utt)
 
-    def error(self, t: float, message: str) -> None:
-        self.errors.append(message)
-        self._event(t, "error", message=message)
+    def error(self, t: float, message: str, protocol: bool = True) -> None:
+        (self.errors if protocol else self.problems).append(message)
+        self._event(t, "error" if protocol else "problem", message=message)
 
     # -- messages in ----------------------------------------------------------------------------
     def on_message(self, now: float, text: str) -> list[str]:

@@ -121,7 +121,7 @@ async def place_call(
                         await ws.send_message(out)
                     k += 1
                     if k * FRAME_MS / 1000 > max_duration_s:
-                        call.error(k * FRAME_MS / 1000, f"call exceeded {max_duration_s:g} s")
+                        call.error(k * FRAME_MS / 1000, f"call exceeded {max_duration_s:g} s", protocol=False)
                         call.done = True
                 # After our `stop` the server closes its side (that close is part of the
                 # record); the websocket context closes ours if it takes too long.

@@ -28,6 +28,7 @@ def summary(call: SimulatedCall, figures: CallerFigures) -> dict[str, Any]:
             for u in call.utterances
         ],
         "protocol_errors": list(call.errors),
+        "script_problems": list(call.problems),
         **figures.summary(),
     }
 

@@ -41,7 +41,7 @@ async def test_three_turn_call_with_a_barge_in() -> None:
                 await trio.sleep(0.01)
     call, figures = outcome.call, outcome.figures
     result = world.results[0]
-    assert call.errors == []
+    assert call.errors == [] and call.problems == []
     assert result.close_reason == "agent_hangup" and call.close_code == 1000
     assert result.protocol_errors == 0 and result.rejected_events == 0
     brain = world.brains[0]
@@ -137,6 +137,6 @@ async def test_line_noise_is_not_a_barge_in() -> None:
                 await trio.sleep(0.01)
     call, result = outcome.call, world.results[0]
     assert np.sqrt(np.mean(call.caller.data[:8000].astype(float) ** 2)) == pytest.approx(60, rel=0.15)
-    assert call.errors == [] and call.clears == [] and result.metrics.barge_ins == 0
+    assert call.errors == [] and call.problems == [] and call.clears == [] and result.metrics.barge_ins == 0
     assert [t.text for t in world.brains[0].caller_turns] == ["one", "two", "three"]
     assert result.close_reason == "agent_hangup"

@@ -126,7 +126,7 @@ def test_turn_latency_and_keepalive_from_the_callers_side() -> None:
     assert figures.keepalive_intervals_s == [pytest.approx(22.32, abs=0.01)]
     assert figures.longest_server_silence_s == pytest.approx(22.32, abs=0.01)
     assert [name for _, name in call.marks_echoed] == ["turn-end", "hb"]
-    assert call.errors == []
+    assert call.errors == [] and call.problems == []
 
 
 def test_protocol_errors_are_counted() -> None:
@@ -137,6 +137,11 @@ def test_protocol_errors_are_counted() -> None:
     call.on_message(0.1, json.dumps({"event": "dance", "streamSid": call.ids.stream_sid}))
     call.on_message(0.1, json.dumps({"event": "clear", "streamSid": "MZwrong"}))
     assert len(call.errors) == 4
+    k = 0
+    while not call.done:  # the agent never speaks: a script problem, not a protocol error
+        call.tick(k, (k + 1) * 0.02)
+        k += 1
+    assert len(call.errors) == 4 and call.problems == ["wait_agent: agent did not speak in 1 s"]
 
 
 def test_media_jitter_skips_the_lead_burst() -> None:

@@ -48,7 +48,7 @@ async def test_long_call_keeps_the_line_alive() -> None:
     print(f"\nsoak: {call.duration:.0f} s, {turns} turns, heartbeats {fig.keepalive_intervals_s}, "
           f"longest server silence {fig.longest_server_silence_s:.1f} s, jitter p99 "
           f"{np.percentile(fig.media_jitter_ms, 99) if fig.media_jitter_ms else 0:.2f} ms")
-    assert call.errors == [] and result.protocol_errors == 0
+    assert call.errors == [] and call.problems == [] and result.protocol_errors == 0
     assert result.close_reason == "twilio_stop" and call.close_code == 1000
     assert fig.unanswered_turns == 0 and len(fig.turn_latency_ms) == turns
     assert fig.keepalive_intervals_s and all(15.0 <= s <= 20.5 for s in fig.keepalive_intervals_s)
