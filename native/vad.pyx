@@ -7,6 +7,10 @@ the frame at ``t_ms`` is taken at ``t_ms + 20``, when the frame has been heard: 
 durations below are measured to the END of the current frame. No clocks, no I/O, no
 allocation per frame: the Trio shell owns time, these own the decisions.
 
+Frames are expected every 20 ms. A detector that was not fed for a while (``t_ms`` jumps,
+e.g. the shell feeds the EouDetector only while LISTENING) forgets the voice and silence
+runs it was counting: audio it never saw is counted as neither.
+
 Energy is the RMS of the frame's int16 samples (``native.codec.decode_with_energy``), the
 unit the user's thresholds are written in.
 
@@ -212,7 +216,7 @@ cdef class EouDetector:
     cdef readonly object cfg
     cdef long long min_onset, eou_sil, drop_sil, min_utt, max_utt
     cdef double ratio, drop_peak
-    cdef long long run_start, sil_start
+    cdef long long run_start, sil_start, last_t
     cdef bint prev_voice
     cdef double hist[DROP_MAX]
     cdef int hist_k, hist_pos, hist_n
@@ -240,6 +244,18 @@ cdef class EouDetector:
         self.drop_peak = 0.0
         self.run_start = -1
         self.sil_start = -1
+        self.prev_voice = False
+        self.hist_pos = 0
+        self.hist_n = 0
+        self.last_t = -1
+
+    cdef void _forget_runs(self) noexcept:
+        # frames were skipped: no run may span audio we did not see (an utterance in progress
+        # stays open; its silence and drop are counted afresh, its MAX_UTT is not)
+        self.run_start = -1
+        self.sil_start = -1
+        self.silence_ms = 0
+        self.drop_ms = -1
         self.prev_voice = False
         self.hist_pos = 0
         self.hist_n = 0
@@ -272,8 +288,12 @@ cdef class EouDetector:
     cpdef int update(self, bint voice, double rms, long long t_ms):
         """Feed one frame's decision and RMS; returns EOU_NONE / EOU_ONSET / EOU_END / EOU_FORCED."""
         cdef long long end = t_ms + FRAME_MS
-        cdef double peak = self._recent_peak()
+        cdef double peak
         cdef bint ended
+        if self.last_t >= 0 and t_ms != self.last_t + FRAME_MS:
+            self._forget_runs()
+        self.last_t = t_ms
+        peak = self._recent_peak()
         if not self.in_utterance:
             if voice:
                 if self.run_start < 0:
@@ -327,7 +347,7 @@ cdef class BargeInDetector:
     cdef readonly long long armed_at
     cdef readonly long long onset_ms
     cdef readonly object cfg
-    cdef long long min_voice, grace, run_start
+    cdef long long min_voice, grace, run_start, last_t
 
     def __init__(self, cfg=None):
         if cfg is None:
@@ -340,6 +360,7 @@ cdef class BargeInDetector:
         self.armed_at = -1
         self.onset_ms = -1
         self.run_start = -1
+        self.last_t = -1
 
     def arm(self, long long t_ms) -> None:
         """The agent's audio starts playing at ``t_ms`` (grace window starts here)."""
@@ -355,6 +376,9 @@ cdef class BargeInDetector:
     cpdef bint update(self, bint voice, long long t_ms):
         """Feed one frame's decision; True exactly once per arm, at the trigger frame."""
         cdef long long counted_from
+        if self.last_t >= 0 and t_ms != self.last_t + FRAME_MS:
+            self.run_start = -1  # frames were skipped: the run restarts here
+        self.last_t = t_ms
         if not voice:
             self.run_start = -1
             return False

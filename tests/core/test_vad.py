@@ -304,3 +304,23 @@ def test_tone_bursts_in_noise_through_the_codec() -> None:
     assert 11 < c.noise_floor < 15  # μ-law quantisation adds a little to the 12 RMS noise
     assert c.threshold == max(35.0, c.noise_floor * 2.2 + 8)
     assert events == [(1000 + LAG + 100, EOU_ONSET), (1000 + LAG + CFG.min_utt_ms, EOU_END)]
+
+
+def test_skipped_frames_are_counted_as_neither_voice_nor_silence() -> None:
+    e = EouDetector(CFG)
+    assert [e.update(True, SPEECH, t) for t in (0, 20, 40)] == [EOU_NONE] * 3  # 60 ms, no onset yet
+    # not fed for 1 s (the shell was not LISTENING): the 60 ms run does not carry over
+    assert [e.update(True, SPEECH, t) for t in (1060, 1080, 1100, 1120)] == [EOU_NONE] * 4
+    assert e.update(True, SPEECH, 1140) == EOU_ONSET and e.onset_ms == 1060
+    # inside an utterance, unseen audio is not silence either: the silence count restarts
+    for t in range(1160, 1400, 20):
+        e.update(False, NOISE, t)
+    assert e.silence_ms == 240
+    assert e.update(False, NOISE, 3000) == EOU_NONE and e.silence_ms == 20
+    b = BargeInDetector(CFG)
+    b.arm(0)
+    for t in range(200, 360, 20):  # 160 ms of voice after the grace window
+        assert not b.update(True, t)
+    assert not b.update(True, 1000)  # a jump: the run restarts at 1000
+    assert [b.update(True, t) for t in range(1020, 1200, 20)].index(True) * 20 + 1020 == 1180
+    assert b.onset_ms == 1000
