@@ -111,7 +111,7 @@ cdef class FrameClassifier:
     cdef readonly int reseats
     cdef readonly object cfg
     cdef double floor, gain, offset, alpha, loud_min
-    cdef long long cal_ms, hyst_ms, t0, pending_since, loud_since
+    cdef long long cal_ms, hyst_ms, t0, pending_since, loud_since, last_t
     cdef bint started
     cdef double cal[CAL_MAX]
     cdef int cal_n
@@ -141,6 +141,7 @@ cdef class FrameClassifier:
         self.loud_since = -1
         self.loud_min = 0.0
         self.reseats = 0
+        self.last_t = -1
 
     cdef inline void _set_noise(self, double noise) noexcept:
         self.noise_floor = noise
@@ -168,6 +169,10 @@ cdef class FrameClassifier:
     cpdef bint update(self, double rms, long long t_ms):
         """Feed one frame's RMS; returns whether the line carries voice (False while calibrating)."""
         cdef bint loud
+        if self.last_t >= 0 and t_ms != self.last_t + FRAME_MS:
+            self.pending_since = -1  # frames were skipped: runs restart here
+            self.loud_since = -1
+        self.last_t = t_ms
         if not self.calibrated:
             if not self.started:
                 self.started = True

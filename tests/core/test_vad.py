@@ -324,3 +324,12 @@ def test_skipped_frames_are_counted_as_neither_voice_nor_silence() -> None:
     assert not b.update(True, 1000)  # a jump: the run restarts at 1000
     assert [b.update(True, t) for t in range(1020, 1200, 20)].index(True) * 20 + 1020 == 1180
     assert b.onset_ms == 1000
+
+
+def test_classifier_hysteresis_does_not_span_skipped_frames() -> None:
+    c = FrameClassifier(CFG)
+    for i in range(20):
+        c.update(NOISE, 20 * i)
+    assert [c.update(SPEECH, t) for t in (400, 420)] == [False, False]
+    assert c.update(SPEECH, 1000) is False  # would complete 60 ms only by counting the gap
+    assert [c.update(SPEECH, t) for t in (1020, 1040)] == [False, True]
