@@ -114,7 +114,7 @@ cdef class Framer:
             if n == 0:
                 return
             if self.carry >= 0:
-                # memcpy, not a cast: the two halves of the sample live in different chunks
+                # the two halves of this sample arrived in different chunks: join them
                 pb = <uint8_t*>self.pair
                 pb[0] = <uint8_t>self.carry
                 pb[1] = p[0]
