@@ -73,6 +73,7 @@ class ServerLog:
     lines: list[dict[str, Any]] = field(default_factory=list)
     ended: trio.Event = field(default_factory=trio.Event)
     stored: trio.Event = field(default_factory=trio.Event)  # the recorder's final write
+    whatsapp: trio.Event = field(default_factory=trio.Event)
     startup: dict[str, Any] | None = None
 
     def of(self, event: str) -> list[dict[str, Any]]:
@@ -153,6 +154,15 @@ def _transcript(port: int, call_sid: str) -> list[dict[str, Any]]:
         return []
 
 
+def _lead(port: int, phone: str) -> dict[str, Any] | None:
+    try:
+        status, body = _http("GET", port, "/api/leads")
+        leads = json.loads(body) if status == 200 else []
+    except (OSError, ValueError):
+        return None
+    return next((ld for ld in leads if ld.get("phone") == phone), None)
+
+
 def measure_webhooks(port: int, n: int = 60) -> dict[str, float]:
     """Client-side round trip of the three status webhooks (keep-alive connection)."""
     import http.client
@@ -209,6 +219,7 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
     )
     outcome = None
     transcript: list[dict[str, Any]] = []
+    lead: dict[str, Any] | None = None
     webhooks: dict[str, float] = {}
     try:
         async with trio.open_nursery() as nursery:
@@ -235,6 +246,8 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
                                 log.ended.set()
                             if line.get("event") == "LEAD_SAVED" and line.get("final"):
                                 log.stored.set()
+                            if line.get("event") == "WHATSAPP_SENT":
+                                log.whatsapp.set()
                             if line.get("call_sid") and not line["call_sid"].startswith("CAdemo-webhook"):
                                 _show_server(line)
 
@@ -259,7 +272,10 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
                 await log.ended.wait()
             with trio.move_on_after(5):
                 await log.stored.wait()
+            with trio.move_on_after(3):
+                await log.whatsapp.wait()
             transcript = await trio.to_thread.run_sync(lambda: _transcript(port, outcome.call.ids.call_sid))
+            lead = await trio.to_thread.run_sync(lambda: _lead(port, outcome.call.ids.from_number))
             nursery.cancel_scope.cancel()
     finally:
         if proc.poll() is None:
@@ -277,6 +293,13 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
             who = _c(BLUE, "agent ") if row.get("speaker") == "agent" else _c(GREEN, "caller")
             cut = "" if row.get("heard_fully", True) else _c(RED, "  [cut by the barge-in]")
             print(f"  {who}  {row.get('text')}{cut}")
+    if lead:
+        shown = {k: lead.get(k) for k in ("name", "area", "property_type", "rooms", "budget_ils", "timeframe",
+                                          "status", "meeting_at")}
+        print("\n" + _c(BOLD, "The lead") + f"  {json.dumps(shown, ensure_ascii=False)}")
+    for ln in log.of("WHATSAPP_SENT"):
+        how = "dry run: no Twilio credentials" if ln.get("dry_run") else f"message {ln.get('message_sid')}"
+        print(f"  WhatsApp follow-up to {ln.get('to')}: {how}")
     states = [(ln["t"] / 1000, ln["to_state"]) for ln in log.of("STATE_CHANGE") if "to_state" in ln]
     data = summary(call, figures)
     server_fig = {
@@ -318,7 +341,7 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
         ("webhooks 204 round trip p99 (client)", webhooks.get("p99"), "< 100 ms", webhooks.get("p99", 1e9) < 100),
         ("protocol errors seen by the caller", len(call.errors), "0", not call.errors),
     ]
-    print("\n" + _c(BOLD, "Measured against the user's targets"))
+    print("\n" + _c(BOLD, "Measured against the user's targets") + _c(DIM, "  (the worst value of the call)"))
     for name, value, target, ok in rows:
         mark = "" if ok is None else (_c(GREEN, "ok  ") if ok else _c(RED, "MISS"))
         shown = value if isinstance(value, str) else _fmt(value, "" if isinstance(value, int) and "errors" in name else "ms")
