@@ -210,7 +210,7 @@ def create_app(
         call_params = {**dict(request.args.items()), **params}
         xml = twiml.connect_stream(_base(), call_params)
         log_event("WEBHOOK", path="/twiml", call_sid=call_params.get("CallSid", ""),
-                  from_=call_params.get("From", ""))
+                  from_number=call_params.get("From", ""))
         return Response(xml, content_type="application/xml")
 
     async def _after_webhook(name: str, params: dict[str, str], received: float) -> None:
