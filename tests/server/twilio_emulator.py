@@ -44,6 +44,7 @@ class MemoryTransport:
         self._out = outbound
         self.link = link
         self.sent = 0
+        self.media_sent_at: list[float] = []
 
     async def receive(self) -> str:
         if self.link.closed:
@@ -54,6 +55,8 @@ class MemoryTransport:
             raise TransportClosed(self.link.code, self.link.reason) from None
 
     async def send(self, text: str) -> None:
+        if text.startswith('{"event":"media"'):
+            self.media_sent_at.append(trio.current_time())  # when our engine put it on the wire
         await trio.lowlevel.checkpoint()
         if self.link.closed:
             raise TransportClosed(self.link.code, self.link.reason)
