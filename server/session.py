@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import trio
 
-from dialog.base import CLARIFY_EN, CLARIFY_HE, Brain, CallerTurn
+from dialog.base import CLARIFY_EN, CLARIFY_HE, Brain, CallerTurn, LeadState
 from leads import metrics as prom
 from leads.base import CallInfo, CallMetrics, CallRecorder
 from native.codec import decode_with_energy
@@ -190,7 +190,7 @@ class CallSession:
             protocol_errors=sum(self.parser.errors.values()),
             rejected_events=self.machine.rejected,
             frames_in=self._t_in // FRAME_MS,
-            frames_out=self.pacer.frames_sent if hasattr(self, "pacer") else 0,
+            frames_out=self.pacer.frames_sent if hasattr(self, "pacer") else 0,  # no pacer before `start`
         )
 
     async def _await_start(self) -> Start | None:
@@ -253,28 +253,30 @@ class CallSession:
         prom.ws_disconnects_total.labels(reason=self.close_reason).inc()
         prom.call_duration_seconds.observe(duration)
         prom.turns_per_call.observe(self.metrics.turns)
-        brain = self.brain
-        assert brain is not None
-        outcome = brain.lead.status
+        brain = self.brain  # None if the call failed while being set up
+        lead = brain.lead if brain is not None else LeadState()
+        outcome = lead.status
+        pacer = getattr(self, "pacer", None)
         self.log(
             "CALL_END", reason=self.close_reason, duration_ms=round(duration * 1000), turns=self.metrics.turns,
             barge_ins=self.metrics.barge_ins, heartbeats=self.metrics.heartbeats, outcome=outcome,
-            frames_in=self._t_in // FRAME_MS, frames_out=self.pacer.frames_sent,
+            frames_in=self._t_in // FRAME_MS, frames_out=pacer.frames_sent if pacer is not None else 0,
         )
         with trio.move_on_after(self.deps.recorder_timeout_s):
             # what the writer task did not get to before it was cancelled, in order
             self._rec_send.close()
             async for method, args in self._rec_recv:
                 await self._call_recorder(method, args)
-            try:
-                summary = brain.summary()
-            except Exception as exc:
-                summary = ""
-                self.log("ERROR", where="brain.summary", error=repr(exc))
+            summary = ""
+            if brain is not None:
+                try:
+                    summary = brain.summary()
+                except Exception as exc:
+                    self.log("ERROR", where="brain.summary", error=repr(exc))
             await self._call_recorder(
                 self.deps.recorder.call_ended,
                 (self.call_sid, self.deps.wall_clock(), self.close_reason, outcome, self.metrics, self.phone,
-                 brain.lead, summary),
+                 lead, summary),
             )
         return outcome
 

@@ -483,3 +483,27 @@ async def test_a_recognizer_that_breaks_on_push_does_not_end_the_call(autojump_c
     assert out.result.close_reason == "twilio_stop" and out.result.metrics.turns == 1
     assert out.result.metrics.provider_errors == 1  # logged once, not per frame
     assert len(out.events("ERROR")) == 1
+
+
+async def test_a_provider_factory_failing_at_setup_ends_the_call_cleanly(autojump_clock) -> None:
+    from server.session import run_call
+
+    sc = Scenario()
+    deps = sc.deps()
+
+    def no_asr(language: str):
+        raise ProviderError("google", "no credentials")
+
+    deps.new_recognizer = no_asr
+    emu = TwilioEmulator()
+
+    async def script(emu: TwilioEmulator) -> None:
+        await trio.sleep(5)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(emu.run, script)
+        result = await run_call(emu.transport, deps)
+        nursery.cancel_scope.cancel()
+    assert result.close_reason == "error" and result.close_code == 1011
+    assert emu.link.closed_by == "server" and emu.link.code == 1011
+    assert len(sc.recorder.ended) == 1 and sc.recorder.ended[0]["call_sid"] == "CA0001"
