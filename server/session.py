@@ -447,7 +447,10 @@ class CallSession:
             if kind is T.StateChanged:
                 self.log("STATE_CHANGE", from_state=action.old.value, to_state=action.new.value, cause=action.cause)
             elif kind is T.BeginUtterance:
-                self.recognizer.begin_utterance(action.onset_ms)  # type: ignore[union-attr]
+                try:
+                    self.recognizer.begin_utterance(action.onset_ms)  # type: ignore[union-attr]
+                except Exception as exc:  # end_utterance will fail too -> the clarify line
+                    self._provider_error(getattr(exc, "provider", self.recognizer.name), exc)  # type: ignore[union-attr]
             elif kind is T.SpeakGreeting:
                 self._start_reply(None, trio.current_time())
             elif kind is T.FinishUtterance:
@@ -527,7 +530,7 @@ class CallSession:
             brain = self.brain
             assert brain is not None
             if utterance is None:
-                await self._speak(_one(brain.opening()), eou_at, None)
+                await self._speak(_guarded_sentences(brain.opening), eou_at, None)
                 return
             transcript, failed = await self._recognize(utterance, eou_at)
             respond = next(
@@ -543,7 +546,7 @@ class CallSession:
                 return
             before = copy.deepcopy(brain.lead)
             turn = CallerTurn(respond.text, respond.confidence, respond.interrupted_agent)
-            await self._speak(brain.respond(turn), eou_at, before)
+            await self._speak(_guarded_sentences(lambda: brain.respond(turn)), eou_at, before)
 
     async def _recognize(self, utt: T.FinishUtterance, eou_at: float) -> tuple[Transcript, bool]:
         recognizer = self.recognizer
@@ -669,3 +672,20 @@ class CallSession:
 
 async def _one(text: str) -> AsyncIterator[str]:
     yield text
+
+
+async def _guarded_sentences(make: Callable[[], "str | AsyncIterator[str]"]) -> AsyncIterator[str]:
+    """The brain's sentences, with a failure to even start (a sync raise from ``opening`` or
+    ``respond``) surfacing inside the iteration, where the reply task turns it into the
+    clarify line instead of losing the turn."""
+    made = make()
+    if isinstance(made, str):
+        yield made
+        return
+    try:
+        async for sentence in made:
+            yield sentence
+    finally:  # cut by a barge-in: close the brain's stream now (e.g. its HTTP response)
+        aclose = getattr(made, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -507,3 +507,21 @@ async def test_a_provider_factory_failing_at_setup_ends_the_call_cleanly(autojum
     assert result.close_reason == "error" and result.close_code == 1011
     assert emu.link.closed_by == "server" and emu.link.code == 1011
     assert len(sc.recorder.ended) == 1 and sc.recorder.ended[0]["call_sid"] == "CA0001"
+
+
+async def test_a_brain_that_raises_before_streaming_gets_the_clarify_line(autojump_clock) -> None:
+    class Eager(ScriptedBrain):
+        def respond(self, turn):  # not a generator: fails on the call itself
+            raise RuntimeError("bad request")
+
+    sc = Scenario(recognizer=ScriptedRecognizer(["hello"]), brain=Eager())
+
+    async def script(emu: TwilioEmulator) -> None:
+        await emu.wait_marks(".end", 1)
+        await trio.sleep(0.5)
+        emu.say(1.2)
+        await emu.wait_marks(".end", 2)
+
+    out = await run_scenario(sc, script)
+    assert sc.synthesizer.texts[-1] == CLARIFY_EN
+    assert out.result.close_reason == "twilio_stop" and out.result.metrics.provider_errors == 1
