@@ -8,55 +8,43 @@ audio starts and varying sub-frame phase). Per barge-in:
   - trigger -> `clear` on the wire, from the server's BARGE_IN line (target p99 <= 5 ms);
 and, from the same run, EOU -> first agent frame with zero-latency fake providers and the
 jitter of agent frame arrivals at the caller (steady state, after the pacer's lead burst).
-Providers are instant fakes (tone TTS, scripted ASR): only our own path is measured.
+The server is its own process (`agentlocator serve` with AGENTLOCATOR_TEST_WIRING: instant
+fake providers, tone TTS and scripted ASR), so only our own path is measured and the caller
+does not share the server's event loop.
 Run: make bench  (or: .venv/bin/python -m pytest -q bench/bench_app_halt.py -s -o addopts="")
 """
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import trio
 
 from native.config import TimingConfig
-from server import logs
 from server.caller.call import PreparedAudio, PreparedBarge, PreparedHangup, PreparedWait
 from server.caller.client import place_call
-from tests.integration.fakes import FakeWorld, tone
-from tests.integration.harness import running_server
+from tests.integration.fakes import tone
+from tests.integration.harness import ROOT, server_process
 
 BARGES = 24
-
-
-class _Lines:
-    def __init__(self) -> None:
-        self.lines: list[dict] = []
-
-    def write(self, text: str) -> None:
-        for raw in text.splitlines():
-            if raw.startswith("{"):
-                self.lines.append(json.loads(raw))
-
-    def flush(self) -> None:
-        pass
 
 
 def _voice(ms: int, lead_samples: int) -> PreparedAudio:
     return PreparedAudio("say", np.concatenate([np.zeros(lead_samples, np.int16), tone(ms, 220.0, 4000)]), "barge")
 
 
-def _run(sink: _Lines):
+def _run(log_path: Path):
     steps = [PreparedWait(600, 10.0), _voice(1000, 400)]
     for i in range(BARGES):
         steps.append(PreparedBarge(350 + (i * 137) % 600, _voice(900, 400 + (i * 53) % 160), 10.0))
     steps += [PreparedWait(600, 15.0), PreparedHangup()]
-    world = FakeWorld(["barge"] * (BARGES + 2), turns=10**6, always_long=True)
 
     async def main():
-        async with running_server(world.wiring, {"AGENT_LANGUAGE": "en-US"}) as (_, port):
+        env = {"AGENTLOCATOR_TEST_WIRING": "tests.integration.fakes:env_wiring"}
+        async with server_process(log_path, env) as (port, _):
             return await place_call(f"ws://127.0.0.1:{port}/ws/twilio-media", steps)
 
-    logs.configure("INFO", stream=sink)
     return trio.run(main)
 
 
@@ -66,12 +54,14 @@ def pct(values: list[float]) -> dict[int, float]:
 
 
 def test_barge_in_halt_time(benchmark) -> None:
-    sink = _Lines()
-    outcome = benchmark.pedantic(_run, args=(sink,), rounds=1, iterations=1)
+    log_path = ROOT / "artifacts" / "bench-halt-server.log"
+    log_path.parent.mkdir(exist_ok=True)
+    outcome = benchmark.pedantic(_run, args=(log_path,), rounds=1, iterations=1)
     call, fig = outcome.call, outcome.figures
-    server_barges = [ln for ln in sink.lines if ln.get("event") == "BARGE_IN"]
+    lines = [json.loads(raw) for raw in log_path.read_text().splitlines() if raw.startswith("{")]
+    server_barges = [ln for ln in lines if ln.get("event") == "BARGE_IN"]
     trig_clear = [ln["clear_after_trigger_ms"] for ln in server_barges]
-    eou_first = [ln["latency_ms"] for ln in sink.lines if ln.get("event") == "TTS_START" and ln.get("latency_ms") is not None]
+    eou_first = [ln["latency_ms"] for ln in lines if ln.get("event") == "TTS_START" and ln.get("latency_ms") is not None]
     floor = TimingConfig().barge_in_min_voice_ms
     rows = {
         "caller-heard halt (onset -> audio stops)": fig.halt_ms,

@@ -12,14 +12,8 @@ Run: make bench  (or: .venv/bin/python -m pytest -q bench/bench_app_load.py -s -
 """
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -28,21 +22,15 @@ import trio
 from server.caller.call import CallIds, PreparedAudio, PreparedBarge, PreparedHangup, PreparedWait
 from server.caller.client import place_call
 from tests.integration.fakes import tone
+from tests.integration.harness import ROOT, server_process
 
 CALLS = 4
 CALL_S = 25.0
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _steps(i: int) -> list:
@@ -65,50 +53,28 @@ def _steps(i: int) -> list:
 
 
 def test_server_cpu_per_call_second(benchmark) -> None:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "GOOGLE_", "OPENAI_"))}
-    env.update({"AGENTLOCATOR_TEST_WIRING": "tests.integration.fakes:env_wiring", "AGENT_LANGUAGE": "en-US",
-                "DATABASE_URL": "sqlite:///:memory:"})
     log_path = ROOT / "artifacts" / "bench-load-server.log"
     log_path.parent.mkdir(exist_ok=True)
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        idle0 = _cpu_s(proc.pid)
-        time.sleep(3.0)
-        idle_cpu_per_s = (_cpu_s(proc.pid) - idle0) / 3.0
 
-        async def calls() -> list:
+    async def main() -> tuple[list, float, float, float]:
+        env = {"AGENTLOCATOR_TEST_WIRING": "tests.integration.fakes:env_wiring"}
+        async with server_process(log_path, env) as (port, pid):
+            idle0 = _cpu_s(pid)
+            await trio.sleep(5.0)  # /proc counts in 10 ms ticks: a longer idle window
+            idle_cpu_per_s = (_cpu_s(pid) - idle0) / 5.0
             results: list = [None] * CALLS
 
             async def one(i: int) -> None:
                 ids = CallIds(call_sid=f"CAload{i:028d}", stream_sid=f"MZload{i:028d}")
                 results[i] = await place_call(f"ws://127.0.0.1:{port}/ws/twilio-media", _steps(i), ids=ids)
 
+            s0, c0 = _cpu_s(pid), time.process_time()
             async with trio.open_nursery() as nursery:
                 for i in range(CALLS):
                     nursery.start_soon(one, i)
-            return results
+            return results, _cpu_s(pid) - s0, time.process_time() - c0, idle_cpu_per_s
 
-        def run() -> tuple[list, float, float]:
-            s0, c0 = _cpu_s(proc.pid), time.process_time()
-            outcomes = trio.run(calls)
-            return outcomes, _cpu_s(proc.pid) - s0, time.process_time() - c0
-
-        outcomes, server_cpu, caller_cpu = benchmark.pedantic(run, rounds=1, iterations=1)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    outcomes, server_cpu, caller_cpu, idle_cpu_per_s = benchmark.pedantic(lambda: trio.run(main), rounds=1, iterations=1)
     call_seconds = sum(o.call.duration for o in outcomes)
     server_ms = server_cpu / call_seconds * 1000
     caller_ms = caller_cpu / call_seconds * 1000

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import socket
 from contextlib import asynccontextmanager
+import os
 from typing import AsyncIterator, Callable
 
 import trio
@@ -62,3 +63,43 @@ def http(
 
 async def ahttp(method: str, port: int, path: str, **kw: object) -> tuple[int, dict[str, str], bytes]:
     return await trio.to_thread.run_sync(lambda: http(method, port, path, **kw))  # type: ignore[arg-type]
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@asynccontextmanager
+async def server_process(log_path: "os.PathLike[str] | str", env: dict[str, str] | None = None) -> AsyncIterator[tuple[int, int]]:
+    """`agentlocator serve` as its own process (as in production: Twilio is not in our
+    process) on a free loopback port; yields (port, pid); its JSON log goes to ``log_path``.
+    ``AGENTLOCATOR_TEST_WIRING`` in ``env`` selects fake providers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "GOOGLE_", "OPENAI_"))}
+    full_env.update({"AGENT_LANGUAGE": "en-US", "DATABASE_URL": "sqlite:///:memory:", **(env or {})})
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                                cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with trio.fail_after(60):
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}")
+                try:
+                    status, _, _ = await ahttp("GET", port, "/version")
+                    if status == 200:
+                        break
+                except OSError:
+                    pass
+                await trio.sleep(0.1)
+        yield port, proc.pid
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            await trio.to_thread.run_sync(lambda: proc.wait(timeout=15))
+        except subprocess.TimeoutExpired:
+            proc.kill()
