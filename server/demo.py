@@ -350,7 +350,8 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
           f"{figures.barge_ins} barge-in(s), {len(call.marks_echoed)} marks echoed, {call.frames_sent} caller frames")
     for path in (paths["wav"], paths["png"], paths["json"]):
         print(f"  {path.suffix[1:].upper():4s} {path.resolve()}")
-    print(f"  dashboard data: {db.resolve()} (serve it with DATABASE_URL=sqlite:///{db.resolve()} make serve)")
+    print(f"  DB   {db.resolve()}  - to browse it: AGENT_LANGUAGE=en-US DATABASE_URL=sqlite:///{db.resolve()} "
+          "make serve, then http://127.0.0.1:8080/dashboard")
     for problem in call.problems:
         print(_c(RED, f"  script problem: {problem}"))
     return 0 if not call.errors and not call.problems else 1
