@@ -33,7 +33,7 @@ test: native
 	$(PY) -m pytest -q
 
 bench: native
-	$(PY) -m pytest -q bench -p no:randomly --benchmark-columns=min,median,ops -s -o addopts=""
+	$(PY) -m pytest -q bench -p no:randomly --benchmark-columns=min,median,ops -s -o addopts="--import-mode=importlib -p no:cacheprovider"
 
 soak: native
 	$(PY) -m pytest -q -m soak -s -o addopts="--import-mode=importlib -p no:cacheprovider"
