@@ -312,7 +312,15 @@ class CallSession:
 
     async def _recorder_task(self) -> None:
         async for method, args in self._rec_recv:
-            await self._call_recorder(method, args)
+            # A write taken off the queue is finished even if the call ends meanwhile: the
+            # goodbye's heard report is queued in the very tick the agent hangs up, and a
+            # cancelled write would be lost (the end-of-call drain only sees what is queued).
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(self.deps.recorder_timeout_s) as scope:
+                    await self._call_recorder(method, args)
+            if scope.cancelled_caught:
+                self.log("ERROR", where=f"recorder.{getattr(method, '__name__', '?')}",
+                         error=f"no answer within {self.deps.recorder_timeout_s}s")
 
     async def _call_recorder(self, method: Callable[..., Awaitable[None]], args: tuple) -> None:
         try:
