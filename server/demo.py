@@ -94,6 +94,9 @@ def _show_server(line: dict[str, Any]) -> None:
         lat = line.get("latency_ms")
         said = f"\u201c{text}\u201d  " if text else ""
         print(f"{ts}  {_c(BLUE, 'agent ')}  {said}" + _c(DIM, "starts speaking" + (f" ({lat} ms after EOU)" if lat is not None else "")))
+    elif ev == "MARK_SENT" and line.get("text") and not str(line.get("name", "")).endswith(".s0"):
+        # the further sentences of a reply (the first one is on its TTS_START line)
+        print(f"{ts}  {_c(BLUE, 'agent ')}  \u201c{line.get('text')}\u201d")
     elif ev == "BARGE_IN":
         print(_c(RED, f"{ts}  BARGE-IN  halt {line.get('halt_ms')} ms after voice onset, clear "
                       f"{line.get('clear_after_trigger_ms')} ms after the trigger"))

@@ -402,10 +402,12 @@ class CallSession:
             if self._push_errors == 1 or self._push_errors % 1000 == 0:
                 self._provider_error(getattr(exc, "provider", self.recognizer.name), exc)  # type: ignore[union-attr]
         voice = self.classifier.update(rms, t)
-        fired = self.barge.update(voice, t)  # fed every frame: it tracks the real voice onset
+        # fed every frame: it tracks the real voice onset; the classifier tells both detectors
+        # when its run really began, so durations are real time, not hysteresis-delayed
+        fired = self.barge.update(voice, t, self.classifier)
         state = self.machine.state
         if state is T.State.LISTENING:
-            r = self.eou.update(voice, rms, t)
+            r = self.eou.update(voice, rms, t, self.classifier)
             if r == EOU_ONSET:
                 self._execute(self.machine.handle(T.VoiceOnset(self.eou.onset_ms)))
             elif r == EOU_END or r == EOU_FORCED:
@@ -587,6 +589,7 @@ class CallSession:
         turn_no = self.machine.turn_no
         is_reply = lead_before is not None or self.machine.turn_no > 1
         first_position = pacer.position
+        texts: list[str] = []  # the reply's sentences as they go to synthesis
 
         def on_first_frame(now: float) -> None:
             self._speech_started_at = now
@@ -594,7 +597,10 @@ class CallSession:
                 latency_ms = (now - eou_at) * 1000.0
                 self.metrics.turn_latency_ms.append(round(latency_ms, 2))
                 prom.turn_latency_seconds.observe(latency_ms / 1000.0)
-            self.log("TTS_START", turn=turn_no, latency_ms=round((now - eou_at) * 1000.0, 1) if is_reply else None)
+            # text: the sentence now starting to play (the rest of a streamed reply is not made
+            # yet; each sentence's MARK_SENT carries its own text)
+            self.log("TTS_START", turn=turn_no, latency_ms=round((now - eou_at) * 1000.0, 1) if is_reply else None,
+                     text=texts[0] if texts else "")
             self._execute(self.machine.handle(T.SpeechStarted(self._now_ms())))
 
         pacer.cue(epoch, callback=on_first_frame, after_frames=1)
@@ -606,11 +612,12 @@ class CallSession:
             async with receive_text:
                 async for text in receive_text:
                     self._execute(self.machine.handle(T.Sentence(index, text)))
+                    texts.append(text)
                     span = [pacer.position, -1]
                     self._spans.append(span)
                     await self._synthesize(text, epoch)
                     name = T.sentence_mark(turn_no, index)
-                    pacer.cue(epoch, mark=name, callback=lambda now, n=name: self.log("MARK_SENT", name=n))
+                    pacer.cue(epoch, mark=name, callback=lambda now, n=name, t=text: self.log("MARK_SENT", name=n, text=t))
                     span[1] = pacer.position
                     index += 1
         audio_end = pacer.position
