@@ -218,6 +218,10 @@ class CallSession:
         self.frames = TwilioFrames(start.stream_sid)
         self.pacer = Pacer(self.cfg, self._send, self.frames, on_heartbeat=self._on_heartbeat)
         self.recognizer = deps.new_recognizer(deps.language)
+        try:  # the recognizer's own ERROR / PROVIDER_SWITCH lines then carry call_sid and t
+            self.recognizer.bind_log(self.log)
+        except Exception as exc:
+            self.log("ERROR", where="recognizer.bind_log", error=repr(exc))
         started_at = deps.wall_clock()
         self.brain = deps.new_brain(deps.language, self.phone, started_at.astimezone(JERUSALEM))
         self.log(
