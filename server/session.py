@@ -80,6 +80,9 @@ async def run_call(transport: Transport, deps: CallDeps) -> CallResult:
     return await CallSession(transport, deps).run()
 
 
+BRAIN_CLOSE_TIMEOUT_S = 2.0  # brain.aclose at the end of a call (e.g. its HTTP client)
+
+
 def _clarify(language: str) -> str:
     return CLARIFY_HE if language.startswith(("he", "iw")) else CLARIFY_EN
 
@@ -282,6 +285,14 @@ class CallSession:
                 (self.call_sid, self.deps.wall_clock(), self.close_reason, outcome, self.metrics, self.phone,
                  lead, summary),
             )
+        if brain is not None:  # any way the call ended: release the brain's connections
+            with trio.CancelScope(shield=True), trio.move_on_after(BRAIN_CLOSE_TIMEOUT_S) as scope:
+                try:
+                    await brain.aclose()
+                except Exception as exc:
+                    self.log("ERROR", where="brain.aclose", error=repr(exc))
+            if scope.cancelled_caught:
+                self.log("ERROR", where="brain.aclose", error=f"not closed within {BRAIN_CLOSE_TIMEOUT_S}s")
         return outcome
 
     def _set_close(self, reason: str, code: int) -> None:

@@ -127,6 +127,7 @@ class ScriptedBrain(Brain):
         self.lead = LeadState()
         self.turns: list[CallerTurn] = []
         self.heard_log: list[tuple[str, bool]] = []
+        self.closed = 0  # aclose calls
 
     def opening(self) -> str:
         return self._opening
@@ -153,6 +154,10 @@ class ScriptedBrain(Brain):
 
     def summary(self) -> str:
         return f"summary: area={self.lead.slots.area}"
+
+    async def aclose(self) -> None:
+        await trio.sleep(0.01)  # a real client awaits its close; cancellation must not skip it
+        self.closed += 1
 
 
 @dataclass

@@ -41,3 +41,44 @@ async def test_the_goodbye_reaches_the_stored_transcript(autojump_clock) -> None
         ("agent", "Thank you. Goodbye.", True),
     ]
     assert len(sc.recorder.ended) == 1
+
+
+async def test_the_brain_is_closed_after_a_hangup_and_after_a_dropped_call(autojump_clock) -> None:
+    sc = Scenario(recognizer=ScriptedRecognizer(["that is all"]), brain=ScriptedBrain([["Bye."]], finish_after=1))
+    out = await run_scenario(sc, _goodbye_script)
+    assert out.result.close_reason == "agent_hangup" and sc.brain.closed == 1
+
+    sc = Scenario()
+
+    async def drop(emu: TwilioEmulator) -> None:
+        await emu.wait_agent_speech(1)
+        await trio.sleep(0.3)
+        emu.drop()
+
+    out = await run_scenario(sc, drop)
+    assert out.result.close_reason == "dropped" and sc.brain.closed == 1
+
+
+async def test_a_brain_that_hangs_or_fails_on_close_does_not_hold_the_call(autojump_clock) -> None:
+    from server.session import BRAIN_CLOSE_TIMEOUT_S
+
+    class Stuck(ScriptedBrain):
+        async def aclose(self) -> None:
+            await trio.sleep_forever()
+
+    class Broken(ScriptedBrain):
+        async def aclose(self) -> None:
+            raise OSError("connection reset while closing")
+
+    for brain, error in ((Stuck(), f"not closed within {BRAIN_CLOSE_TIMEOUT_S}s"),
+                         (Broken(), "OSError('connection reset while closing')")):
+        sc = Scenario(brain=brain)
+
+        async def script(emu: TwilioEmulator) -> None:
+            await emu.wait_marks(".end", 1)
+
+        out = await run_scenario(sc, script)
+        assert out.result.close_reason == "twilio_stop"
+        assert [e["error"] for e in out.events("ERROR") if e["where"] == "brain.aclose"] == [error]
+        assert out.result.duration_s < 10 + BRAIN_CLOSE_TIMEOUT_S + 1
+        assert len(sc.recorder.ended) == 1  # the call's end was stored before the brain was closed
