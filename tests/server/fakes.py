@@ -165,6 +165,7 @@ class RecordingRecorder(CallRecorder):
     events: list[tuple] = field(default_factory=list)
     ended: list[dict] = field(default_factory=list)
     fail: bool = False
+    lead_summaries: list[str | None] = field(default_factory=list)  # whatsapp_summary of each lead_updated
 
     async def call_started(self, info: CallInfo) -> None:
         self.events.append(("call_started", info))
@@ -174,8 +175,11 @@ class RecordingRecorder(CallRecorder):
             raise RuntimeError("database is down")
         self.events.append(("turn", speaker, text, t_start_ms, t_end_ms, heard_fully))
 
-    async def lead_updated(self, call_sid: str, phone: str, lead: LeadState) -> None:
+    async def lead_updated(
+        self, call_sid: str, phone: str, lead: LeadState, whatsapp_summary: str | None = None
+    ) -> None:
         self.events.append(("lead", phone, lead.slots.area))
+        self.lead_summaries.append(whatsapp_summary)
 
     async def call_ended(
         self, call_sid: str, ended_at: dt.datetime, close_reason: str, outcome: str, metrics: CallMetrics,
