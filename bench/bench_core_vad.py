@@ -55,8 +55,8 @@ def detectors_loop() -> int:
     t = 0
     for r in RMS:
         v = cu(r, t)
-        events += eu(v, r, t)
-        if bu(v, t):
+        events += eu(v, r, t, c)
+        if bu(v, t, c):
             b.arm(t)
         t += 20
     return events
@@ -74,8 +74,8 @@ def inbound_loop() -> int:
     for f in FRAMES_U:
         r = dec(f, pcm)
         v = cu(r, t)
-        events += eu(v, r, t)
-        bu(v, t)
+        events += eu(v, r, t, c)
+        bu(v, t, c)
         t += 20
     return events
 

@@ -25,13 +25,23 @@ FrameClassifier — voice / silence for one frame
   * Hysteresis (time, symmetric — a debounce): the decision flips only once the loud/quiet
     reading has disagreed with it for ``hysteresis_ms`` in a row; it flips on the frame
     that completes that run. So a loud run shorter than hysteresis_ms is never voice, a dip
-    shorter than hysteresis_ms never breaks voice, and every run the detectors see has the
-    length of the real one, only ``hysteresis_ms - 20`` later (40 ms at the default 60).
-    Why not an immediate onset with a hangover at the end: the hangover lengthens every
-    voice run by the hysteresis, and then a 150 ms click reads as 190-210 ms of voice —
-    the barge-in (180-220 ms) and the click rule (< 100 ms never starts an utterance)
-    would be off by exactly that. A 40 ms later decision costs nothing at the ASR, which
-    gets ``preroll_ms`` (300 ms) of audio before the onset anyway.
+    shorter than hysteresis_ms never breaks voice, and every reported run has the length of
+    the real one, only reported ``hysteresis_ms - 20`` later (40 ms at the default 60).
+  * ``run_start_ms``: the stream time the currently reported state really began — on a flip,
+    the start of the first frame of the agreeing run that completed the hysteresis (the
+    first loud frame of a voice run; the first quiet frame after voice). ``pending``: the
+    last frame disagreed with the reported state (a dip inside voice, a click inside
+    silence: a flip may be coming). The detectors, handed the classifier (their
+    ``classifier`` argument), measure every duration from ``run_start_ms`` in real time and
+    let a run reach a threshold only on a frame that agrees with it: the hysteresis decides
+    WHETHER a run is voice, never HOW LONG it has been. So a 160 ms click is voice for its
+    real 160 ms only — its reported tail (the hysteresis spent confirming the silence) never
+    counts — and a 40 ms dip inside speech is bridged, counted as part of the run. Why not an
+    immediate onset with a hangover at the end: the hangover lengthens every voice run by
+    the hysteresis, and then a 150 ms click reads as 190-210 ms of voice — the barge-in
+    (180-220 ms) and the click rule (< 100 ms never starts an utterance) would be off by
+    exactly that. After skipped frames it is the first frame after the gap (unseen audio
+    is counted as neither); during calibration, the stream start.
   * Noise tracking: on a frame that is quiet and decided silence, the floor moves toward
     its RMS with time constant NOISE_TRACK_MS (2 s), and the threshold follows. Voice never
     moves it, so a long monologue cannot raise the floor.
@@ -45,11 +55,15 @@ FrameClassifier — voice / silence for one frame
     acts first, and a steady tone shorter than that (a test's "monologue") stays voice.
 
 EouDetector — utterance onset and end
+  Fed ``(voice, rms, t_ms, classifier)``: the run durations below are measured from the
+  classifier's ``run_start_ms`` (clamped to audio this detector saw, and to after its last
+  EOU), and a threshold is reached only on a frame that agrees with the reported state;
+  without a classifier (None: plain booleans), a run begins where it is first reported.
   * ONSET when the voice run reaches ``min_voice_onset_ms`` (100 ms; shorter runs — clicks —
-    never start an utterance); ``onset_ms`` = the start of that run.
-  * END by silence: ``eou_silence_ms`` (400 ms) of continuous decided silence — on the line
-    that is eou_silence_ms + hysteresis_ms - 20 (440 ms) after the last loud frame ends,
-    because decided silence starts one hysteresis later.
+    never start an utterance); ``onset_ms`` = the real start of that run (so the ONSET is
+    reported on the frame ending onset + 100 ms, or on the classifier's flip if later).
+  * END by silence: ``eou_silence_ms`` (400 ms) of continuous silence, counted from the real
+    end of voice: the frame ending 400 ms after the last voiced frame ends.
   * END by a sharp drop: a frame whose RMS is at least ``sharp_drop_db`` (12 dB) below the
     loudest of the ``sharp_drop_window_ms`` (60 ms) of frames before it, while the voice
     run is on. It ends the utterance ``eou_drop_silence_ms`` (200 ms) after the start of
@@ -58,20 +72,21 @@ EouDetector — utterance onset and end
     (a syllable boundary, not a stop); so does a frame still decided voice at the 200 ms
     mark (quieter speech, not a stop). The drop is read from the RMS itself, so this path
     is not delayed by the hysteresis: 200 ms after the fall, on the line.
-  * Never END before ``min_utt_ms`` after the onset: a 300 ms "כן" followed by silence ends
-    exactly at onset + min_utt_ms (1 s) — still a turn, just not a faster one.
-  * FORCED at onset + ``max_utt_ms`` (4.5 s) if no END came: a noisy line never hangs the
+  * Never END before ``min_utt_ms`` after the (real) onset: a 300 ms "כן" followed by
+    silence ends exactly at onset + min_utt_ms (1 s) — still a turn, just not a faster one.
+  * FORCED at (real) onset + ``max_utt_ms`` (4.5 s) if no END came: a noisy line never hangs the
     call. An END due on the same frame wins. A voice run still going on after FORCED starts
     the next utterance from the next frame on.
 
 BargeInDetector — the caller talks over the agent
   * ``arm(t)`` when TTS audio starts playing, ``disarm()`` when it stops.
-  * Fires (True, once per arm) when continuous decided voice reaches
-    ``barge_in_min_voice_ms`` (200 ms), counting only voice at or after the end of the
-    grace window ``armed_at + barge_in_grace_ms``: voice that began inside the grace window
-    (or before arming: the caller was still talking) counts from the window's end, so the
-    earliest trigger is at armed_at + grace + min_voice (400 ms after TTS start by default)
-    and never inside the window.
+  * Fed ``(voice, t_ms, classifier)`` like the EouDetector. Fires (True, once per arm)
+    when continuous voice since the run's real start reaches ``barge_in_min_voice_ms``
+    (200 ms) — a tone starting at 1000 ms fires on the frame ending at 1200 ms — counting
+    only voice at or after the end of the grace window ``armed_at + barge_in_grace_ms``:
+    voice that began inside the grace window (or before arming: the caller was still
+    talking) counts from the window's end, so the earliest trigger is at armed_at + grace +
+    min_voice (400 ms after TTS start by default) and never inside the window.
   * ``onset_ms`` = the real start of the triggering voice run (possibly inside the grace
     window), so the shell can hand the ASR the audio from there.
   * During the classifier's calibration every decision is silence, so neither a barge-in
@@ -109,6 +124,8 @@ cdef class FrameClassifier:
     cdef readonly bint calibrated
     cdef readonly bint voice
     cdef readonly int reseats
+    cdef readonly long long run_start_ms
+    cdef readonly bint pending
     cdef readonly object cfg
     cdef double floor, gain, offset, alpha, loud_min
     cdef long long cal_ms, hyst_ms, t0, pending_since, loud_since, last_t
@@ -142,6 +159,8 @@ cdef class FrameClassifier:
         self.loud_min = 0.0
         self.reseats = 0
         self.last_t = -1
+        self.run_start_ms = -1
+        self.pending = False
 
     cdef inline void _set_noise(self, double noise) noexcept:
         self.noise_floor = noise
@@ -172,11 +191,13 @@ cdef class FrameClassifier:
         if self.last_t >= 0 and t_ms != self.last_t + FRAME_MS:
             self.pending_since = -1  # frames were skipped: runs restart here
             self.loud_since = -1
+            self.run_start_ms = t_ms
         self.last_t = t_ms
         if not self.calibrated:
             if not self.started:
                 self.started = True
                 self.t0 = t_ms
+                self.run_start_ms = t_ms
             if t_ms < self.t0 + self.cal_ms:
                 if self.cal_n < CAL_MAX:
                     self.cal[self.cal_n] = rms
@@ -202,11 +223,13 @@ cdef class FrameClassifier:
                 self.pending_since = t_ms
             if t_ms + FRAME_MS - self.pending_since >= self.hyst_ms:
                 self.voice = loud
+                self.run_start_ms = self.pending_since  # the run really began there
                 self.pending_since = -1
         else:
             self.pending_since = -1
         if not loud and not self.voice:
             self._set_noise(self.noise_floor + self.alpha * (rms - self.noise_floor))
+        self.pending = self.pending_since >= 0
         return self.voice
 
 
@@ -221,7 +244,7 @@ cdef class EouDetector:
     cdef readonly object cfg
     cdef long long min_onset, eou_sil, drop_sil, min_utt, max_utt
     cdef double ratio, drop_peak
-    cdef long long run_start, sil_start, last_t
+    cdef long long run_start, sil_start, last_t, seen_from
     cdef bint prev_voice
     cdef double hist[DROP_MAX]
     cdef int hist_k, hist_pos, hist_n
@@ -253,6 +276,7 @@ cdef class EouDetector:
         self.hist_pos = 0
         self.hist_n = 0
         self.last_t = -1
+        self.seen_from = -1
 
     cdef void _forget_runs(self) noexcept:
         # frames were skipped: no run may span audio we did not see (an utterance in progress
@@ -288,22 +312,41 @@ cdef class EouDetector:
         self.run_start = -1
         self.sil_start = -1
         self.drop_ms = -1
+        self.seen_from = end  # the next utterance starts at the next frame at the earliest
         return kind
 
-    cpdef int update(self, bint voice, double rms, long long t_ms):
-        """Feed one frame's decision and RMS; returns EOU_NONE / EOU_ONSET / EOU_END / EOU_FORCED."""
+    cpdef int update(self, bint voice, double rms, long long t_ms, FrameClassifier classifier=None):
+        """Feed one frame's decision and RMS; returns EOU_NONE / EOU_ONSET / EOU_END / EOU_FORCED.
+
+        ``classifier``: the FrameClassifier that just decided ``voice`` for this frame; runs are
+        then measured from its ``run_start_ms`` in real time (see the module docstring)."""
         cdef long long end = t_ms + FRAME_MS
+        cdef long long start = t_ms
+        cdef bint settled = True
         cdef double peak
         cdef bint ended
         if self.last_t >= 0 and t_ms != self.last_t + FRAME_MS:
             self._forget_runs()
+            self.seen_from = t_ms
         self.last_t = t_ms
+        if self.seen_from < 0:
+            self.seen_from = t_ms
+        if classifier is not None and classifier.last_t == t_ms and classifier.voice == voice:
+            # a run new at this frame really began at run_start_ms, but never before audio
+            # this detector saw (nor before its last EOU); a frame that disagrees with the
+            # reported state (a flip pending) does not extend the run
+            start = classifier.run_start_ms
+            if start < self.seen_from:
+                start = self.seen_from
+            if start > t_ms:
+                start = t_ms
+            settled = not classifier.pending
         peak = self._recent_peak()
         if not self.in_utterance:
             if voice:
                 if self.run_start < 0:
-                    self.run_start = t_ms
-                if end - self.run_start >= self.min_onset:
+                    self.run_start = start
+                if settled and end - self.run_start >= self.min_onset:
                     self.in_utterance = True
                     self.onset_ms = self.run_start
                     self.silence_ms = 0
@@ -321,7 +364,7 @@ cdef class EouDetector:
             self.silence_ms = 0
         else:
             if self.sil_start < 0:
-                self.sil_start = t_ms
+                self.sil_start = start if start > self.onset_ms else self.onset_ms
             self.silence_ms = end - self.sil_start
 
         if self.drop_ms >= 0 and rms * self.ratio > self.drop_peak:
@@ -331,11 +374,11 @@ cdef class EouDetector:
             self.drop_peak = peak
         self._push(rms, voice)
 
-        ended = self.silence_ms >= self.eou_sil
+        ended = settled and self.silence_ms >= self.eou_sil
         if self.drop_ms >= 0 and end - self.drop_ms >= self.drop_sil:
             if voice:
                 self.drop_ms = -1  # still voice 200 ms on: quieter speech, not a stop
-            else:
+            elif settled:
                 ended = True
         if ended and end - self.onset_ms >= self.min_utt:
             return self._end(EOU_END, end)
@@ -352,7 +395,7 @@ cdef class BargeInDetector:
     cdef readonly long long armed_at
     cdef readonly long long onset_ms
     cdef readonly object cfg
-    cdef long long min_voice, grace, run_start, last_t
+    cdef long long min_voice, grace, run_start, last_t, seen_from
 
     def __init__(self, cfg=None):
         if cfg is None:
@@ -366,6 +409,7 @@ cdef class BargeInDetector:
         self.onset_ms = -1
         self.run_start = -1
         self.last_t = -1
+        self.seen_from = -1
 
     def arm(self, long long t_ms) -> None:
         """The agent's audio starts playing at ``t_ms`` (grace window starts here)."""
@@ -378,18 +422,37 @@ cdef class BargeInDetector:
         """The agent stopped speaking: nothing to interrupt."""
         self.armed = False
 
-    cpdef bint update(self, bint voice, long long t_ms):
-        """Feed one frame's decision; True exactly once per arm, at the trigger frame."""
+    cpdef bint update(self, bint voice, long long t_ms, FrameClassifier classifier=None):
+        """Feed one frame's decision; True exactly once per arm, at the trigger frame.
+
+        ``classifier``: the FrameClassifier that just decided ``voice`` for this frame; the
+        voice is then counted from its ``run_start_ms`` in real time (module docstring)."""
         cdef long long counted_from
+        cdef bint settled = True
+        cdef bint consistent
         if self.last_t >= 0 and t_ms != self.last_t + FRAME_MS:
             self.run_start = -1  # frames were skipped: the run restarts here
+            self.seen_from = t_ms
         self.last_t = t_ms
+        if self.seen_from < 0:
+            self.seen_from = t_ms
         if not voice:
             self.run_start = -1
             return False
+        consistent = classifier is not None and classifier.last_t == t_ms and classifier.voice
         if self.run_start < 0:
-            self.run_start = t_ms  # tracked while disarmed too, so onset_ms is the real onset
-        if not self.armed or self.fired:
+            # tracked while disarmed too, so onset_ms is the real onset; never before audio
+            # this detector saw, never after this frame
+            self.run_start = t_ms
+            if consistent:
+                self.run_start = classifier.run_start_ms
+                if self.run_start < self.seen_from:
+                    self.run_start = self.seen_from
+                if self.run_start > t_ms:
+                    self.run_start = t_ms
+        if consistent:
+            settled = not classifier.pending  # a quiet frame (a dip) does not extend the run
+        if not self.armed or self.fired or not settled:
             return False
         counted_from = self.run_start
         if counted_from < self.armed_at + self.grace:

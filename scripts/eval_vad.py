@@ -150,7 +150,7 @@ def run_eou(
         t = i * FRAME_MS
         v = c.update(r, t) if voice is None else bool(voice[i])
         decisions.append(v)
-        k = e.update(v, r, t)
+        k = e.update(v, r, t, c if voice is None else None)
         if k:
             events.append((t + FRAME_MS, k, e.onset_ms))
     return events, decisions
@@ -173,7 +173,7 @@ def run_barge(rms: np.ndarray, cfg: TimingConfig, arm_ms: int) -> tuple[int, int
         t = i * FRAME_MS
         if t == arm_ms:
             b.arm(t)
-        if b.update(c.update(r, t), t):
+        if b.update(c.update(r, t), t, c):
             return t + FRAME_MS, b.onset_ms
     return None
 

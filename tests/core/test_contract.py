@@ -26,6 +26,10 @@ def test_detectors_take_the_config_and_expose_their_state() -> None:
     assert c.update(rms=10.0, t_ms=0) is False
     assert e.update(voice=False, rms=10.0, t_ms=0) == vad.EOU_NONE
     assert b.update(voice=False, t_ms=0) is False
+    # the detectors take the classifier that decided the frame (its run_start_ms / pending)
+    assert c.update(rms=10.0, t_ms=20) is False and (c.run_start_ms, c.pending) == (0, False)
+    assert e.update(voice=False, rms=10.0, t_ms=20, classifier=c) == vad.EOU_NONE
+    assert b.update(voice=False, t_ms=20, classifier=c) is False
     b.arm(t_ms=0)
     b.disarm()
     e.reset()

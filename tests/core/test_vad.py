@@ -1,8 +1,11 @@
 """Exact decision times of the detectors on synthetic signals (all times in ms, frames of 20 ms).
 
 Conventions (native/vad.pyx docstring): a frame at t covers [t, t+20) and its decision is
-taken at t+20; the classifier's symmetric hysteresis delays both edges of a run by
-hysteresis_ms - 20 = 40 ms at the defaults, without changing its length.
+taken at t+20; the classifier's symmetric hysteresis REPORTS both edges of a run
+hysteresis_ms - 20 = 40 ms late (LAG), without changing its length, and tells when the run
+really began (run_start_ms). The detectors, handed the classifier, measure in real time: the
+expected times below are written from the user's rules (barge-in 200 ms after the voice
+starts, EOU 400 ms after it stops, ...), with no LAG in them.
 """
 from __future__ import annotations
 
@@ -58,10 +61,10 @@ def drive(rms: list[float], cfg: TimingConfig = CFG, arm_at: int | None = None, 
         if disarm_at is not None and t == disarm_at:
             b.disarm()
         v = c.update(r, t)
-        k = e.update(v, r, t)
+        k = e.update(v, r, t, c)
         if k != EOU_NONE:
             eous.append((t + 20, k, e.onset_ms))
-        if b.update(v, t):
+        if b.update(v, t, c):
             barges.append((t + 20, b.onset_ms))
     return eous, barges
 
@@ -102,6 +105,28 @@ def test_hysteresis_is_a_symmetric_debounce() -> None:
     assert got == expect
     runs = np.diff(np.flatnonzero(np.diff([0, *got, 0])))
     assert list(runs) == [340 // 20]  # 200 + 40 + 100 ms: the run keeps its real length
+
+
+def test_run_start_is_where_the_reported_run_really_began() -> None:
+    c = FrameClassifier(CFG)
+    for i in range(20):
+        c.update(NOISE, 20 * i)
+    assert c.run_start_ms == 0 and not c.voice  # silence since the stream start
+    seq = levels((NOISE, 100), (SPEECH, 40), (NOISE, 100), (SPEECH, 200), (NOISE, 40), (SPEECH, 100), (NOISE, 200))
+    seen = []
+    for i, r in enumerate(seq):
+        t = 400 + 20 * i
+        v = c.update(r, t)
+        seen.append((t, v, c.run_start_ms, c.pending))
+    by_t = {t: (v, rs, p) for t, v, rs, p in seen}
+    assert by_t[500] == (False, 0, True)  # the 40 ms burst: pending, never a run
+    assert by_t[640] == (False, 0, True) and by_t[660] == (False, 0, True)
+    assert by_t[680] == (True, 640, False)  # flips on its 3rd frame; the run began at 640
+    assert by_t[840] == (True, 640, True) and by_t[860] == (True, 640, True)  # the dip: pending
+    assert by_t[880] == (True, 640, False)  # bridged: still the run that began at 640
+    assert by_t[1020] == (False, 980, False)  # silence since the end of the last loud frame
+    c.update(SPEECH, 2000)  # a gap: the (silence) run restarts after it
+    assert c.run_start_ms == 2000
 
 
 def test_noise_floor_tracks_slowly_in_silence_and_never_in_voice() -> None:
@@ -151,10 +176,11 @@ def test_a_noisy_line_does_not_barge_in_on_every_sentence() -> None:
         t = 20 * i
         if t >= 1000 and (t - 1000) % 3000 == 0:
             b.arm(t)  # the agent starts a sentence every 3 s
-        if b.update(c.update(r, t), t):
-            fired.append(t)
-    # the sentences started before the re-seat are interrupted, none after it
-    assert fired == [1000 + k * 3000 + 200 + 200 - 20 for k in range(4)] and c.reseats == 1  # frame starts
+        if b.update(c.update(r, t), t, c):
+            fired.append((t, b.onset_ms))
+    # the sentences started before the re-seat are interrupted, none after it (frame starts);
+    # the onset is the noise step itself, not the hysteresis' decision
+    assert fired == [(1000 + k * 3000 + 200 + 200 - 20, 1000) for k in range(4)] and c.reseats == 1
 
 
 # --- end of utterance ------------------------------------------------------------------------
@@ -162,8 +188,8 @@ def test_a_noisy_line_does_not_barge_in_on_every_sentence() -> None:
 
 def test_300_ms_word_ends_at_min_utt() -> None:
     eous, _ = drive(levels((NOISE, 1000), (SPEECH, 300), (NOISE, 2000)))
-    onset = 1000 + LAG
-    assert eous == [(onset + CFG.min_voice_onset_ms, EOU_ONSET, onset), (onset + CFG.min_utt_ms, EOU_END, onset)]
+    onset = 1000  # the word's first frame, not the hysteresis' decision
+    assert eous == [(1100, EOU_ONSET, onset), (2000, EOU_END, onset)]  # onset + 100, onset + MIN_UTT
 
 
 def test_silence_ends_a_long_utterance_after_eou_silence() -> None:
@@ -174,13 +200,14 @@ def test_silence_ends_a_long_utterance_after_eou_silence() -> None:
     fade_quiet = 1000 + 2100 + 20 * next(k for k, r in enumerate(fade) if r <= threshold)
     eous, _ = drive(rms)
     assert [k for _, k, _ in eous] == [EOU_ONSET, EOU_END]
-    assert eous[1][0] == fade_quiet + LAG + CFG.eou_silence_ms
+    assert eous[1][0] == fade_quiet + CFG.eou_silence_ms  # 400 ms after the last voiced frame ends
+    assert eous[1][2] == 1000
 
 
 def test_sharp_drop_ends_200_ms_after_the_drop() -> None:
     eous, _ = drive(levels((NOISE, 1000), (SPEECH, 1500), (NOISE, 1000)))
     drop = 2500
-    assert eous[1] == (drop + CFG.eou_drop_silence_ms, EOU_END, 1000 + LAG)
+    assert eous[1] == (drop + CFG.eou_drop_silence_ms, EOU_END, 1000)
 
 
 def test_sharp_drop_needs_the_configured_dB() -> None:
@@ -188,14 +215,14 @@ def test_sharp_drop_needs_the_configured_dB() -> None:
     # real drop to noise at 3500
     quieter = SPEECH * 10 ** (-11 / 20)
     eous, _ = drive(levels((NOISE, 1000), (SPEECH, 1500), (quieter, 500), (NOISE, 1000)))
-    assert eous[1] == (3000 + CFG.eou_drop_silence_ms, EOU_END, 1000 + LAG)
+    assert eous[1] == (3000 + CFG.eou_drop_silence_ms, EOU_END, 1000)
     # a 13 dB step is a drop, but still voice at the 200 ms mark: quieter speech, not a stop
     quiet_voice = SPEECH * 10 ** (-13 / 20)
     e = EouDetector(CFG)
     c = FrameClassifier(CFG)
     kinds = {}
     for i, r in enumerate(levels((NOISE, 1000), (SPEECH, 1500), (quiet_voice, 400), (NOISE, 1000))):
-        kinds[20 * i + 20] = e.update(c.update(r, 20 * i), r, 20 * i)
+        kinds[20 * i + 20] = e.update(c.update(r, 20 * i), r, 20 * i, c)
         if 20 * i == 2500:
             assert e.drop_ms == 2500
         if 20 * i == 2680:
@@ -205,8 +232,7 @@ def test_sharp_drop_needs_the_configured_dB() -> None:
 
 def test_drop_before_min_utt_waits_for_min_utt() -> None:
     eous, _ = drive(levels((NOISE, 1000), (SPEECH, 500), (NOISE, 1000)))
-    onset = 1000 + LAG
-    assert eous[1] == (onset + CFG.min_utt_ms, EOU_END, onset)
+    assert eous[1] == (2000, EOU_END, 1000)  # the drop at 1500 waits for onset + MIN_UTT
 
 
 def test_voice_back_before_eou_continues_the_utterance() -> None:
@@ -218,8 +244,8 @@ def test_voice_back_before_eou_continues_the_utterance() -> None:
 
 def test_6_s_monologue_is_forced_at_max_utt_and_goes_on() -> None:
     eous, _ = drive(levels((NOISE, 1000), *talk(6000), (NOISE, 1000)))
-    onset = 1000 + LAG
-    forced = onset + CFG.max_utt_ms
+    onset = 1000
+    forced = onset + CFG.max_utt_ms  # 5500
     assert eous == [
         (onset + 100, EOU_ONSET, onset),
         (forced, EOU_FORCED, onset),
@@ -249,13 +275,29 @@ def test_reset_returns_to_idle() -> None:
 
 def test_barge_in_fires_after_min_voice_with_the_real_onset() -> None:
     _, barges = drive(levels((NOISE, 1000), (NOISE, 1000), (SPEECH, 1000), (NOISE, 500)), arm_at=1000)
-    voice_from = 2000 + LAG
-    assert barges == [(voice_from + CFG.barge_in_min_voice_ms, voice_from)]
+    assert barges == [(2200, 2000)]  # voice from 2000: fires on the frame ending at 2000 + 200
+
+
+@pytest.mark.parametrize("min_voice", [180, 200, 220])
+def test_barge_in_fires_min_voice_after_a_tone_starts_for_any_allowed_value(min_voice: int) -> None:
+    cfg = TimingConfig(barge_in_min_voice_ms=min_voice)
+    _, barges = drive(levels((NOISE, 1000), (SPEECH, 1000), (NOISE, 500)), cfg=cfg, arm_at=400)
+    assert barges == [(1000 + min_voice, 1000)]
+
+
+def test_barge_in_counts_a_bridged_dip_but_not_a_pending_one() -> None:
+    # 120 ms of voice, a 40 ms dip (bridged by the hysteresis), voice again: the run began at
+    # 1000 and counts through the dip, so it fires at 1200 on a loud frame
+    _, barges = drive(levels((NOISE, 1000), (SPEECH, 120), (NOISE, 40), (SPEECH, 400), (NOISE, 500)), arm_at=400)
+    assert barges == [(1200, 1000)]
+    # the dip spans the 200 ms mark: no trigger on a quiet frame; the first loud frame after it
+    _, barges = drive(levels((NOISE, 1000), (SPEECH, 180), (NOISE, 40), (SPEECH, 400), (NOISE, 500)), arm_at=400)
+    assert barges == [(1240, 1000)]
 
 
 def test_voice_inside_the_grace_window_counts_from_its_end() -> None:
     _, barges = drive(levels((NOISE, 1000), (NOISE, 60), (SPEECH, 1000), (NOISE, 500)), arm_at=1000)
-    assert barges == [(1000 + CFG.barge_in_grace_ms + CFG.barge_in_min_voice_ms, 1060 + LAG)]
+    assert barges == [(1000 + CFG.barge_in_grace_ms + CFG.barge_in_min_voice_ms, 1060)]  # 1400
 
 
 def test_150_ms_click_does_not_barge_in() -> None:
@@ -264,7 +306,7 @@ def test_150_ms_click_does_not_barge_in() -> None:
     _, barges = drive(levels((NOISE, 1500), (SPEECH, 180), (NOISE, 1000)), arm_at=1000)
     assert barges == []
     _, barges = drive(levels((NOISE, 1500), (SPEECH, 200), (NOISE, 1000)), arm_at=1000)
-    assert barges == [(1500 + LAG + 200, 1500 + LAG)]
+    assert barges == [(1700, 1500)]  # exactly 200 ms of voice: fires on its last frame
 
 
 def test_disarmed_never_fires_and_fires_once_per_arm() -> None:
@@ -298,12 +340,12 @@ def test_tone_bursts_in_noise_through_the_codec() -> None:
     events = []
     for i in range(n // 160):
         rms = codec.decode_with_energy(ulaw[160 * i : 160 * i + 160], pcm)
-        k = e.update(c.update(rms, 20 * i), rms, 20 * i)
+        k = e.update(c.update(rms, 20 * i), rms, 20 * i, c)
         if k:
             events.append((20 * i + 20, k))
     assert 11 < c.noise_floor < 15  # μ-law quantisation adds a little to the 12 RMS noise
     assert c.threshold == max(35.0, c.noise_floor * 2.2 + 8)
-    assert events == [(1000 + LAG + 100, EOU_ONSET), (1000 + LAG + CFG.min_utt_ms, EOU_END)]
+    assert events == [(1100, EOU_ONSET), (1000 + CFG.min_utt_ms, EOU_END)]  # the word starts at 1000
 
 
 def test_skipped_frames_are_counted_as_neither_voice_nor_silence() -> None:

@@ -158,3 +158,118 @@ def test_classifier_hysteresis_guarantees(cfg: TimingConfig, rms: list[float]) -
     flips = [i for i in range(1, len(decisions)) if decisions[i] != decisions[i - 1]]
     for a, b in zip(flips, flips[1:]):
         assert b - a >= h
+
+
+# --- classifier + detectors together: durations are real time --------------------------------
+
+NOISE_RMS, SPEECH_RMS = 10.0, 3000.0  # threshold 35 after calibration: loud is unambiguous
+loud_runs = st.lists(st.tuples(st.booleans(), st.integers(1, 40)), min_size=1, max_size=30)
+
+
+def loud_frames(cfg: TimingConfig, rs: list[tuple[bool, int]]) -> list[bool]:
+    """Calibration on noise, then the runs (loud / quiet, in frames); under 10 s of loud in
+    all, so the noise re-seat never acts."""
+    return [False] * frames_for(cfg.calibration_ms) + [v for v, n in rs for _ in range(n)]
+
+
+def isolated_stretches(loud: list[bool], h: int, first: int) -> list[tuple[int, int]]:
+    """(start, length) of loud stretches from frame `first` on with at least h quiet frames
+    before them and after them (or the end of the input after them): what the hysteresis
+    cannot merge with anything."""
+    out, i = [], first
+    while i < len(loud):
+        if not loud[i]:
+            i += 1
+            continue
+        j = i
+        while j < len(loud) and loud[j]:
+            j += 1
+        before = i - first >= h and not any(loud[i - h : i])
+        after = j == len(loud) or (j + h <= len(loud) and not any(loud[j : j + h]))
+        if before and after:
+            out.append((i, j - i))
+        i = j
+    return out
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)
+@given(configs, loud_runs, st.integers(0, 60), st.integers(1, 200))
+def test_barge_in_counts_real_voice_through_the_classifier(
+    cfg: TimingConfig, rs: list[tuple[bool, int]], arm_after: int, play_frames: int
+) -> None:
+    c, b = FrameClassifier(cfg), BargeInDetector(cfg)
+    loud = loud_frames(cfg, rs)
+    cal, h = frames_for(cfg.calibration_ms), cfg.hysteresis_ms // FRAME
+    need = frames_for(cfg.barge_in_min_voice_ms)
+    arm_frame = cal + arm_after
+    stop_frame = arm_frame + play_frames
+    grace_end = FRAME * arm_frame + cfg.barge_in_grace_ms
+    fired: list[tuple[int, int]] = []
+    for i, l in enumerate(loud):
+        t = FRAME * i
+        if i == arm_frame:
+            b.arm(t)
+        if i == stop_frame:
+            b.disarm()
+        if b.update(c.update(SPEECH_RMS if l else NOISE_RMS, t), t, c):
+            fired.append((i, b.onset_ms // FRAME))
+    assert len(fired) <= 1
+    for i, o in fired:
+        assert arm_frame <= i < stop_frame
+        assert loud[i] and loud[o], "fired on a quiet frame / onset on a quiet frame"
+        assert o == cal or not loud[o - 1], "onset_ms is not where the loud run began"
+        gaps = "".join("1" if x else "0" for x in loud[o : i + 1])
+        assert "0" * h not in gaps, "the run spans a pause the hysteresis does not bridge"
+        assert (i + 1) * FRAME - max(o * FRAME, grace_end) >= cfg.barge_in_min_voice_ms, "fired early"
+    for s, n in isolated_stretches(loud, h, cal):
+        if n < need:
+            assert not any(s <= i < s + n + h for i, _ in fired), "a click shorter than min_voice barged in"
+        elif arm_frame <= s and s * FRAME >= grace_end and s + need - 1 < stop_frame and not any(
+            i < s for i, _ in fired
+        ):
+            # the rule in real time: fires on the frame ending min_voice after the voice starts
+            assert fired == [(s + need - 1, s)], "not exactly min_voice after the real onset"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)
+@given(configs, loud_runs)
+def test_eou_counts_real_voice_and_silence_through_the_classifier(cfg: TimingConfig, rs: list[tuple[bool, int]]) -> None:
+    c, e = FrameClassifier(cfg), EouDetector(cfg)
+    loud = loud_frames(cfg, rs)
+    cal, h = frames_for(cfg.calibration_ms), cfg.hysteresis_ms // FRAME
+    events: list[tuple[int, int, int]] = []  # (frame, kind, onset frame)
+    for i, l in enumerate(loud):
+        r = SPEECH_RMS if l else NOISE_RMS
+        k = e.update(c.update(r, FRAME * i), r, FRAME * i, c)
+        if k != EOU_NONE:
+            events.append((i, k, e.onset_ms // FRAME))
+    in_utt_at: dict[int, bool] = {}
+    onset = None
+    for i, k, o in events:
+        if k == EOU_ONSET:
+            onset = o
+            assert loud[i] and loud[o], "ONSET on a quiet frame / onset_ms on a quiet frame"
+            assert (i + 1 - o) * FRAME >= cfg.min_voice_onset_ms, "ONSET on less than min_voice_onset of voice"
+            assert "0" * h not in "".join("1" if x else "0" for x in loud[o : i + 1])
+        elif k == EOU_END:
+            assert not loud[i], "END on a loud frame"
+            assert onset is not None and (i + 1 - onset) * FRAME >= cfg.min_utt_ms
+        in_utt_at[i] = k == EOU_ONSET
+    # a stretch is voice only if it outlasts the hysteresis too (min_voice_onset may be shorter)
+    onset_frames = max(frames_for(cfg.min_voice_onset_ms), h)
+    ends = [i for i, k, _ in events if k in (EOU_END, EOU_FORCED)]
+    for s, n in isolated_stretches(loud, h, cal):
+        idle = not any(i < s for i, k, _ in events) or (ends and ends[-1] < s and max(i for i, _, _ in events if i < s) in ends)
+        if not idle:
+            continue
+        if n < onset_frames:
+            assert not any(s <= i < s + n + h for i, _, _ in events), "a click started an utterance"
+        elif n * FRAME < cfg.max_utt_ms:
+            # ONSET exactly min_voice_onset (or the hysteresis) after the real start; then, with silence after the
+            # stretch, END no later than eou_silence after its last loud frame (or MIN_UTT)
+            got = [(i, k, o) for i, k, o in events if s <= i]
+            assert got[0] == (s + onset_frames - 1, EOU_ONSET, s), "ONSET not in real time"
+            quiet_after = loud[s + n : s + n + frames_for(cfg.eou_silence_ms) + frames_for(cfg.min_utt_ms)]
+            due = max((s + n) * FRAME + cfg.eou_silence_ms, s * FRAME + cfg.min_utt_ms)
+            if len(quiet_after) == frames_for(cfg.eou_silence_ms) + frames_for(cfg.min_utt_ms) and not any(quiet_after):
+                assert got[1][1] == EOU_END and (got[1][0] + 1) * FRAME <= FRAME * frames_for(due), "EOU late"

@@ -110,10 +110,11 @@ async def test_eou_timing(autojump_clock) -> None:
     for (start, end), eou in zip(said, eous):
         # (times from the virtual clock are floats: compare at 1 ms resolution)
         onset_lag = round(eou["onset_ms"] - start * 1000)
-        assert 0 <= onset_lag <= cfg.hysteresis_ms + 20  # decided voice starts a hysteresis late
+        assert 0 <= onset_lag <= 20  # the real start of the voice (to the frame), not the hysteresis' decision
     normal, short, forced = eous
     end_ms = said[0][1] * 1000
-    assert cfg.eou_drop_silence_ms <= round(normal["eou_ms"] - end_ms) <= cfg.eou_silence_ms + cfg.hysteresis_ms + 20
+    # by the sharp drop or the silence, measured from the real end of the voice (to the frame)
+    assert cfg.eou_drop_silence_ms <= round(normal["eou_ms"] - end_ms) <= cfg.eou_silence_ms + 20
     assert not normal["forced"]
     assert short["eou_ms"] - short["onset_ms"] == cfg.min_utt_ms and not short["forced"]
     assert forced["forced"] and forced["eou_ms"] - forced["onset_ms"] == cfg.max_utt_ms
@@ -146,7 +147,7 @@ async def test_barge_in_halts_at_once_and_tells_the_brain(autojump_clock) -> Non
     assert len(barge) == 1 and r.metrics.barge_ins == 1 and r.metrics.barge_ins_clean == 1
     b = barge[0]
     v_start = voice[0][0] * 1000
-    assert 0 <= round(b["onset_ms"] - v_start) <= cfg.hysteresis_ms  # onset = where the voice began
+    assert 0 <= round(b["onset_ms"] - v_start) <= 20  # onset = where the voice began (to the frame)
     assert b["trigger_ms"] - b["onset_ms"] == cfg.barge_in_min_voice_ms
     assert b["clear_after_trigger_ms"] == 0.0  # same tick in virtual time
     assert r.metrics.halt_ms == [cfg.barge_in_min_voice_ms]
@@ -155,13 +156,13 @@ async def test_barge_in_halts_at_once_and_tells_the_brain(autojump_clock) -> Non
     heard = out.emu.heard_intervals()
     assert max(end for _, end in heard if end <= clear_t + 1) <= clear_t + 1e-9
     caller_heard_halt_ms = (clear_t - voice[0][0]) * 1000
-    assert caller_heard_halt_ms <= cfg.barge_in_min_voice_ms + cfg.hysteresis_ms + 20
+    assert caller_heard_halt_ms <= cfg.barge_in_min_voice_ms + 20  # the issue's target: min_voice + 20 ms
     # state went SPEAKING -> LISTENING by the barge-in, not by a mark
     changes = [(e["from_state"], e["to_state"], e["cause"]) for e in out.events("STATE_CHANGE")]
     assert ("SPEAKING", "LISTENING", "BargeIn") in changes
     # the brain is told what the caller heard: the first sentence (its mark came back before
     # the clear) and the words of the second that played before the cut, from the playback
-    # position: voice began 1.6 s into the reply, the cut came ~240 ms later; "Short one."
+    # position: voice began 1.6 s into the reply, the cut came ~200 ms later; "Short one."
     # took 0.4 s, so ~1.44 s of the 3.2 s LONG sentence (14 words) played: 6 words.
     assert sc.brain.heard_log[1] == ("Short one. This is a long sentence that", False)
     # the interrupting utterance starts at the barge-in onset and is flagged
