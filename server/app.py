@@ -109,6 +109,26 @@ class QuartTransport:
 
 
 BACKGROUND_RESTART_S = 5.0
+# Startup waits this long for the synthesizer to cache the fixed lines (espeak takes a few
+# hundred ms); a slower TTS goes on warming in the background while the app already serves.
+TTS_WARM_WAIT_S = 3.0
+TTS_WARM_TIMEOUT_S = 60.0
+
+
+async def _warm_tts(synthesizer: Any, lines: list[str], done: trio.Event) -> None:
+    """Cache the brain's fixed lines (greeting, clarify, goodbye) so they start instantly."""
+    started = time.perf_counter()
+    try:
+        with trio.move_on_after(TTS_WARM_TIMEOUT_S) as scope:
+            await synthesizer.warm(lines)
+        log_event("STARTUP", tts_warm_ms=round((time.perf_counter() - started) * 1000, 1),
+                  tts_warm_lines=len(lines), tts_warm_done=not scope.cancelled_caught,
+                  synthesizer=getattr(synthesizer, "name", type(synthesizer).__name__))
+    except Exception as exc:  # noqa: BLE001 - uncached lines are only slower to start
+        log_event("ERROR", logging.WARNING, where="tts warm", error=repr(exc)[:300],
+                  after_ms=round((time.perf_counter() - started) * 1000, 1))
+    finally:
+        done.set()
 
 
 async def _supervised(task: Callable[[], Any]) -> None:
@@ -180,6 +200,12 @@ def create_app(
             )
         for task in app.wiring.background:
             app.nursery.start_soon(_supervised, task)
+        synthesizer = getattr(app.wiring.call_deps, "synthesizer", None)
+        if synthesizer is not None and app.wiring.warm_lines:
+            warmed = trio.Event()
+            app.nursery.start_soon(_warm_tts, synthesizer, list(app.wiring.warm_lines), warmed)
+            with trio.move_on_after(TTS_WARM_WAIT_S):
+                await warmed.wait()
 
     def _base() -> str:
         return request_base(app.settings.public_base_url, request.scheme, request.host, request.headers)

@@ -32,7 +32,26 @@ class Wiring:
     blueprints: list[Any] = field(default_factory=list)  # e.g. the dashboard
     webhook_handlers: list[WebhookHandler] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # said once at startup
-    warm_lines: list[str] = field(default_factory=list)
+    warm_lines: list[str] = field(default_factory=list)  # the synthesizer caches these at startup
+
+
+def fixed_lines(language: str) -> list[str]:
+    """The brain's fixed lines for ``language``, exactly as the synthesizer is asked for them:
+    the opening, the clarify line, the goodbyes that carry no name or date (whole, as the
+    OpenAI brain speaks them, and sentence by sentence, as the rule brain does) and the
+    holding line. Read from dialog's phrase table: dialog has no accessor for these yet."""
+    from dialog.base import CLARIFY_EN, CLARIFY_HE
+    from dialog.guardrails import sentences
+    from dialog.phrases import is_hebrew, table
+
+    hebrew = is_hebrew(language)
+    say = table(hebrew)
+    lines = [say["opening"], CLARIFY_HE if hebrew else CLARIFY_EN]
+    for goodbye in (say["bye"].format(name=""), say["bye_lost"]):
+        lines.append(goodbye)
+        lines.extend(sentences(goodbye))
+    lines.append(say["holding"])
+    return list(dict.fromkeys(line for line in lines if line))
 
 
 def _optional(module: str) -> ModuleType | None:
@@ -104,4 +123,5 @@ def build_wiring(settings: Settings) -> Wiring:
         background=background,
         blueprints=blueprints,
         notes=notes,
+        warm_lines=fixed_lines(settings.agent_language),
     )
