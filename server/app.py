@@ -190,7 +190,7 @@ def create_app(
                 app.register_blueprint(bp)
         log_event(
             "STARTUP", version=__version__, commit=app.commit, language=s.agent_language,
-            providers=app.wiring.providers, public_base_url=s.public_base_url,
+            providers=app.wiring.providers, speech=app.wiring.speech, public_base_url=s.public_base_url,
             signatures=app.checker is not None, notes=app.wiring.notes,
         )
         if app.checker is None:
@@ -222,7 +222,9 @@ def create_app(
 
     @app.get("/version")
     async def version() -> Any:
-        return {"version": __version__, "commit": app.commit, "providers": app.wiring.providers}
+        # providers {asr, tts, brain} is the contract; speech adds the fallbacks and why each was chosen
+        return {"version": __version__, "commit": app.commit, "providers": app.wiring.providers,
+                "speech": app.wiring.speech}
 
     @app.get("/metrics")
     async def prometheus() -> Response:

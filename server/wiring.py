@@ -33,6 +33,7 @@ class Wiring:
     webhook_handlers: list[WebhookHandler] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # said once at startup
     warm_lines: list[str] = field(default_factory=list)  # the synthesizer caches these at startup
+    speech: dict[str, Any] = field(default_factory=dict)  # speech's describe(): fallbacks and why
 
 
 def fixed_lines(language: str) -> list[str]:
@@ -124,4 +125,5 @@ def build_wiring(settings: Settings) -> Wiring:
         blueprints=blueprints,
         notes=notes,
         warm_lines=fixed_lines(settings.agent_language),
+        speech=speech.describe(),
     )

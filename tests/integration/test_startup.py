@@ -116,3 +116,25 @@ async def test_a_slow_or_failing_warm_does_not_hold_readiness(monkeypatch, captu
         assert (await ahttp("GET", port, "/version"))[0] == 200
     errors = [ln for ln in _lines(stream) if ln["event"] == "ERROR" and ln.get("where") == "tts warm"]
     assert len(errors) == 1 and "TTS endpoint unreachable" in errors[0]["error"]
+
+
+async def test_version_and_startup_describe_the_speech_choice(captured: io.StringIO) -> None:
+    speech = {"asr": "google", "asr_fallback": "whisper", "tts": "google", "tts_fallback": "espeak",
+              "language": "he-IL", "why": ["asr=google: Google credentials/endpoint present"]}
+    synth = WarmingSynth()
+    base = _wiring(synth, [])
+
+    def factory(settings: Settings) -> Wiring:
+        wiring = base(settings)
+        wiring.speech = speech
+        return wiring
+
+    async with running_server(factory) as (_, port):
+        status, _, body = await ahttp("GET", port, "/version")
+    data = json.loads(body)
+    assert status == 200 and data["speech"] == speech
+    assert data["providers"] == {"asr": "fake-asr", "tts": "warming-tts", "brain": "fake-brain"}  # the contract
+    assert data["version"] and data["commit"]
+    startup = [ln for ln in _lines(captured) if ln["event"] == "STARTUP" and "providers" in ln]
+    assert len(startup) == 1 and startup[0]["speech"] == speech
+    assert synth.warmed == []  # no lines, no warm

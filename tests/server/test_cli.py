@@ -90,6 +90,11 @@ def test_serve_and_call_with_the_real_offline_providers(tmp_path: Path) -> None:
     try:
         version = _wait_version(port, proc)
         assert version["providers"]["brain"] == "rules"
+        # speech's own description: offline choices, no fallback, and why
+        speech = version["speech"]
+        assert (speech["asr"], speech["tts"], speech["language"]) == ("whisper", "espeak", "en-US")
+        assert speech["asr_fallback"] is None and speech["tts_fallback"] is None
+        assert any(reason.startswith("asr=whisper") for reason in speech["why"])
         script = tmp_path / "caller.txt"
         script.write_text("wait_agent 700 30\nsay en-US I am looking for a flat in Tel Aviv.\nwait_agent 700 30\nhangup\n")
         call = subprocess.run(
@@ -112,7 +117,12 @@ def test_serve_and_call_with_the_real_offline_providers(tmp_path: Path) -> None:
     lines = [json.loads(ln) for ln in log.splitlines() if ln.startswith("{")]
     events = [ln["event"] for ln in lines]
     startup = next(ln for ln in lines if ln["event"] == "STARTUP" and "providers" in ln)
-    assert startup["providers"] == version["providers"]
+    assert startup["providers"] == version["providers"] and startup["speech"] == version["speech"]
+    from server.wiring import fixed_lines
+
+    warm = next(ln for ln in lines if ln["event"] == "STARTUP" and "tts_warm_ms" in ln)
+    assert warm["tts_warm_done"] and warm["tts_warm_lines"] == len(fixed_lines("en-US"))
+    assert lines.index(warm) < lines.index(next(ln for ln in lines if ln["event"] == "CALL_START"))
     assert any("TWILIO_AUTH_TOKEN is not set" in ln.get("warning", "") for ln in lines)
     assert any(ln.get("msg") == "Twilio subprotocol added to handshake" for ln in lines)
     asr = [ln for ln in lines if ln["event"] == "ASR_TEXT"]
