@@ -3,8 +3,8 @@
 One call, 24 barge-ins at varying delays after the agent's audio starts, instant fake
 providers (scripted ASR, tone TTS, scripted brain). Measured:
   - trigger -> `clear` on the wire (server BARGE_IN line; target p99 <= 5 ms);
-  - caller-heard halt: caller voice onset -> `clear` at the caller (floor: hysteresis +
-    min_voice, what the detectors must hear);
+  - caller-heard halt: caller voice onset -> `clear` at the caller (floor: min_voice, what
+    the detectors must hear, counted from the real onset; target p99 <= min_voice + 20 ms);
   - turn overhead: EOU -> first agent frame on the wire (target p99 <= 10 ms);
   - outbound frame jitter: |interval - 20 ms| between agent frames in steady state, at the
     moment the pacer hands them to the transport (target p99 <= 2 ms on an idle box), and
@@ -169,13 +169,16 @@ def test_engine_realtime(benchmark) -> None:
           f"{'met' if p_turn <= 10 else 'MISSED'})")
     print(f"[engine]   jitter p99 = {p_j / max(p_b, 1e-3):.2f}x the bare loop's (target <= 2 ms: "
           f"{'met' if p_j <= 2 else 'MISSED'})")
-    # The classifier decides voice (hysteresis - 20) ms after it starts, then the barge-in
-    # detector needs min_voice of decided voice; the frame phase takes 0-20 ms off that.
-    floor = cfg.hysteresis_ms - 20 + cfg.barge_in_min_voice_ms
-    print(f"[engine]   caller-heard halt p99 / detector floor ({floor} ms) = {pct(heard)[99] / floor:.3f}x")
+    # The barge-in detector needs min_voice of real voice, counted from the onset the classifier
+    # reports (its hysteresis decides whether, not how long); the frame phase takes 0-20 ms off.
+    floor = cfg.barge_in_min_voice_ms
+    target = floor + 20
+    p_heard = pct(heard)[99]
+    print(f"[engine]   caller-heard halt p99 / detector floor ({floor} ms) = {p_heard / floor:.3f}x "
+          f"(target <= {target} ms: {'met' if p_heard <= target else 'MISSED'})")
     benchmark.extra_info.update(
         trigger_to_clear_p99_ms=p_tc, turn_overhead_p99_ms=p_turn, jitter_p99_ms=p_j, bare_jitter_p99_ms=p_b,
-        frame_us=frame_us,
+        frame_us=frame_us, caller_heard_halt_p99_ms=p_heard,
     )
     assert len(barges) >= 20 and not errors
 

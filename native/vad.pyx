@@ -63,12 +63,14 @@ EouDetector — utterance onset and end
     never start an utterance); ``onset_ms`` = the real start of that run (so the ONSET is
     reported on the frame ending onset + 100 ms, or on the classifier's flip if later).
   * END by silence: ``eou_silence_ms`` (400 ms) of continuous silence, counted from the real
-    end of voice: the frame ending 400 ms after the last voiced frame ends.
+    end of voice: the frame ending 400 ms after the last voiced frame ends (a loud blip
+    still pending then — maybe a click, maybe the caller again — postpones it to the next
+    quiet frame; one that becomes voice cancels it).
   * END by a sharp drop: a frame whose RMS is at least ``sharp_drop_db`` (12 dB) below the
     loudest of the ``sharp_drop_window_ms`` (60 ms) of frames before it, while the voice
     run is on. It ends the utterance ``eou_drop_silence_ms`` (200 ms) after the start of
     that frame if, until then, every frame stayed >= 12 dB below that peak and the
-    current frame is decided silence. A rise back within 12 dB of the peak cancels it
+    current frame is decided silence (and quiet). A rise back within 12 dB of the peak cancels it
     (a syllable boundary, not a stop); so does a frame still decided voice at the 200 ms
     mark (quieter speech, not a stop). The drop is read from the RMS itself, so this path
     is not delayed by the hysteresis: 200 ms after the fall, on the line.
@@ -86,7 +88,10 @@ BargeInDetector — the caller talks over the agent
     only voice at or after the end of the grace window ``armed_at + barge_in_grace_ms``:
     voice that began inside the grace window (or before arming: the caller was still
     talking) counts from the window's end, so the earliest trigger is at armed_at + grace +
-    min_voice (400 ms after TTS start by default) and never inside the window.
+    min_voice (400 ms after TTS start by default) and never inside the window. The trigger
+    frame is itself loud: a dip the hysteresis bridges counts as voice once the voice is
+    back, so a dip at the 200 ms mark postpones the trigger to the next loud frame, and a
+    160 ms click never reads as 200 ms of voice.
   * ``onset_ms`` = the real start of the triggering voice run (possibly inside the grace
     window), so the shell can hand the ASR the audio from there.
   * During the classifier's calibration every decision is silence, so neither a barge-in
