@@ -85,3 +85,20 @@ def table(hebrew: bool) -> dict:
 
 def is_hebrew(language: str) -> bool:
     return language.lower().startswith(("he", "iw"))
+
+
+def fixed_lines(language: str) -> list[str]:
+    """The lines every call may speak word for word, as the synthesizer is asked for them, so
+    the TTS can cache them at startup: the opening, the clarify line, the goodbyes that carry
+    no name or date (whole, as the OpenAI brain speaks them, and sentence by sentence, as the
+    rule brain does) and the holding line."""
+    from dialog.guardrails import sentences  # guardrails imports this module
+
+    hebrew = is_hebrew(language)
+    say = table(hebrew)
+    lines = [say["opening"], CLARIFY_HE if hebrew else CLARIFY_EN]
+    for goodbye in (say["bye"].format(name=""), say["bye_lost"]):
+        lines.append(goodbye)
+        lines.extend(sentences(goodbye))
+    lines.append(say["holding"])
+    return list(dict.fromkeys(line for line in lines if line))

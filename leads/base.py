@@ -64,10 +64,11 @@ class CallRecorder(abc.ABC):
     ) -> None: ...
 
     @abc.abstractmethod
-    async def lead_updated(self, call_sid: str, phone: str, lead: LeadState) -> None:
-        """The lead after a turn that changed it. Implementations may also accept an optional
-        ``whatsapp_summary=`` keyword (the brain's current summary): it is what a crash
-        recovery sends if the call never reaches call_ended."""
+    async def lead_updated(
+        self, call_sid: str, phone: str, lead: LeadState, whatsapp_summary: str | None = None
+    ) -> None:
+        """The lead after a turn that changed it. ``whatsapp_summary`` is the brain's current
+        summary: what a crash recovery sends if the call never reaches call_ended."""
 
     @abc.abstractmethod
     async def call_ended(
@@ -93,7 +94,9 @@ class NullRecorder(CallRecorder):
     async def transcript_turn(self, call_sid, speaker, text, t_start_ms, t_end_ms, heard_fully) -> None:  # type: ignore[override]
         return None
 
-    async def lead_updated(self, call_sid: str, phone: str, lead: LeadState) -> None:
+    async def lead_updated(
+        self, call_sid: str, phone: str, lead: LeadState, whatsapp_summary: str | None = None
+    ) -> None:
         return None
 
     async def call_ended(self, *args, **kwargs) -> None:  # type: ignore[override]

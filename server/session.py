@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import functools
-import inspect
 import logging
 import math
 from dataclasses import dataclass
@@ -85,18 +83,8 @@ async def run_call(transport: Transport, deps: CallDeps) -> CallResult:
 BRAIN_CLOSE_TIMEOUT_S = 2.0  # brain.aclose at the end of a call (e.g. its HTTP client)
 
 
-def _takes_summary(lead_updated: Callable[..., Awaitable[None]]) -> bool:
-    """Whether the recorder's lead_updated accepts the optional ``whatsapp_summary=``
-    (leads/base.py: implementations may; the store keeps it for crash recovery)."""
-    try:
-        params = inspect.signature(lead_updated).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "whatsapp_summary" or p.kind is p.VAR_KEYWORD for p in params)
-
-
 def _method_name(method: Callable[..., object]) -> str:
-    return getattr(getattr(method, "func", method), "__name__", "?")  # func: a functools.partial
+    return getattr(method, "__name__", "?")
 
 
 def _clarify(language: str) -> str:
@@ -149,7 +137,6 @@ class CallSession:
         self._spans: list[list[int]] = []  # [first frame, end frame] of each sentence of the reply
         self._rec_send, self._rec_recv = trio.open_memory_channel[tuple](math.inf)
         self._protocol_logged = 0
-        self._lead_takes_summary = _takes_summary(deps.recorder.lead_updated)
 
     def _now_ms(self) -> float:
         return (trio.current_time() - self.t0) * 1000.0
@@ -702,14 +689,15 @@ class CallSession:
             if produced == 0:  # a turn always gets an answer, at worst the clarify line
                 out.send_nowait(_clarify(self.deps.language))
         if lead_before is not None and brain.lead != lead_before:
-            lead_updated = self.deps.recorder.lead_updated
-            if self._lead_takes_summary:
-                # what a crash recovery sends if the call never reaches call_ended: the brain's words
-                try:
-                    lead_updated = functools.partial(lead_updated, whatsapp_summary=brain.summary())
-                except Exception as exc:
-                    self.log("ERROR", where="brain.summary", error=repr(exc))
-            self._record(lead_updated, self.call_sid, self.phone, copy.deepcopy(brain.lead))
+            # the brain's words are what a crash recovery sends if the call never reaches call_ended
+            try:
+                summary: str | None = brain.summary()
+            except Exception as exc:
+                summary = None
+                self.log("ERROR", where="brain.summary", error=repr(exc))
+            self._record(
+                self.deps.recorder.lead_updated, self.call_sid, self.phone, copy.deepcopy(brain.lead), summary
+            )
             if brain.lead.status == "meeting_booked" and self.metrics.turns_to_meeting is None:
                 self.metrics.turns_to_meeting = self.metrics.turns
                 prom.turns_to_meeting.observe(self.metrics.turns)

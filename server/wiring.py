@@ -1,17 +1,16 @@
 """The one place that picks the providers, the store and the background tasks for the app.
 
 Everything from the other packages (speech/, dialog/, leads/, the call session) is imported
-here, lazily, so the app module itself stays importable and tests can hand the app a
-:class:`Wiring` of their own (fake fast providers) without touching the environment.
+here, inside the builders, so importing the app loads no provider (the Whisper model, gRPC
+clients) and tests can hand the app a :class:`Wiring` of their own (fake fast providers).
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, Awaitable, Callable
 
-from leads.base import CallRecorder, NullRecorder
+from leads.base import CallRecorder
 from server.settings import Settings
 from server.transport import Transport
 
@@ -36,53 +35,15 @@ class Wiring:
     speech: dict[str, Any] = field(default_factory=dict)  # speech's describe(): fallbacks and why
 
 
-def fixed_lines(language: str) -> list[str]:
-    """The brain's fixed lines for ``language``, exactly as the synthesizer is asked for them:
-    the opening, the clarify line, the goodbyes that carry no name or date (whole, as the
-    OpenAI brain speaks them, and sentence by sentence, as the rule brain does) and the
-    holding line. Read from dialog's phrase table: dialog has no accessor for these yet."""
-    from dialog.base import CLARIFY_EN, CLARIFY_HE
-    from dialog.guardrails import sentences
-    from dialog.phrases import is_hebrew, table
-
-    hebrew = is_hebrew(language)
-    say = table(hebrew)
-    lines = [say["opening"], CLARIFY_HE if hebrew else CLARIFY_EN]
-    for goodbye in (say["bye"].format(name=""), say["bye_lost"]):
-        lines.append(goodbye)
-        lines.extend(sentences(goodbye))
-    lines.append(say["holding"])
-    return list(dict.fromkeys(line for line in lines if line))
-
-
-def _optional(module: str) -> ModuleType | None:
-    """Import ``module`` if that area has landed; a missing *dependency* inside it still raises."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
-
-
 def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, list[Background], list[Any]]:
-    """The lead/call store, its outbox sender task and the dashboard blueprint, when present."""
-    background: list[Background] = []
-    blueprints: list[Any] = []
-    store_mod = _optional("leads.store")
-    recorder: CallRecorder = NullRecorder()
-    if store_mod is not None and hasattr(store_mod, "open_store"):
-        recorder = store_mod.open_store(settings.database_url)
-        notes.append(f"store: {settings.database_url}")
-    else:
-        notes.append("store: none (leads.store not available) - calls are not recorded")
-    outbox_mod = _optional("leads.outbox")
-    if outbox_mod is not None and hasattr(outbox_mod, "outbox_task"):
-        background.append(outbox_mod.outbox_task(recorder, settings.env))
-    dash_mod = _optional("server.dashboard")
-    if dash_mod is not None and hasattr(dash_mod, "blueprint"):
-        blueprints.append(dash_mod.blueprint)
-    return recorder, background, blueprints
+    """The lead/call store, its outbox sender task and the dashboard blueprint."""
+    from leads.outbox import outbox_task
+    from leads.store import open_store
+    from server.dashboard import dashboard_bp
+
+    recorder = open_store(settings.database_url)
+    notes.append(f"store: {settings.database_url}")
+    return recorder, [outbox_task(recorder, settings.env)], [dashboard_bp]
 
 
 TEST_WIRING_ENV = "AGENTLOCATOR_TEST_WIRING"
@@ -102,11 +63,14 @@ def build_wiring(settings: Settings) -> Wiring:
         wiring.notes.append(f"{TEST_WIRING_ENV}={hook}: test providers, not for production")
         return wiring
 
-    from server.session import CallDeps, run_call  # the engine; required
+    from dialog.brains import select_brain
+    from dialog.phrases import fixed_lines
+    from server.session import CallDeps, run_call
+    from speech.providers import select_speech
 
     notes: list[str] = []
-    speech = importlib.import_module("speech.providers").select_speech(settings.env)
-    brain = importlib.import_module("dialog.brains").select_brain(settings.env)
+    speech = select_speech(settings.env)
+    brain = select_brain(settings.env)
     recorder, background, blueprints = build_recorder(settings, notes)
     deps = CallDeps(
         config=settings.timing,

@@ -18,7 +18,8 @@ from leads.base import NullRecorder
 from server import app as app_module
 from server import logs
 from server.settings import Settings
-from server.wiring import Wiring, fixed_lines
+from dialog.phrases import fixed_lines
+from server.wiring import Wiring
 from speech.base import Synthesizer
 
 from .harness import ahttp, running_server

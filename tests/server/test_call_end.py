@@ -96,24 +96,3 @@ async def test_lead_updates_carry_the_brains_summary(autojump_clock) -> None:
     await run_scenario(sc, script)
     assert sc.recorder.lead_summaries == ["summary: area=Haifa"]
 
-
-async def test_a_recorder_without_the_summary_argument_still_gets_lead_updates(autojump_clock) -> None:
-    """leads/base.py makes whatsapp_summary optional for implementations: one that does not
-    take it is called as before."""
-    from dialog.base import LeadState
-
-    class Plain(RecordingRecorder):
-        async def lead_updated(self, call_sid: str, phone: str, lead: LeadState) -> None:  # type: ignore[override]
-            self.events.append(("lead", phone, lead.slots.area))
-
-    sc = Scenario(recognizer=ScriptedRecognizer(["area Haifa"]), recorder=Plain())
-
-    async def script(emu: TwilioEmulator) -> None:
-        await emu.wait_marks(".end", 1)
-        await trio.sleep(0.5)
-        emu.say(1.2)
-        await emu.wait_marks(".end", 2)
-
-    out = await run_scenario(sc, script)
-    assert [e for e in sc.recorder.events if e[0] == "lead"] == [("lead", "+972501234567", "Haifa")]
-    assert not out.events("ERROR")

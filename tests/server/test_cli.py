@@ -118,7 +118,7 @@ def test_serve_and_call_with_the_real_offline_providers(tmp_path: Path) -> None:
     events = [ln["event"] for ln in lines]
     startup = next(ln for ln in lines if ln["event"] == "STARTUP" and "providers" in ln)
     assert startup["providers"] == version["providers"] and startup["speech"] == version["speech"]
-    from server.wiring import fixed_lines
+    from dialog.phrases import fixed_lines
 
     warm = next(ln for ln in lines if ln["event"] == "STARTUP" and "tts_warm_ms" in ln)
     assert warm["tts_warm_done"] and warm["tts_warm_lines"] == len(fixed_lines("en-US"))
