@@ -7,6 +7,7 @@ regional endpoints). Results come back as plain :class:`Result` values in stream
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -26,8 +27,50 @@ def _ms(value: Any) -> int:
     return int(value.total_seconds() * 1000) if isinstance(value, dt.timedelta) else 0
 
 
-class SpeechV1:
+class _SpeechApi:
+    """What v1 and v2 share; they differ only in field and module names."""
+
+    version: str
+    _module: str  # google.cloud.speech_v1 / speech_v2
+    _audio_field: str  # audio_content / audio
+    _word_times: tuple[str, str]  # (start_time, end_time) / (start_offset, end_offset)
+    _result_end: str  # result_end_time / result_end_offset
+    _first: Any
+    t: Any
+
+    def config_request(self) -> Any:
+        return self._first
+
+    def audio_request(self, audio: bytes) -> Any:
+        return self.t.StreamingRecognizeRequest(**{self._audio_field: audio})
+
+    def results(self, response: Any) -> list[Result]:
+        start, end = self._word_times
+        out = []
+        for r in response.results:
+            if not r.alternatives:
+                continue
+            a = r.alternatives[0]
+            words = tuple((w.word, _ms(getattr(w, start)), _ms(getattr(w, end))) for w in a.words)
+            out.append(Result(r.is_final, a.transcript.strip(), a.confidence or 0.0, words,
+                              _ms(getattr(r, self._result_end))))
+        return out
+
+    @classmethod
+    def make_client(cls, endpoint: str | None, insecure: bool) -> Any:
+        services = importlib.import_module(f"{cls._module}.services.speech")
+        transports = importlib.import_module(f"{cls._module}.services.speech.transports")
+        if endpoint and insecure:  # a local fake: plaintext, no credentials (google.md)
+            return services.SpeechClient(transport=transports.SpeechGrpcTransport(channel=grpc.insecure_channel(endpoint)))
+        return services.SpeechClient(client_options={"api_endpoint": endpoint} if endpoint else None)
+
+
+class SpeechV1(_SpeechApi):
     version = "v1"
+    _module = "google.cloud.speech_v1"
+    _audio_field = "audio_content"
+    _word_times = ("start_time", "end_time")
+    _result_end = "result_end_time"
 
     def __init__(self, language: str, model: str, use_enhanced: bool, hints: Iterable[str], boost: float) -> None:
         from google.cloud.speech_v1 import types
@@ -48,34 +91,14 @@ class SpeechV1:
         self._first = t.StreamingRecognizeRequest(
             streaming_config=t.StreamingRecognitionConfig(config=config, interim_results=True))
 
-    def config_request(self) -> Any:
-        return self._first
-
-    def audio_request(self, audio: bytes) -> Any:
-        return self.t.StreamingRecognizeRequest(audio_content=audio)
-
-    def results(self, response: Any) -> list[Result]:
-        out = []
-        for r in response.results:
-            if not r.alternatives:
-                continue
-            a = r.alternatives[0]
-            words = tuple((w.word, _ms(w.start_time), _ms(w.end_time)) for w in a.words)
-            out.append(Result(r.is_final, a.transcript.strip(), a.confidence or 0.0, words, _ms(r.result_end_time)))
-        return out
-
-    @staticmethod
-    def make_client(endpoint: str | None, insecure: bool) -> Any:
-        from google.cloud.speech_v1.services.speech import SpeechClient
-        from google.cloud.speech_v1.services.speech.transports import SpeechGrpcTransport
-
-        if endpoint and insecure:
-            return SpeechClient(transport=SpeechGrpcTransport(channel=grpc.insecure_channel(endpoint)))
-        return SpeechClient(client_options={"api_endpoint": endpoint} if endpoint else None)
 
 
-class SpeechV2:
+class SpeechV2(_SpeechApi):
     version = "v2"
+    _module = "google.cloud.speech_v2"
+    _audio_field = "audio"
+    _word_times = ("start_offset", "end_offset")
+    _result_end = "result_end_offset"
 
     def __init__(self, language: str, model: str, hints: Iterable[str], boost: float, recognizer: str) -> None:
         from google.cloud.speech_v2 import types
@@ -100,27 +123,3 @@ class SpeechV2:
                 config=config, streaming_features=t.StreamingRecognitionFeatures(interim_results=True)),
         )
 
-    def config_request(self) -> Any:
-        return self._first
-
-    def audio_request(self, audio: bytes) -> Any:
-        return self.t.StreamingRecognizeRequest(audio=audio)
-
-    def results(self, response: Any) -> list[Result]:
-        out = []
-        for r in response.results:
-            if not r.alternatives:
-                continue
-            a = r.alternatives[0]
-            words = tuple((w.word, _ms(w.start_offset), _ms(w.end_offset)) for w in a.words)
-            out.append(Result(r.is_final, a.transcript.strip(), a.confidence or 0.0, words, _ms(r.result_end_offset)))
-        return out
-
-    @staticmethod
-    def make_client(endpoint: str | None, insecure: bool) -> Any:
-        from google.cloud.speech_v2.services.speech import SpeechClient
-        from google.cloud.speech_v2.services.speech.transports import SpeechGrpcTransport
-
-        if endpoint and insecure:
-            return SpeechClient(transport=SpeechGrpcTransport(channel=grpc.insecure_channel(endpoint)))
-        return SpeechClient(client_options={"api_endpoint": endpoint} if endpoint else None)
