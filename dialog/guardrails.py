@@ -14,11 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from speech.sentences import split_sentences
+
 MAX_SENTENCES = 2
 MAX_WORDS = 20
 
-# A sentence ends at . ! ? (or …) followed by space or the end; "2.5" and "ת"א" stay whole.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 _MONEY = re.compile(
     r"(₪\s*\d|\d[\d,.]*\s*(?:₪|ש\"ח|שקל|שקלים|nis|shekel|shekels|\$|dollars?)"
     r"|\d[\d,.]*\s*(?:מיליון|מליון|אלף|million|thousand|k\b))",
@@ -39,7 +39,9 @@ RULES = ("too_many_sentences", "too_many_words", "no_question", "two_questions",
 
 
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    """The same split the synthesizers make (one definition of a sentence, so the TTS cache of
+    fixed lines matches what the brain says sentence by sentence)."""
+    return split_sentences(text)
 
 
 def words(text: str) -> int:

@@ -103,14 +103,3 @@ def strip_wav_header(data: bytes) -> bytes:
             return data[body:end]
         at = body + size + (size & 1)
     return b""
-
-
-def ulaw_to_pcm16(data: bytes) -> bytes:
-    """G.711 μ-law -> PCM16 via the native kernel when built, else audioop (bit-identical)."""
-    try:
-        from native.codec import ulaw_to_pcm16 as native_decode
-    except ImportError:
-        import audioop
-
-        return audioop.ulaw2lin(data, 2)
-    return native_decode(data)

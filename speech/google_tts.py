@@ -14,7 +14,8 @@ from typing import Any, AsyncIterator, Iterator, Mapping
 import grpc
 import trio
 
-from speech.audio import strip_wav_header, ulaw_to_pcm16
+from native.codec import ulaw_to_pcm16
+from speech.audio import strip_wav_header
 from speech.base import ProviderError, Synthesizer
 from speech.google_stt import is_loopback
 from speech.sentences import split_sentences

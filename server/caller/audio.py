@@ -9,16 +9,7 @@ import soxr
 
 from native.config import SAMPLE_RATE
 
-try:  # the native kernels (bit-exact with audioop); audioop only until they are built
-    from native.codec import pcm16_to_ulaw, ulaw_to_pcm16
-except ImportError:  # pragma: no cover - fresh checkout before `make native`
-    import audioop
-
-    def pcm16_to_ulaw(pcm: bytes) -> bytes:
-        return audioop.lin2ulaw(pcm, 2)
-
-    def ulaw_to_pcm16(ulaw: bytes) -> bytes:
-        return audioop.ulaw2lin(ulaw, 2)
+from native.codec import pcm16_to_ulaw, ulaw_to_pcm16
 
 __all__ = ["pcm16_to_ulaw", "ulaw_to_pcm16", "voiced_span", "load_wav", "noise", "VOICED_RMS"]
 

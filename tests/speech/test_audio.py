@@ -3,7 +3,7 @@ import wave
 
 import numpy as np
 
-from speech.audio import FrameRing, strip_wav_header, to_whisper_input, ulaw_to_pcm16, wav_bytes
+from speech.audio import FrameRing, strip_wav_header, to_whisper_input, wav_bytes
 from speech.sentences import split_sentences
 
 
@@ -50,16 +50,6 @@ def test_strip_wav_header_walks_chunks():
     blob = b"RIFF" + len(body).to_bytes(4, "little") + body
     assert strip_wav_header(blob) == b"\x01\x02\x03\x04\x05"
 
-
-def test_ulaw_decode_matches_audioop():
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import audioop
-
-    data = bytes(range(256))
-    assert ulaw_to_pcm16(data) == audioop.ulaw2lin(data, 2)
 
 
 def test_split_sentences_keeps_decimals_and_hebrew():
