@@ -663,6 +663,18 @@ class CallSession:
     ) -> None:
         brain = self.brain
         assert brain is not None
+        try:
+            await self._stream_sentences(brain, sentences, out)
+        finally:
+            # Also when a barge-in cancels the reply while the brain is still streaming: the
+            # brain updated the lead from the caller's turn before it spoke, and that update
+            # (what a crash recovery sends) must not wait for some later turn or the call's end.
+            if lead_before is not None and brain.lead != lead_before:
+                self._lead_changed(brain)
+
+    async def _stream_sentences(
+        self, brain: Brain, sentences: AsyncIterator[str], out: trio.MemorySendChannel[str]
+    ) -> None:
         produced = 0
         async with out:
             try:
@@ -688,19 +700,18 @@ class CallSession:
                             pass
             if produced == 0:  # a turn always gets an answer, at worst the clarify line
                 out.send_nowait(_clarify(self.deps.language))
-        if lead_before is not None and brain.lead != lead_before:
-            # the brain's words are what a crash recovery sends if the call never reaches call_ended
-            try:
-                summary: str | None = brain.summary()
-            except Exception as exc:
-                summary = None
-                self.log("ERROR", where="brain.summary", error=repr(exc))
-            self._record(
-                self.deps.recorder.lead_updated, self.call_sid, self.phone, copy.deepcopy(brain.lead), summary
-            )
-            if brain.lead.status == "meeting_booked" and self.metrics.turns_to_meeting is None:
-                self.metrics.turns_to_meeting = self.metrics.turns
-                prom.turns_to_meeting.observe(self.metrics.turns)
+
+    def _lead_changed(self, brain: Brain) -> None:
+        # the brain's words are what a crash recovery sends if the call never reaches call_ended
+        try:
+            summary: str | None = brain.summary()
+        except Exception as exc:
+            summary = None
+            self.log("ERROR", where="brain.summary", error=repr(exc))
+        self._record(self.deps.recorder.lead_updated, self.call_sid, self.phone, copy.deepcopy(brain.lead), summary)
+        if brain.lead.status == "meeting_booked" and self.metrics.turns_to_meeting is None:
+            self.metrics.turns_to_meeting = self.metrics.turns
+            prom.turns_to_meeting.observe(self.metrics.turns)
 
     async def _synthesize(self, text: str, epoch: int) -> None:
         synth = self.deps.synthesizer

@@ -1,0 +1,38 @@
+"""Races found in review: a barge-in, a hangup or a mark echo arriving in the middle of
+other work must not lose the lead, the transcript, or leave the call hanging."""
+from __future__ import annotations
+
+import trio
+
+from .fakes import ScriptedBrain, ScriptedRecognizer
+from .harness import Scenario, run_scenario
+from .twilio_emulator import TwilioEmulator
+
+LONG = "This is a long sentence that keeps the agent talking for quite a while, surely."
+
+
+async def test_a_lead_update_survives_a_barge_in_on_a_still_streaming_reply(autojump_clock) -> None:
+    # A real LLM streams a reply sentence by sentence: the caller can interrupt the first
+    # sentence while the rest is still being generated. The brain updated the lead from the
+    # caller's turn before it streamed; that update must reach the recorder then (it is what
+    # a crash recovery sends), not only at the call's end.
+    sc = Scenario(
+        recognizer=ScriptedRecognizer(["area Haifa", "hold on"]),
+        brain=ScriptedBrain([[LONG, LONG, LONG]], sentence_delay_s=1.0),
+    )
+
+    async def script(emu: TwilioEmulator) -> None:
+        await emu.wait_marks(".end", 1)  # greeting played
+        await trio.sleep(0.5)
+        emu.say(1.2)
+        start = await emu.wait_agent_speech(2)
+        await emu.sleep_until(start + 0.6)  # past the grace window, brain still streaming
+        emu.say(1.2)
+        await emu.wait_marks(".end", 2)
+        await trio.sleep(0.5)
+
+    out = await run_scenario(sc, script)
+    assert out.result.metrics.barge_ins == 1
+    assert sc.brain.lead.slots.area == "Haifa"
+    leads = [e for e in sc.recorder.events if e[0] == "lead"]
+    assert leads and leads[0][2] == "Haifa"
