@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import ipaddress
 import logging
 import os
 from typing import Any, Callable
@@ -22,7 +21,7 @@ from leads import queries
 from leads.outbox import apply_status_callback
 from leads.store import Store
 from server.logs import log_event
-from server.security import SignatureChecker, request_base, signed_urls
+from server.security import SignatureChecker, is_loopback_host, request_base, signed_urls
 
 dashboard_bp = Blueprint(
     "dashboard", __name__, static_folder="static", static_url_path="/dashboard/static",
@@ -64,13 +63,6 @@ def _say_protection(state: Any) -> None:
     log_event("STARTUP", logging.INFO if token else logging.WARNING, note=protection_note(token))
 
 
-def _is_loopback(addr: str | None) -> bool:
-    try:
-        return ipaddress.ip_address((addr or "").split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
 def presented_token(headers: Any, args: Any) -> str | None:
     auth = headers.get("Authorization", "")
     scheme, _, value = auth.partition(" ")
@@ -91,10 +83,10 @@ def allowed(token: str | None, headers: Any, args: Any, remote_addr: str | None)
         return given is not None and hmac.compare_digest(given.encode(), token.encode())
     # No token: this machine only. A local reverse proxy forwarding outside traffic is not local.
     forwarded = headers.get("X-Forwarded-For")
-    if forwarded and not all(_is_loopback(a.strip()) for a in forwarded.split(",")):
+    if forwarded and not all(is_loopback_host(a.strip()) for a in forwarded.split(",")):
         return False
     # No peer address: a unix socket or an in-process client, i.e. this machine.
-    return remote_addr is None or _is_loopback(remote_addr)
+    return remote_addr is None or is_loopback_host(remote_addr)
 
 
 @dashboard_bp.before_request

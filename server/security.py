@@ -7,6 +7,8 @@ app passes the request's pieces in.
 """
 from __future__ import annotations
 
+import ipaddress
+
 from typing import Mapping
 
 from twilio.request_validator import RequestValidator
@@ -61,3 +63,14 @@ class SignatureChecker:
     def sign(self, url: str, params: Mapping[str, str]) -> str:
         """What Twilio would send (used by the simulated caller and the tests)."""
         return self._validator.compute_signature(url, dict(params))
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (a zone suffix like ``%lo`` and brackets are ignored)."""
+    host = (host or "").strip("[]").split("%")[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -57,3 +57,13 @@ def test_twiml_escapes_parameters() -> None:
     xml = connect_stream("https://h.example", {"From": "+972<5>&\"", "Ignored": "x"})
     assert '<Parameter name="From" value="+972&lt;5&gt;&amp;&quot;" />' in xml and "Ignored" not in xml
     assert websocket_base("http://127.0.0.1:9") == "ws://127.0.0.1:9"
+
+
+def test_twiml_links_a_public_host_over_tls_even_without_forwarded_proto() -> None:
+    """Twilio reaches Media Streams only over wss: a proxy that terminates TLS without
+    X-Forwarded-Proto must not make us hand Twilio a ws:// URL. Loopback stays plain."""
+    public = connect_stream("http://agent.example.com", {})
+    assert 'url="wss://agent.example.com/ws/twilio-media"' in public
+    assert 'action="https://agent.example.com/stream_ended"' in public
+    local = connect_stream("http://127.0.0.1:8080", {})
+    assert 'url="ws://127.0.0.1:8080/ws/twilio-media"' in local
