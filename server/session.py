@@ -258,7 +258,10 @@ class CallSession:
                 self.recognizer.cancel_utterance()
             except Exception:
                 pass
-        self.machine.handle(T.Hangup(self.close_reason))
+        speaking = self.machine.state is T.State.SPEAKING and hasattr(self, "pacer")
+        for action in self.machine.handle(T.Hangup(self.close_reason, self._partial_words() if speaking else 0)):
+            if type(action) is T.TellHeard:  # queued before the drain below, so it is stored
+                self._tell_heard(action)
         duration = trio.current_time() - self.t0
         self.log("WS_CLOSE", reason=self.close_reason, code=self.close_code)
         prom.ws_disconnects_total.labels(reason=self.close_reason).inc()

@@ -97,6 +97,8 @@ class BargeIn:
 @dataclass(frozen=True, slots=True)
 class Hangup:
     reason: str
+    # As for BargeIn: words of the first unconfirmed sentence played before the call ended.
+    partial_words: int = 0
 
 
 TurnEvent = Union[
@@ -286,6 +288,12 @@ class TurnMachine:
             self.utterance_onset_ms = event.onset_ms
             self.interrupted = True
             actions.append(BeginUtterance(event.onset_ms))
+        elif isinstance(event, Hangup) and old is State.SPEAKING:
+            # The call ended while the agent talked (the caller hung up): what was heard of
+            # this turn still goes to the transcript.
+            self.agent.partial_words = event.partial_words
+            said, fully = self.agent.heard()
+            actions.append(TellHeard(said, fully, " ".join(self.agent.sentences)))
         if new is not old:
             actions.insert(0, StateChanged(old, new, type(event).__name__))
             self.state = new

@@ -36,3 +36,27 @@ async def test_a_lead_update_survives_a_barge_in_on_a_still_streaming_reply(auto
     assert sc.brain.lead.slots.area == "Haifa"
     leads = [e for e in sc.recorder.events if e[0] == "lead"]
     assert leads and leads[0][2] == "Haifa"
+
+
+async def test_the_agent_turn_playing_when_the_caller_hangs_up_reaches_the_transcript(autojump_clock) -> None:
+    # Callers hang up while the agent talks. Twilio then sends `stop`; what the caller heard
+    # of the agent's last turn (its first sentence, whose mark came back, and the words of
+    # the second that played) must still be in the stored transcript, marked not heard fully.
+    sc = Scenario(
+        recognizer=ScriptedRecognizer(["tell me more"]),
+        brain=ScriptedBrain([["Short one.", LONG, LONG]]),
+    )
+
+    async def script(emu: TwilioEmulator) -> None:
+        await emu.wait_marks(".end", 1)
+        await trio.sleep(0.5)
+        emu.say(1.2)
+        start = await emu.wait_agent_speech(2)
+        await emu.sleep_until(start + 1.84)  # "Short one." (0.4 s) and 1.44 s of LONG played
+
+    out = await run_scenario(sc, script)
+    assert out.result.close_reason == "twilio_stop"
+    agent = sc.recorder.turns("agent")
+    assert len(agent) == 2, agent
+    assert agent[1][2] == "Short one. This is a long sentence that" and agent[1][5] is False
+    assert sc.recorder.ended  # and the call's end is still recorded after it
