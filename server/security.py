@@ -8,6 +8,7 @@ app passes the request's pieces in.
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlsplit
 
 from typing import Mapping
 
@@ -24,6 +25,10 @@ def request_base(
     fwd_host = _first(headers.get("X-Forwarded-Host")) or host
     # A websocket request arrives as ws/wss; webhooks and TwiML links are http(s).
     proto = {"ws": "http", "wss": "https"}.get(proto, proto)
+    # Twilio reaches public hosts only over https/wss (and signs those URLs), so plain http for
+    # a public host means a TLS-terminating proxy that did not say so. Loopback stays as is.
+    if proto == "http" and not is_loopback_host(urlsplit(f"http://{fwd_host}").hostname):
+        proto = "https"
     return f"{proto}://{fwd_host}"
 
 

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 from typing import Mapping
-from urllib.parse import urlsplit
 
 from twilio.twiml.voice_response import Connect, VoiceResponse
-
-from server.security import is_loopback_host
 
 STREAM_PATH = "/ws/twilio-media"
 # The call's webhook parameters handed to the stream as <Parameter>s: the session learns
@@ -20,20 +17,8 @@ def websocket_base(http_base: str) -> str:
     return ("wss" if scheme == "https" else "ws") + sep + rest
 
 
-def twilio_reachable(http_base: str) -> str:
-    """Twilio opens Media Streams only over wss and calls webhooks on public URLs, so a plain
-    http base for a public host means a TLS-terminating proxy that did not say so
-    (no X-Forwarded-Proto): link to https/wss. Loopback stays as it is, for local runs."""
-    scheme, sep, rest = http_base.partition("://")
-    host = urlsplit(http_base).hostname or ""
-    if scheme == "http" and not is_loopback_host(host):
-        return "https" + sep + rest
-    return http_base
-
-
 def connect_stream(http_base: str, call_params: Mapping[str, str]) -> str:
     """`<Connect action=.../stream_ended><Stream url=wss://.../ws/twilio-media statusCallback=...>`."""
-    http_base = twilio_reachable(http_base)
     response = VoiceResponse()
     connect = Connect(action=f"{http_base}/stream_ended", method="POST")
     stream = connect.stream(

@@ -59,11 +59,15 @@ def test_twiml_escapes_parameters() -> None:
     assert websocket_base("http://127.0.0.1:9") == "ws://127.0.0.1:9"
 
 
-def test_twiml_links_a_public_host_over_tls_even_without_forwarded_proto() -> None:
-    """Twilio reaches Media Streams only over wss: a proxy that terminates TLS without
-    X-Forwarded-Proto must not make us hand Twilio a ws:// URL. Loopback stays plain."""
-    public = connect_stream("http://agent.example.com", {})
-    assert 'url="wss://agent.example.com/ws/twilio-media"' in public
-    assert 'action="https://agent.example.com/stream_ended"' in public
-    local = connect_stream("http://127.0.0.1:8080", {})
-    assert 'url="ws://127.0.0.1:8080/ws/twilio-media"' in local
+def test_a_public_host_is_reached_over_tls_even_without_forwarded_proto() -> None:
+    """Twilio reaches public hosts only over https/wss (and signs those URLs): a proxy that
+    terminates TLS without X-Forwarded-Proto must not make us link Twilio to ws:// or check
+    signatures against http://. Loopback stays plain for local runs."""
+    public = request_base(None, "http", "agent.example.com", {})
+    assert public == "https://agent.example.com"
+    xml = connect_stream(public, {})
+    assert 'url="wss://agent.example.com/ws/twilio-media"' in xml
+    assert 'action="https://agent.example.com/stream_ended"' in xml
+    assert request_base(None, "http", "127.0.0.1:8080", {}) == "http://127.0.0.1:8080"
+    assert request_base(None, "ws", "localhost:8080", {}) == "http://localhost:8080"
+    assert request_base(None, "http", "[::1]:8080", {}) == "http://[::1]:8080"
