@@ -57,6 +57,9 @@ class CallDeps:
     brain_timeout_s: float = 8.0  # per sentence of the reply
     start_timeout_s: float = 15.0  # connected/start must arrive this soon after the upgrade
     recorder_timeout_s: float = 10.0  # the shielded end-of-call writes
+    # Twilio sends caller audio every 20 ms for the whole call: nothing at all for this long
+    # means the path died without a FIN/RST, and the call must end rather than hang.
+    inbound_timeout_s: float = 15.0
     wall_clock: Callable[[], dt.datetime] = _utcnow  # aware UTC; injectable for tests
 
 
@@ -64,7 +67,8 @@ class CallDeps:
 class CallResult:
     call_sid: str
     stream_sid: str
-    close_reason: str  # twilio_stop | agent_hangup | remote_close | dropped | no_start | error | shutdown
+    # twilio_stop | agent_hangup | remote_close | dropped | inbound_timeout | no_start | error | shutdown
+    close_reason: str
     close_code: int
     metrics: CallMetrics
     duration_s: float
@@ -241,7 +245,7 @@ class CallSession:
 
     async def _finish(self, start: Start | None) -> str:
         """Shielded end of the call: close the socket, log, and always tell the recorder."""
-        if self.close_reason in ("agent_hangup", "twilio_stop", "error", "no_start", "shutdown"):
+        if self.close_reason in ("agent_hangup", "twilio_stop", "error", "no_start", "shutdown", "inbound_timeout"):
             with trio.move_on_after(1.0):
                 try:
                     await self.transport.close(self.close_code, self.close_reason)
@@ -368,20 +372,26 @@ class CallSession:
     async def _receive_loop(self) -> None:
         receive = self.transport.receive
         parse = self.parser.parse
-        while True:
-            event = parse(await receive())  # TransportClosed ends the call through the guard
-            if type(event) is Media:
-                self._on_media(event.payload)
-                if self._halt is not None:
-                    await self._send_clear()
-            elif type(event) is Mark:
-                self._on_mark(event.name)
-            elif type(event) is Stop:
-                raise _EndCall("twilio_stop", 1000)
-            elif type(event) is Dtmf:
-                continue  # keypad input is not part of this dialog
-            else:
-                self._log_protocol(event)
+        timeout = self.deps.inbound_timeout_s
+        with trio.CancelScope(deadline=trio.current_time() + timeout) as watchdog:
+            while True:
+                text = await receive()  # TransportClosed ends the call through the guard
+                watchdog.deadline = trio.current_time() + timeout
+                event = parse(text)
+                if type(event) is Media:
+                    self._on_media(event.payload)
+                    if self._halt is not None:
+                        await self._send_clear()
+                elif type(event) is Mark:
+                    self._on_mark(event.name)
+                elif type(event) is Stop:
+                    raise _EndCall("twilio_stop", 1000)
+                elif type(event) is Dtmf:
+                    continue  # keypad input is not part of this dialog
+                else:
+                    self._log_protocol(event)
+        self.log("ERROR", where="receive", error=f"nothing from Twilio for {timeout:g} s")
+        raise _EndCall("inbound_timeout", 1001)
 
     def _log_protocol(self, event: object) -> None:
         # Rate-limited: a peer that sends garbage at 50 frames/s must not flood the log. An

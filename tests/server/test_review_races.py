@@ -60,3 +60,41 @@ async def test_the_agent_turn_playing_when_the_caller_hangs_up_reaches_the_trans
     assert len(agent) == 2, agent
     assert agent[1][2] == "Short one. This is a long sentence that" and agent[1][5] is False
     assert sc.recorder.ended  # and the call's end is still recorded after it
+
+
+class _SilentLink(TwilioEmulator):
+    """The network path dies without a FIN or RST (a NAT or LB drops the flow): nothing
+    arrives from Twilio any more - no media, no mark echoes - and sends still 'succeed'."""
+
+    def __init__(self, silent_after_s: float) -> None:
+        super().__init__(echo_mark=lambda name: self.now() < silent_after_s)
+        self.silent_after_s = silent_after_s
+
+    async def _caller_audio(self) -> None:
+        with trio.move_on_at(self.t0 + self.silent_after_s):
+            await super()._caller_audio()
+
+
+async def test_a_call_whose_inbound_stream_goes_silent_is_ended_not_left_hanging(autojump_clock) -> None:
+    # Twilio streams caller audio every 20 ms for as long as the call lasts, so a stream that
+    # sends nothing at all for many seconds is dead. Without a watchdog the receive loop waits
+    # forever: calls_active stays up, the lead's call_ended is never written, the WhatsApp
+    # follow-up never goes (heartbeats keep 'sending' into the kernel buffer for many minutes).
+    sc = Scenario(recognizer=ScriptedRecognizer(["area Haifa"]))
+    emu = _SilentLink(silent_after_s=8.0)
+    from server.session import run_call
+
+    async def script(emu: TwilioEmulator) -> None:
+        await emu.wait_marks(".end", 1)
+        emu.say(1.2)
+        await trio.sleep(3600)
+
+    with trio.fail_after(300):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(emu.run, script)
+            result = await run_call(emu.transport, sc.deps())
+            nursery.cancel_scope.cancel()
+    assert result.close_reason == "inbound_timeout" and result.close_code == 1001
+    assert 8.0 + 14.0 <= result.duration_s <= 8.0 + 16.0  # the inbound timeout, 15 s
+    assert len(sc.recorder.ended) == 1 and sc.recorder.ended[0]["close_reason"] == "inbound_timeout"
+    assert emu.link.closed  # our side of the dead socket is closed too
