@@ -58,6 +58,9 @@ class OutboxConfig:
     backoff_cap_s: float = 600.0
     http_timeout_s: float = 10.0
     idle_poll_s: float = 30.0  # the wakeup event normally comes first
+    # An item claimed longer ago than this is no longer being sent by anyone (a send is
+    # bounded by http_timeout_s): a DB error mid-pass left it in 'sending'; release it.
+    stale_sending_s: float = 300.0
 
     @property
     def dry_run(self) -> bool:
@@ -142,14 +145,16 @@ class OutboxItem:
     attempts: int  # including the one just claimed
 
 
-def release_stuck(store: Store) -> int:
-    """Items a dead sender left in ``sending`` go back to pending (at-least-once)."""
+def release_stuck(store: Store, claimed_before: dt.datetime | None = None) -> int:
+    """Items a dead sender left in ``sending`` go back to pending (at-least-once); with
+    ``claimed_before``, only those claimed before it (a pass that died on a DB error)."""
     o = schema.outbox
+    where = [o.c.state == "sending", o.c.provider_id.is_(None)]
+    if claimed_before is not None:
+        where.append(o.c.updated_at < claimed_before)
     with store.engine.begin() as conn:
         return conn.execute(
-            o.update().where(o.c.state == "sending", o.c.provider_id.is_(None)).values(
-                state="pending", next_attempt_at=_now(), updated_at=_now()
-            )
+            o.update().where(*where).values(state="pending", next_attempt_at=_now(), updated_at=_now())
         ).rowcount
 
 
@@ -318,6 +323,10 @@ class OutboxSender:
         return state
 
     async def pass_once(self) -> int:
+        # A pass that raised (the DB failed while recording a result) left its claimed items
+        # in 'sending'; without this they would wait for the next process start.
+        stale = _now() - dt.timedelta(seconds=self.cfg.stale_sending_s)
+        await trio.to_thread.run_sync(release_stuck, self.store, stale)
         items = await trio.to_thread.run_sync(claim_due, self.store, _now())
         for item in items:
             await self.deliver(item)
