@@ -183,11 +183,16 @@ class Pacer:
         beat, silence = self.keepalive.due(trio.current_time())
         if silence:
             self.framer.write_ulaw(self._idle_silence)
+            # Cues still pending here sit after frames not written yet (e.g. a reply's "first
+            # frame" cue while the brain thinks): they belong to audio that will now follow
+            # the silence, so they move past it instead of firing on it.
+            n = len(self._idle_silence) // FRAME_ULAW_BYTES
+            self._cues = [(position + n, mark, callback) for position, mark, callback in self._cues]
         if beat:
             self.heartbeats += 1
             name = f"hb{self.heartbeats}"
             if silence:  # the mark goes after the silence, like any mark after audio
-                self._cues.append((self.position, name, None))
+                self._cues.insert(0, (self.frames_sent + self.framer.frames, name, None))
             else:
                 await self._send(self._frames.mark(name))
             metrics.heartbeats_total.inc()

@@ -98,3 +98,35 @@ async def test_a_call_whose_inbound_stream_goes_silent_is_ended_not_left_hanging
     assert 8.0 + 14.0 <= result.duration_s <= 8.0 + 16.0  # the inbound timeout, 15 s
     assert len(sc.recorder.ended) == 1 and sc.recorder.ended[0]["close_reason"] == "inbound_timeout"
     assert emu.link.closed  # our side of the dead socket is closed too
+
+
+async def test_idle_guard_silence_does_not_count_as_the_start_of_a_pending_reply(autojump_clock) -> None:
+    # The idle guard (no media for idle_guard_ms) queues a little silence. If that happens
+    # while a reply is being prepared (the caller spoke after a long pause, the brain is
+    # thinking), the reply's "first frame" cue must not fire on the guard's silence: that
+    # would log TTS_START and measure the turn latency before any reply audio exists, and
+    # arm barge-in (SPEAKING) while the agent is in fact still silent.
+    from native.config import TimingConfig
+
+    cfg = TimingConfig(idle_guard_ms=30000, heartbeat_ms=20000)
+    sc = Scenario(
+        config=cfg,
+        recognizer=ScriptedRecognizer(["hello again"]),
+        brain=ScriptedBrain([["Sorry for the wait."]], sentence_delay_s=3.0),
+    )
+    seen: dict[str, float] = {}
+
+    async def script(emu: TwilioEmulator) -> None:
+        await emu.wait_marks(".end", 1)
+        seen["greeting_end"] = emu.report.media_rx[-1]
+        await emu.sleep_until(seen["greeting_end"] + 27.5)
+        emu.say(1.2)
+        await emu.wait_marks(".end", 2)
+        await trio.sleep(0.5)
+
+    out = await run_scenario(sc, script)
+    r = out.result
+    assert [k["idle_silence"] for k in out.events("WS_KEEPALIVE")].count(True) >= 1  # the guard did fire
+    assert len(r.metrics.turn_latency_ms) == 1 and r.metrics.turn_latency_ms[0] >= 3000.0
+    [first, second] = out.events("TTS_START")
+    assert second["text"] == "Sorry for the wait." and second["latency_ms"] >= 3000.0
