@@ -5,6 +5,11 @@ official clients talk to them unchanged.
 Speech "recognizes" the tone-word language of tone_words.py exactly, sends interim and final
 results with word time offsets, enforces a stream audio limit (scaled down in tests), and can
 inject errors and delays. TTS renders a deterministic tone per character.
+
+Scripted mode (``FakeSpeech(script=[...])``): for calls with real (espeak-ng) caller speech.
+Each half-closed stream that heard voice answers with the next scripted transcript, by
+order, whatever the audio said; its words are spread over the stream's last voiced run, so
+their offsets fall inside the utterance like Google's do.
 """
 from __future__ import annotations
 
@@ -51,6 +56,7 @@ class StreamRecord:
     words: list[str] = field(default_factory=list)
     half_closed: bool = False
     aborted: str = ""
+    audio: bytearray = field(default_factory=bytearray)  # kept only with keep_audio=True
 
 
 @dataclass
@@ -62,10 +68,37 @@ class Fault:
     sticky: bool = False  # also every later stream (an outage, not a blip)
 
 
+VOICED_RMS = 300.0  # scripted mode: a 20 ms frame above this RMS is voice
+
+
+def _voiced_frames(pcm: bytes) -> list[bool]:
+    s = np.frombuffer(pcm[: len(pcm) // 320 * 320], dtype="<i2").astype(np.float64).reshape(-1, 160)
+    return list(np.sqrt((s**2).mean(axis=1)) > VOICED_RMS)
+
+
+def _last_voiced_run(voiced: list[bool], gap_frames: int = 15) -> tuple[int, int] | None:
+    """(start_ms, end_ms) of the last run of voice, pauses shorter than ``gap_frames`` inside."""
+    last = next((i for i in range(len(voiced) - 1, -1, -1) if voiced[i]), None)
+    if last is None:
+        return None
+    start, gap = last, 0
+    for i in range(last - 1, -1, -1):
+        if voiced[i]:
+            start, gap = i, 0
+        else:
+            gap += 1
+            if gap >= gap_frames:
+                break
+    return start * 20, (last + 1) * 20
+
+
 class FakeSpeech:
-    def __init__(self, limit_ms: int = 305_000, final_delay_s: float = 0.0) -> None:
+    def __init__(self, limit_ms: int = 305_000, final_delay_s: float = 0.0,
+                 script: list[str] | None = None, keep_audio: bool = False) -> None:
         self.limit_ms = limit_ms
         self.final_delay_s = final_delay_s
+        self.script = list(script) if script is not None else None  # scripted mode: finals by order
+        self.keep_audio = keep_audio
         self.faults: list[Fault] = []
         self.streams: list[StreamRecord] = []
         self._lock = threading.Lock()
@@ -146,9 +179,12 @@ class FakeSpeech:
             self.streams.append(rec)
         faults = [f for f in self.faults if f.stream == rec.number or (f.sticky and rec.number > f.stream)]
         decoder = WordDecoder()
+        voiced: list[bool] = []  # scripted mode
         partial_for = None
         for pcm in audio_chunks:
             rec.audio_ms += len(pcm) // 16
+            if self.keep_audio:
+                rec.audio += pcm
             if rec.audio_ms > self.limit_ms:
                 rec.aborted = "OUT_OF_RANGE"
                 context.abort(grpc.StatusCode.OUT_OF_RANGE,
@@ -161,6 +197,9 @@ class FakeSpeech:
                     else:
                         rec.aborted = f.code.name
                         context.abort(f.code, "injected fault")
+            if self.script is not None:
+                voiced += _voiced_frames(pcm)
+                continue
             for word, start, end in decoder.feed(pcm):
                 rec.words.append(word)
                 yield "final", word, start, end
@@ -171,9 +210,26 @@ class FakeSpeech:
         rec.half_closed = True
         if self.final_delay_s:
             time.sleep(self.final_delay_s)
+        if self.script is not None:
+            yield from self._scripted_final(rec, voiced)
+            return
         for word, start, end in decoder.finish():
             rec.words.append(word)
             yield "final", word, start, end
+
+
+    def _scripted_final(self, rec: StreamRecord, voiced: list[bool]):
+        run = _last_voiced_run(voiced)
+        if run is None:
+            return  # nothing was said to this stream: no result, like Google
+        with self._lock:
+            text = self.script.pop(0) if self.script else ""
+        words = text.split()
+        start, end = run
+        step = max(1, (end - start) // max(1, len(words)))
+        for i, word in enumerate(words):
+            rec.words.append(word)
+            yield "final", word, start + i * step, min(end, start + (i + 1) * step)
 
 
 def tone_pcm(text: str, rate: int, ms_per_char: int = 40) -> np.ndarray:
@@ -201,10 +257,12 @@ def _wav(payload: bytes, rate: int, fmt_tag: int, width: int) -> bytes:
 
 
 class FakeTts:
-    def __init__(self, delay_s: float = 0.0, per_char_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, per_char_s: float = 0.0, ms_per_char: int = 40) -> None:
         self.delay_s = delay_s
         self.per_char_s = per_char_s
+        self.ms_per_char = ms_per_char  # audio length made per character (shorter: faster calls)
         self.requests: list[tuple[str, str, str, int]] = []  # (text, voice, encoding, rate)
+        self.languages: list[str] = []  # voice.language_code of each request, in order
         self.fail_next = 0
 
     def handler(self) -> grpc.GenericRpcHandler:
@@ -235,10 +293,11 @@ class FakeTts:
         enc = req.audio_config.audio_encoding
         rate = req.audio_config.sample_rate_hertz or 24000
         self.requests.append((text, req.voice.name, enc.name, rate))
+        self.languages.append(req.voice.language_code)
         if not req.voice.language_code:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "voice.language_code is required")
         self._work(text)
-        pcm = tone_pcm(text, rate)
+        pcm = tone_pcm(text, rate, self.ms_per_char)
         if enc == tts.AudioEncoding.MULAW:
             audio = _wav(audioop.lin2ulaw(pcm.tobytes(), 2), rate, 7, 1)
         elif enc == tts.AudioEncoding.LINEAR16:
@@ -257,8 +316,9 @@ class FakeTts:
         for req in requests:
             text = req.input.text
             self.requests.append((text, cfg.voice.name, enc.name, rate))
+            self.languages.append(cfg.voice.language_code)
             time.sleep(self.delay_s)
-            pcm = tone_pcm(text, rate).tobytes()
+            pcm = tone_pcm(text, rate, self.ms_per_char).tobytes()
             if enc == tts.AudioEncoding.MULAW:
                 pcm = audioop.lin2ulaw(pcm, 2)
             step = max(2, len(pcm) // 3 // 2 * 2)
