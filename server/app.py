@@ -87,9 +87,14 @@ class QuartTransport:
         return message
 
     async def send(self, text: str) -> None:
-        # hypercorn silently drops sends after the peer left; make that visible to the session.
-        if self._closed or self._peer_gone():
+        # hypercorn silently drops sends after the peer left; make that visible to the session,
+        # but only once its receive side has read the disconnect. Before that, what the peer
+        # said last (Twilio's `stop`) is still queued: a send failing first would end the call
+        # as "dropped" when the caller simply hung up. The frame is dropped, as hypercorn would.
+        if self._closed:
             raise TransportClosed(1006, "peer gone")
+        if self._peer_gone():
+            return
         try:
             await self._ws.send(text)
         except trio.Cancelled:
