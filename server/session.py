@@ -224,7 +224,7 @@ class CallSession:
         deps = self.deps
         self.call_sid = start.call_sid
         self.stream_sid = start.stream_sid
-        self.phone = start.from_number
+        self.phone = start.lead_number  # who the lead is: From, or To on a call we placed
         self.log = CallLog(start.call_sid, self._now_ms)
         self.frames = TwilioFrames(start.stream_sid)
         self.pacer = Pacer(self.cfg, self._send, self.frames, on_heartbeat=self._on_heartbeat)

@@ -122,6 +122,13 @@ class Start(msgspec.Struct, frozen=True):
     sample_rate: int
     channels: int
 
+    @property
+    def lead_number(self) -> str:
+        """The lead's phone: the caller on an inbound call, the called party on a call we
+        placed (Twilio's Direction outbound-api / outbound-dial: From is our own number)."""
+        direction = _param(self.custom_parameters, "Direction", "direction").lower()
+        return self.to_number if direction.startswith("outbound") else self.from_number
+
 
 class Media(msgspec.Struct, frozen=True):
     payload: bytes  # μ-law, normally 160 bytes = 20 ms

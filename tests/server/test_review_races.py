@@ -130,3 +130,65 @@ async def test_idle_guard_silence_does_not_count_as_the_start_of_a_pending_reply
     assert len(r.metrics.turn_latency_ms) == 1 and r.metrics.turn_latency_ms[0] >= 3000.0
     [first, second] = out.events("TTS_START")
     assert second["text"] == "Sorry for the wait." and second["latency_ms"] >= 3000.0
+
+
+class _ScriptedSocket:
+    """Twilio's frames from a list, then nothing; what the session sends is kept."""
+
+    def __init__(self, frames: list[str]) -> None:
+        self.frames = list(frames)
+        self.sent: list[str] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def receive(self) -> str:
+        await trio.sleep(0.02)
+        if self.frames:
+            return self.frames.pop(0)
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async def send(self, text: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self.sent.append(text)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = (code, reason)
+
+
+def _start(params: dict[str, str]) -> str:
+    import json
+
+    return json.dumps({
+        "event": "start", "sequenceNumber": "1", "streamSid": "MZ9",
+        "start": {"accountSid": "AC1", "streamSid": "MZ9", "callSid": "CA9", "tracks": ["inbound"],
+                  "customParameters": params,
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
+    })
+
+
+async def test_on_a_call_we_placed_the_lead_is_the_called_number_not_our_own(autojump_clock) -> None:
+    # Leads "call, or are called". On a call placed through Twilio's REST API, the TwiML
+    # request (forwarded to the stream as <Parameter>s) has Direction=outbound-api, From =
+    # our Twilio number and To = the lead. Taking From as the lead's phone filed every
+    # outbound call under our own number and sent the WhatsApp summary to ourselves.
+    from server.session import run_call
+
+    ours, lead = "+97233001122", "+972541112233"
+    for params, want in (
+        ({"From": ours, "To": lead, "Direction": "outbound-api"}, lead),
+        ({"From": lead, "To": ours, "Direction": "inbound"}, lead),
+        ({"From": lead, "To": ours}, lead),  # no Direction forwarded: an inbound call
+    ):
+        sc = Scenario()
+        phones: list[str] = []
+        sc_deps = sc.deps()
+        new_brain = sc_deps.new_brain
+        sc_deps.new_brain = lambda language, phone, now: (phones.append(phone), new_brain(language, phone, now))[1]
+        stop = '{"event":"stop","sequenceNumber":"2","streamSid":"MZ9","stop":{"accountSid":"AC1","callSid":"CA9"}}'
+        socket = _ScriptedSocket(['{"event":"connected","protocol":"Call","version":"1.0.0"}', _start(params), stop])
+        result = await run_call(socket, sc_deps)
+        assert result.close_reason == "twilio_stop"
+        assert phones == [want]
+        assert sc.recorder.ended[0]["phone"] == want
+        info = sc.recorder.events[0][1]
+        assert (info.from_number, info.to_number) == (params["From"], params["To"])  # the call row stays as Twilio said
