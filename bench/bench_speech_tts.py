@@ -104,15 +104,7 @@ def test_google_tts_adapter_per_sentence(benchmark, fake, encoding) -> None:
 def test_google_tts_linear16_vs_mulaw_end_to_end(benchmark, fake) -> None:
     """To μ-law 20 ms frames on the wire: LINEAR16 needs one encode; MULAW arrives smaller but
     the PCM16 interface decodes it and the session encodes it again."""
-    from speech.audio import ulaw_to_pcm16  # noqa: F401  (same decoder the adapter uses)
-
-    try:
-        from native.codec import pcm16_to_ulaw
-    except ImportError:  # pragma: no cover
-        import audioop
-
-        def pcm16_to_ulaw(b: bytes) -> bytes:
-            return audioop.lin2ulaw(b, 2)
+    from native.codec import pcm16_to_ulaw
 
     client = make_tts_client({"GOOGLE_TTS_ENDPOINT": fake.endpoint})
     text = SENTENCE_HE * 3  # one long sentence, ~6 s of audio at the fake's 40 ms/char
