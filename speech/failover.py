@@ -76,6 +76,9 @@ class FailoverRecognizer(Recognizer):
     async def end_utterance(self, onset_ms: int, eou_ms: int) -> Transcript:
         if self._benched > 0:
             self._benched -= 1
+            # it saw begin_utterance: drop that utterance, or a streaming primary stays
+            # "mid-utterance" and holds back its quiet-moment stream restarts
+            self.primary.cancel_utterance()
             reason = "primary benched after repeated failures"
         else:
             reason = ""
