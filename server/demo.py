@@ -123,7 +123,8 @@ def _show_caller(ev: dict[str, Any]) -> None:
         print(_c(BOLD, f"{ev['t']:7.2f}s  caller  {kind} {json.dumps({k: v for k, v in ev.items() if k not in ('t', 'kind')})}"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on loopback (the demo's server; the tests start theirs the same way)."""
     import socket
 
     with socket.socket() as s:
@@ -203,7 +204,7 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
     db = out / "demo.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in OFFLINE_ENV_DROP}
     env.update({"AGENT_LANGUAGE": "en-US", "BRAIN": "rules", "DATABASE_URL": f"sqlite:///{db.resolve()}",
                 "PORT": str(port), "PYTHONUNBUFFERED": "1"})

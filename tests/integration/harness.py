@@ -1,7 +1,6 @@
 """A real hypercorn server on a free loopback port, in the test's own nursery."""
 from __future__ import annotations
 
-import socket
 from contextlib import asynccontextmanager
 import os
 from typing import AsyncIterator, Callable
@@ -12,13 +11,8 @@ from hypercorn.trio import serve
 
 from server.app import AgentApp, create_app
 from server.settings import Settings
+from server.demo import free_port
 from server.wiring import Wiring
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @asynccontextmanager

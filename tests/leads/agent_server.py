@@ -105,12 +105,7 @@ async def serve(db: str, port: int, lines: list[str], env: dict[str, str]) -> No
 
 # -- the harness side: run the script as a child process, call it ----------------------------
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from server.demo import free_port  # noqa: E402  (re-exported for conftest)
 
 
 class AgentServer:

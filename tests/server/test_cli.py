@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from server import __version__
+from server.demo import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,12 +24,6 @@ def test_version_flag() -> None:
         [sys.executable, "-m", "server.cli", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == f"agentlocator {__version__}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _offline_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -82,7 +76,7 @@ def test_serve_refuses_a_bad_config_clearly(tmp_path: Path) -> None:
 def test_serve_and_call_with_the_real_offline_providers(tmp_path: Path) -> None:
     """`agentlocator serve` (PORT from the env) + `agentlocator call`: espeak-ng voice,
     local Whisper tiny.en, the rule brain, SQLite; one real caller turn."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1"], cwd=ROOT,
         env=_offline_env(tmp_path, PORT=str(port)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -131,7 +125,7 @@ def test_serve_and_call_with_the_real_offline_providers(tmp_path: Path) -> None:
 
 
 def test_hypercorn_command_serves_the_app(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     hypercorn = Path(sys.executable).with_name("hypercorn")
     proc = subprocess.Popen(
         [str(hypercorn), "--worker-class", "trio", "--bind", f"127.0.0.1:{port}", "server.app:app"], cwd=ROOT,
