@@ -41,9 +41,32 @@ class TimingConfig:
     min_utt_ms: int = _ranged(1000, 900, 1200, "earliest EOU after the utterance began")
     max_utt_ms: int = _ranged(4500, 4000, 5000, "utterance length that forces EOU")
     min_voice_onset_ms: int = _ranged(100, 60, 160, "voice shorter than this never starts an utterance")
+    eou_hold_silence_ms: int = _ranged(
+        500, 400, 800, "silence that ends an utterance whose words stop mid-phrase (no sharp-drop end then)"
+    )
+    # -- echo (speakerphones: the agent's own voice comes back in the caller's audio) ----------
+    echo_min_delay_ms: int = _ranged(60, 0, 200, "shortest delay of the agent's echo in the caller's audio")
+    echo_max_delay_ms: int = _ranged(250, 100, 500, "longest delay of the agent's echo in the caller's audio")
+    echo_return_db: float = _ranged(-15.0, -40.0, -6.0, "loudest echo expected, relative to the agent's audio (dB)")
+    echo_margin_db: float = _ranged(6.0, 0.0, 20.0, "caller audio must exceed the expected echo by this to count as voice")
     # -- barge-in -----------------------------------------------------------------------------
     barge_in_min_voice_ms: int = _ranged(200, 180, 220, "continuous caller voice that interrupts TTS")
     barge_in_grace_ms: int = _ranged(200, 150, 250, "no barge-in this soon after TTS starts")
+    # -- resolving a turn (server/turn.py) ----------------------------------------------------
+    yield_window_ms: int = _ranged(
+        120, 0, 200, "caller voice starting this soon after the agent's first audible frame: the agent yields at once"
+    )
+    resume_max_voiced_ms: int = _ranged(
+        1200, 400, 2000, "an interruption with more voice than this is a real turn, whatever its words"
+    )
+    noise_max_voiced_ms: int = _ranged(
+        250, 100, 500, "an utterance with this little voice and no confident words gets no reply"
+    )
+    clarify_min_voiced_ms: int = _ranged(
+        700, 400, 1500, "an utterance with this much voice but no words gets the clarify line, not silence"
+    )
+    turn_resolve_ms: int = _ranged(2000, 1000, 3000, "an open utterance is resolved at the latest this long after voice ended")
+    goodbye_linger_ms: int = _ranged(1000, 500, 3000, "after the goodbye played: hang up once the caller is quiet this long")
     # -- outbound / keepalive -----------------------------------------------------------------
     pacer_lead_ms: int = _ranged(100, 40, 400, "audio kept queued at Twilio ahead of playback")
     tail_silence_ms: int = _ranged(200, 100, 400, "silence after the last TTS frame, before the mark")
