@@ -497,15 +497,15 @@ def wants_to_end(text: str) -> bool:
     return bool(_DONE.search(normalize(text)))
 
 
-_GO_ON_ONLY = re.compile(
-    r"^(?:רגע|שנייה|שניה|רק\s+רגע|רק\s+שנייה|סליחה|אה+|אמ+|wait|hold\s+on|sorry|one\s+sec(?:ond)?|excuse\s+me|um+|uh+|hang\s+on|just\s+a\s+(?:sec|second|moment))\W*$",
-    re.IGNORECASE,
-)
+def only_holds_floor(text: str, language: str | None = None) -> bool:
+    """ "רגע", "wait": the caller took the turn but has not said anything yet.
 
+    The word lists live in :mod:`dialog.cues` (:func:`dialog.cues.only_holds_floor`); without
+    a language both lexicons are tried."""
+    from dialog import cues  # cues tokenises with this module
 
-def only_holds_floor(text: str) -> bool:
-    """ "רגע", "wait": the caller took the turn but has not said anything yet."""
-    return bool(_GO_ON_ONLY.match(normalize(text).strip()))
+    languages = (language,) if language else ("he-IL", "en-US")
+    return any(cues.only_holds_floor(text, lang) for lang in languages)
 
 
 # -- all slots at once -------------------------------------------------------------------------
