@@ -130,6 +130,29 @@ EouDetector — utterance onset and end
   * FORCED at (real) onset + ``max_utt_ms`` (4.5 s) if no END came: a noisy line never hangs the
     call. An END due on the same frame wins. A voice run still going on after FORCED starts
     the next utterance from the next frame on.
+  * ``voiced_ms``: the voice in the current utterance — the onset run in full, then each
+    frame decided voice and settled, counted from its run's real start (a dip the hysteresis
+    bridged counts once the voice is back; a run's reported tail never does), so it is the
+    same real time the rules above measure. The shell judges an utterance by it (a cough or
+    a "mm" has little voice, a real answer much); it keeps the last ended utterance's value
+    until the next ONSET or ``open()``.
+  * ``hold`` (set by the shell, cleared by END / FORCED and ``reset()``): the caller's partial
+    transcript ends mid-phrase ("and...", "in...", a number being read out). A speaker who
+    stops there is searching for the next word, not done: while ``hold`` is True the sharp
+    drop does not end the utterance (it stays pending: lifting the hold lets it end on the next
+    quiet frame) and silence needs ``eou_hold_silence_ms`` (500 ms) instead of
+    ``eou_silence_ms``. MIN_UTT and MAX_UTT are unchanged: a held utterance still cannot hang.
+  * ``open(onset_ms, t_ms, voiced_ms=0, min_utt_ms=-1)``: continue an utterance already in
+    progress as if ONSET had fired at ``onset_ms`` — the caller began over the agent (the
+    barge-in saw the onset; this detector was not being fed), or went on after an EOU the
+    shell takes back. END / FORCED are measured from ``onset_ms``; silence from the frames
+    fed from ``t_ms`` on (the next frame's start: audio this detector did not see counts as
+    neither), and a voice run going on there simply continues the utterance. ``voiced_ms``
+    seeds the count with the voice heard before ``t_ms``. ``min_utt_ms`` >= 0 replaces MIN_UTT
+    for this utterance only: MIN_UTT keeps a short turn from ending too fast after a real
+    onset, but an interruption is judged as soon as it ends — a 250 ms "yes" over the agent
+    is resolved 200-400 ms after it, not at onset + 1 s, while the agent waits. The next
+    utterance has the configured MIN_UTT again.
 
 BargeInDetector — the caller talks over the agent
   * ``arm(t)`` when TTS audio starts playing, ``disarm()`` when it stops.
@@ -319,10 +342,12 @@ cdef class EouDetector:
     cdef readonly long long silence_ms
     cdef readonly long long utterance_ms   # length of the last ended utterance (onset -> EOU)
     cdef readonly long long drop_ms        # start of a pending sharp drop, -1 if none
+    cdef readonly long long voiced_ms      # voice in the current (or last ended) utterance
+    cdef public bint hold                  # the caller's words stop mid-phrase (set by the shell)
     cdef readonly object cfg
-    cdef long long min_onset, eou_sil, drop_sil, min_utt, max_utt
+    cdef long long min_onset, eou_sil, hold_sil, drop_sil, min_utt, max_utt, min_utt_now
     cdef double ratio, drop_peak
-    cdef long long run_start, sil_start, last_t, seen_from
+    cdef long long run_start, sil_start, last_t, seen_from, counted_to
     cdef bint prev_voice
     cdef double hist[DROP_MAX]
     cdef int hist_k, hist_pos, hist_n
@@ -333,6 +358,7 @@ cdef class EouDetector:
         self.cfg = cfg
         self.min_onset = cfg.min_voice_onset_ms
         self.eou_sil = cfg.eou_silence_ms
+        self.hold_sil = cfg.eou_hold_silence_ms
         self.drop_sil = cfg.eou_drop_silence_ms
         self.min_utt = cfg.min_utt_ms
         self.max_utt = cfg.max_utt_ms
@@ -341,20 +367,48 @@ cdef class EouDetector:
         self.reset()
 
     def reset(self) -> None:
-        """Back to idle: no utterance, no voice run, no energy history."""
+        """Back to idle: no utterance, no voice run, no energy history, no hold."""
         self.onset_ms = -1
         self.in_utterance = False
         self.silence_ms = 0
         self.utterance_ms = 0
+        self.voiced_ms = 0
+        self.hold = False
+        self.min_utt_now = self.min_utt
         self.drop_ms = -1
         self.drop_peak = 0.0
         self.run_start = -1
         self.sil_start = -1
+        self.counted_to = -1
         self.prev_voice = False
         self.hist_pos = 0
         self.hist_n = 0
         self.last_t = -1
         self.seen_from = -1
+
+    def open(self, long long onset_ms, long long t_ms, long long voiced_ms=0, long long min_utt_ms=-1) -> None:
+        """Continue an utterance that really began at ``onset_ms`` as if ONSET had fired there.
+
+        For voice already in progress when this detector takes over (a barge-in over the
+        agent, a caller who went on after an EOU that is taken back). ``t_ms``: the start of
+        the next frame this detector will be fed; silence is counted from the frames fed
+        from there (a voice run going on continues the utterance), END / FORCED from
+        ``onset_ms``. ``voiced_ms`` seeds the voice count (the voice heard before ``t_ms``).
+        ``min_utt_ms`` >= 0 replaces MIN_UTT for this utterance only (0: an interruption is
+        judged as soon as it ends); -1 keeps the configured one."""
+        if self.last_t != t_ms - FRAME_MS:
+            self._forget_runs()  # the frames before t_ms were not fed here: no history
+        self.last_t = t_ms - FRAME_MS
+        self.seen_from = t_ms
+        self.in_utterance = True
+        self.onset_ms = onset_ms
+        self.voiced_ms = voiced_ms
+        self.counted_to = t_ms
+        self.min_utt_now = min_utt_ms if min_utt_ms >= 0 else self.min_utt
+        self.run_start = -1
+        self.sil_start = -1
+        self.silence_ms = 0
+        self.drop_ms = -1
 
     cdef void _forget_runs(self) noexcept:
         # frames were skipped: no run may span audio we did not see (an utterance in progress
@@ -387,6 +441,8 @@ cdef class EouDetector:
     cdef inline int _end(self, int kind, long long end) noexcept:
         self.utterance_ms = end - self.onset_ms
         self.in_utterance = False
+        self.hold = False
+        self.min_utt_now = self.min_utt
         self.run_start = -1
         self.sil_start = -1
         self.drop_ms = -1
@@ -397,9 +453,11 @@ cdef class EouDetector:
         """Feed one frame's decision and RMS; returns EOU_NONE / EOU_ONSET / EOU_END / EOU_FORCED.
 
         ``classifier``: the FrameClassifier that just decided ``voice`` for this frame; runs are
-        then measured from its ``run_start_ms`` in real time (see the module docstring)."""
+        then measured from its ``run_start_ms`` in real time (see the module docstring). Also
+        counts ``voiced_ms``, and honours ``hold``."""
         cdef long long end = t_ms + FRAME_MS
         cdef long long start = t_ms
+        cdef long long sil_needed
         cdef bint settled = True
         cdef double peak
         cdef bint ended
@@ -427,6 +485,8 @@ cdef class EouDetector:
                 if settled and end - self.run_start >= self.min_onset:
                     self.in_utterance = True
                     self.onset_ms = self.run_start
+                    self.voiced_ms = end - self.run_start  # the onset run counts in full
+                    self.counted_to = end
                     self.silence_ms = 0
                     self.sil_start = -1
                     self.drop_ms = -1
@@ -440,6 +500,13 @@ cdef class EouDetector:
         if voice:
             self.sil_start = -1
             self.silence_ms = 0
+            if settled:
+                # real time since the run began (a bridged dip included), counted once
+                if start < self.counted_to:
+                    start = self.counted_to
+                if end > start:
+                    self.voiced_ms += end - start
+                self.counted_to = end
         else:
             if self.sil_start < 0:
                 self.sil_start = start if start > self.onset_ms else self.onset_ms
@@ -452,13 +519,14 @@ cdef class EouDetector:
             self.drop_peak = peak
         self._push(rms, voice)
 
-        ended = settled and self.silence_ms >= self.eou_sil
+        sil_needed = self.hold_sil if self.hold else self.eou_sil
+        ended = settled and self.silence_ms >= sil_needed
         if self.drop_ms >= 0 and end - self.drop_ms >= self.drop_sil:
             if voice:
                 self.drop_ms = -1  # still voice 200 ms on: quieter speech, not a stop
-            elif settled:
-                ended = True
-        if ended and end - self.onset_ms >= self.min_utt:
+            elif settled and not self.hold:
+                ended = True  # (held: the drop stays pending, in case the hold is lifted)
+        if ended and end - self.onset_ms >= self.min_utt_now:
             return self._end(EOU_END, end)
         if end - self.onset_ms >= self.max_utt:
             return self._end(EOU_FORCED, end)
