@@ -100,10 +100,10 @@ FrameClassifier — voice / silence for one frame
     forced EOU every MAX_UTT and a barge-in on every sentence the agent starts. 10 s is two
     of the longest MAX_UTT (5 s), so the user's own rule (MAX_UTT forces the EOU) always
     acts first, and a steady tone shorter than that (a test's "monologue") stays voice.
-    The 10 s are counted over frames without echo (``reseats`` across the agent's turns):
-    echo frames pause the count, so neither the agent's long sentence (or hold music) is
-    taken for a noisier line, nor is a real noise step missed because the agent talks
-    every few seconds; the floor is re-seated to the quietest echo-free frame.
+    The 10 s are counted over frames without echo, across the agent's turns: echo frames
+    pause the count, so the agent's long sentence (or hold music) is never taken for a
+    noisier line, and a real noise step is not missed because the agent talks every few
+    seconds; the floor is re-seated to the quietest echo-free frame of the run.
 
 EouDetector — utterance onset and end
   Fed ``(voice, rms, t_ms, classifier)``: the run durations below are measured from the
