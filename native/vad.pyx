@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Energy VAD, end-of-utterance and barge-in detectors: one 20 ms frame in, one decision out.
+"""Energy VAD, echo guard, end-of-utterance and barge-in detectors: one 20 ms frame in, one decision out.
 
 Every detector is a small state machine fed ``t_ms``, the stream time of the START of the
 frame (0, 20, 40, ...; a frame at ``t_ms`` covers [t_ms, t_ms + 20)). A decision taken on
@@ -14,14 +14,52 @@ runs it was counting: audio it never saw is counted as neither.
 Energy is the RMS of the frame's int16 samples (``native.codec.decode_with_energy``), the
 unit the user's thresholds are written in.
 
+Per inbound frame the shell calls ``echo.level(t)``, ``classifier.update(rms, t, echo_level)``,
+then the detectors with the classifier; per outbound frame ``echo.played(rms, t)``.
+
+EchoGuard — the agent's own voice in the caller's audio (speakerphones)
+  A speakerphone returns the agent's voice in the caller's audio, 15-30 dB down and 60-250 ms
+  late. To an energy detector that is the caller talking: a barge-in on every sentence the
+  agent says, an utterance started by its echo. An echo canceller (a sample-level model of the
+  path) does not fit 1 µs per frame; the guard bounds the echo instead, per frame.
+  * ``played(rms, t)``: the agent frame that plays during inbound time [t, t + 20), reported
+    when it is sent — ahead of the inbound frames by the pacer's lead. A fixed ring of
+    ECHO_RING (128) frames, 2.56 s: the longest delay allowed (500 ms) plus ~2 s of send-ahead.
+    ``cut(t)``: a barge-in cleared the audio from t on; those frames never played and never
+    echo. A frame played again at the same t (the next reply after a clear) replaces the old.
+  * ``level(t)``: the loudest agent frame whose echo can overlap the inbound frame [t, t + 20)
+    at some delay in [echo_min_delay_ms, echo_max_delay_ms] — played at p with
+    t - 20 - max < p < t + 20 - min, 11 frames at 60..250 ms — times 10**(echo_return_db/20);
+    0.0 when none was played. The loudest, not an estimate at one delay: the path is unknown,
+    and the max over every delay allowed bounds the echo whatever it is.
+  * The classifier takes it as ``update(rms, t, echo)`` (echo gate below). The BargeInDetector
+    and the EouDetector take the classifier's decisions, so they inherit the guard, with their
+    rules unchanged: a dip in the caller's voice that only the echo fills is a quiet frame like
+    any other, bridged by the hysteresis when it is shorter than hysteresis_ms, and a caller
+    who starts over the agent (loud enough, below) barges in barge_in_min_voice_ms after onset.
+
 FrameClassifier — voice / silence for one frame
   * Calibration: the frames that START within the first ``calibration_ms`` of the stream
     (20 frames at the default 400 ms) are line noise by definition; ``update`` returns
     False for them and stores their RMS. The noise floor is their MEDIAN, so a word or a
     click inside the window (less than half of it) does not inflate it. The first frame
-    after the window is classified with the calibrated threshold.
+    after the window is classified with the calibrated threshold. Frames explained by echo
+    (below) are left out of the median if at least CAL_MIN_CLEAN (5, 100 ms) frames are not;
+    else all frames count: a greeting from the stream start leaves 3 clean frames (its echo
+    can arrive 60 ms in), too few to measure noise on, and an echo-inflated median errs toward
+    deafness (a higher threshold, walked down by the tracking once the agent pauses), never
+    toward false voice — and on a handset, with no real echo, those frames are plain noise.
   * Threshold: ``max(threshold_floor, noise_floor * noise_gain + noise_offset)`` =
-    max(35, noise*2.2 + 8); a frame is "loud" when RMS > threshold.
+    max(35, noise*2.2 + 8); a frame is "loud" when RMS > threshold and RMS > echo * M, where
+    echo is the EchoGuard's level for the frame (0: no echo possible, the plain rule) and
+    M = 10**(echo_margin_db/20) (6 dB: x2). Why a margin on top of a bound that is already the
+    loudest: an echo frame straddling two agent frames carries up to 3 dB more than either's
+    RMS (a burst across the frame edge), the line noise adds its power, and the real return
+    may be louder than echo_return_db says — 6 dB covers the first two with 3 dB to spare for
+    the last. The price, deliberate: while the agent's echo can be there, the caller counts
+    only above the loudest agent frame in reach at echo_return_db + echo_margin_db (-9 dB by
+    default): 1500 RMS is heard over agent syllables up to ~4200, a quieter voice only where
+    the agent pauses (its echo out of reach 250 ms after its last loud frame) or stops.
   * Hysteresis (time, symmetric — a debounce): the decision flips only once the loud/quiet
     reading has disagreed with it for ``hysteresis_ms`` in a row; it flips on the frame
     that completes that run. So a loud run shorter than hysteresis_ms is never voice, a dip
@@ -45,6 +83,15 @@ FrameClassifier — voice / silence for one frame
   * Noise tracking: on a frame that is quiet and decided silence, the floor moves toward
     its RMS with time constant NOISE_TRACK_MS (2 s), and the threshold follows. Voice never
     moves it, so a long monologue cannot raise the floor.
+  * Echo teaches the floor nothing: a frame whose echo level is within ECHO_LEARN_DB (12 dB)
+    of the threshold (echo > threshold / 4) is explained by echo — the tracking skips it, the
+    re-seat count below pauses on it (neither counts nor breaks the run), calibration leaves it
+    out. Why: the agent's echo learned as line noise would raise the floor every time the
+    agent talks, and the caller would then go unheard after it stops. Why 12 dB, tied to the
+    threshold: an echo under threshold / 4 (~0.55 x the floor) raises a frame by at most ~14 %,
+    and that allowance grows only 0.55x as fast as the floor it could push, so a learned floor
+    cannot run away (at 6 dB it could: 2.2 / 2 > 1). A frame under the threshold still breaks
+    the re-seat run, echo or not: echo only adds energy, so the line is not that noisy.
   * Noise re-seat: NOISE_RESEAT_MS (10 s) of frames with not one under the threshold is
     not speech — speech pauses between words, and the hysteresis only bridges 40-80 ms —
     but a line that got noisier (a fan, traffic, a worse codec path). The floor is then
@@ -53,6 +100,10 @@ FrameClassifier — voice / silence for one frame
     forced EOU every MAX_UTT and a barge-in on every sentence the agent starts. 10 s is two
     of the longest MAX_UTT (5 s), so the user's own rule (MAX_UTT forces the EOU) always
     acts first, and a steady tone shorter than that (a test's "monologue") stays voice.
+    The 10 s are counted over frames without echo, across the agent's turns: echo frames
+    pause the count, so the agent's long sentence (or hold music) is never taken for a
+    noisier line, and a real noise step is not missed because the agent talks every few
+    seconds; the floor is re-seated to the quietest echo-free frame of the run.
 
 EouDetector — utterance onset and end
   Fed ``(voice, rms, t_ms, classifier)``: the run durations below are measured from the
@@ -79,6 +130,29 @@ EouDetector — utterance onset and end
   * FORCED at (real) onset + ``max_utt_ms`` (4.5 s) if no END came: a noisy line never hangs the
     call. An END due on the same frame wins. A voice run still going on after FORCED starts
     the next utterance from the next frame on.
+  * ``voiced_ms``: the voice in the current utterance — the onset run in full, then each
+    frame decided voice and settled, counted from its run's real start (a dip the hysteresis
+    bridged counts once the voice is back; a run's reported tail never does), so it is the
+    same real time the rules above measure. The shell judges an utterance by it (a cough or
+    a "mm" has little voice, a real answer much); it keeps the last ended utterance's value
+    until the next ONSET or ``open()``.
+  * ``hold`` (set by the shell, cleared by END / FORCED and ``reset()``): the caller's partial
+    transcript ends mid-phrase ("and...", "in...", a number being read out). A speaker who
+    stops there is searching for the next word, not done: while ``hold`` is True the sharp
+    drop does not end the utterance (it stays pending: lifting the hold lets it end on the next
+    quiet frame) and silence needs ``eou_hold_silence_ms`` (500 ms) instead of
+    ``eou_silence_ms``. MIN_UTT and MAX_UTT are unchanged: a held utterance still cannot hang.
+  * ``open(onset_ms, t_ms, voiced_ms=0, min_utt_ms=-1)``: continue an utterance already in
+    progress as if ONSET had fired at ``onset_ms`` — the caller began over the agent (the
+    barge-in saw the onset; this detector was not being fed), or went on after an EOU the
+    shell takes back. END / FORCED are measured from ``onset_ms``; silence from the frames
+    fed from ``t_ms`` on (the next frame's start: audio this detector did not see counts as
+    neither), and a voice run going on there simply continues the utterance. ``voiced_ms``
+    seeds the count with the voice heard before ``t_ms``. ``min_utt_ms`` >= 0 replaces MIN_UTT
+    for this utterance only: MIN_UTT keeps a short turn from ending too fast after a real
+    onset, but an interruption is judged as soon as it ends — a 250 ms "yes" over the agent
+    is resolved 200-400 ms after it, not at onset + 1 s, while the agent waits. The next
+    utterance has the configured MIN_UTT again.
 
 BargeInDetector — the caller talks over the agent
   * ``arm(t)`` when TTS audio starts playing, ``disarm()`` when it stops.
@@ -99,17 +173,20 @@ BargeInDetector — the caller talks over the agent
 """
 from libc.math cimport pow
 
-from native.config import TimingConfig
+from native.config import ConfigError, TimingConfig
 
 cdef enum:
     FRAME_MS = 20
     CAL_MAX = 64     # calibration frames kept (500 ms needs 25)
     DROP_MAX = 16    # frames of RMS history for the sharp-drop window (100 ms needs 5)
+    ECHO_RING = 128  # agent frames the EchoGuard remembers: 2.56 s >= 500 ms delay + send-ahead
+    CAL_MIN_CLEAN = 5  # echo-free calibration frames needed to calibrate on them alone (100 ms)
 
 NOISE_TRACK_MS = 2000  # time constant of the noise-floor tracking during silence
 cdef enum:
     RESEAT_MS = 10000
 NOISE_RESEAT_MS = RESEAT_MS  # no frame under the threshold this long -> re-seat the floor
+ECHO_LEARN_DB = 12.0  # expected echo within this of the threshold: the frame teaches the floor nothing
 
 EOU_NONE = 0
 EOU_ONSET = 1
@@ -132,11 +209,12 @@ cdef class FrameClassifier:
     cdef readonly long long run_start_ms
     cdef readonly bint pending
     cdef readonly object cfg
-    cdef double floor, gain, offset, alpha, loud_min
-    cdef long long cal_ms, hyst_ms, t0, pending_since, loud_since, last_t
+    cdef double floor, gain, offset, alpha, loud_min, echo_margin, echo_learn
+    cdef long long cal_ms, hyst_ms, t0, pending_since, loud_ms, last_t
     cdef bint started
     cdef double cal[CAL_MAX]
-    cdef int cal_n
+    cdef double cal_clean[CAL_MAX]
+    cdef int cal_n, cal_clean_n
 
     def __init__(self, cfg=None):
         if cfg is None:
@@ -148,6 +226,8 @@ cdef class FrameClassifier:
         self.cal_ms = cfg.calibration_ms
         self.hyst_ms = cfg.hysteresis_ms
         self.alpha = <double>FRAME_MS / NOISE_TRACK_MS
+        self.echo_margin = pow(10.0, cfg.echo_margin_db / 20.0)
+        self.echo_learn = pow(10.0, -ECHO_LEARN_DB / 20.0)
         self.reset()
 
     def reset(self) -> None:
@@ -156,11 +236,12 @@ cdef class FrameClassifier:
         self.calibrated = False
         self.voice = False
         self.cal_n = 0
+        self.cal_clean_n = 0
         self.noise_floor = 0.0
         self.threshold = self.floor
         self.pending_since = -1
         self.t0 = 0
-        self.loud_since = -1
+        self.loud_ms = 0
         self.loud_min = 0.0
         self.reseats = 0
         self.last_t = -1
@@ -172,30 +253,41 @@ cdef class FrameClassifier:
         self.threshold = _dmax(self.floor, noise * self.gain + self.offset)
 
     cdef void _finish_calibration(self) noexcept:
-        # median of the calibration frames (insertion sort: at most CAL_MAX values, once)
-        cdef int i, j, n = self.cal_n
+        # median of the echo-free calibration frames if there are enough of them, else of all
+        # (insertion sort: at most CAL_MAX values, once)
+        cdef double* cal = self.cal_clean
+        cdef int i, j, n = self.cal_clean_n
         cdef double v
+        if n < CAL_MIN_CLEAN:
+            cal = self.cal
+            n = self.cal_n
         for i in range(1, n):
-            v = self.cal[i]
+            v = cal[i]
             j = i - 1
-            while j >= 0 and self.cal[j] > v:
-                self.cal[j + 1] = self.cal[j]
+            while j >= 0 and cal[j] > v:
+                cal[j + 1] = cal[j]
                 j -= 1
-            self.cal[j + 1] = v
+            cal[j + 1] = v
         if n == 0:
             self._set_noise(0.0)
         elif n & 1:
-            self._set_noise(self.cal[n // 2])
+            self._set_noise(cal[n // 2])
         else:
-            self._set_noise(0.5 * (self.cal[n // 2 - 1] + self.cal[n // 2]))
+            self._set_noise(0.5 * (cal[n // 2 - 1] + cal[n // 2]))
         self.calibrated = True
 
-    cpdef bint update(self, double rms, long long t_ms):
-        """Feed one frame's RMS; returns whether the line carries voice (False while calibrating)."""
+    cpdef bint update(self, double rms, long long t_ms, double echo=0.0):
+        """Feed one frame's RMS; returns whether the line carries voice (False while calibrating).
+
+        ``echo``: the loudest echo of the agent's own audio this frame may carry
+        (``EchoGuard.level(t_ms)``; 0 when the agent is silent). The frame is loud only if its
+        RMS also exceeds ``echo`` by ``echo_margin_db``, and a frame where that echo is
+        significant (within ECHO_LEARN_DB of the threshold) teaches the noise floor nothing."""
         cdef bint loud
+        cdef bint echoed
         if self.last_t >= 0 and t_ms != self.last_t + FRAME_MS:
             self.pending_since = -1  # frames were skipped: runs restart here
-            self.loud_since = -1
+            self.loud_ms = 0
             self.run_start_ms = t_ms
         self.last_t = t_ms
         if not self.calibrated:
@@ -207,22 +299,26 @@ cdef class FrameClassifier:
                 if self.cal_n < CAL_MAX:
                     self.cal[self.cal_n] = rms
                     self.cal_n += 1
+                    if echo <= self.threshold * self.echo_learn:
+                        self.cal_clean[self.cal_clean_n] = rms
+                        self.cal_clean_n += 1
                 return False
             self._finish_calibration()
+        echoed = echo > self.threshold * self.echo_learn
         loud = rms > self.threshold
         if loud:
-            if self.loud_since < 0:
-                self.loud_since = t_ms
-                self.loud_min = rms
-            elif rms < self.loud_min:
-                self.loud_min = rms
-            if t_ms + FRAME_MS - self.loud_since >= RESEAT_MS:
-                self._set_noise(self.loud_min)
-                self.reseats += 1
-                self.loud_since = -1
-                loud = rms > self.threshold
+            if not echoed:  # echo frames neither extend nor break the run: they pause it
+                if self.loud_ms == 0 or rms < self.loud_min:
+                    self.loud_min = rms
+                self.loud_ms += FRAME_MS
+                if self.loud_ms >= RESEAT_MS:
+                    self._set_noise(self.loud_min)
+                    self.reseats += 1
+                    self.loud_ms = 0
+                    loud = rms > self.threshold
+            loud = loud and rms > echo * self.echo_margin
         else:
-            self.loud_since = -1
+            self.loud_ms = 0  # under the threshold, echo or not: the line is not that noisy
         if loud != self.voice:
             if self.pending_since < 0:
                 self.pending_since = t_ms
@@ -232,7 +328,7 @@ cdef class FrameClassifier:
                 self.pending_since = -1
         else:
             self.pending_since = -1
-        if not loud and not self.voice:
+        if not loud and not self.voice and not echoed:
             self._set_noise(self.noise_floor + self.alpha * (rms - self.noise_floor))
         self.pending = self.pending_since >= 0
         return self.voice
@@ -246,10 +342,12 @@ cdef class EouDetector:
     cdef readonly long long silence_ms
     cdef readonly long long utterance_ms   # length of the last ended utterance (onset -> EOU)
     cdef readonly long long drop_ms        # start of a pending sharp drop, -1 if none
+    cdef readonly long long voiced_ms      # voice in the current (or last ended) utterance
+    cdef public bint hold                  # the caller's words stop mid-phrase (set by the shell)
     cdef readonly object cfg
-    cdef long long min_onset, eou_sil, drop_sil, min_utt, max_utt
+    cdef long long min_onset, eou_sil, hold_sil, drop_sil, min_utt, max_utt, min_utt_now
     cdef double ratio, drop_peak
-    cdef long long run_start, sil_start, last_t, seen_from
+    cdef long long run_start, sil_start, last_t, seen_from, counted_to
     cdef bint prev_voice
     cdef double hist[DROP_MAX]
     cdef int hist_k, hist_pos, hist_n
@@ -260,6 +358,7 @@ cdef class EouDetector:
         self.cfg = cfg
         self.min_onset = cfg.min_voice_onset_ms
         self.eou_sil = cfg.eou_silence_ms
+        self.hold_sil = cfg.eou_hold_silence_ms
         self.drop_sil = cfg.eou_drop_silence_ms
         self.min_utt = cfg.min_utt_ms
         self.max_utt = cfg.max_utt_ms
@@ -268,20 +367,48 @@ cdef class EouDetector:
         self.reset()
 
     def reset(self) -> None:
-        """Back to idle: no utterance, no voice run, no energy history."""
+        """Back to idle: no utterance, no voice run, no energy history, no hold."""
         self.onset_ms = -1
         self.in_utterance = False
         self.silence_ms = 0
         self.utterance_ms = 0
+        self.voiced_ms = 0
+        self.hold = False
+        self.min_utt_now = self.min_utt
         self.drop_ms = -1
         self.drop_peak = 0.0
         self.run_start = -1
         self.sil_start = -1
+        self.counted_to = -1
         self.prev_voice = False
         self.hist_pos = 0
         self.hist_n = 0
         self.last_t = -1
         self.seen_from = -1
+
+    def open(self, long long onset_ms, long long t_ms, long long voiced_ms=0, long long min_utt_ms=-1) -> None:
+        """Continue an utterance that really began at ``onset_ms`` as if ONSET had fired there.
+
+        For voice already in progress when this detector takes over (a barge-in over the
+        agent, a caller who went on after an EOU that is taken back). ``t_ms``: the start of
+        the next frame this detector will be fed; silence is counted from the frames fed
+        from there (a voice run going on continues the utterance), END / FORCED from
+        ``onset_ms``. ``voiced_ms`` seeds the voice count (the voice heard before ``t_ms``).
+        ``min_utt_ms`` >= 0 replaces MIN_UTT for this utterance only (0: an interruption is
+        judged as soon as it ends); -1 keeps the configured one."""
+        if self.last_t != t_ms - FRAME_MS:
+            self._forget_runs()  # the frames before t_ms were not fed here: no history
+        self.last_t = t_ms - FRAME_MS
+        self.seen_from = t_ms
+        self.in_utterance = True
+        self.onset_ms = onset_ms
+        self.voiced_ms = voiced_ms
+        self.counted_to = t_ms
+        self.min_utt_now = min_utt_ms if min_utt_ms >= 0 else self.min_utt
+        self.run_start = -1
+        self.sil_start = -1
+        self.silence_ms = 0
+        self.drop_ms = -1
 
     cdef void _forget_runs(self) noexcept:
         # frames were skipped: no run may span audio we did not see (an utterance in progress
@@ -314,6 +441,8 @@ cdef class EouDetector:
     cdef inline int _end(self, int kind, long long end) noexcept:
         self.utterance_ms = end - self.onset_ms
         self.in_utterance = False
+        self.hold = False
+        self.min_utt_now = self.min_utt
         self.run_start = -1
         self.sil_start = -1
         self.drop_ms = -1
@@ -324,9 +453,11 @@ cdef class EouDetector:
         """Feed one frame's decision and RMS; returns EOU_NONE / EOU_ONSET / EOU_END / EOU_FORCED.
 
         ``classifier``: the FrameClassifier that just decided ``voice`` for this frame; runs are
-        then measured from its ``run_start_ms`` in real time (see the module docstring)."""
+        then measured from its ``run_start_ms`` in real time (see the module docstring). Also
+        counts ``voiced_ms``, and honours ``hold``."""
         cdef long long end = t_ms + FRAME_MS
         cdef long long start = t_ms
+        cdef long long sil_needed
         cdef bint settled = True
         cdef double peak
         cdef bint ended
@@ -354,6 +485,8 @@ cdef class EouDetector:
                 if settled and end - self.run_start >= self.min_onset:
                     self.in_utterance = True
                     self.onset_ms = self.run_start
+                    self.voiced_ms = end - self.run_start  # the onset run counts in full
+                    self.counted_to = end
                     self.silence_ms = 0
                     self.sil_start = -1
                     self.drop_ms = -1
@@ -367,6 +500,13 @@ cdef class EouDetector:
         if voice:
             self.sil_start = -1
             self.silence_ms = 0
+            if settled:
+                # real time since the run began (a bridged dip included), counted once
+                if start < self.counted_to:
+                    start = self.counted_to
+                if end > start:
+                    self.voiced_ms += end - start
+                self.counted_to = end
         else:
             if self.sil_start < 0:
                 self.sil_start = start if start > self.onset_ms else self.onset_ms
@@ -379,13 +519,14 @@ cdef class EouDetector:
             self.drop_peak = peak
         self._push(rms, voice)
 
-        ended = settled and self.silence_ms >= self.eou_sil
+        sil_needed = self.hold_sil if self.hold else self.eou_sil
+        ended = settled and self.silence_ms >= sil_needed
         if self.drop_ms >= 0 and end - self.drop_ms >= self.drop_sil:
             if voice:
                 self.drop_ms = -1  # still voice 200 ms on: quieter speech, not a stop
-            elif settled:
-                ended = True
-        if ended and end - self.onset_ms >= self.min_utt:
+            elif settled and not self.hold:
+                ended = True  # (held: the drop stays pending, in case the hold is lifted)
+        if ended and end - self.onset_ms >= self.min_utt_now:
             return self._end(EOU_END, end)
         if end - self.onset_ms >= self.max_utt:
             return self._end(EOU_FORCED, end)
@@ -467,3 +608,93 @@ cdef class BargeInDetector:
             self.onset_ms = self.run_start
             return True
         return False
+
+
+cdef inline long long _floordiv(long long a, long long b) noexcept nogil:
+    cdef long long q = a / b
+    if (a % b != 0) and ((a < 0) != (b < 0)):
+        q -= 1
+    return q
+
+
+cdef long long NEVER = -(1LL << 62)  # tag of an empty EchoGuard slot
+
+
+cdef class EchoGuard:
+    """The loudest echo of the agent's own audio to expect in each inbound frame (module docstring)."""
+
+    cdef readonly object cfg
+    cdef readonly double gain            # 10 ** (echo_return_db / 20)
+    cdef long long lo_off, hi_off, min_delay, max_delay
+    cdef long long tag[ECHO_RING]        # frame index (t_ms / 20) held by each slot, NEVER if empty
+    cdef double rms[ECHO_RING]
+
+    def __init__(self, cfg=None):
+        if cfg is None:
+            cfg = TimingConfig()
+        self.cfg = cfg
+        self.gain = pow(10.0, cfg.echo_return_db / 20.0)
+        self.min_delay = cfg.echo_min_delay_ms
+        self.max_delay = cfg.echo_max_delay_ms
+        if self.max_delay < self.min_delay:
+            raise ConfigError(
+                f"echo_max_delay_ms={self.max_delay} is below echo_min_delay_ms={self.min_delay}")
+        # an agent frame at p echoes into [p + d, p + d + 20) for d in [min, max]: it reaches the
+        # inbound frame [t, t + 20) iff t - 20 - max < p < t + 20 - min; in frame indices, for
+        # t on the 20 ms grid, p / 20 in [t / 20 + lo_off, t / 20 + hi_off]
+        self.lo_off = _floordiv(-FRAME_MS - self.max_delay, FRAME_MS) + 1
+        self.hi_off = -_floordiv(self.min_delay - FRAME_MS, FRAME_MS) - 1
+        if self.hi_off - self.lo_off >= ECHO_RING // 2:
+            raise ConfigError("the echo delay window is longer than the EchoGuard ring")
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every played frame (a new stream)."""
+        cdef int i
+        for i in range(ECHO_RING):
+            self.tag[i] = NEVER
+            self.rms[i] = 0.0
+
+    cpdef void played(self, double rms, long long t_ms):
+        """The agent frame of RMS ``rms`` plays during inbound stream time [t_ms, t_ms + 20).
+
+        Once per outbound frame, up to ~2 s ahead of the inbound frames; a frame played again
+        at the same ``t_ms`` (new audio after a ``cut``) replaces the old one."""
+        cdef long long k
+        if t_ms < 0:
+            return
+        k = t_ms // FRAME_MS
+        self.tag[k & (ECHO_RING - 1)] = k
+        self.rms[k & (ECHO_RING - 1)] = rms
+
+    def cut(self, long long t_ms) -> None:
+        """The agent's audio from ``t_ms`` on was cleared: those frames never played."""
+        cdef int i
+        for i in range(ECHO_RING):
+            if self.tag[i] != NEVER and self.tag[i] * FRAME_MS >= t_ms:
+                self.tag[i] = NEVER
+                self.rms[i] = 0.0
+
+    cpdef double level(self, long long t_ms):
+        """Loudest echo (RMS, int16 units) the inbound frame at ``t_ms`` may carry: the loudest
+        agent frame whose echo can land in [t_ms, t_ms + 20), times the echo return; 0.0 when
+        nothing the agent played can reach this frame."""
+        cdef long long k, k_lo, k_hi
+        cdef double m = 0.0
+        cdef int i
+        if t_ms % FRAME_MS == 0:
+            k = t_ms // FRAME_MS
+            k_lo = k + self.lo_off
+            k_hi = k + self.hi_off
+        else:  # off the grid: the same window, computed exactly
+            k_lo = _floordiv(t_ms - FRAME_MS - self.max_delay, FRAME_MS) + 1
+            k_hi = -_floordiv(self.min_delay - FRAME_MS - t_ms, FRAME_MS) - 1
+        if k_lo < 0:
+            k_lo = 0
+        k = k_lo
+        while k <= k_hi:
+            i = k & (ECHO_RING - 1)
+            if self.tag[i] == k and self.rms[i] > m:
+                m = self.rms[i]
+            k += 1
+        return m * self.gain

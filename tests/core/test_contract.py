@@ -35,6 +35,25 @@ def test_detectors_take_the_config_and_expose_their_state() -> None:
     e.reset()
 
 
+def test_echo_guard_and_eou_additions() -> None:
+    cfg = TimingConfig()
+    c, e, g = vad.FrameClassifier(cfg), vad.EouDetector(cfg), vad.EchoGuard(cfg)
+    assert g.cfg is cfg
+    g.played(rms=1000.0, t_ms=0)
+    g.cut(t_ms=20)
+    assert isinstance(g.level(t_ms=60), float) and g.level(t_ms=60) > 0.0
+    g.reset()
+    assert c.update(rms=10.0, t_ms=0, echo=g.level(0)) is False
+    assert c.update(10.0, 20) is False  # echo defaults to 0.0: the old call stays valid
+    assert (e.voiced_ms, e.hold) == (0, False)
+    e.hold = True
+    e.open(onset_ms=0, t_ms=40, voiced_ms=40, min_utt_ms=0)
+    assert e.in_utterance and e.onset_ms == 0 and e.voiced_ms == 40
+    e.open(0, 40)  # voiced_ms and min_utt_ms are optional
+    e.reset()
+    assert not e.hold
+
+
 def test_framer_api() -> None:
     f = framer.Framer()
     assert f.capacity_frames == 1500 and f.free_bytes == 1500 * 160 and f.frames == 0

@@ -375,3 +375,156 @@ def test_classifier_hysteresis_does_not_span_skipped_frames() -> None:
     assert [c.update(SPEECH, t) for t in (400, 420)] == [False, False]
     assert c.update(SPEECH, 1000) is False  # would complete 60 ms only by counting the gap
     assert [c.update(SPEECH, t) for t in (1020, 1040)] == [False, True]
+
+
+# --- EOU: voiced time, open(), hold ------------------------------------------------------------
+
+
+def run_eou(rms: list[float], cfg: TimingConfig = CFG, before: dict | None = None, feed_from: int = 0):
+    """Classifier on every frame, the EouDetector from ``feed_from`` on (the shell feeds it only
+    while listening); ``before[t](e)`` runs before the frame at t. Returns (events, detector)."""
+    c, e = FrameClassifier(cfg), EouDetector(cfg)
+    events = []
+    for i, r in enumerate(rms):
+        t = 20 * i
+        if before and t in before:
+            before[t](e)
+        v = c.update(r, t)
+        if t >= feed_from:
+            k = e.update(v, r, t, c)
+            if k != EOU_NONE:
+                events.append((t + 20, k, e.onset_ms, e.voiced_ms))
+    return events, e
+
+
+def test_voiced_ms_is_the_real_voice_of_the_utterance() -> None:
+    # 500 ms, a 160 ms pause (not bridged: the classifier reports silence), 600 ms: 1100 ms of
+    # voice in an utterance of 1460 ms; the onset run counts in full at ONSET
+    events, e = run_eou(levels((NOISE, 1000), (SPEECH, 500), (NOISE, 160), (SPEECH, 600), (NOISE, 1000)))
+    assert events == [(1100, EOU_ONSET, 1000, 100), (2460, EOU_END, 1000, 1100)]
+    # syllables with 40 ms dips the hysteresis bridges: the dips are part of the run
+    events, e = run_eou(levels((NOISE, 1000), *talk(1200), (NOISE, 1000)))
+    assert events[-1][1] == EOU_END and e.voiced_ms == 1200
+    # kept after END (the shell reads it when it resolves the turn), until the next onset
+    events, e = run_eou(levels((NOISE, 1000), (SPEECH, 300), (NOISE, 1400), (SPEECH, 200), (NOISE, 1000)))
+    assert [(k, v) for _, k, _, v in events] == [(EOU_ONSET, 100), (EOU_END, 300), (EOU_ONSET, 100), (EOU_END, 200)]
+    e.reset()
+    assert e.voiced_ms == 0
+
+
+def test_voiced_ms_without_a_classifier_counts_voice_frames() -> None:
+    e = EouDetector(CFG)
+    seq = [True] * 10 + [False] * 5 + [True] * 7 + [False] * 30
+    got = [e.update(v, SPEECH if v else NOISE, 20 * i) for i, v in enumerate(seq)]
+    assert got.count(EOU_ONSET) == 1 and got.count(EOU_END) == 1
+    assert e.voiced_ms == 20 * 17
+
+
+def test_open_judges_an_interruption_as_soon_as_it_ends() -> None:
+    # a 260 ms "yes" over the agent from 1000; the barge-in fires at 1200 (onset 1000) and the
+    # shell hands the EouDetector the utterance in progress with MIN_UTT 0
+    rms = levels((NOISE, 1000), (SPEECH, 260), (NOISE, 2000))
+    opened = {1200: lambda e: e.open(1000, 1200, voiced_ms=200, min_utt_ms=0)}
+    events, e = run_eou(rms, before=opened, feed_from=1200)
+    assert events == [(1260 + CFG.eou_drop_silence_ms, EOU_END, 1000, 260)]  # the sharp drop at 1260
+    assert e.utterance_ms == 460 and not e.in_utterance
+    # with the configured MIN_UTT it would wait for onset + 1 s
+    opened = {1200: lambda e: e.open(1000, 1200, voiced_ms=200)}
+    events, _ = run_eou(rms, before=opened, feed_from=1200)
+    assert events == [(1000 + CFG.min_utt_ms, EOU_END, 1000, 260)]
+
+
+def test_open_then_voice_then_silence_ends_by_the_drop_or_the_silence_rule() -> None:
+    # opened at the onset; 260 ms of voice, then a sharp stop: END 200 ms after it
+    opened = {1000: lambda e: e.open(1000, 1000, min_utt_ms=0)}
+    events, _ = run_eou(levels((NOISE, 1000), (SPEECH, 260), (NOISE, 1000)), before=opened, feed_from=1000)
+    assert events == [(1460, EOU_END, 1000, 260)]
+    # a gradual fade (no sharp drop): END eou_silence_ms after the last voiced frame
+    fade = [SPEECH * 10 ** (-3 * k / 20) for k in range(1, 15)]
+    threshold = max(35.0, 2.2 * NOISE + 8)
+    quiet = 1260 + 20 * next(k for k, r in enumerate(fade) if r <= threshold)
+    events, _ = run_eou(levels((NOISE, 1000), (SPEECH, 260)) + fade + levels((NOISE, 1000)), before=opened, feed_from=1000)
+    assert [(t, k) for t, k, _, _ in events] == [(quiet + CFG.eou_silence_ms, EOU_END)]
+    # MIN_UTT 0 was for that utterance only: the next 300 ms word waits for its onset + MIN_UTT
+    opened = {1000: lambda e: e.open(1000, 1000, min_utt_ms=0)}
+    events, _ = run_eou(levels((NOISE, 1000), (SPEECH, 260), (NOISE, 1000), (SPEECH, 300), (NOISE, 1500)), before=opened, feed_from=1000)
+    assert [(t, k) for t, k, _, _ in events] == [(1460, EOU_END), (2360, EOU_ONSET), (2260 + CFG.min_utt_ms, EOU_END)]
+
+
+def test_open_counts_silence_only_from_the_frames_fed_after_it() -> None:
+    # the caller stopped at 1260, unseen by this detector; opened at 1500: silence from 1500
+    opened = {1500: lambda e: e.open(1000, 1500, voiced_ms=260, min_utt_ms=0)}
+    events, e = run_eou(levels((NOISE, 1000), (SPEECH, 260), (NOISE, 2000)), before=opened, feed_from=1500)
+    assert events == [(1500 + CFG.eou_silence_ms, EOU_END, 1000, 260)]
+
+
+def test_open_with_long_voice_is_forced_at_onset_plus_max_utt() -> None:
+    opened = {1300: lambda e: e.open(1000, 1300, voiced_ms=300)}
+    events, e = run_eou(levels((NOISE, 1000), *talk(6000), (NOISE, 1000)), before=opened, feed_from=1300)
+    forced = 1000 + CFG.max_utt_ms
+    # voice all along, dips bridged — but FORCED falls on a dip (5460-5500) not yet bridged
+    assert events[0] == (forced, EOU_FORCED, 1000, forced - 1000 - 40)
+    assert events[1][1] == EOU_ONSET and events[1][2] == forced  # the voice goes on: next utterance
+
+
+def test_open_keeps_a_voice_run_going() -> None:
+    # opened mid-voice with the detector already fed (contiguous): the run continues, the
+    # sharp drop at its end is seen
+    opened = {1400: lambda e: e.open(900, 1400, voiced_ms=400, min_utt_ms=0)}
+    events, e = run_eou(levels((NOISE, 1000), (SPEECH, 700), (NOISE, 1000)), before=opened, feed_from=1000)
+    assert events == [(1100, EOU_ONSET, 1000, 100), (1900, EOU_END, 900, 700)]  # 400 + 300 after 1400
+
+
+def pause_utterance(pause_ms: int) -> list[float]:
+    return levels((NOISE, 1000), (SPEECH, 1500), (NOISE, pause_ms), (SPEECH, 600), (NOISE, 1500))
+
+
+def test_hold_lets_a_speaker_search_for_the_next_word() -> None:
+    # a 300 ms pause after a sharp drop at 2500: ends the utterance at 2700 without hold
+    events, _ = run_eou(pause_utterance(300))
+    assert [(t, k) for t, k, _, _ in events] == [
+        (1100, EOU_ONSET),
+        (2500 + CFG.eou_drop_silence_ms, EOU_END),
+        (2900, EOU_ONSET),  # the words after the pause: a new utterance ...
+        (2800 + CFG.min_utt_ms, EOU_END),  # ... cut at its own MIN_UTT
+    ]
+    # with hold (the partial transcript ended on "and"): the pause does not end it; the real
+    # stop at 3400 ends it after eou_hold_silence_ms of silence, not by the drop
+    events, e = run_eou(pause_utterance(300), before={2400: lambda e: setattr(e, "hold", True)})
+    assert [(t, k) for t, k, _, _ in events] == [(1100, EOU_ONSET), (3400 + CFG.eou_hold_silence_ms, EOU_END)]
+    assert not e.hold  # END clears it
+    assert events[-1][3] == 2100  # 1500 + 600 of voice
+
+
+def test_hold_needs_eou_hold_silence_and_keeps_min_max_utt() -> None:
+    # 500 ms of silence ends a held utterance, 480 ms does not
+    events, _ = run_eou(pause_utterance(480), before={2400: lambda e: setattr(e, "hold", True)})
+    assert [k for _, k, _, _ in events] == [EOU_ONSET, EOU_END] and events[1][0] == 3580 + CFG.eou_hold_silence_ms
+    events, _ = run_eou(pause_utterance(500), before={2400: lambda e: setattr(e, "hold", True)})
+    assert [(t, k) for t, k, _, _ in events][:2] == [(1100, EOU_ONSET), (2500 + CFG.eou_hold_silence_ms, EOU_END)]
+    # MAX_UTT still forces a held utterance
+    events, _ = run_eou(levels((NOISE, 1000), *talk(6000)), before={1200: lambda e: setattr(e, "hold", True)})
+    assert events[1][:2] == (1000 + CFG.max_utt_ms, EOU_FORCED)
+    # MIN_UTT too: a held 300 ms word ends at max(onset + MIN_UTT, its end + hold silence)
+    events, _ = run_eou(levels((NOISE, 1000), (SPEECH, 300), (NOISE, 2000)), before={1100: lambda e: setattr(e, "hold", True)})
+    assert events[1][:2] == (max(1000 + CFG.min_utt_ms, 1300 + CFG.eou_hold_silence_ms), EOU_END)
+
+
+def test_lifting_the_hold_lets_a_pending_drop_end_the_utterance() -> None:
+    def lift(e: EouDetector) -> None:
+        assert e.drop_ms == 2500 and e.in_utterance
+        e.hold = False
+
+    events, _ = run_eou(pause_utterance(400), before={2400: lambda e: setattr(e, "hold", True), 2760: lift})
+    assert [(t, k) for t, k, _, _ in events][:2] == [(1100, EOU_ONSET), (2780, EOU_END)]
+
+
+def test_reset_clears_the_hold_and_the_open_min_utt() -> None:
+    e = EouDetector(CFG)
+    e.hold = True
+    e.open(0, 0, min_utt_ms=0)
+    e.reset()
+    assert not e.hold and not e.in_utterance and e.voiced_ms == 0
+    seq = [True] * 15 + [False] * 60  # 300 ms word: MIN_UTT is back
+    got = [(20 * i + 20, e.update(v, SPEECH if v else NOISE, 20 * i)) for i, v in enumerate(seq)]
+    assert [t for t, k in got if k == EOU_END] == [CFG.min_utt_ms]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -70,6 +71,7 @@ def test_eou_guarantees(cfg: TimingConfig, rs: list[tuple[bool, float, int]]) ->
             else:
                 assert not v, "END on a voice frame"
             assert e.utterance_ms == end - onset and not e.in_utterance
+            assert e.voiced_ms == FRAME * sum(voice[onset // FRAME : i + 1]), "voiced_ms is not the voice since onset"
             onset, last_eou_frame = None, i
         else:
             assert k == EOU_NONE
@@ -80,6 +82,70 @@ def test_eou_guarantees(cfg: TimingConfig, rs: list[tuple[bool, float, int]]) ->
                 quiet = frames_for(cfg.eou_silence_ms)
                 if end - onset >= cfg.min_utt_ms and i + 1 >= quiet and not any(voice[i + 1 - quiet : i + 1]):
                     assert (i + 1 - quiet) * FRAME < onset, "silence did not end the utterance"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)
+@given(configs.map(lambda c: replace(c, eou_hold_silence_ms=c.eou_silence_ms + 100)), runs)
+def test_eou_guarantees_with_hold(cfg: TimingConfig, rs: list[tuple[bool, float, int]]) -> None:
+    """Held all along (the shell sets hold again after every END): only silence ends an
+    utterance, and only eou_hold_silence_ms of it, once MIN_UTT has passed; MAX_UTT still forces."""
+    e = EouDetector(cfg)
+    voice = [v for v, _ in expand(rs)]
+    rms = [r for _, r in expand(rs)]
+    hold_frames = frames_for(cfg.eou_hold_silence_ms)
+    onset = None
+    for i, (v, r) in enumerate(zip(voice, rms)):
+        e.hold = True
+        k = e.update(v, r, FRAME * i)
+        end = FRAME * (i + 1)
+        if k == EOU_ONSET:
+            onset = e.onset_ms
+        elif k == EOU_END:
+            assert onset is not None and end - onset >= cfg.min_utt_ms
+            assert i + 1 >= hold_frames and not any(voice[i + 1 - hold_frames : i + 1]), "held END without hold silence"
+            assert not e.hold, "END did not clear the hold"
+            onset = None
+        elif k == EOU_FORCED:
+            assert onset is not None and end - onset == FRAME * frames_for(cfg.max_utt_ms)
+            onset = None
+        elif onset is not None:
+            if end - onset >= cfg.min_utt_ms and i + 1 >= hold_frames and not any(voice[i + 1 - hold_frames : i + 1]):
+                assert (i + 1 - hold_frames) * FRAME < onset, "hold silence did not end the utterance"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)
+@given(configs, runs, st.integers(0, 60), st.integers(0, 300), st.sampled_from([-1, 0, 300]), st.integers(0, 500))
+def test_open_guarantees(
+    cfg: TimingConfig, rs: list[tuple[bool, float, int]], open_frame: int, back_ms: int, min_utt: int, seed_ms: int
+) -> None:
+    """An opened utterance: END / FORCED measured from the given onset, MIN_UTT as asked,
+    silence only from the frames fed after open(), the voice count seeded."""
+    e = EouDetector(cfg)
+    seq = expand(rs)
+    voice = [v for v, _ in seq]
+    t_open = FRAME * open_frame
+    onset = t_open - back_ms
+    need = cfg.min_utt_ms if min_utt < 0 else min_utt
+    quiet = frames_for(cfg.eou_silence_ms)
+    for i in range(open_frame, len(seq)):
+        if i == open_frame:
+            e.open(onset, t_open, voiced_ms=seed_ms, min_utt_ms=min_utt)
+            assert e.in_utterance and e.onset_ms == onset and e.voiced_ms == seed_ms
+        v, r = seq[i]
+        k = e.update(v, r, FRAME * i)
+        end = FRAME * (i + 1)
+        if k in (EOU_END, EOU_FORCED):
+            assert e.onset_ms == onset and e.utterance_ms == end - onset
+            assert e.voiced_ms == seed_ms + FRAME * sum(voice[open_frame : i + 1])
+            if k == EOU_END:
+                assert end - onset >= need and not v
+            else:
+                assert end - onset >= cfg.max_utt_ms and (i == open_frame or end - FRAME - onset < cfg.max_utt_ms)
+            break
+        assert k == EOU_NONE, "ONSET inside an opened utterance"
+        assert end - onset < cfg.max_utt_ms
+        if end - onset >= need and i + 1 - quiet >= open_frame and not any(voice[i + 1 - quiet : i + 1]):
+            raise AssertionError("silence after open() did not end the utterance")
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)
