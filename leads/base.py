@@ -23,7 +23,7 @@ class CallMetrics:
 
     turn_latency_ms: list[float] = field(default_factory=list)  # EOU -> first TTS frame on the wire
     asr_latency_ms: list[float] = field(default_factory=list)  # EOU -> ASR_TEXT
-    halt_ms: list[float] = field(default_factory=list)  # barge-in onset -> clear sent
+    halt_ms: list[float] = field(default_factory=list)  # barge-in voice onset -> agent silent at the caller
     barge_ins: int = 0
     barge_ins_clean: int = 0  # TTS halted within the target and listening resumed
     heartbeats: int = 0
@@ -33,6 +33,13 @@ class CallMetrics:
     rule_violations: int = 0
     provider_errors: int = 0
     fallbacks: int = 0
+    # turn-taking as the caller lives it
+    false_interruptions: int = 0  # interruptions judged not a turn (the agent resumed)
+    resumed: int = 0  # cut agent turns whose rest played
+    ignored: int = 0  # caller utterances given no reply (noise)
+    continuations: int = 0  # replies dropped because the caller went on (one merged turn)
+    talk_over_ms: list[float] = field(default_factory=list)  # per agent turn, outside barge-in halts
+    dead_air_ms: list[float] = field(default_factory=list)  # caller's voice ended -> agent heard again
 
 
 @dataclass(frozen=True, slots=True)

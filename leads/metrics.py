@@ -61,3 +61,28 @@ outbox_deliveries_total = Counter(
     "agentlocator_outbox_deliveries_total", "follow-up delivery attempts by channel and result "
     "(sent|delivered|dry_run|retry|failed)", ["channel", "result"], registry=REGISTRY,
 )
+# -- turn-taking as the caller lives it (server/turn.py verdicts, caller-side timings) --------
+false_interruptions_total = Counter(
+    "agentlocator_false_interruptions_total",
+    "interruptions judged not a turn (no words, noise, a backchannel): the agent resumes", registry=REGISTRY,
+)
+resumed_total = Counter(
+    "agentlocator_resumed_total", "cut agent turns resumed (their rest started playing)", registry=REGISTRY
+)
+utterances_ignored_total = Counter(
+    "agentlocator_utterances_ignored_total", "caller utterances given no reply (too little voice, no words)",
+    registry=REGISTRY,
+)
+continuations_total = Counter(
+    "agentlocator_continuations_total", "replies dropped because the caller went on talking (one merged turn)",
+    registry=REGISTRY,
+)
+talk_over_seconds = Histogram(
+    "agentlocator_talk_over_seconds",
+    "agent audio over the caller's voice per agent turn, outside a genuine barge-in's own halt time",
+    buckets=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0), registry=REGISTRY,
+)
+dead_air_seconds = Histogram(
+    "agentlocator_dead_air_seconds", "caller's voice ended -> agent audio audible again (reply or resume)",
+    buckets=(0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0), registry=REGISTRY,
+)

@@ -32,6 +32,9 @@ from server.twilio_codec import TwilioFrames
 FRAME_S = FRAME_MS / 1000.0
 Send = Callable[[str], Awaitable[None]]
 Cue = Callable[[float], None]  # called with the monotonic time the preceding frame was sent
+# Called for every media frame as it goes out: (monotonic time it starts playing, the μ-law
+# frame). The buffer is reused: read it before returning.
+FrameHook = Callable[[float, bytearray], None]
 
 
 class Pacer:
@@ -42,11 +45,14 @@ class Pacer:
         frames: TwilioFrames,
         on_heartbeat: Callable[[str, bool], None] | None = None,
         capacity_frames: int = 1500,
+        on_frame: FrameHook | None = None,
     ) -> None:
         self.config = config
         self._send = send
         self._frames = frames
         self._on_heartbeat = on_heartbeat
+        self._on_frame = on_frame
+        self.held = False  # the start of queued audio waits (the caller's voice is on)
         self._lead_s = config.pacer_lead_ms / 1000.0
         self.framer = Framer(capacity_frames)
         self._out = bytearray(FRAME_ULAW_BYTES)
@@ -77,6 +83,9 @@ class Pacer:
         """When Twilio should finish playing what was sent (None: nothing queued there)."""
         return None if self._anchor is None else self._anchor + self._n * FRAME_S
 
+    def _playing(self, now: float) -> bool:
+        return self._anchor is not None and self._anchor + self._n * FRAME_S > now
+
     def played_position(self, now: float) -> int:
         """Frames Twilio has played by ``now``: sent minus what is still queued there."""
         if self._anchor is None:
@@ -100,6 +109,13 @@ class Pacer:
             view = view[len(part):]
             self._wake.set()
         return epoch == self.epoch
+
+    def hold(self, on: bool) -> None:
+        """Hold (or release) what is queued: nothing new starts playing while held. Meant for
+        the moments before a reply is audible; audio already playing has no gap to wait for."""
+        if on != self.held:
+            self.held = on
+            self._wake.set()
 
     async def write_silence(self, ms: int, epoch: int) -> bool:
         return await self.write_pcm16(bytes(ms * 16), epoch)
@@ -138,7 +154,7 @@ class Pacer:
             if self._cues and self._cues[0][0] <= self.frames_sent:
                 await self._fire_marks()
                 continue
-            if self.framer.frames == 0:
+            if self.framer.frames == 0 or (self.held and not self._playing(trio.current_time())):
                 await self._idle()
                 continue
             now = trio.current_time()
@@ -154,6 +170,8 @@ class Pacer:
             # ``framer.frames``, and cue positions must not slip by it.
             self._n += 1
             self.frames_sent += 1
+            if self._on_frame is not None:
+                self._on_frame(self._anchor + (self._n - 1) * FRAME_S, out)
             await self._send(self._frames.media(out))
             self.keepalive.media_sent(trio.current_time())
 
@@ -181,6 +199,8 @@ class Pacer:
             await self._wake.wait()
             return
         beat, silence = self.keepalive.due(trio.current_time())
+        if silence and self.framer.frames:
+            silence = False  # a held reply is queued: it, not filler, goes out next
         if silence:
             self.framer.write_ulaw(self._idle_silence)
             # Cues still pending here sit after frames not written yet (e.g. a reply's "first

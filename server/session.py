@@ -1,10 +1,14 @@
 """One phone call, from Twilio's first frame to the close: :func:`run_call`.
 
-A call is one trio nursery. Its tasks: the receive loop (inbound audio -> detectors ->
-recognizer, mark echoes, `stop`), the :class:`~server.pacer.Pacer` (outbound frames, marks,
-keepalive), the recognizer's own ``run``, the recorder writer, and at most one reply task at
-a time (ASR final -> brain -> TTS -> pacer) inside its own cancel scope so a barge-in can
-drop it. The :class:`~server.turn.TurnMachine` decides; this module executes its actions.
+A call is one trio nursery. Its tasks: the receive loop (Twilio frames; caller audio goes to
+:class:`~server.inbound.Inbound`, which turns it into turn events), the
+:class:`~server.pacer.Pacer` (outbound frames, marks, keepalive), the recognizer's own
+``run``, the recorder writer, the pending ASR final (its own cancel scope: a caller who goes
+on talking reopens the utterance), and the current agent turn's
+:class:`~server.reply.Reply` (a producer and a speaker, each its own cancel scope).
+The :class:`~server.turn.TurnMachine` decides; :meth:`CallSession._execute` only carries out
+its actions. Three modules, by name: ``inbound`` (the caller's audio), ``reply`` (the agent's
+turn), ``session`` (this: the call's life and the actions).
 
 Nothing that goes wrong inside a call escapes :func:`run_call`: provider errors become the
 clarify line, malformed frames are counted and dropped, a dropped socket ends the call, and
@@ -25,13 +29,13 @@ import trio
 from dialog.base import CLARIFY_EN, CLARIFY_HE, Brain, CallerTurn, LeadState
 from leads import metrics as prom
 from leads.base import CallInfo, CallMetrics, CallRecorder
-from native.codec import decode_with_energy
-from native.config import FRAME_MS, FRAME_PCM_BYTES, FRAME_ULAW_BYTES, TimingConfig
-from native.framer import Framer
-from native.vad import EOU_END, EOU_FORCED, EOU_ONSET, BargeInDetector, EouDetector, FrameClassifier
+from native.codec import ulaw_rms
+from native.config import FRAME_MS, TimingConfig
 from server import turn as T
+from server.inbound import Inbound
 from server.logs import CallLog, log_event
 from server.pacer import Pacer
+from server.reply import Reply, guarded_sentences, one_line
 from server.transport import Transport, TransportClosed
 from server.twilio_codec import (
     Connected, Dtmf, Mark, Media, ProtocolError, Start, Stop, TwilioFrames, TwilioParser, UnknownEvent,
@@ -109,7 +113,7 @@ class CallSession:
         self.deps = deps
         self.cfg = deps.config
         self.parser = TwilioParser()
-        self.machine = T.TurnMachine()
+        self.machine = T.TurnMachine(deps.config, deps.language)
         self.metrics = CallMetrics()
         self.t0 = trio.current_time()
         self.call_sid = ""
@@ -120,25 +124,17 @@ class CallSession:
         self.close_code = 1000
         self.brain: Brain | None = None
         self.recognizer: Recognizer | None = None
-        self._send_lock = trio.Lock()
         self._cancel: trio.CancelScope | None = None
-        self._reply_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
-        # inbound hot path: preallocated buffers, stream time advances 20 ms per frame
-        self._pcm = bytearray(FRAME_PCM_BYTES)
-        self._ulaw = bytearray(FRAME_ULAW_BYTES)
-        self._in_framer = Framer(50)  # only for payloads that are not exactly 20 ms
-        self._t_in = 0
-        self._last_eou_ms = 0
-        self._push_errors = 0
-        self.classifier = FrameClassifier(self.cfg)
-        self.eou = EouDetector(self.cfg)
-        self.barge = BargeInDetector(self.cfg)
-        self._halt: T.Halt | None = None  # set by the frame that triggered barge-in
-        self._halt_at = 0.0
-        self._played: trio.Event | None = None  # the final mark of the current reply came back
-        self._speech_started_at = 0.0
-        self._spans: list[list[int]] = []  # [first frame, end frame] of each sentence of the reply
+        self.inbound = Inbound(self.cfg, self.machine, self.dispatch, self._push, self._partial_words)
+        self._reply: Reply | None = None  # the current agent turn (playing, or cut and on hold)
+        self._asr_scope: trio.CancelScope | None = None
+        self._eou_at = 0.0  # clock time of the last end of utterance (turn latency counts from it)
+        # A barge-in / collision waiting for its `clear` (sent by the receive loop right after
+        # the frame that triggered it): (halt, clock time, when what was sent would stop playing)
+        self._halt: tuple[T.Halt, float, float] | None = None
+        self._agent_audible_end_ms = 0.0  # stream time the agent's audio last stopped playing
+        self._turn_started_ms = 0.0  # call clock (ms) of the current agent turn's first frame
         self._rec_send, self._rec_recv = trio.open_memory_channel[tuple](math.inf)
         self._protocol_logged = 0
 
@@ -165,7 +161,7 @@ class CallSession:
                     nursery.start_soon(self._guard, self._recognizer_task)
                     nursery.start_soon(self._guard, self.pacer.run)
                     nursery.start_soon(self._guard, self._receive_loop)
-                    self._execute(self.machine.handle(T.CallStarted()))
+                    self.dispatch(T.CallStarted())
             finally:
                 prom.calls_active.dec()
         except BaseException as exc:
@@ -200,7 +196,7 @@ class CallSession:
             outcome=outcome,
             protocol_errors=sum(self.parser.errors.values()),
             rejected_events=self.machine.rejected,
-            frames_in=self._t_in // FRAME_MS,
+            frames_in=self.inbound.t // FRAME_MS,
             frames_out=self.pacer.frames_sent if hasattr(self, "pacer") else 0,  # no pacer before `start`
         )
 
@@ -227,12 +223,14 @@ class CallSession:
         self.phone = start.lead_number  # who the lead is: From, or To on a call we placed
         self.log = CallLog(start.call_sid, self._now_ms)
         self.frames = TwilioFrames(start.stream_sid)
-        self.pacer = Pacer(self.cfg, self._send, self.frames, on_heartbeat=self._on_heartbeat)
+        self.pacer = Pacer(self.cfg, self._send, self.frames, on_heartbeat=self._on_heartbeat,
+                           on_frame=self._on_agent_frame)
         self.recognizer = deps.new_recognizer(deps.language)
         try:  # the recognizer's own ERROR / PROVIDER_SWITCH lines then carry call_sid and t
             self.recognizer.bind_log(self.log)
         except Exception as exc:
             self.log("ERROR", where="recognizer.bind_log", error=repr(exc))
+        self.recognizer.on_partial = self._on_partial
         started_at = deps.wall_clock()
         self.brain = deps.new_brain(deps.language, self.phone, started_at.astimezone(JERUSALEM))
         self.log(
@@ -255,17 +253,21 @@ class CallSession:
             self.log("WS_CLOSE", reason=self.close_reason or "no_start", code=self.close_code)
             prom.ws_disconnects_total.labels(reason=self.close_reason or "no_start").inc()
             return "none"
-        if self._reply_scope is not None:
-            self._reply_scope.cancel()
+        if self._asr_scope is not None:
+            self._asr_scope.cancel()
+        reply = self._reply
         if self.recognizer is not None:
             try:
                 self.recognizer.cancel_utterance()
             except Exception:
                 pass
-        speaking = self.machine.state is T.State.SPEAKING and hasattr(self, "pacer")
-        for action in self.machine.handle(T.Hangup(self.close_reason, self._partial_words() if speaking else 0)):
-            if type(action) is T.TellHeard:  # queued before the drain below, so it is stored
-                self._tell_heard(action)
+        if self.machine.state is not T.State.ENDED:
+            speaking = self.machine.state is T.State.SPEAKING and hasattr(self, "pacer")
+            for action in self.machine.handle(T.Hangup(self.close_reason, self._partial_words() if speaking else 0)):
+                if type(action) is T.TellHeard:  # queued before the drain below, so it is stored
+                    self._tell_heard(action)
+        if reply is not None:
+            reply.drop(retract=False)
         duration = trio.current_time() - self.t0
         self.log("WS_CLOSE", reason=self.close_reason, code=self.close_code)
         prom.ws_disconnects_total.labels(reason=self.close_reason).inc()
@@ -278,7 +280,7 @@ class CallSession:
         self.log(
             "CALL_END", reason=self.close_reason, duration_ms=round(duration * 1000), turns=self.metrics.turns,
             barge_ins=self.metrics.barge_ins, heartbeats=self.metrics.heartbeats, outcome=outcome,
-            frames_in=self._t_in // FRAME_MS, frames_out=pacer.frames_sent if pacer is not None else 0,
+            frames_in=self.inbound.t // FRAME_MS, frames_out=pacer.frames_sent if pacer is not None else 0,
         )
         with trio.move_on_after(self.deps.recorder_timeout_s):
             # what the writer task did not get to before it was cancelled, in order
@@ -328,8 +330,10 @@ class CallSession:
             self._end("error", 1011)
 
     async def _send(self, text: str) -> None:
-        async with self._send_lock:
-            await self.transport.send(text)
+        # No lock of ours: the websocket server serializes writes itself (hypercorn holds a
+        # send lock per connection), so a `clear` is handed to the transport in the very step
+        # that decided it, never queued behind our own bookkeeping.
+        await self.transport.send(text)
 
     # -- recorder (never on the call's hot path) ----------------------------------------------
 
@@ -359,15 +363,15 @@ class CallSession:
         try:
             await self.recognizer.run()
         except ProviderError as exc:  # the ASR is gone; end_utterance will fail -> clarify line
-            self._provider_error(exc.provider, exc)
+            self.provider_error(exc.provider, exc)
             await trio.sleep_forever()
 
-    def _provider_error(self, provider: str, exc: BaseException) -> None:
+    def provider_error(self, provider: str, exc: BaseException) -> None:
         self.metrics.provider_errors += 1
         prom.provider_errors_total.labels(provider=provider).inc()
         self.log("ERROR", where="provider", provider=provider, error=str(exc)[:300])
 
-    # -- inbound -------------------------------------------------------------------------------
+    # -- Twilio frames in ----------------------------------------------------------------------
 
     async def _receive_loop(self) -> None:
         receive = self.transport.receive
@@ -376,10 +380,12 @@ class CallSession:
         with trio.CancelScope(deadline=trio.current_time() + timeout) as watchdog:
             while True:
                 text = await receive()  # TransportClosed ends the call through the guard
-                watchdog.deadline = trio.current_time() + timeout
+                now = trio.current_time()
+                watchdog.deadline = now + timeout
                 event = parse(text)
                 if type(event) is Media:
-                    self._on_media(event.payload)
+                    if not self.inbound.media(event.payload, now):
+                        self._log_protocol(self.parser._error("media_size", f"payload of {len(event.payload)} bytes"))
                     if self._halt is not None:
                         await self._send_clear()
                 elif type(event) is Mark:
@@ -412,309 +418,120 @@ class CallSession:
             log_event("PROTOCOL", logging.WARNING, call_sid=self.call_sid, t=round(self._now_ms(), 1),
                       count=n, **fields)
 
-    def _on_media(self, payload: bytes) -> None:
-        if len(payload) == FRAME_ULAW_BYTES:
-            self._frame(decode_with_energy(payload, self._pcm))
-            return
-        try:  # Twilio sends 20 ms; anything else is re-cut into 20 ms frames
-            self._in_framer.write_ulaw(payload)
-        except BufferError:
-            self._log_protocol(self.parser._error("media_size", f"payload of {len(payload)} bytes"))
-            return
-        while self._in_framer.read_frame(self._ulaw):
-            self._frame(decode_with_energy(self._ulaw, self._pcm))
-
-    def _frame(self, rms: float) -> None:
-        t = self._t_in
-        self._t_in = t + FRAME_MS
+    def _push(self, pcm: bytes) -> None:
         try:
-            self.recognizer.push(bytes(self._pcm))  # type: ignore[union-attr]
+            self.recognizer.push(pcm)  # type: ignore[union-attr]
         except Exception as exc:  # a broken recognizer costs the transcript, not the call
-            self._push_errors += 1
-            if self._push_errors == 1 or self._push_errors % 1000 == 0:
-                self._provider_error(getattr(exc, "provider", self.recognizer.name), exc)  # type: ignore[union-attr]
-        voice = self.classifier.update(rms, t)
-        # fed every frame: it tracks the real voice onset; the classifier tells both detectors
-        # when its run really began, so durations are real time, not hysteresis-delayed
-        fired = self.barge.update(voice, t, self.classifier)
-        state = self.machine.state
-        if state is T.State.LISTENING:
-            r = self.eou.update(voice, rms, t, self.classifier)
-            if r == EOU_ONSET:
-                self._execute(self.machine.handle(T.VoiceOnset(self.eou.onset_ms)))
-            elif r == EOU_END or r == EOU_FORCED:
-                eou_ms = t + FRAME_MS
-                self._last_eou_ms = eou_ms
-                onset = self.machine.utterance_onset_ms
-                onset = self.eou.onset_ms if onset is None else min(onset, self.eou.onset_ms)
-                self.log("EOU", onset_ms=onset, eou_ms=eou_ms, length_ms=eou_ms - onset,
-                         silence_ms=self.eou.silence_ms, forced=r == EOU_FORCED)
-                self._execute(self.machine.handle(T.EndOfUtterance(self.eou.onset_ms, eou_ms, r == EOU_FORCED)))
-        elif fired and state is T.State.SPEAKING:
-            self._halt_at = trio.current_time()
-            # A voice run that began before the last EOU (the caller talked through a forced
-            # end) belongs to the previous utterance up to that EOU.
-            onset = max(self.barge.onset_ms, self._last_eou_ms)
-            self._execute(self.machine.handle(T.BargeIn(onset, t + FRAME_MS, self._partial_words())))
+            errors = self.inbound.push_errors + 1
+            if errors == 1 or errors % 1000 == 0:
+                self.provider_error(getattr(exc, "provider", self.recognizer.name), exc)  # type: ignore[union-attr]
+            raise
 
-    def _partial_words(self) -> int:
-        """Words of the first unconfirmed sentence the caller has heard by now, from the
-        playback position (frames sent minus what is still queued at Twilio)."""
-        index = self.machine.agent.acked
-        if index >= len(self._spans) or index >= len(self.machine.agent.sentences):
-            return 0
-        start, end = self._spans[index]
-        end = end if end >= 0 else self.pacer.position
-        played = self.pacer.played_position(trio.current_time())
-        if end <= start or played <= start:
-            return 0
-        fraction = min(1.0, (played - start) / (end - start))
-        return int(fraction * len(self.machine.agent.sentences[index].split()))
+    def _on_partial(self, transcript: Transcript) -> None:
+        if transcript.text.strip():
+            self.dispatch(T.PartialText(transcript.text))
+
+    def _on_agent_frame(self, play_at: float, frame: bytearray) -> None:
+        self.inbound.agent_frame(ulaw_rms(frame), self.inbound.clock.stream_ms(play_at))
 
     def _on_mark(self, name: str) -> None:
         if name.startswith("hb"):
             return  # heartbeat echo: proof of life only
         event = self.machine.mark_event(name)
         self.log("MARK_ACK", name=name, stale=event is None)
-        if event is not None:
-            if type(event) is T.PlaybackDone and self._played is not None:
-                self._played.set()
-            self._execute(self.machine.handle(event))
-
-    # -- executing the machine's actions -------------------------------------------------------
-
-    def _execute(self, actions: list[T.Action]) -> None:
-        for action in actions:
-            kind = type(action)
-            if kind is T.StateChanged:
-                self.log("STATE_CHANGE", from_state=action.old.value, to_state=action.new.value, cause=action.cause)
-            elif kind is T.BeginUtterance:
-                try:
-                    self.recognizer.begin_utterance(action.onset_ms)  # type: ignore[union-attr]
-                except Exception as exc:  # end_utterance will fail too -> the clarify line
-                    self._provider_error(getattr(exc, "provider", self.recognizer.name), exc)  # type: ignore[union-attr]
-            elif kind is T.SpeakGreeting:
-                self._start_reply(None, trio.current_time())
-            elif kind is T.FinishUtterance:
-                self._start_reply(action, trio.current_time())
-            elif kind is T.ArmBargeIn:
-                self.barge.arm(self._t_in)
-            elif kind is T.Halt:
-                self._barge_in(action)
-            elif kind is T.TellHeard:
-                self._tell_heard(action)
-            elif kind is T.Listen:
-                self.eou.reset()
-                self.barge.disarm()
-                if action.cycle_done:
-                    self.metrics.state_cycles += 1
-                    prom.state_cycles_total.inc()
-                if self.brain is not None and self.brain.finished:
-                    self._end("agent_hangup", 1000)
-            elif kind is T.Rejected:
-                self.log("ERROR", where="turn", state=action.state.value, rejected_event=action.event)
-            # Respond is read by the reply task that handed in AsrFinal.
-
-    def _barge_in(self, halt: T.Halt) -> None:
-        # Same tick as the trigger: stop production, drop the TX queue; `clear` goes out right
-        # after this frame is processed (the receive loop awaits it before the next frame).
-        if self._reply_scope is not None:
-            self._reply_scope.cancel()
-        self.pacer.clear()
-        self._halt = halt
-
-    async def _send_clear(self) -> None:
-        halt = self._halt
-        assert halt is not None
-        self._halt = None
-        await self._send(self.frames.clear())
-        sent = trio.current_time()
-        halt_ms = (halt.trigger_ms - halt.onset_ms) + (sent - self._halt_at) * 1000.0
-        # Voice inside the grace window is ignored by rule, so "clean" is judged from the
-        # window's end: the detector's own minimum plus one frame of processing.
-        counted_from = max(halt.onset_ms, self.barge.armed_at + self.cfg.barge_in_grace_ms)
-        clean = (halt.trigger_ms - counted_from) + (sent - self._halt_at) * 1000.0 <= (
-            self.cfg.barge_in_min_voice_ms + FRAME_MS
-        )
-        self.metrics.barge_ins += 1
-        self.metrics.halt_ms.append(round(halt_ms, 2))
-        if clean:
-            self.metrics.barge_ins_clean += 1
-        prom.barge_ins_total.labels(outcome="clean" if clean else "late").inc()
-        prom.interrupt_halt_seconds.observe(halt_ms / 1000.0)
-        self.log("BARGE_IN", onset_ms=halt.onset_ms, trigger_ms=halt.trigger_ms, halt_ms=round(halt_ms, 2),
-                 clear_after_trigger_ms=round((sent - self._halt_at) * 1000.0, 3), clean=clean)
-
-    def _tell_heard(self, heard: T.TellHeard) -> None:
-        assert self.brain is not None
-        try:
-            self.brain.heard(heard.said, heard.heard_fully)
-        except Exception as exc:
-            self.log("ERROR", where="brain.heard", error=repr(exc))
-        start_ms = (self._speech_started_at - self.t0) * 1000.0
-        self._record(self.deps.recorder.transcript_turn, self.call_sid, "agent", heard.said,
-                     round(start_ms), round(self._now_ms()), heard.heard_fully)
-
-    def _on_heartbeat(self, name: str, with_silence: bool) -> None:
-        self.metrics.heartbeats += 1
-        self.log("WS_KEEPALIVE", mark=name, idle_silence=with_silence)
-
-    # -- a reply: ASR final -> brain -> TTS -> pacer --------------------------------------------
-
-    def _start_reply(self, utterance: T.FinishUtterance | None, eou_at: float) -> None:
-        assert self._nursery is not None
-        scope = trio.CancelScope()
-        self._reply_scope = scope
-        self._nursery.start_soon(self._guard, lambda: self._reply(scope, utterance, eou_at))
-
-    async def _reply(self, scope: trio.CancelScope, utterance: T.FinishUtterance | None, eou_at: float) -> None:
-        with scope:
-            brain = self.brain
-            assert brain is not None
-            if utterance is None:
-                await self._speak(_guarded_sentences(brain.opening), eou_at, None)
-                return
-            transcript, failed = await self._recognize(utterance, eou_at)
-            respond = next(
-                (a for a in self.machine.handle(T.AsrFinal(transcript.text, transcript.confidence, failed))
-                 if isinstance(a, T.Respond)),
-                None,
-            )
-            if respond is None:
-                return
-            self.metrics.turns += 1
-            if failed:
-                await self._speak(_one(_clarify(self.deps.language)), eou_at, None)
-                return
-            before = copy.deepcopy(brain.lead)
-            turn = CallerTurn(respond.text, respond.confidence, respond.interrupted_agent)
-            await self._speak(_guarded_sentences(lambda: brain.respond(turn)), eou_at, before)
-
-    async def _recognize(self, utt: T.FinishUtterance, eou_at: float) -> tuple[Transcript, bool]:
-        recognizer = self.recognizer
-        assert recognizer is not None
-        failed = False
-        try:
-            with trio.fail_after(self.deps.asr_timeout_s):
-                transcript = await recognizer.end_utterance(utt.onset_ms, utt.eou_ms)
-        except trio.TooSlowError:
-            self._provider_error(recognizer.name, TimeoutError(f"no final within {self.deps.asr_timeout_s}s"))
-            transcript, failed = Transcript("", 0.0, provider=recognizer.name), True
-        except Exception as exc:  # ProviderError, or a provider bug: the caller is asked to repeat
-            self._provider_error(getattr(exc, "provider", recognizer.name), exc)
-            transcript, failed = Transcript("", 0.0, provider=recognizer.name), True
-        latency_ms = (trio.current_time() - eou_at) * 1000.0
-        if not failed:
-            self.metrics.asr_latency_ms.append(round(latency_ms, 2))
-            prom.asr_latency_seconds.observe(latency_ms / 1000.0)
-        self.log("ASR_TEXT", text=transcript.text, confidence=round(transcript.confidence, 3),
-                 latency_ms=round(latency_ms, 1), provider=transcript.provider or recognizer.name, failed=failed)
-        self._record(self.deps.recorder.transcript_turn, self.call_sid, "caller", transcript.text,
-                     utt.onset_ms, utt.eou_ms, True)
-        return transcript, failed
-
-    async def _speak(self, sentences: AsyncIterator[str], eou_at: float, lead_before: object | None) -> None:
-        """Synthesize each sentence as it arrives and queue it; marks between sentences, then
-        tail silence and the final mark; back to LISTENING on its echo or the timeout."""
-        pacer = self.pacer
-        epoch = pacer.epoch
-        turn_no = self.machine.turn_no
-        is_reply = lead_before is not None or self.machine.turn_no > 1
-        first_position = pacer.position
-        texts: list[str] = []  # the reply's sentences as they go to synthesis
-
-        def on_first_frame(now: float) -> None:
-            self._speech_started_at = now
-            if is_reply:
-                latency_ms = (now - eou_at) * 1000.0
-                self.metrics.turn_latency_ms.append(round(latency_ms, 2))
-                prom.turn_latency_seconds.observe(latency_ms / 1000.0)
-            # text: the sentence now starting to play (the rest of a streamed reply is not made
-            # yet; each sentence's MARK_SENT carries its own text)
-            self.log("TTS_START", turn=turn_no, latency_ms=round((now - eou_at) * 1000.0, 1) if is_reply else None,
-                     text=texts[0] if texts else "")
-            self._execute(self.machine.handle(T.SpeechStarted(self._now_ms())))
-
-        pacer.cue(epoch, callback=on_first_frame, after_frames=1)
-        self._spans = []
-        send_text, receive_text = trio.open_memory_channel[str](math.inf)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._produce_sentences, sentences, send_text, lead_before)
-            index = 0
-            async with receive_text:
-                async for text in receive_text:
-                    self._execute(self.machine.handle(T.Sentence(index, text)))
-                    texts.append(text)
-                    span = [pacer.position, -1]
-                    self._spans.append(span)
-                    await self._synthesize(text, epoch)
-                    name = T.sentence_mark(turn_no, index)
-                    pacer.cue(epoch, mark=name, callback=lambda now, n=name, t=text: self.log("MARK_SENT", name=n, text=t))
-                    span[1] = pacer.position
-                    index += 1
-        audio_end = pacer.position
-        pacer.cue(epoch, callback=lambda now: self.log("TTS_END", turn=turn_no, frames=audio_end - first_position))
-        await pacer.write_silence(self.cfg.tail_silence_ms, epoch)
-        played = self._played = trio.Event()
-        mark_sent = trio.Event()
-        final = T.final_mark(turn_no)
-
-        def on_final_sent(now: float) -> None:
-            self.log("MARK_SENT", name=final)
-            mark_sent.set()
-
-        pacer.cue(epoch, mark=final, callback=on_final_sent)
-        await mark_sent.wait()
-        with trio.move_on_after(self.cfg.mark_timeout_ms / 1000.0):
-            await played.wait()
+        if event is None:
             return
-        self.log("ERROR", where="mark", name=final, error="mark echo timeout")
-        self._execute(self.machine.handle(T.MarkTimeout()))
+        if type(event) is T.PlaybackDone:
+            self.playback_over(timed_out=False)
+        else:
+            self.dispatch(event)
 
-    async def _produce_sentences(
-        self, sentences: AsyncIterator[str], out: trio.MemorySendChannel[str], lead_before: object | None
-    ) -> None:
-        brain = self.brain
-        assert brain is not None
+    def playback_over(self, timed_out: bool) -> None:
+        """The current segment played to its final mark (or its echo never came)."""
+        reply = self._reply
+        if reply is not None and reply.played is not None:
+            reply.played.set()
+        now_ms = round(self.inbound.clock.stream_ms(trio.current_time()))
+        final = self.brain is not None and self.brain.finished
+        self._agent_stopped(self.inbound.clock.stream_ms(self.pacer.play_end or trio.current_time()))
+        event = T.MarkTimeout(now_ms, final) if timed_out else T.PlaybackDone(now_ms, final)
+        self.dispatch(event)
+
+    def _stream_now(self) -> int:
+        return round(self.inbound.clock.stream_ms(trio.current_time()))
+
+    # -- the agent's turn ----------------------------------------------------------------------
+
+    def _partial_words(self) -> int:
+        """Words of the first unconfirmed sentence the caller has heard by now, from the
+        playback position (frames sent minus what is still queued at Twilio)."""
+        reply = self._reply
+        if reply is None:
+            return 0
+        return reply.partial_words(
+            self.machine.agent.acked, self.pacer.played_position(trio.current_time()), self.pacer.position
+        )
+
+    def speech_started(self, reply: Reply, segment: int, now: float, text: str) -> None:
+        """First frame of a reply segment went out (called by its pacer cue)."""
+        if reply is not self._reply or reply.dropped:
+            return
+        play_end = self.pacer.play_end or now
+        audible_ms = round(self.inbound.clock.stream_ms(play_end - FRAME_MS / 1000.0))
+        if segment == 0:
+            self._turn_started_ms = (now - self.t0) * 1000.0
+        if segment == 0 and reply.eou_at is not None:
+            latency_ms = (now - reply.eou_at) * 1000.0
+            self.metrics.turn_latency_ms.append(round(latency_ms, 2))
+            prom.turn_latency_seconds.observe(latency_ms / 1000.0)
+        else:
+            latency_ms = None
+        if segment > 0:
+            self.metrics.resumed += 1
+            prom.resumed_total.inc()
+        if reply.eou_at is not None or segment > 0:
+            # dead air: from the end of the caller's voice to the agent heard again
+            voice_end = self.inbound.voice_ended_ms
+            if voice_end > self._agent_audible_end_ms:
+                dead_ms = max(0.0, audible_ms - voice_end)
+                self.metrics.dead_air_ms.append(round(dead_ms, 1))
+                prom.dead_air_seconds.observe(dead_ms / 1000.0)
+        self.inbound.talk_over_ms = 0
+        self.log("TTS_START", turn=reply.turn, segment=segment,
+                 latency_ms=round(latency_ms, 1) if latency_ms is not None else None, text=text)
+        self.dispatch(T.SpeechStarted(reply.turn, audible_ms))
+
+    def _agent_stopped(self, audible_end_ms: float) -> None:
+        """The agent's audio stopped at the caller (end of a segment, or a halt)."""
+        self._agent_audible_end_ms = audible_end_ms
+        talk = self.inbound.talk_over_ms
+        self.inbound.talk_over_ms = 0
+        if talk > 0:
+            self.metrics.talk_over_ms.append(talk)
+            prom.talk_over_seconds.observe(talk / 1000.0)
+
+    def _start_reply(self, turn: int, sentences: AsyncIterator[str], eou_at: float | None,
+                     lead_before: object | None) -> None:
+        assert self._nursery is not None
+        previous = self._reply
+        reply = Reply(self, turn, sentences, eou_at, lead_before, previous.produced if previous else None)
+        self._reply = reply
+        self._nursery.start_soon(self._guard, reply.produce)
+        self._nursery.start_soon(self._guard, lambda: reply.speak(0, 0, 0))
+
+    async def synthesize(self, text: str, epoch: int) -> None:
+        synth = self.deps.synthesizer
         try:
-            await self._stream_sentences(brain, sentences, out)
-        finally:
-            # Also when a barge-in cancels the reply while the brain is still streaming: the
-            # brain updated the lead from the caller's turn before it spoke, and that update
-            # (what a crash recovery sends) must not wait for some later turn or the call's end.
-            if lead_before is not None and brain.lead != lead_before:
-                self._lead_changed(brain)
+            async for chunk in synth.synthesize(text):
+                if not await self.pacer.write_pcm16(chunk, epoch):
+                    return
+        except Exception as exc:  # this sentence is lost; the turn goes on
+            self.provider_error(getattr(exc, "provider", synth.name), exc)
 
-    async def _stream_sentences(
-        self, brain: Brain, sentences: AsyncIterator[str], out: trio.MemorySendChannel[str]
-    ) -> None:
-        produced = 0
-        async with out:
-            try:
-                iterator = sentences.__aiter__()
-                while True:
-                    with trio.fail_after(self.deps.brain_timeout_s):
-                        try:
-                            text = await iterator.__anext__()
-                        except StopAsyncIteration:
-                            break
-                    if text.strip():
-                        produced += 1
-                        out.send_nowait(text)
-            except Exception as exc:  # brain failure: never silence; say the clarify line
-                self._provider_error(getattr(exc, "provider", brain.name), exc)
-            finally:
-                aclose = getattr(sentences, "aclose", None)
-                if aclose is not None:
-                    with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                        try:
-                            await aclose()
-                        except Exception:
-                            pass
-            if produced == 0:  # a turn always gets an answer, at worst the clarify line
-                out.send_nowait(_clarify(self.deps.language))
+    def clarify_line(self) -> str:
+        return _clarify(self.deps.language)
 
-    def _lead_changed(self, brain: Brain) -> None:
+    def lead_changed(self, brain: Brain) -> None:
         # the brain's words are what a crash recovery sends if the call never reaches call_ended
         try:
             summary: str | None = brain.summary()
@@ -726,32 +543,188 @@ class CallSession:
             self.metrics.turns_to_meeting = self.metrics.turns
             prom.turns_to_meeting.observe(self.metrics.turns)
 
-    async def _synthesize(self, text: str, epoch: int) -> None:
-        synth = self.deps.synthesizer
+    # -- the caller's turn ---------------------------------------------------------------------
+
+    async def _recognize(self, scope: trio.CancelScope, utt: T.FinishUtterance, eou_at: float) -> None:
+        recognizer = self.recognizer
+        assert recognizer is not None
+        with scope:
+            failed = False
+            try:
+                with trio.fail_after(self.deps.asr_timeout_s):
+                    transcript = await recognizer.end_utterance(utt.onset_ms, utt.eou_ms)
+            except trio.TooSlowError:
+                self.provider_error(recognizer.name, TimeoutError(f"no final within {self.deps.asr_timeout_s}s"))
+                transcript, failed = Transcript("", 0.0, provider=recognizer.name), True
+            except Exception as exc:  # ProviderError, or a provider bug: the caller is asked to repeat
+                self.provider_error(getattr(exc, "provider", recognizer.name), exc)
+                transcript, failed = Transcript("", 0.0, provider=recognizer.name), True
+            latency_ms = (trio.current_time() - eou_at) * 1000.0
+            if not failed:
+                self.metrics.asr_latency_ms.append(round(latency_ms, 2))
+                prom.asr_latency_seconds.observe(latency_ms / 1000.0)
+            self.log("ASR_TEXT", text=transcript.text, confidence=round(transcript.confidence, 3),
+                     latency_ms=round(latency_ms, 1), provider=transcript.provider or recognizer.name, failed=failed)
+            self._record(self.deps.recorder.transcript_turn, self.call_sid, "caller", transcript.text,
+                         utt.onset_ms, utt.eou_ms, True)
+            self.dispatch(T.AsrFinal(utt.seq, transcript.text, transcript.confidence, failed, self._stream_now()))
+
+    # -- executing the machine's actions -------------------------------------------------------
+
+    def dispatch(self, event: T.TurnEvent) -> None:
+        """Hand an event to the turn machine and carry out what it decides."""
+        if type(event) is T.EndOfUtterance:
+            self._log_eou(event)
+        self._execute(self.machine.handle(event))
+
+    def _log_eou(self, event: T.EndOfUtterance) -> None:
+        onset = self.machine.utterance_onset_ms
+        onset = event.onset_ms if onset is None or self.machine.utt is None or not self.machine.utt.open else onset
+        self.log("EOU", onset_ms=onset, eou_ms=event.eou_ms, length_ms=event.eou_ms - onset,
+                 silence_ms=self.inbound.eou.silence_ms, forced=event.forced, voiced_ms=event.voiced_ms,
+                 state=self.machine.state.value)
+
+    def _execute(self, actions: list[T.Action]) -> None:
+        for action in actions:
+            kind = type(action)
+            if kind is T.StateChanged:
+                self.log("STATE_CHANGE", from_state=action.old.value, to_state=action.new.value, cause=action.cause)
+            elif kind is T.BeginUtterance:
+                try:
+                    self.recognizer.begin_utterance(action.onset_ms)  # type: ignore[union-attr]
+                except Exception as exc:  # end_utterance will fail too -> the clarify line
+                    self.provider_error(getattr(exc, "provider", self.recognizer.name), exc)  # type: ignore[union-attr]
+            elif kind is T.OpenUtterance:
+                self.inbound.open_utterance(action.onset_ms, action.voiced_ms, action.min_utt_ms)
+            elif kind is T.FinishUtterance:
+                self._finish_utterance(action)
+            elif kind is T.CancelRecognition:
+                if self._asr_scope is not None:
+                    self._asr_scope.cancel()
+                    self._asr_scope = None
+                try:
+                    self.recognizer.cancel_utterance()  # type: ignore[union-attr]
+                except Exception:
+                    pass
+            elif kind is T.SpeakGreeting:
+                assert self.brain is not None
+                self._start_reply(self.machine.turn_no, guarded_sentences(self.brain.opening), None, None)
+            elif kind is T.Respond:
+                self._respond(action)
+            elif kind is T.ArmBargeIn:
+                self.inbound.barge.arm(action.audible_ms)
+            elif kind is T.Halt:
+                self._halt_now(action)
+            elif kind is T.DropReply:
+                if self._reply is not None:
+                    self._reply.drop(action.retract)
+                if action.retract:  # that turn is taken back: the merged one will be answered
+                    self.metrics.turns -= 1
+                    self.metrics.continuations += 1
+                    prom.continuations_total.inc()
+            elif kind is T.Resume:
+                reply = self._reply
+                if reply is not None and reply.turn == action.turn and not reply.dropped:
+                    assert self._nursery is not None
+                    self._nursery.start_soon(
+                        self._guard, lambda r=reply, a=action: r.speak(a.segment, a.index, a.word))
+            elif kind is T.HoldPlayback:
+                self.pacer.hold(action.on)
+            elif kind is T.SetHold:
+                self.inbound.eou.hold = action.on
+            elif kind is T.TellHeard:
+                self._tell_heard(action)
+            elif kind is T.Listen:
+                self.inbound.eou.reset()
+                self.inbound.barge.disarm()
+                if action.cycle_done:
+                    self.metrics.state_cycles += 1
+                    prom.state_cycles_total.inc()
+            elif kind is T.Ignored:
+                if action.kind == "resumed":
+                    self.metrics.false_interruptions += 1
+                    prom.false_interruptions_total.inc()
+                else:
+                    self.metrics.ignored += 1
+                    prom.utterances_ignored_total.inc()
+            elif kind is T.EndCall:
+                self._end(action.reason, 1000)
+            elif kind is T.Rejected:
+                self.log("ERROR", where="turn", state=action.state.value, rejected_event=action.event)
+
+    def _finish_utterance(self, action: T.FinishUtterance) -> None:
+        assert self._nursery is not None
+        now = trio.current_time()
+        self._eou_at = now
+        if self._asr_scope is not None:
+            self._asr_scope.cancel()
+        scope = self._asr_scope = trio.CancelScope()
+        self._nursery.start_soon(self._guard, lambda: self._recognize(scope, action, now))  # locals: bound now
+
+    def _respond(self, action: T.Respond) -> None:
+        brain = self.brain
+        assert brain is not None
+        self.metrics.turns += 1
+        if action.asr_failed:
+            self._start_reply(action.turn, one_line(self.clarify_line()), self._eou_at, None)
+            return
+        before = copy.deepcopy(brain.lead)
+        turn = CallerTurn(action.text, action.confidence, action.interrupted_agent)
+        self._start_reply(action.turn, guarded_sentences(lambda: brain.respond(turn)), self._eou_at, before)
+
+    def _halt_now(self, halt: T.Halt) -> None:
+        # Same tick as the trigger: stop production, drop the TX queue; `clear` goes out right
+        # after this frame is processed (the receive loop sends it before the next frame).
+        now = trio.current_time()
+        play_end = self.pacer.play_end  # what was sent plays until then, unless `clear` comes first
+        heard_until = min(now, play_end) if play_end is not None else now
+        if self._reply is not None:
+            self._reply.stop_speaking()
+        self.pacer.clear()
+        self.inbound.barge.disarm()
+        stop_ms = self.inbound.clock.stream_ms(heard_until)
+        self.inbound.echo.cut(int(stop_ms) // FRAME_MS * FRAME_MS + FRAME_MS)
+        if halt.barge_in:
+            # the barge-in's own overlap (onset -> halt) is its halt time, not talk-over
+            self.inbound.talk_over_ms = max(0, self.inbound.talk_over_ms - max(0, halt.trigger_ms - halt.onset_ms))
+        self._agent_stopped(stop_ms)
+        self._halt = (halt, now, play_end if play_end is not None else now)
+
+    async def _send_clear(self) -> None:
+        assert self._halt is not None
+        halt, halted_at, play_end = self._halt
+        self._halt = None
+        await self._send(self.frames.clear())
+        sent = trio.current_time()
+        if not halt.barge_in:
+            return  # a collision or a continuation: the agent yielded, nothing to measure as a barge-in
+        clock = self.inbound.clock
+        # As the caller heard it: from their voice onset to the agent's last audible sample
+        # (the `clear` reaching Twilio, or the end of what was queued there if that came first).
+        stop = min(sent, play_end)
+        halt_ms = (stop - clock.clock_s(halt.onset_ms)) * 1000.0
+        # Voice inside the grace window is ignored by rule, so "clean" is judged from the
+        # window's end: the detector's own minimum plus one frame of processing.
+        counted_from = max(halt.onset_ms, self.inbound.barge.armed_at + self.cfg.barge_in_grace_ms)
+        clean = (stop - clock.clock_s(counted_from)) * 1000.0 <= self.cfg.barge_in_min_voice_ms + FRAME_MS
+        self.metrics.barge_ins += 1
+        self.metrics.halt_ms.append(round(halt_ms, 2))
+        if clean:
+            self.metrics.barge_ins_clean += 1
+        prom.barge_ins_total.labels(outcome="clean" if clean else "late").inc()
+        prom.interrupt_halt_seconds.observe(halt_ms / 1000.0)
+        self.log("BARGE_IN", onset_ms=halt.onset_ms, trigger_ms=halt.trigger_ms, halt_ms=round(halt_ms, 2),
+                 clear_after_trigger_ms=round((sent - halted_at) * 1000.0, 3), clean=clean)
+
+    def _tell_heard(self, heard: T.TellHeard) -> None:
+        assert self.brain is not None
         try:
-            async for chunk in synth.synthesize(text):
-                if not await self.pacer.write_pcm16(chunk, epoch):
-                    return
-        except Exception as exc:  # this sentence is lost; the turn goes on
-            self._provider_error(getattr(exc, "provider", synth.name), exc)
+            self.brain.heard(heard.said, heard.heard_fully)
+        except Exception as exc:
+            self.log("ERROR", where="brain.heard", error=repr(exc))
+        self._record(self.deps.recorder.transcript_turn, self.call_sid, "agent", heard.said,
+                     round(self._turn_started_ms), round(self._now_ms()), heard.heard_fully)
 
-
-async def _one(text: str) -> AsyncIterator[str]:
-    yield text
-
-
-async def _guarded_sentences(make: Callable[[], "str | AsyncIterator[str]"]) -> AsyncIterator[str]:
-    """The brain's sentences, with a failure to even start (a sync raise from ``opening`` or
-    ``respond``) surfacing inside the iteration, where the reply task turns it into the
-    clarify line instead of losing the turn."""
-    made = make()
-    if isinstance(made, str):
-        yield made
-        return
-    try:
-        async for sentence in made:
-            yield sentence
-    finally:  # cut by a barge-in: close the brain's stream now (e.g. its HTTP response)
-        aclose = getattr(made, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    def _on_heartbeat(self, name: str, with_silence: bool) -> None:
+        self.metrics.heartbeats += 1
+        self.log("WS_KEEPALIVE", mark=name, idle_silence=with_silence)

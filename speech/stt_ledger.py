@@ -80,6 +80,9 @@ class WordLedger:
 
     words: list[Word] = field(default_factory=list)
     dropped: int = 0  # words a stream reported outside its span (overlap duplicates)
+    # The words the last take handed out: a caller who goes on talking after an EOU gets the
+    # utterance reopened, and the merged span is taken again, its first part included.
+    last_taken: list[Word] = field(default_factory=list)
 
     def add(self, span: StreamSpan, words: list[Word]) -> None:
         for w in words:
@@ -95,6 +98,8 @@ class WordLedger:
     def take(self, start_ms: int, end_ms: int) -> list[Word]:
         """Words that started in ``[start_ms, end_ms)``; older ones are discarded (they were
         never part of a turn, e.g. a murmur during the agent's speech)."""
-        taken = [w for w in self.words if start_ms <= w.start_ms < end_ms]
+        again = [w for w in self.last_taken if start_ms <= w.start_ms < end_ms]
+        taken = again + [w for w in self.words if start_ms <= w.start_ms < end_ms]
         self.words = [w for w in self.words if w.start_ms >= end_ms]
+        self.last_taken = taken
         return taken

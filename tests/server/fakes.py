@@ -128,6 +128,7 @@ class ScriptedBrain(Brain):
         self.turns: list[CallerTurn] = []
         self.heard_log: list[tuple[str, bool]] = []
         self.closed = 0  # aclose calls
+        self.retracted: list[CallerTurn] = []
 
     def opening(self) -> str:
         return self._opening
@@ -151,6 +152,10 @@ class ScriptedBrain(Brain):
 
     def heard(self, said: str, heard_fully: bool) -> None:
         self.heard_log.append((said, heard_fully))
+
+    def retract(self) -> None:
+        """The session dropped the last reply unheard (the caller went on): forget that turn."""
+        self.retracted.append(self.turns.pop())
 
     def summary(self) -> str:
         return f"summary: area={self.lead.slots.area}"

@@ -54,3 +54,17 @@ def test_every_word_owned_by_exactly_one_stream(starts, cuts):
     for span in spans:
         ledger.add(span, [Word(str(s), s, s + 100, 1) for s in starts if s + 100 > span.start_ms])
     assert [w.start_ms for w in ledger.words] == sorted(starts)
+
+
+def test_a_reopened_utterance_is_taken_again_whole():
+    # "four rooms in Haifa" ... EOU ... "up to two million": the caller was not done, the
+    # utterance is reopened and its merged span taken again: the first part must be there.
+    span = StreamSpan(start_ms=0, owns_from=0)
+    ledger = WordLedger()
+    ledger.add(span, [Word("four", 1_000, 1_200, 0.9), Word("rooms", 1_200, 1_500, 0.9)])
+    assert [w.text for w in ledger.take(700, 2_000)] == ["four", "rooms"]
+    ledger.add(span, [Word("two", 2_400, 2_600, 0.9), Word("million", 2_600, 3_000, 0.9)])
+    assert [w.text for w in ledger.take(700, 3_200)] == ["four", "rooms", "two", "million"]
+    # the next utterance does not get them again
+    ledger.add(span, [Word("yes", 5_000, 5_300, 0.9)])
+    assert [w.text for w in ledger.take(4_700, 5_600)] == ["yes"]

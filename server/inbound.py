@@ -1,0 +1,116 @@
+"""The caller's side of a call, frame by frame: :class:`Inbound`.
+
+Each 20 ms `media` payload is decoded (μ-law -> PCM16 with its energy, one native call),
+handed to the recognizer, and classified by the native detectors: the frame classifier
+(voice / silence, with the echo guard's expected level of the agent's own voice), the
+end-of-utterance detector (fed while the agent is silent) and the barge-in detector (armed
+while the agent's audio plays). What they find becomes turn events for the
+:class:`~server.turn.TurnMachine`; this module decides nothing itself.
+
+Hot path: no allocation beyond the PCM copy the recognizer keeps, no log lines, a handful of
+native calls per frame. Stream time advances 20 ms per frame; :class:`StreamClock` ties it to
+the call's clock from the frames' arrival times, so bursts after a network hiccup are seen as
+late, not as speech that happened late.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from native.codec import decode_with_energy
+from native.config import FRAME_MS, FRAME_PCM_BYTES, FRAME_ULAW_BYTES, TimingConfig
+from native.framer import Framer
+from native.vad import EOU_END, EOU_FORCED, EOU_ONSET, BargeInDetector, EchoGuard, EouDetector, FrameClassifier
+from server import turn as T
+from server.playback_clock import StreamClock
+
+Dispatch = Callable[[T.TurnEvent], None]
+
+
+class Inbound:
+    def __init__(
+        self, cfg: TimingConfig, machine: T.TurnMachine, dispatch: Dispatch,
+        push: Callable[[bytes], None], partial_words: Callable[[], int],
+    ) -> None:
+        self.cfg = cfg
+        self.machine = machine
+        self._dispatch = dispatch
+        self._push = push
+        self._partial_words = partial_words
+        self.classifier = FrameClassifier(cfg)
+        self.eou = EouDetector(cfg)
+        self.barge = BargeInDetector(cfg)
+        self.echo = EchoGuard(cfg)
+        self.clock = StreamClock()
+        self._pcm = bytearray(FRAME_PCM_BYTES)
+        self._ulaw = bytearray(FRAME_ULAW_BYTES)
+        self._framer = Framer(50)  # only for payloads that are not exactly 20 ms
+        self.t = 0  # stream time of the next frame
+        self.frame_t = -1  # stream time of the frame being processed
+        self._opened_at = -1  # the EOU detector was opened on this frame: don't feed it twice
+        self.voice = False
+        self.voice_ended_ms = 0  # real end of the caller's last voice run (stream time)
+        self.talk_over_ms = 0  # caller voice while the agent is audible, this agent segment
+        self.push_errors = 0
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def media(self, payload: bytes, now_s: float) -> bool:
+        """One `media` payload; False if it had to be dropped (not a whole number of samples
+        the framer can take)."""
+        if len(payload) == FRAME_ULAW_BYTES:
+            self._frame(decode_with_energy(payload, self._pcm), now_s)
+            return True
+        try:  # Twilio sends 20 ms; anything else is re-cut into 20 ms frames
+            self._framer.write_ulaw(payload)
+        except BufferError:
+            return False
+        while self._framer.read_frame(self._ulaw):
+            self._frame(decode_with_energy(self._ulaw, self._pcm), now_s)
+        return True
+
+    def open_utterance(self, onset_ms: int, voiced_ms: int, min_utt_ms: int) -> None:
+        self.eou.open(onset_ms, self.frame_t + FRAME_MS, voiced_ms, min_utt_ms)  # from the next frame
+        self._opened_at = self.frame_t
+
+    def agent_frame(self, rms: float, stream_ms: float) -> None:
+        """An agent frame starts playing at ``stream_ms``: its echo may come back."""
+        self.echo.played(rms, int(stream_ms) // FRAME_MS * FRAME_MS)
+
+    # -- one frame -----------------------------------------------------------------------------
+
+    def _frame(self, rms: float, now_s: float) -> None:
+        t = self.t
+        self.t = t + FRAME_MS
+        self.frame_t = t
+        self.clock.arrived(t + FRAME_MS, now_s)
+        try:
+            self._push(bytes(self._pcm))
+        except Exception:  # a broken recognizer costs the transcript, not the call
+            self.push_errors += 1
+        classifier = self.classifier
+        voice = classifier.update(rms, t, self.echo.level(t))
+        fired = self.barge.update(voice, t, classifier)
+        machine = self.machine
+        state = machine.state  # before this frame's events: they may change it
+        if voice is not self.voice:
+            self.voice = voice
+            if voice:
+                self._dispatch(T.VoiceStart(classifier.run_start_ms))
+            else:
+                self.voice_ended_ms = classifier.run_start_ms
+                self._dispatch(T.VoiceStop())
+        if state is T.State.SPEAKING:
+            audible = machine.audible_ms
+            if voice and audible is not None and t >= audible:
+                self.talk_over_ms += FRAME_MS
+            if fired and machine.state is T.State.SPEAKING:
+                self._dispatch(T.BargeIn(self.barge.onset_ms, t + FRAME_MS, self._partial_words()))
+        elif state is not T.State.ENDED and self._opened_at != t:
+            r = self.eou.update(voice, rms, t, classifier)
+            if r == EOU_ONSET:
+                self._dispatch(T.VoiceOnset(self.eou.onset_ms))
+            elif r == EOU_END or r == EOU_FORCED:
+                eou = self.eou
+                self._dispatch(T.EndOfUtterance(eou.onset_ms, t + FRAME_MS, r == EOU_FORCED, eou.voiced_ms))
+        if t >= machine.deadline_ms:
+            self._dispatch(T.Tick(t + FRAME_MS))
