@@ -27,6 +27,12 @@ from dialog import extract
     ("4 חדרים", False, None),
     ("תחזרו אליי ל-052-7654321", False, None),
     ("my number is 0541112222", True, None),
+    ("one point eight million", False, 1_800_000),  # not "eight million"
+    ("two point five million", False, 2_500_000),
+    ("שתיים נקודה חמש מיליון", False, 2_500_000),
+    ("4.1 million", False, 4_100_000),  # not 4,099,999
+    ("thirteen million", False, 13_000_000),
+    ("the point is two million", False, 2_000_000),
 ])
 def test_budget(text, expecting, amount):
     assert extract.budget_in(text, expecting=expecting) == amount
