@@ -411,9 +411,16 @@ _NAME_INTRO = re.compile(
 )
 
 
+_NAME_STRONG = re.compile(
+    r"(?:קוראים\s+לי|שמי|השם\s+שלי\s+(?:הוא|היא)?|השם\s+שלי|my\s+name\s+is|my\s+name's|name's|call\s+me)\s+(.+)",
+    re.IGNORECASE,
+)
+
+
 def name_in(text: str, *, expecting: bool = False) -> str | None:
     cleaned = _PUNCT.sub(" ", text).strip()
-    m = _NAME_INTRO.search(cleaned)
+    # "wait, actually I am, my name is Tom": the explicit introduction wins over an earlier "I am"
+    m = _NAME_STRONG.search(cleaned) or _NAME_INTRO.search(cleaned)
     candidate: list[str] = []
     if m:
         intro = m.group(0)[: m.start(1) - m.start(0)].strip().lower()

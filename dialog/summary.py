@@ -22,7 +22,7 @@ def say_budget(amount: int, hebrew: bool) -> str:
             return f"{millions} מיליון"
         return f"{amount / 1_000_000:g} million shekels"
     if amount >= 1_000_000:
-        return f"{amount / 1_000_000:.2f}".rstrip("0").rstrip(".") + (" מיליון" if hebrew else " million shekels")
+        return f"{amount / 1_000_000:.6f}".rstrip("0").rstrip(".") + (" מיליון" if hebrew else " million shekels")  # exact: 1.234, not 1.23
     if amount % 1000 == 0:
         return f"{amount // 1000} אלף שקל" if hebrew else f"{amount // 1000} thousand shekels"
     return f"{amount:,} שקל" if hebrew else f"{amount:,} shekels"

@@ -92,6 +92,7 @@ def test_timeframe(text, he, en):
     ("קוראים לי דנה כהן", False, "דנה כהן"), ("שמי רון", False, "רון"), ("my name is dana", False, "Dana"),
     ("Dana", True, "Dana"), ("Dana", False, None), ("אני דנה", True, "דנה"), ("אני מחפש דירה", True, None),
     ("I'm looking for a flat", True, None), ("it's Tom", True, "Tom"),
+    ("wait, actually I am, my name is Tom", False, "Tom"), ("אני פה, קוראים לי דנה", False, "דנה"),
 ])
 def test_name(text, expecting, name):
     assert extract.name_in(text, expecting=expecting) == name

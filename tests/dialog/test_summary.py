@@ -69,3 +69,9 @@ def test_budget_words_read_back_as_the_same_amount():
             if said is not None:
                 assert not any(ch.isdigit() for ch in said)
                 assert extract.budget_in(said) == amount, said
+
+
+def test_an_odd_budget_is_echoed_exactly():  # "1.23 million" for 1,234,000 read as an invented price
+    for amount in (1_234_000, 2_345_678, 1_050_000):
+        for hebrew in (True, False):
+            assert extract.budget_in(summary.say_budget(amount, hebrew)) == amount
