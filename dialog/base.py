@@ -5,6 +5,10 @@ caller turn iterates :meth:`Brain.respond` and speaks each sentence as soon as i
 (the first sentence goes to TTS before the model has finished). After every agent turn the
 session tells the brain what the caller actually heard (:meth:`Brain.heard`), from the mark
 echoes: an interrupted reply is recorded only up to where playback stopped.
+
+A reply the caller never heard any of, because they went on talking and the session will
+send one merged turn instead, is taken back with :meth:`Brain.retract`. The goodbye can be
+talked over: :meth:`Brain.respond` on a finished brain reopens the call.
 """
 from __future__ import annotations
 
@@ -55,7 +59,10 @@ class CallerTurn:
 class Brain(abc.ABC):
     name: str = "brain"
     lead: LeadState
-    finished: bool = False  # True once the goodbye has been produced: the session ends the call
+    # True once the goodbye has been produced: the session may end the call. A respond() after
+    # it (the caller talked over the goodbye or right after it) puts it back to False, unless the
+    # caller only said bye or thanks, which gets a short goodbye again.
+    finished: bool = False
 
     @abc.abstractmethod
     def opening(self) -> str:
@@ -63,7 +70,20 @@ class Brain(abc.ABC):
 
     @abc.abstractmethod
     def respond(self, turn: CallerTurn) -> AsyncIterator[str]:
-        """Yield the reply sentence by sentence; the rules are enforced before a sentence leaves."""
+        """Yield the reply sentence by sentence; the rules are enforced before a sentence leaves.
+
+        Also on a finished brain: see :attr:`finished`."""
+
+    def retract(self) -> None:
+        """The last respond() was abandoned before the caller heard any of it (the caller went
+        on talking; the session will send one merged turn instead): put the brain back exactly
+        as it was before that respond() — slots, phase, counters, history, finished flag.
+
+        Safe whether that reply was iterated to the end, cancelled mid-stream (closed with
+        ``aclose``) or never iterated; a no-op when there is nothing to take back (nothing
+        since the last retract). A heard() reported for the retracted reply is undone with it.
+        Brains that keep no state between turns may leave this as is."""
+        return None
 
     @abc.abstractmethod
     def heard(self, said: str, heard_fully: bool) -> None:

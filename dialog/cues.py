@@ -11,6 +11,7 @@ may not carry punctuation, and glues one-letter prefixes to the next word ("בח
 - :func:`only_holds_floor` — took the turn but said nothing yet: a floor word, a filler
   ("אממ", "um") or a bare apology ("סליחה", "sorry").
 - :func:`asks_repeat` — "מה?", "לא שמעתי", "sorry, what?", "come again?": say it again.
+- :func:`is_closing` — only thanks / bye / "that's all": the caller is taking leave.
 - :func:`is_noise_transcript` — what recognisers write for a knock or a cough: "Thank you.",
   "you", "[Music]", "♪", "...", Hebrew Whisper's "תודה רבה." on silence.
 - :func:`ends_mid_phrase` — a partial that stops on "and", "של", "ב", "אממ", "two point":
@@ -93,6 +94,20 @@ _REPEAT_EN = (
     "can't hear you", "huh", "sorry what", "what sorry", "again", "what now",
 )
 _REPEAT_TAIL_EN = ("please", "that", "again", "the question", "you", "for me", "the last part")
+
+_CLOSING_HE = (
+    "תודה", "תודה רבה", "תודה לך", "תודה לכם", "ביי", "ביי ביי", "להתראות", "שלום", "שלום שלום", "יום טוב",
+    "יום נעים", "ערב טוב", "לילה טוב", "שבוע טוב", "שבת שלום", "גם לך", "גם לכם", "זהו", "זה הכל", "זה הכול",
+    "זהו זה", "אין עוד", "אין", "לא תודה", "לא צריך", "אין צורך", "נתראה", "נדבר", "בהצלחה", "שיהיה", "כל טוב",
+    "הכל טוב", "הכול טוב", "זה מספיק", "אין לי עוד שאלות", "אין עוד שאלות", "לא עוד", "מצוין תודה",
+)
+_CLOSING_EN = (
+    "thanks", "thank you", "thank you so much", "thanks a lot", "thank you very much", "many thanks", "bye",
+    "bye bye", "goodbye", "good bye", "bye now", "see you", "see ya", "have a nice day", "have a good day",
+    "have a great day", "you too", "same to you", "take care", "that's all", "that's it", "that is all",
+    "nothing else", "no thanks", "no thank you", "cheers", "all good", "i'm good", "we're good", "that's everything",
+    "no more questions", "that'll be all", "talk soon", "talk to you later", "good night", "have a good one",
+)
 
 # Whisper's (and other recognisers') writing for a knock, a cough or silence.
 _NOISE_EN = (
@@ -182,6 +197,11 @@ _REPEAT = _lex(
     [("repeat", _REPEAT_EN), ("tail", _REPEAT_TAIL_EN), ("sorry", _SORRY_EN), ("filler", _FILLER_EN)],
     [("filler", _FILLER_SOUND_HE)], [("filler", _FILLER_SOUND_EN)],
 )
+_CLOSING = _lex(
+    [("closing", _CLOSING_HE), ("no", _NO_HE), ("ack", _ACK_HE), ("filler", _FILLER_HE)],
+    [("closing", _CLOSING_EN), ("no", _NO_EN), ("ack", _ACK_EN), ("filler", _FILLER_EN)],
+    [("filler", _FILLER_SOUND_HE)], [("filler", _FILLER_SOUND_EN)],
+)
 _NOISE = _lex([("noise", _NOISE_HE), ("noise", _NOISE_EN)], [("noise", _NOISE_EN)])
 
 
@@ -243,6 +263,14 @@ def asks_repeat(text: str, language: str) -> bool:
     if "repeat" in kinds:
         return True
     return "?" in text and "sorry" in kinds and set(kinds) <= {"sorry", "filler", "tail"}
+
+
+def is_closing(text: str, language: str) -> bool:
+    """The whole utterance only takes leave: thanks, bye, "that's all", "no thanks", "you
+    too", "זהו", "תודה רבה", "יום טוב", "גם לך" (with acknowledgements and fillers around it,
+    "okay, thanks, bye"). Anything with content ("תודה, ועוד שאלה") is not."""
+    kinds = _pick(_CLOSING, language).parse(_toks(text))
+    return kinds is not None and ("closing" in kinds or "no" in kinds)
 
 
 def is_noise_transcript(text: str, language: str) -> bool:

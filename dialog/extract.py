@@ -53,7 +53,8 @@ _NUM_WORDS: dict[str, float] = {
     "אלפיים": 2000,
     # English
     "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
     "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
 }
 _HALF = {"חצי", "half"}
@@ -132,6 +133,31 @@ def _number_after(toks: list[str], i: int) -> list[str]:
 _run_before = _number_before
 _run_after = _number_after
 
+_POINT = {"point", "נקודה"}
+
+
+def _join_decimals(toks: list[str]) -> list[str]:
+    """ "one point eight" -> "1.8", "שתיים נקודה חמש" -> "2.5": a spoken decimal as one token."""
+    out: list[str] = []
+    i = 0
+    while i < len(toks):
+        tok = toks[i]
+        whole = out[-1] if out else None
+        if tok in _POINT and whole is not None and i + 1 < len(toks):
+            base = float(whole) if _is_digits(whole) else _NUM_WORDS.get(whole)
+            digits = ""
+            j = i + 1
+            while j < len(toks) and _NUM_WORDS.get(toks[j], 10) < 10 and toks[j] not in ("שני", "שתי"):
+                digits += str(int(_NUM_WORDS[toks[j]]))
+                j += 1
+            if base is not None and base == int(base) and digits:
+                out[-1] = f"{int(base)}.{digits}"
+                i = j
+                continue
+        out.append(tok)
+        i += 1
+    return out
+
 # An Israeli number (0 + 1–2 digit prefix + 7 digits): never read as an amount.
 _PHONE_LIKE = re.compile(r"(?:\+?972[\s-]?|(?<!\d)0)\d{1,2}(?:[\s-]?\d){7}(?!\d)")
 
@@ -145,7 +171,7 @@ def budget_in(text: str, *, expecting: bool = False) -> int | None:
     With ``expecting`` (the agent just asked for the budget) a bare "שתיים וחצי" is read as
     millions and a bare "800" as thousands, the way Israelis answer that question.
     """
-    toks = tokens(_PHONE_LIKE.sub(" ", text))  # "052-7654321" is not 7.6 million shekels
+    toks = _join_decimals(tokens(_PHONE_LIKE.sub(" ", text)))  # "052-7654321" is not 7.6 million shekels
     found: list[int] = []
     consumed: set[int] = set()
     for i, tok in enumerate(toks):
@@ -168,12 +194,12 @@ def budget_in(text: str, *, expecting: bool = False) -> int | None:
                         amount += extra * 1000 if extra < 1000 else extra
                     if end < len(toks) and toks[end] in _THOUSAND:
                         consumed.add(end)
-            found.append(int(amount))
+            found.append(round(amount))
         elif tok in _THOUSAND and i not in consumed:
             left = _run_before(toks, i)
             value = words_value(left) if left else None
             if value:
-                found.append(int(value * 1000))
+                found.append(round(value * 1000))
         elif _is_digits(tok) and float(tok) >= 100_000:
             found.append(int(float(tok)))
     if found:
@@ -182,9 +208,9 @@ def budget_in(text: str, *, expecting: bool = False) -> int | None:
         run = [t for t in toks if t in _NUMERIC or _is_digits(t)]
         value = words_value(run) if run else None
         if value and 0.5 <= value <= 20:
-            return int(value * 1_000_000)
+            return round(value * 1_000_000)
         if value and 200 <= value <= 20_000:
-            return int(value * 1000)
+            return round(value * 1000)
     return None
 
 
@@ -385,9 +411,16 @@ _NAME_INTRO = re.compile(
 )
 
 
+_NAME_STRONG = re.compile(
+    r"(?:קוראים\s+לי|שמי|השם\s+שלי\s+(?:הוא|היא)?|השם\s+שלי|my\s+name\s+is|my\s+name's|name's|call\s+me)\s+(.+)",
+    re.IGNORECASE,
+)
+
+
 def name_in(text: str, *, expecting: bool = False) -> str | None:
     cleaned = _PUNCT.sub(" ", text).strip()
-    m = _NAME_INTRO.search(cleaned)
+    # "wait, actually I am, my name is Tom": the explicit introduction wins over an earlier "I am"
+    m = _NAME_STRONG.search(cleaned) or _NAME_INTRO.search(cleaned)
     candidate: list[str] = []
     if m:
         intro = m.group(0)[: m.start(1) - m.start(0)].strip().lower()

@@ -6,7 +6,13 @@ pytest-trio). Retries are off (``max_retries=0``): a slow or failing API is hand
 turn by turn, never by waiting inside the client.
 
 Per turn:
-- empty text / low ASR confidence -> exactly the clarify line, no request at all;
+- empty text / very low ASR confidence -> exactly the clarify line, no request at all;
+- "sorry, what?" (:func:`dialog.cues.asks_repeat`) -> the last question again, word for word,
+  no request; low confidence with a clear value -> the rules dialog's one-line check ("בחיפה,
+  נכון?"), no request; a yes / bare no to that check -> the next question / the slot asked
+  again, no request;
+- a turn on a finished call (the caller talked over the goodbye) reopens it: bye/thanks only
+  -> a short goodbye again, no request; anything else -> the model answers;
 - the reply streams; each complete sentence passes :class:`~dialog.guardrails.StreamGuard`
   and is yielded at once (TTS starts before the model has finished);
 - no first sentence within ``first_sentence_deadline_s`` -> a short holding line, then the
@@ -16,8 +22,12 @@ Per turn:
   plain async iterator cannot own;
 - a first sentence that lists or prices properties -> regenerated once, then a safe line;
 - any API error (HTTP status, connection, timeout, malformed stream) -> the offline rules
-  brain, seeded with the same lead, answers this turn and the rest of the call.
-The history sent to the model holds only what the caller heard (:meth:`heard`).
+  brain, seeded with the same lead, answers this turn and the rest of the call;
+- a reply that ends before its ``update_lead`` call was applied (a barge-in closed it, the
+  stream failed) keeps the caller's words through the rules' extraction; a tool call that
+  does arrive stays authoritative.
+The history sent to the model holds only what the caller heard (:meth:`heard`);
+:meth:`retract` takes a whole unheard turn back out of it.
 """
 from __future__ import annotations
 
@@ -29,12 +39,14 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from dialog import extract, guardrails, schedule
+from dialog import cues, extract, guardrails, schedule
 from dialog.base import Brain, CallerTurn
 from dialog.phrases import is_hebrew, table
 from dialog.prompt import CUT_MARK, FEW_SHOT, INTERRUPTED_MARK, SYSTEM_PROMPT_HE, TOOL_NAME, TOOLS, state_note
-from dialog.rules import CLARIFY_BELOW, RuleDialog, count_violations
+from dialog.rules import CLARIFY_BELOW, CONFIRM_FROM, RuleDialog, count_violations
 from leads import metrics
+
+CLOSE_STREAM_S = 1.0  # closing a cut reply's HTTP stream, shielded: never longer than this
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +127,26 @@ class _ToolArgs:
         return good, bad
 
 
+@dataclass(frozen=True, slots=True)
+class _Before:
+    """The brain when respond() was called, for :meth:`OpenAIBrain.retract`."""
+
+    rules: dict[str, Any]
+    history: int
+    unheard: str | None
+    windows: tuple[dt.datetime, ...]
+    chosen: dt.datetime | None
+    finished: bool
+    fallback: bool
+    violations: int
+
+
 class OpenAIBrain(Brain):
     name = "openai"
 
     def __init__(self, config: OpenAIConfig, language: str, caller_phone: str, now: dt.datetime) -> None:
         self.config = config
+        self.language = language
         self.hebrew = is_hebrew(language)
         self.say = table(self.hebrew)
         self.caller_phone = caller_phone or None
@@ -136,6 +163,10 @@ class OpenAIBrain(Brain):
         self._unheard: str | None = None  # last reply, until heard() says what got through
         self._client: Any = None
         self.violations: list[str] = []
+        self._before: _Before | None = None
+        self._turn = 0  # bumped by respond() and retract(): an older reply must not touch the state
+        self._applied = 0  # tool calls applied so far
+
 
     # -- Brain -------------------------------------------------------------------------------------
 
@@ -145,7 +176,7 @@ class OpenAIBrain(Brain):
 
     def opening(self) -> str:
         text = self.say["opening"]
-        self._unheard = text
+        self._said(text)
         return text
 
     def heard(self, said: str, heard_fully: bool) -> None:
@@ -162,39 +193,120 @@ class OpenAIBrain(Brain):
             with trio.CancelScope(shield=True):
                 await client.close()
 
-    async def respond(self, turn: CallerTurn) -> AsyncIterator[str]:
+    def respond(self, turn: CallerTurn) -> AsyncIterator[str]:
+        # Not an async generator itself: the state is noted when respond() is called, so
+        # retract() is right even if the reply is never iterated.
+        self._before = _Before(
+            self.rules.snapshot(), len(self.history), self._unheard, tuple(self.windows), self.chosen,
+            self._finished, self.fallback, len(self.violations),
+        )
+        self._turn += 1
+        return self._respond(turn, self._turn)
+
+    def retract(self) -> None:
+        before, self._before = self._before, None
+        if before is None:
+            return
+        self._turn += 1  # the retracted reply, if still open, leaves the restored state alone
+        self.rules.restore(before.rules)
+        del self.history[before.history :]
+        del self.violations[before.violations :]
+        self._unheard = before.unheard
+        self.windows = list(before.windows)
+        self.chosen = before.chosen
+        self._finished = before.finished
+        self.fallback = before.fallback
+
+    async def _respond(self, turn: CallerTurn, n: int) -> AsyncIterator[str]:
         if self._unheard is not None:  # the session did not report: assume it was all heard
             self.history.append({"role": "assistant", "content": self._unheard})
             self._unheard = None
         text = turn.text.strip()
         self.history.append({"role": "user", "content": (INTERRUPTED_MARK if turn.interrupted_agent else "") + (text or "…")})
-        if not text or turn.confidence < CLARIFY_BELOW:
-            yield self._said(self.say["clarify"])
-            return
+        if self.finished:  # the caller talked over the goodbye, or right after it
+            self._finished = False
+            if not self.rules.finished:  # (when the rules said it, their reply reopens the call)
+                closing = self.rules.reopen(turn)
+                if closing is not None:
+                    self._finished = True
+                    self.rules.last_bye = closing.text
+                    yield self._said(closing.text)
+                    await self._close_if_done()
+                    return
         if self.fallback:
             async for sentence in self._rules_turn(turn):
                 yield sentence
             return
-        if turn.interrupted_agent and extract.only_holds_floor(text):
+        if not text or turn.confidence < CONFIRM_FROM:
+            yield self._said(self.say["clarify"])
+            return
+        if cues.asks_repeat(text, self.language):
+            yield self._said(self.rules.last_question())
+            return
+        if turn.confidence < CLARIFY_BELOW:
+            yield self._said(self.rules.confirm_or_clarify(text))
+            return
+        if turn.interrupted_agent and cues.only_holds_floor(text, self.language):
             yield self._said(self.say["go_on"])
             return
-        spoken: list[str] = []
-        try:
-            async for sentence in self._model_turn():
-                spoken.append(sentence)
-                yield sentence
-        except BrainFailure:
-            self._switch_to_rules()
-            if not spoken:
-                async for sentence in self._rules_turn(turn):
-                    yield sentence
+        if self.rules.pending is not None:
+            settled = self.rules.settle_pending(text)
+            if settled.kind == "denied":
+                yield self._said(self.rules.ask_again(settled.keys[0]))
                 return
-            self.rules.absorb(turn.text)  # the offline brain takes this turn's facts from here on
-            closing = self._closing_question(guardrails.words(" ".join(spoken)))
-            if closing:
-                spoken.append(closing)
-                yield closing
-        self._unheard = " ".join(spoken)
+            if settled.kind == "confirmed":
+                self._after_update()
+                yield self._said(self._after_confirm())
+                return
+        reply = self._model_reply(turn, n)
+        try:
+            async for sentence in reply:
+                yield sentence
+        finally:  # closed by a barge-in: run the reply's own cleanup now, not at garbage collection
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_STREAM_S):
+                await reply.aclose()
+
+    async def _model_reply(self, turn: CallerTurn, n: int) -> AsyncIterator[str]:
+        spoken: list[str] = []
+        applied = self._applied
+        taken = False  # the rules took this turn's words (the API failed)
+        done = False
+        inner = self._model_turn()
+        try:
+            try:
+                async for sentence in inner:
+                    spoken.append(sentence)
+                    self.rules.note_asked(sentence)
+                    yield sentence
+            except BrainFailure:
+                self._switch_to_rules()
+                taken = True
+                if not spoken:
+                    async for sentence in self._rules_turn(turn):
+                        yield sentence
+                    done = True
+                    return
+                self.rules.absorb(turn.text)  # the offline brain takes this turn's facts from here on
+                closing = self._closing_question(guardrails.words(" ".join(spoken)))
+                if closing:
+                    spoken.append(closing)
+                    self.rules.note_asked(closing)
+                    yield closing
+            done = True
+        finally:
+            if n == self._turn and not done:
+                # Cut (a barge-in closed the reply) before the update_lead call was applied:
+                # what the caller said is kept from their own words.
+                if not taken and self._applied == applied:
+                    self.rules.absorb(turn.text)
+                if spoken:
+                    self._unheard = " ".join(spoken)  # what was handed out, until heard() says more
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_STREAM_S):
+                await inner.aclose()  # the HTTP response, now rather than at garbage collection
+        if spoken:
+            self._unheard = " ".join(spoken)
+        if self.finished:
+            self.rules.last_bye = " ".join(spoken)
         await self._close_if_done()
 
     # -- the model turn ----------------------------------------------------------------------------
@@ -312,6 +424,8 @@ class OpenAIBrain(Brain):
         updates, bad = tools.updates()
         if bad:
             self._record(["bad_tool_call"] * bad)
+        if updates:
+            self._applied += 1
         s = self.lead.slots
         for args in updates:
             for key, kind in (("area", str), ("property_type", str), ("timeframe", str), ("name", str)):
@@ -338,11 +452,17 @@ class OpenAIBrain(Brain):
                 self.lead.meeting_at = self.chosen
                 self.lead.status = "meeting_booked"
             if args.get("not_interested") is True:
+                if self.lead.status != "lost":
+                    self.rules.status_before_lost = self.lead.status
                 self.lead.status = "lost"
                 self._finished = True
             if args.get("call_done") is True:
                 self._finished = True
-        missing = [m for m in s.missing() if m not in self.rules.declined]
+        self._after_update()
+
+    def _after_update(self) -> None:
+        """Slots filled: the lead is qualified and the windows to offer are chosen."""
+        missing = [m for m in self.lead.slots.missing() if m not in self.rules.declined]
         if not missing and self.lead.status == "new":
             self.lead.status = "qualified"
         if not missing and not self.windows:
@@ -361,7 +481,14 @@ class OpenAIBrain(Brain):
 
     def _said(self, text: str) -> str:
         self._unheard = text
+        self.rules.note_asked(text)
         return text
+
+    def _after_confirm(self) -> str:
+        """A yes to the value check: a short ack and the next question."""
+        opener = self.rules.opener()
+        question = self._closing_question(guardrails.words(opener))
+        return f"{opener} {question}" if question else self._safe_question()
 
     def _closing_question(self, spoken_words: int) -> str | None:
         for question in (self._safe_question(), self.say["safe"]):

@@ -41,6 +41,11 @@ HE = {
     "bye_lost": "בסדר גמור, תודה על הזמן ויום נעים.",
     "holding": "רק רגע.",
     "safe": "אפשר לחזור על זה?",
+    # low ASR confidence but a clear value: one short check ("עד שני מיליון, נכון?")
+    "confirm_value": "{value}, נכון?",
+    "confirm_no": "אין בעיה.",
+    # the caller talked over the goodbye (or right after it) only to say bye or thanks
+    "bye_again": "שוב תודה, יום נעים.",
 }
 
 EN = {
@@ -76,6 +81,9 @@ EN = {
     "bye_lost": "No problem, thanks for your time and have a great day.",
     "holding": "One moment.",
     "safe": "Could you say that again?",
+    "confirm_value": "{value}, right?",
+    "confirm_no": "No problem.",
+    "bye_again": "Thanks again, have a great day.",
 }
 
 
@@ -90,14 +98,14 @@ def is_hebrew(language: str) -> bool:
 def fixed_lines(language: str) -> list[str]:
     """The lines every call may speak word for word, as the synthesizer is asked for them, so
     the TTS can cache them at startup: the opening, the clarify line, the goodbyes that carry
-    no name or date (whole, as the OpenAI brain speaks them, and sentence by sentence, as the
+    no name or date, the short goodbye said again (whole, as the OpenAI brain speaks them, and sentence by sentence, as the
     rule brain does) and the holding line."""
     from dialog.guardrails import sentences  # guardrails imports this module
 
     hebrew = is_hebrew(language)
     say = table(hebrew)
     lines = [say["opening"], CLARIFY_HE if hebrew else CLARIFY_EN]
-    for goodbye in (say["bye"].format(name=""), say["bye_lost"]):
+    for goodbye in (say["bye"].format(name=""), say["bye_lost"], say["bye_again"]):
         lines.append(goodbye)
         lines.extend(sentences(goodbye))
     lines.append(say["holding"])

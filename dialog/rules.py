@@ -8,26 +8,66 @@ Flow: collect the slots (area → property type and rooms → budget → timefra
 phone, confirming the caller ID) → offer 2 meeting windows → confirm the choice → book it
 with a one-line summary → goodbye. The caller may change any slot at any point, refuse
 the budget, ask for apartments (none are offered), or say they are not interested.
+
+Around that flow:
+- "מה?" / "sorry, what?" (:func:`dialog.cues.asks_repeat`) -> the last question again, word
+  for word, nothing else changes;
+- a low-confidence turn that still carries a clear value -> one short check ("עד שני מיליון,
+  נכון?"); the value is kept aside (``pending``) until a yes stores it, and a no or a
+  correction drops it;
+- the caller talking over the goodbye or right after it -> the call reopens: their words
+  are taken and answered, and only bye/thanks gets a short goodbye again;
+- :meth:`RuleDialog.snapshot` / :meth:`RuleDialog.restore`: the state before a reply, for
+  :meth:`Brain.retract <dialog.base.Brain.retract>`.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from typing import AsyncIterator, Literal
+from typing import Any, AsyncIterator, Literal
 
-from dialog import extract, guardrails, schedule, summary
+from dialog import cues, extract, guardrails, schedule, summary
 from dialog.base import Brain, CallerTurn, LeadState, Slots
 from dialog.phrases import is_hebrew, table
 from leads import metrics
 
 CLARIFY_BELOW = 0.5  # ASR confidence under this: ask to repeat rather than guess
+CONFIRM_FROM = 0.2  # ...but from this confidence up, a clear slot value is checked back instead
 MAX_TURNS = 30  # a call that has not converged by then is closed politely
 MAX_ASKS = 3  # after this many unanswered asks a slot is skipped (left to the meeting)
 MAX_WRAPUP = 3
 
 Phase = Literal["collect", "offer", "confirm", "wrapup", "done"]
 _SLOT_ORDER = ("area", "property_type", "budget_ils", "timeframe", "name", "phone")
+_VALUE_KEYS = ("area", "property_type", "rooms", "budget_ils", "timeframe", "name")  # what extract finds
+
+
+def last_question(text: str) -> str | None:
+    """The last sentence of ``text`` that is a question, as said."""
+    return next((s for s in reversed(guardrails.sentences(text)) if s.rstrip().endswith("?")), None)
+
+
+def assign_lead(dst: LeadState, src: LeadState) -> None:
+    """Make ``dst`` equal to ``src`` in place (the session and the brains share the object)."""
+    for f in dataclasses.fields(LeadState):
+        if f.name == "slots":
+            for g in dataclasses.fields(Slots):
+                setattr(dst.slots, g.name, getattr(src.slots, g.name))
+        else:
+            setattr(dst, f.name, getattr(src, f.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """How the caller answered a value check: ``confirmed`` (stored, nothing else said),
+    ``denied`` (a bare no: ask ``keys[0]`` again), or ``more`` (go on as usual with the words;
+    ``keys`` were stored by a yes that came with more)."""
+
+    kind: Literal["confirmed", "denied", "more"]
+    keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +85,7 @@ class RuleDialog:
     def __init__(self, language: str, caller_phone: str | None, now: dt.datetime, lead: LeadState | None = None) -> None:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
+        self.language = language
         self.hebrew = is_hebrew(language)
         self.say = table(self.hebrew)
         self.now = now
@@ -62,10 +103,16 @@ class RuleDialog:
         self.wrapup_turns = 0
         self.finished = False
         self.violations: list[str] = []
+        self.pending: dict[str, Any] | None = None  # values heard at low confidence, awaiting a yes
+        self.question: str | None = None  # the last question asked (as heard, when it was heard)
+        self.last_bye: str | None = None  # the last goodbye said, for "what?" over it
+        self.status_before_lost: str = "new"  # what a "not interested" replaced, should the call reopen
+        self._reopen_phase: Phase = "collect"  # the phase the goodbye ended
 
     # -- the session's side ----------------------------------------------------------------------
 
     def opening(self) -> str:
+        self.note_asked(self.say["opening"])
         return self.say["opening"]
 
     def heard(self, said: str, heard_fully: bool) -> None:
@@ -76,6 +123,34 @@ class RuleDialog:
                 self.rooms_asked = False  # ask again: they never heard it
         else:
             self.expecting = self._asking
+        self.note_asked(said)  # word for word what they heard
+
+    def note_asked(self, text: str) -> None:
+        """A reply was said (by this dialog or, for the OpenAI brain, by the model). Lines that
+        ask the caller to say something again are not questions "what?" repeats."""
+        question = last_question(text)
+        if question and question not in self._not_repeated():
+            self.question = question
+
+    def _not_repeated(self) -> set[str]:
+        return {self.say["clarify"], self.say["go_on"], self.say["safe"], *guardrails.sentences(self.say["go_on"])}
+
+    def last_question(self) -> str:
+        """What "sorry, what?" gets: the last question heard, or asked if it was cut; at first the opening's."""
+        return self.question or last_question(self.say["opening"]) or self.say["q_area"]
+
+    # -- retract ---------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a reply may change, copied (the phrase table and the clock are shared)."""
+        state = {k: v for k, v in vars(self).items() if k not in ("say", "now", "lead", "language", "hebrew")}
+        return {"state": copy.deepcopy(state), "lead": copy.deepcopy(self.lead)}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Back to :meth:`snapshot`'s moment; the lead object stays the same one, its fields go back."""
+        for key, value in copy.deepcopy(snap["state"]).items():
+            setattr(self, key, value)
+        assign_lead(self.lead, snap["lead"])
 
     def reply(self, turn: CallerTurn) -> Reply:
         reply = self._decide(turn)
@@ -88,8 +163,12 @@ class RuleDialog:
         elif verdict.text != reply.text:
             reply = Reply(verdict.text, reply.final)
         if reply.final:
+            if self.phase != "done":
+                self._reopen_phase = self.phase
             self.finished = True
             self.phase = "done"
+            self.last_bye = reply.text
+        self.note_asked(reply.text)
         return reply
 
     def summary(self) -> str:
@@ -98,25 +177,46 @@ class RuleDialog:
     # -- deciding --------------------------------------------------------------------------------
 
     def _amounts(self) -> frozenset[int]:
-        b = self.lead.slots.budget_ils
-        return frozenset({b}) if b else frozenset()
+        amounts = {self.lead.slots.budget_ils, (self.pending or {}).get("budget_ils")}
+        return frozenset(a for a in amounts if a)
 
     def _decide(self, turn: CallerTurn) -> Reply:
         self.turns += 1
         text = turn.text.strip()
+        if self.finished:
+            closing = self.reopen(turn)
+            if closing is not None:
+                return closing
         if self.turns >= MAX_TURNS:  # also a line so bad that every turn is a clarify
+            if text and turn.confidence >= CLARIFY_BELOW:
+                self.absorb(text)
             return self._goodbye()
-        if not text or turn.confidence < CLARIFY_BELOW:
+        if not text or turn.confidence < CONFIRM_FROM:
             return Reply(self.say["clarify"])
+        if cues.asks_repeat(text, self.language):
+            return Reply(self.last_question())
+        if turn.confidence < CLARIFY_BELOW:
+            return Reply(self.confirm_or_clarify(text))
         if extract.not_interested(text):
+            self.pending = None
+            self.status_before_lost = self.lead.status if self.lead.status != "lost" else self.status_before_lost
             self.lead.status = "lost"
             return Reply(self.say["bye_lost"], final=True)
         if extract.busy(text) and self.phase != "wrapup":
             return self._goodbye()
-        if turn.interrupted_agent and extract.only_holds_floor(text):
+        if turn.interrupted_agent and cues.only_holds_floor(text, self.language):
             return Reply(self.say["go_on"])
 
-        changed = self.absorb(text)
+        confirmed: list[str] = []
+        if self.pending is not None:
+            settled = self.settle_pending(text)
+            if settled.kind == "denied":
+                return self._ask(settled.keys[0], self.say["confirm_no"], self.slot_question(settled.keys[0]))
+            if settled.kind == "confirmed":
+                return self._go_on_after(self.opener(), list(settled.keys))
+            confirmed = list(settled.keys)
+
+        changed = confirmed + [k for k in self.absorb(text) if k not in confirmed]
         lead_in = ""
         if extract.asks_listings(text):
             lead_in = self.say["no_listings"]
@@ -136,14 +236,7 @@ class RuleDialog:
     def absorb(self, text: str) -> list[str]:
         """Apply what the caller said to the slots; the names of the slots that changed."""
         s = self.lead.slots
-        found = extract.extract(text, self.hebrew, self.expecting)
-        changed: list[str] = []
-        for key in ("area", "property_type", "rooms", "budget_ils", "timeframe", "name"):
-            value = getattr(found, key)
-            if value is not None and value != getattr(s, key):
-                setattr(s, key, value)
-                changed.append(key)
-                self.declined.discard(key)
+        changed = self._store(self._values(text, self.expecting))
         if self.expecting == "phone" or self.expecting == "phone_number":
             phone = extract.phone_in(text)
             yes = extract.yes_no(text)
@@ -162,6 +255,114 @@ class RuleDialog:
         if self.lead.status == "new" and not self._missing():
             self.lead.status = "qualified"
         return changed
+
+    def _values(self, text: str, expecting: str | None) -> dict[str, Any]:
+        found = extract.extract(text, self.hebrew, expecting)
+        return {k: getattr(found, k) for k in _VALUE_KEYS if getattr(found, k) is not None}
+
+    def _store(self, values: dict[str, Any]) -> list[str]:
+        s = self.lead.slots
+        changed: list[str] = []
+        for key, value in values.items():
+            if value != getattr(s, key):
+                setattr(s, key, value)
+                changed.append(key)
+                self.declined.discard(key)
+        if changed and self.lead.status == "new" and not self._missing():
+            self.lead.status = "qualified"
+        return changed
+
+    # -- a value heard at low confidence -------------------------------------------------------------
+
+    def confirm_or_clarify(self, text: str) -> str:
+        """Low ASR confidence: one short check of the values the words still carry ("בחיפה,
+        נכון?", kept as ``pending``), or the clarify line when they carry none."""
+        s = self.lead.slots
+        values = {k: v for k, v in self._values(text, self.expecting).items() if v != getattr(s, k)}
+        question = self._confirm_question(values) if values else None
+        if question is None:
+            return self.say["clarify"]
+        self.pending = values
+        self._asking = self.expecting = next(iter(values))
+        return question
+
+    def _confirm_question(self, values: dict[str, Any]) -> str | None:
+        shown = {k: v for k, v in values.items() if k != "budget_ils"}
+        slots = Slots(**shown)
+        parts = summary.echo(slots, list(shown), self.hebrew)
+        if "budget_ils" in values:
+            amount = values["budget_ils"]
+            said = summary.say_budget_words(amount, self.hebrew) or summary.say_budget(amount, self.hebrew)
+            parts.append(("עד " if self.hebrew else "up to ") + said)
+        if values.get("name"):
+            parts.append(values["name"])
+        while parts:
+            value = ", ".join(parts)
+            question = self.say["confirm_value"].format(value=value[:1].upper() + value[1:])
+            if guardrails.fits_after(0, question):
+                return question
+            parts.pop()
+        return None
+
+    def settle_pending(self, text: str) -> Settled:
+        """The caller's answer to the value check: a yes stores the values, a bare no drops
+        them (ask again), and a new value or anything else drops them and goes on as usual."""
+        pending, self.pending = self.pending or {}, None
+        yes = extract.yes_no(text)
+        found = self._values(text, None if yes else self.expecting)  # "כן" is not a name
+        new = {k: v for k, v in found.items() if pending.get(k) != v}
+        if yes is True:
+            stored = tuple(self._store(pending))
+            return Settled("more" if new else "confirmed", stored)
+        if yes is False and not new:
+            return Settled("denied", (next(iter(pending), "area"),))
+        return Settled("more")
+
+    def slot_question(self, key: str) -> str:
+        """The question that asks for one slot."""
+        if key == "property_type":
+            return self.say["q_property_type_only" if self.lead.slots.rooms is not None else "q_property_type"]
+        return self.say[{"budget_ils": "q_budget"}.get(key, f"q_{key}")]
+
+    def ask_again(self, key: str) -> str:
+        """ "No" to a value check: ask for that slot again."""
+        reply = self._ask(key, self.say["confirm_no"], self.slot_question(key))
+        return reply.text
+
+    def opener(self) -> str:
+        return self.say["acks"][self.turns % len(self.say["acks"])] + "."
+
+    def _go_on_after(self, lead_in: str, changed: list[str]) -> Reply:
+        """The phase's next question after a confirmed value (the "yes" answered the check, not the phase)."""
+        if self.phase == "collect":
+            return self._collect(lead_in, changed)
+        if self.phase == "offer":
+            return self._on_offer("", lead_in)
+        if self.phase == "confirm":
+            return self._on_confirm("", lead_in)
+        return self._on_wrapup("", lead_in, changed)
+
+    # -- the goodbye, talked over ----------------------------------------------------------------------
+
+    def reopen(self, turn: CallerTurn) -> Reply | None:
+        """The caller spoke over the goodbye or right after it: the call is not over. Only
+        bye / thanks / an acknowledgement gets a short goodbye again, and "what?" the goodbye
+        itself; anything else returns None and is answered as usual (from the phase the
+        goodbye ended), a lost lead being back where it was."""
+        was_done = self.phase == "done"
+        self.finished = False
+        if was_done:
+            self.phase = self._reopen_phase
+        self.wrapup_turns = 0
+        text = turn.text.strip()
+        if text and turn.confidence >= CLARIFY_BELOW:
+            if cues.asks_repeat(text, self.language) and self.last_bye:
+                return Reply(self.last_bye, final=True)
+            if cues.is_closing(text, self.language) or cues.is_backchannel(text, self.language):
+                return Reply(self.say["bye_again"], final=True)
+        if self.lead.status == "lost" and not extract.not_interested(text):
+            self.lead.status = self.status_before_lost  # type: ignore[assignment]
+        return None
 
     def _missing(self) -> list[str]:
         return [m for m in self.lead.slots.missing() if m not in self.declined]
@@ -312,6 +513,7 @@ class RuleBrain(Brain):
     def __init__(self, language: str, caller_phone: str, now: dt.datetime) -> None:
         self.dialog = RuleDialog(language, caller_phone, now)
         self.lead = self.dialog.lead
+        self._before: dict[str, Any] | None = None  # the dialog before the last respond()
 
     @property  # type: ignore[override]
     def finished(self) -> bool:
@@ -320,9 +522,20 @@ class RuleBrain(Brain):
     def opening(self) -> str:
         return self.dialog.opening()
 
-    async def respond(self, turn: CallerTurn) -> AsyncIterator[str]:
+    def respond(self, turn: CallerTurn) -> AsyncIterator[str]:
+        # Not an async generator itself: the snapshot is taken when respond() is called, so
+        # retract() is right even if the reply is never iterated.
+        self._before = self.dialog.snapshot()
+        return self._respond(turn)
+
+    async def _respond(self, turn: CallerTurn) -> AsyncIterator[str]:
         for sentence in guardrails.sentences(self.dialog.reply(turn).text):
             yield sentence
+
+    def retract(self) -> None:
+        if self._before is not None:
+            self.dialog.restore(self._before)
+            self._before = None
 
     def heard(self, said: str, heard_fully: bool) -> None:
         self.dialog.heard(said, heard_fully)

@@ -22,10 +22,60 @@ def say_budget(amount: int, hebrew: bool) -> str:
             return f"{millions} מיליון"
         return f"{amount / 1_000_000:g} million shekels"
     if amount >= 1_000_000:
-        return f"{amount / 1_000_000:.2f}".rstrip("0").rstrip(".") + (" מיליון" if hebrew else " million shekels")
+        return f"{amount / 1_000_000:.6f}".rstrip("0").rstrip(".") + (" מיליון" if hebrew else " million shekels")  # exact: 1.234, not 1.23
     if amount % 1000 == 0:
         return f"{amount // 1000} אלף שקל" if hebrew else f"{amount // 1000} thousand shekels"
     return f"{amount:,} שקל" if hebrew else f"{amount:,} shekels"
+
+
+_HE_MILLIONS = {1: "מיליון", 2: "שני מיליון", **{n: f"{w} מיליון" for n, w in _HE_MASC.items() if n > 2}, 10: "עשרה מיליון"}
+_HE_HUNDREDS = {
+    1: "מאה", 2: "מאתיים", 3: "שלוש מאות", 4: "ארבע מאות", 5: "חמש מאות", 6: "שש מאות", 7: "שבע מאות",
+    8: "שמונה מאות", 9: "תשע מאות",
+}
+_EN_NUM = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
+)
+
+
+def say_budget_words(amount: int, hebrew: bool) -> str | None:
+    """A budget said in words, the way people say it on the phone: "מיליון ושמונה מאות אלף",
+    "שני מיליון", "שניים וחצי מיליון", "שמונה מאות אלף"; "one point eight million", "two
+    and a half million", "eight hundred thousand". None when it is not a round figure (a
+    multiple of 50,000 up to ten million in Hebrew, twenty million in English).
+
+    Words, not digits: a line that echoes an amount back for confirmation must not read as
+    a quoted price (guardrails look for digits next to money words)."""
+    if amount <= 0 or amount % 50_000:
+        return None
+    millions, rest = divmod(amount, 1_000_000)
+    hundreds, fifty = divmod(rest, 100_000)
+    if hebrew:
+        if millions > 10:
+            return None
+        if millions and rest == 500_000:
+            return "מיליון וחצי" if millions == 1 else f"{_HE_MASC.get(millions, 'עשרה')} וחצי מיליון"
+        parts = [_HE_HUNDREDS[hundreds]] if hundreds else []
+        if fifty:
+            parts.append("וחמישים" if hundreds else "חמישים")
+        thousands = " ".join(parts) + " אלף" if parts else ""
+        if not millions:
+            return thousands
+        return _HE_MILLIONS[millions] + (f" ו{thousands}" if thousands else "")
+    if millions > 20:
+        return None
+    if millions:
+        if rest == 0:
+            return f"{_EN_NUM[millions]} million"
+        if rest == 500_000:
+            return f"{_EN_NUM[millions]} and a half million"
+        decimals = f"{rest // 10_000:02d}".rstrip("0")  # 1.25 -> "two five", 1.8 -> "eight"
+        return f"{_EN_NUM[millions]} point {' '.join(_EN_NUM[int(d)] for d in decimals)} million"
+    said = f"{_EN_NUM[hundreds]} hundred" if hundreds else ""
+    if fifty:
+        said = f"{said} fifty".strip()
+    return f"{said} thousand"
 
 
 def say_property(slots: Slots, hebrew: bool) -> str | None:

@@ -147,3 +147,15 @@ def test_the_tables_are_big_and_go_both_ways():
 def test_iw_is_hebrew_and_unknown_languages_are_english():
     assert cues.is_backchannel("כן", "iw-IL") and cues.is_backchannel("yes", "en-GB")
     assert cues.ends_mid_phrase("דירה ו", "iw") and not cues.ends_mid_phrase("דירה ו", "en-US")
+
+
+@pytest.mark.parametrize("text, lang, expected", [
+    ("תודה", HE, True), ("תודה רבה, ביי", HE, True), ("זהו, תודה", HE, True), ("לא תודה", HE, True),
+    ("אוקיי תודה, יום טוב", HE, True), ("גם לך", HE, True), ("להתראות", HE, True), ("לא", HE, True),
+    ("תודה, יש לי עוד שאלה", HE, False), ("רגע, עוד משהו", HE, False), ("כן", HE, False), ("מה?", HE, False),
+    ("thanks, bye", EN, True), ("Thank you so much.", EN, True), ("okay, that's all", EN, True),
+    ("no thanks", EN, True), ("you too, bye", EN, True), ("nope", EN, True),
+    ("thanks, one more thing", EN, False), ("bye, wait", EN, False), ("yes", EN, False), ("what?", EN, False),
+])
+def test_is_closing(text, lang, expected):
+    assert cues.is_closing(text, lang) is expected

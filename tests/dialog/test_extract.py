@@ -27,6 +27,12 @@ from dialog import extract
     ("4 חדרים", False, None),
     ("תחזרו אליי ל-052-7654321", False, None),
     ("my number is 0541112222", True, None),
+    ("one point eight million", False, 1_800_000),  # not "eight million"
+    ("two point five million", False, 2_500_000),
+    ("שתיים נקודה חמש מיליון", False, 2_500_000),
+    ("4.1 million", False, 4_100_000),  # not 4,099,999
+    ("thirteen million", False, 13_000_000),
+    ("the point is two million", False, 2_000_000),
 ])
 def test_budget(text, expecting, amount):
     assert extract.budget_in(text, expecting=expecting) == amount
@@ -86,6 +92,7 @@ def test_timeframe(text, he, en):
     ("קוראים לי דנה כהן", False, "דנה כהן"), ("שמי רון", False, "רון"), ("my name is dana", False, "Dana"),
     ("Dana", True, "Dana"), ("Dana", False, None), ("אני דנה", True, "דנה"), ("אני מחפש דירה", True, None),
     ("I'm looking for a flat", True, None), ("it's Tom", True, "Tom"),
+    ("wait, actually I am, my name is Tom", False, "Tom"), ("אני פה, קוראים לי דנה", False, "דנה"),
 ])
 def test_name(text, expecting, name):
     assert extract.name_in(text, expecting=expecting) == name

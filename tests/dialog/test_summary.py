@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from dialog import summary
+from dialog import extract, summary
 from dialog.base import LeadState, Slots
 from dialog.schedule import TZ
 
@@ -46,3 +46,32 @@ def test_whatsapp_summary_after_a_dropped_call_and_a_lost_lead():
     lost = LeadState(Slots(), status="lost")
     assert "תודה על הזמן" in summary.whatsapp(lost, True)
     assert "Meeting: Thursday, 26.11.2026 at 16:00" in summary.whatsapp(full_lead(), False)
+
+
+@pytest.mark.parametrize("amount, he, en", [
+    (2_000_000, "שני מיליון", "two million"),
+    (1_500_000, "מיליון וחצי", "one and a half million"),
+    (2_500_000, "שניים וחצי מיליון", "two and a half million"),
+    (1_800_000, "מיליון ושמונה מאות אלף", "one point eight million"),
+    (800_000, "שמונה מאות אלף", "eight hundred thousand"),
+    (950_000, "תשע מאות וחמישים אלף", "nine hundred fifty thousand"),
+    (1_234_000, None, None),
+])
+def test_budget_in_words(amount, he, en):
+    assert summary.say_budget_words(amount, True) == he
+    assert summary.say_budget_words(amount, False) == en
+
+
+def test_budget_words_read_back_as_the_same_amount():
+    for amount in range(50_000, 20_000_001, 50_000):
+        for hebrew in (True, False):
+            said = summary.say_budget_words(amount, hebrew)
+            if said is not None:
+                assert not any(ch.isdigit() for ch in said)
+                assert extract.budget_in(said) == amount, said
+
+
+def test_an_odd_budget_is_echoed_exactly():  # "1.23 million" for 1,234,000 read as an invented price
+    for amount in (1_234_000, 2_345_678, 1_050_000):
+        for hebrew in (True, False):
+            assert extract.budget_in(summary.say_budget(amount, hebrew)) == amount
