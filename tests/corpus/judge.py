@@ -91,6 +91,7 @@ class Verdict:
     talk_over_ms: list[float] = field(default_factory=list)
     halt_ms: list[float] = field(default_factory=list)
     resume_ms: list[float] = field(default_factory=list)
+    resume_never: int = 0
     noise_replies: int = 0
     brain_calls: int = 0
     turns: int = 0
@@ -201,11 +202,15 @@ class AgentAudio:
         s, e, c, f = self.ids[i]
         return c, f, e
 
-    def id_at_or_after(self, t: float) -> tuple[int | None, int | None]:
+    def id_at_or_after(self, t: float, within: float = 0.1) -> tuple[int | None, int | None]:
+        """Identity of the first recognised audible frame starting in [t, t + within) (a
+        faded-in first frame may not match its render)."""
         i = bisect.bisect_left(self._id_starts, t - 0.011)
-        if i >= len(self.ids):
-            return None, None
-        return self.ids[i][2], self.ids[i][3]
+        while i < len(self.ids) and self.ids[i][0] < t + within:
+            if self.ids[i][2] is not None:
+                return self.ids[i][2], self.ids[i][3]
+            i += 1
+        return None, None
 
     def _discontinuity(self, gap_start: float, gap_end: float) -> bool:
         c0, f0, _ = self.id_before(gap_start + 1e-6)
@@ -491,6 +496,7 @@ def _judge_resume(v: Verdict, agent: AgentAudio, p: Performed, s: Spurt, what: s
         return  # the agent talked on through it
     nxt = agent.next_start(s.end + 1e-6)
     if nxt is None or nxt >= limit:
+        v.resume_never += 1
         v.fail("resume", f"agent stopped at {_fmt(s.end)} for '{what}' and never resumed")
         return
     ms = max(0.0, (nxt - end) * 1000)

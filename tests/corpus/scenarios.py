@@ -220,13 +220,17 @@ SCENARIOS: list[Scenario] = [
         answer(he(HE_TLV)), noise(knock(), After(1.0)), answer(he(HE_FLAT4), AfterPrev(2.6)),
     ], "a knock while the agent waits for the answer", snr_db=30,
         expect=Expect(slots(area="תל אביב", property_type="דירה"))),
+    _s("noise_he_knock_10", "noise", "he", [
+        answer(he("חיפה", "synth")), noise(knock(4), After(0.7)), answer(he("דירה", "synth"), AfterPrev(2.6)),
+    ], "a knock on a noisy line (10 dB), synthetic voices", snr_db=10, agent="synth",
+        expect=Expect(slots(area="חיפה", property_type="דירה"))),
     _s("noise_en_cough", "noise", "en", [
         answer(en(EN_HAIFA)), noise(cough(), After(0.9)), answer(en(EN_FLAT3), AfterPrev(2.6)),
     ], "a cough while listening (20 dB)", snr_db=20,
         expect=Expect(slots(area="Haifa", property_type="apartment"))),
     _s("noise_en_umm", "noise", "en", [
         answer(en(EN_HAIFA)), noise(hum("en", 400), After(0.8)), answer(en(EN_FLAT3), AfterPrev(2.6)),
-    ], "a lone 'umm' (ASR: 'umm') at 10 dB, then the answer", snr_db=10,
+    ], "a lone 'umm' (ASR: 'umm', confidence 0.6), then the answer", snr_db=20,
         expect=Expect(slots(area="Haifa", property_type="apartment"))),
     _s("noise_en_knock_halluc", "noise", "en", [
         answer(en(EN_HAIFA)), noise(knock(2), After(0.8), asr_text="Thank you."), answer(en(EN_FLAT3), AfterPrev(2.6)),
