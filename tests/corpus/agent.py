@@ -95,12 +95,22 @@ class SpyRuleBrain(RuleBrain):
         super().__init__(language, caller_phone, now)
         self.turns: list[CallerTurn] = []
         self.turn_times: list[float] = []
+        self.replies: list[list[str]] = []  # the sentences each respond() yielded
         self.heard_log: list[tuple[str, bool]] = []
 
     def respond(self, turn: CallerTurn) -> AsyncIterator[str]:  # type: ignore[override]
         self.turns.append(turn)
         self.turn_times.append(trio.current_time())
-        return super().respond(turn)
+        sentences: list[str] = []
+        self.replies.append(sentences)
+        inner = super().respond(turn)
+
+        async def recorded() -> AsyncIterator[str]:
+            async for sentence in inner:
+                sentences.append(sentence)
+                yield sentence
+
+        return recorded()
 
     def heard(self, said: str, heard_fully: bool) -> None:
         self.heard_log.append((said, heard_fully))

@@ -38,6 +38,7 @@ class Record:
     performed: list[Performed]
     synth: list[SynthCall]
     brain_turns: list[tuple[str, float, bool]]  # (text, confidence, interrupted_agent)
+    brain_replies: list[tuple[float, list[str]]]  # (respond() time, sentences yielded); the greeting first
     brain_heard: list[tuple[str, bool]]
     slots: dict[str, object]
     status: str
@@ -90,6 +91,7 @@ async def run_scenario(sc: Scenario, config: TimingConfig | None = None, virtual
         performed=list(script.performed),
         synth=list(voice.calls),
         brain_turns=[(t.text, t.confidence, t.interrupted_agent) for t in (brain.turns if brain else [])],
+        brain_replies=([(line.t0, [brain.opening()])] + list(zip(brain.turn_times, brain.replies))) if brain else [],
         brain_heard=list(brain.heard_log) if brain else [],
         slots=slots,
         status=brain.lead.status if brain else "none",

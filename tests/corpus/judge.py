@@ -25,21 +25,23 @@ Rules (a scenario passes when none is broken):
                (+1 word of tolerance for the word-timing estimate)
   talk_over    agent audio audible while the caller's voice is on, except where the caller
                started over agent audio audible for > 150 ms already: <= 100 ms per event
-  halt         an interrupt starting over agent audio audible for >= 200 ms (past the grace
-               window): voice onset -> last audible agent sample <= 220 ms (+ how late the
+  halt         a caller turn (an interrupt, or an answer said over the agent) starting over
+               agent audio audible for >= 200 ms (past the grace window): voice onset -> last audible agent sample <= 220 ms (+ how late the
                line delivered the frames of that onset, when the scenario has bursts); voice in
                bursts shorter than 200 ms before the first longer stretch (a clipped "רגע,")
                is added to the budget: it cannot be told from a cough
   no_reply     a knock / cough / hum while the agent is silent (and no reply was due) hears
                no agent audio in the 2 s after it
   brain        the brain got exactly one respond() per caller turn (not for backchannels or
-               noise; one merged turn for a continuation, holding the continuation's words)
+               noise; one merged turn for a continuation, holding the continuation's words),
+               and every caller turn's words reached it
   slots        RuleBrain.lead.slots (and status) at the end equal the expectation
   one_question every agent turn heard in full has exactly one "?" (the goodbye before the agent
                hangs up: none needed) and at most 20 words
   repeat       after "מה?" / "sorry, what?" the agent's reply repeats the last question heard
                (>= 60 % of its words)
-  hangup       the agent never hangs up while the caller talks or before answering a turn
+  hangup       the agent never hangs up while the caller talks, before answering a turn, or
+               right after asking a question
   self_cut     the agent never stops mid-sentence while the caller is silent (nothing of the
                caller's voice in the 800 ms before the cut): echo or noise taken for a barge-in
   no_cut       (echo-only) nothing the agent said was cut, no `clear` at all
@@ -366,7 +368,7 @@ def judge(rec: Record) -> Verdict:
             answer_start[k] = None
             v.unanswered += 1
             why = ""
-            if rec.line.closed_by == "server" and rec.line.closed_at is not None and rec.line.closed_at < end + DEAD_AIR_MAX_MS / 1000:
+            if agent_hung_up(rec) and rec.line.closed_at is not None and rec.line.closed_at < end + DEAD_AIR_MAX_MS / 1000:
                 why = f" (the agent hung up at {_fmt(rec.line.closed_at)})"
             v.fail("dead_air", f"turn '{_turn_text(t)}' (ended {_fmt(end)}) never answered{why}")
             continue
@@ -408,15 +410,14 @@ def judge(rec: Record) -> Verdict:
                 v.fail("talk_over", f"agent audible {ms:.0f} ms over the caller's voice at {_fmt(lo)}")
 
     # halt ---------------------------------------------------------------------------------
-    for t in turns:
+    for t in turns:  # any caller turn said over the agent is a barge-in, whatever it was meant as
         first = t.steps[0]
-        if first.step.role != "interrupt":
-            continue
         # Voice in bursts shorter than the barge-in minimum cannot be told from a cough: the
         # time until the first stretch of >= 200 ms is added to the budget.
         stretches = [(a, b) for a, b in first.placed.voiced if b - a >= BARGE_MIN_VOICE_S - 1e-9]
         if not stretches:
-            v.notes.append(f"interrupt '{_turn_text(t)}': no stretch of voice >= 200 ms, halt not judged")
+            if agent.spurt_at(first.placed.voice_start) is not None:
+                v.notes.append(f"'{_turn_text(t)}' over the agent: no stretch of voice >= 200 ms, halt not judged")
             continue
         onset = first.placed.voice_start
         s = agent.spurt_at(onset)
@@ -424,10 +425,11 @@ def judge(rec: Record) -> Verdict:
             onset = stretches[0][0]
             s = agent.spurt_at(onset)
         if s is None:
-            v.notes.append(f"interrupt at {_fmt(onset)}: the agent was already silent")
+            if first.step.role == "interrupt":
+                v.notes.append(f"interrupt at {_fmt(onset)}: the agent was already silent")
             continue
         if onset - s.start < GRACE_S:
-            v.notes.append(f"interrupt {(onset - s.start) * 1000:.0f} ms into agent audio: talk-over rule, not halt")
+            v.notes.append(f"'{_turn_text(t)}' {(onset - s.start) * 1000:.0f} ms into agent audio: talk-over rule, not halt")
             continue
         allowance = stretches[0][0] - onset
         late = max((dl - due for due, dl in rec.line.lateness if onset < due <= onset + 0.26), default=0.0)
@@ -442,6 +444,11 @@ def judge(rec: Record) -> Verdict:
     if v.brain_calls != len(turns):
         said = "; ".join(f"'{text}'" for text, _, _ in rec.brain_turns)
         v.fail("brain", f"{v.brain_calls} brain turns for {len(turns)} caller turns ({said})")
+    brain_texts = [norm_words(text) for text, _, _ in rec.brain_turns]
+    for t in turns:
+        said = [w for p in t.steps if p.step.voice.kind == "speech" for w in norm_words(p.step.voice.text)[:1]]
+        if said and not any(said[0] in words for words in brain_texts):
+            v.fail("brain", f"the brain never got the caller's '{_turn_text(t)}'")
     for t in turns:
         conts = [p for p in t.steps[1:] if p.step.voice.kind == "speech"]
         if not conts:
@@ -460,14 +467,18 @@ def judge(rec: Record) -> Verdict:
         v.fail("slots", f"status = {rec.status!r}, expected {sc.expect.status!r}")
 
     # what the agent said ------------------------------------------------------------------
-    _judge_agent_turns(v, rec, agent, turns)
+    hung_up = agent_hung_up(rec)
+    _judge_agent_turns(v, rec, agent, hung_up)
     _judge_repeats(v, rec, agent, turns)
 
     # hang-up --------------------------------------------------------------------------------
-    if rec.line.closed_by == "server" and rec.line.closed_at is not None:
+    if hung_up and rec.line.closed_at is not None:
         c = rec.line.closed_at
         if any(a <= c < b + 0.3 for a, b in runs):
             v.fail("hangup", f"the agent hung up at {_fmt(c)} while the caller was talking")
+        played = [x for x in rec.synth if agent.played.get(x.index)]
+        if played and count_questions(played[-1].text):
+            v.fail("hangup", f"the agent hung up at {_fmt(c)} right after asking '{played[-1].text}'")
 
     # the agent cutting itself off with nobody talking (echo or line noise taken for voice)
     for c in sorted(agent.played):
@@ -484,6 +495,14 @@ def judge(rec: Record) -> Verdict:
         if rec.line.clears or cut:
             v.fail("no_cut", f"{len(rec.line.clears)} clear(s); cut: {cut}")
     return v
+
+
+def agent_hung_up(rec: Record) -> bool:
+    """The server closed the call before the caller's `stop` (the agent hung up)."""
+    line = rec.line
+    if line.closed_by != "server" or line.closed_at is None:
+        return False
+    return line.stop_sent_at is None or line.closed_at < line.stop_sent_at - 1e-9
 
 
 def _turn_text(t: Turn) -> str:
@@ -525,39 +544,50 @@ def _judge_resume(v: Verdict, agent: AgentAudio, p: Performed, s: Spurt, what: s
         v.fail("resume", f"resumed '{cut_text}' at word {k}, the caller last heard word {h} ('{heard_word}')")
 
 
-def _groups(rec: Record, turns: list[Turn]) -> list[list[int]]:
-    """Agent turns: the texts the agent's voice was asked for between two caller turns (what
-    it meant to say; a text that never played makes the turn not heard in full)."""
-    bounds = [0.0] + [t.onset for t in turns] + [float("inf")]
-    groups: list[list[int]] = [[] for _ in range(len(bounds) - 1)]
+def agent_turns(rec: Record, agent: AgentAudio) -> list[tuple[list[str], list[int]]]:
+    """The agent's turns as (sentences meant, synth calls that said them): the greeting and each
+    brain reply (the spy recorded what it yielded); a resumption belongs to the turn of the
+    sentence it resumes; any other text the session spoke on its own is a turn by itself."""
+    turns: list[tuple[float, list[str], list[int]]] = [(t, list(s), []) for t, s in rec.brain_replies]
+    owner: dict[int, int] = {}
     for call in rec.synth:
-        asked = call.asked_at - rec.t0
-        k = bisect.bisect_right(bounds, asked) - 1
-        groups[min(max(k, 0), len(groups) - 1)].append(call.index)
-    return groups
+        k = next(
+            (i for i in range(len(turns) - 1, -1, -1) if turns[i][0] <= call.asked_at + 1e-9 and call.text in turns[i][1]),
+            None,
+        )
+        if k is None:
+            k = next((owner[c] for c in sorted(owner, reverse=True)
+                      if agent.cut(c) and suffix_start(rec.synth[c].text, call.text) is not None), None)
+        if k is None:
+            turns.append((call.asked_at, [call.text], []))
+            k = len(turns) - 1
+        owner[call.index] = k
+        turns[k][2].append(call.index)
+    return [(sentences, calls) for _, sentences, calls in sorted(turns, key=lambda x: x[0])]
 
 
-def _judge_agent_turns(v: Verdict, rec: Record, agent: AgentAudio, turns: list[Turn]) -> None:
-    groups = _groups(rec, turns)
-    nonempty = [g for g in groups if g]
-    hung_up = rec.line.closed_by == "server"
-    for g in nonempty:
-        resumed: dict[int, int] = {}  # cut call -> its resumption
-        content: list[int] = []
-        for c in g:
-            prev = content[-1] if content else None
-            if prev is not None and agent.cut(prev) and suffix_start(rec.synth[prev].text, rec.synth[c].text) is not None:
-                resumed[prev] = c
-                continue
-            content.append(c)
-        full = all(agent.complete(c) or (c in resumed and agent.complete(resumed[c])) for c in content)
-        if not full:
+def _judge_agent_turns(v: Verdict, rec: Record, agent: AgentAudio, hung_up: bool) -> None:
+    spoken = [(s, calls) for s, calls in agent_turns(rec, agent) if any(agent.played.get(c) for c in calls)]
+    for n, (sentences, calls) in enumerate(spoken):
+        def heard(sentence: str) -> bool:
+            said = [c for c in calls if rec.synth[c].text == sentence]
+            for c in said:
+                if agent.complete(c):
+                    return True
+                if agent.cut(c) and any(
+                    agent.complete(r) and suffix_start(rec.synth[c].text, rec.synth[r].text) is not None
+                    for r in calls if r > c
+                ):
+                    return True
+            return False
+
+        if not sentences or not all(heard(x) for x in sentences):
             continue
         v.agent_turns_checked += 1
-        text = " ".join(rec.synth[c].text for c in content)
+        text = " ".join(sentences)
         words = len(text.split())
         questions = count_questions(text)
-        goodbye = hung_up and g is nonempty[-1]
+        goodbye = hung_up and n == len(spoken) - 1
         if words > MAX_WORDS:
             v.fail("one_question", f"agent turn of {words} words: '{text}'")
         if questions != 1 and not (goodbye and questions == 0):

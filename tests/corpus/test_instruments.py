@@ -209,7 +209,7 @@ def _record(steps: list[tuple[Step, float]], agent: list[tuple[SynthCall, float,
     sc = Scenario("made_up", "test", "en", tuple(st for st, _ in steps), expect=Expect())
     line = LineRecord(placed=[p.placed for p in performed], frames=frames, heard=heard, clears=list(clears),
                       closed_at=end, closed_by="twilio")
-    return Record(sc, line, performed, [c for c, _, _ in agent], list(brain), [], {}, "new", [], None)
+    return Record(sc, line, performed, [c for c, _, _ in agent], list(brain), [], [], {}, "new", [], None)
 
 
 ANSWER = Voice("speech", "in Haifa", "en", "synth")
@@ -245,7 +245,7 @@ def test_judge_talk_over_slow_halt_and_restart_after_a_backchannel() -> None:
     uhhuh = render(UHHUH)
     t_reply = 1.0 + answer.voiced_end + 0.5
     t_bc = t_reply + 1.5
-    other = _call(1, "A rough idea is fine.", 1.5, 700)  # a new reply instead of the rest
+    other = _call(1, "A rough idea is fine, which area?", 1.5, 700)  # a new reply instead of the rest
     t_other = t_bc + uhhuh.voiced_end + 0.9
     rec = _record(
         [(Step(ANSWER, After(), "answer"), 1.0), (Step(UHHUH, Into(1.5), "backchannel"), t_bc)],
@@ -263,14 +263,15 @@ def test_judge_talk_over_slow_halt_and_restart_after_a_backchannel() -> None:
     heard_words = int((cut_at - t_reply) / 4.0 * len(reply.text.split()))
     rest = " ".join(reply.text.split()[heard_words:])
     resumed = _call(1, rest, 2.0, 650)
-    rec = _record(
-        [(Step(ANSWER, After(), "answer"), 1.0), (Step(UHHUH, Into(1.5), "backchannel"), t_bc)],
-        [(reply, t_reply, cut_at), (resumed, t_bc + uhhuh.voiced_end + 0.3, None)],
-        clears=[cut_at], brain=[("in Haifa", 0.9, False)],
-    )
-    v = judge(rec)
-    assert v.passed, v.explain()
-    assert v.resume_ms == [pytest.approx(300, abs=12)]
+    for clears in ([cut_at], []):  # a `clear`, or the session just stopped sending for a while
+        rec = _record(
+            [(Step(ANSWER, After(), "answer"), 1.0), (Step(UHHUH, Into(1.5), "backchannel"), t_bc)],
+            [(reply, t_reply, cut_at), (resumed, t_bc + uhhuh.voiced_end + 0.3, None)],
+            clears=clears, brain=[("in Haifa", 0.9, False)],
+        )
+        v = judge(rec)
+        assert v.passed, v.explain()
+        assert v.resume_ms == [pytest.approx(300, abs=12)]
 
     # the agent starting its reply 50 ms after the caller started: talk-over until it yields
     t_start = 1.0 + 0.05
@@ -281,3 +282,37 @@ def test_judge_talk_over_slow_halt_and_restart_after_a_backchannel() -> None:
     )
     v = judge(rec)
     assert v.talk_over_ms == [pytest.approx(300, abs=12)] and not v.passed
+
+
+def test_judge_sees_a_replay_from_the_cut_word() -> None:
+    """A session may resume by replaying the cut sentence's own audio from a frame edge."""
+    reply = _call(0, "Got it, in Haifa. What kind of property, and how many rooms?", 4.0, 500)
+    answer = render(ANSWER)
+    uhhuh = render(UHHUH)
+    t_reply = 1.0 + answer.voiced_end + 0.5
+    t_bc = t_reply + 2.0
+    cut_at = t_bc + 0.2
+    frames_heard = int(round((cut_at - t_reply) / 0.02))
+    words_per_s = len(reply.text.split()) / 4.0
+    word_start = int((frames_heard * 0.02) * words_per_s) / words_per_s  # the cut word's start
+    replay_from = int(word_start / 0.02)
+    t_resume = t_bc + uhhuh.voiced_end + 0.25
+    first = _played(reply, t_reply, cut_at)
+    rest = [
+        PlayedFrame(t_resume + (f.start - t_reply - replay_from * 0.02), t_resume + (f.end - t_reply - replay_from * 0.02), f.ulaw, f.rms)
+        for f in _played(reply, t_reply)[replay_from:]
+    ]
+    rec = _record(
+        [(Step(ANSWER, After(), "answer"), 1.0), (Step(UHHUH, Into(2.0), "backchannel"), t_bc)],
+        [(reply, t_reply, cut_at)], clears=[cut_at], brain=[("in Haifa", 0.9, False)],
+    )
+    rec.line.frames = first + rest
+    heard = np.zeros(int((rest[-1].end + 3) * SAMPLE_RATE), dtype=np.int16)
+    for f in rec.line.frames:
+        i = int(round(f.start * SAMPLE_RATE))
+        heard[i : i + 160] = np.frombuffer(ulaw_to_pcm16(f.ulaw), dtype="<i2")
+    rec.line.heard = heard
+    rec.line.closed_at = rest[-1].end + 3
+    v = judge(rec)
+    assert v.passed, v.explain()
+    assert v.resume_ms == [pytest.approx(250, abs=12)]
