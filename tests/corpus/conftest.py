@@ -5,6 +5,16 @@ from .scenarios import all_voices
 from .voices import prerender
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "corpus: the caller-behaviour corpus (tests/corpus); -m 'not corpus' skips it")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/corpus/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.corpus)
+
+
 @pytest.fixture
 def autojump_clock() -> MockClock:
     # Virtual time: the scheduler jumps the clock whenever every task waits.
