@@ -14,7 +14,7 @@ once per inbound frame in order, so the frames counted ARE the stream clock.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import trio
