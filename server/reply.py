@@ -47,7 +47,8 @@ class Reply:
         self._retract = False
         self.dropped = False
         self.segment = 0
-        # Per sentence index of the current segment: [first frame, end frame, word offset]
+        # Per sentence index of the current segment: [first frame, end frame, word offset,
+        # first audible frame, end of the audible frames] (pacer positions)
         self.spans: dict[int, list[int]] = {}
         self.played: trio.Event | None = None  # the final mark of the current segment came back
 
@@ -189,9 +190,9 @@ class Reply:
                 spoken = " ".join(words[offset:])
             if not first_text:
                 first_text.append(spoken)
-            span = [pacer.position, -1, offset]
+            span = [pacer.position, -1, offset, -1, -1]
             self.spans[i] = span
-            await call.synthesize(spoken, epoch)
+            span[3], span[4] = await call.synthesize(spoken, epoch)
             name = T.sentence_mark(turn, i, segment)
             pacer.cue(epoch, mark=name, callback=lambda now, n=name, t=spoken: call.log("MARK_SENT", name=n, text=t))
             span[1] = pacer.position
@@ -217,17 +218,24 @@ class Reply:
 
     def partial_words(self, acked: int, played_frame: int, pending_end: int) -> int:
         """Words of sentence ``acked`` the caller has heard by frame ``played_frame`` (the cut
-        segment's word offset included): never a whole sentence, marks prove those."""
+        segment's word offset included), the word playing at that moment counted as not yet
+        heard; all of them once its audible part has played (its mark may still be on the way,
+        behind the TTS's trailing silence)."""
         span = self.spans.get(acked)
         if span is None or acked >= len(self.texts):
             return 0
-        start, end, offset = span
-        end = end if end >= 0 else pending_end
+        start, end, offset, loud_start, loud_end = span
+        if loud_start >= 0 and loud_end > loud_start:
+            start, end = loud_start, loud_end
+        elif end < 0:
+            end = pending_end
+        total = len(self.texts[acked].split())
+        if played_frame >= end > start and span[1] >= 0:
+            return total
         if end <= start or played_frame <= start:
             return offset
         fraction = min(1.0, (played_frame - start) / (end - start))
-        spoken = len(self.texts[acked].split()) - offset
-        return offset + int(fraction * spoken)
+        return offset + int(fraction * (total - offset))
 
 
 async def one_line(text: str) -> AsyncIterator[str]:

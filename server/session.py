@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import trio
 
 from dialog.base import CLARIFY_EN, CLARIFY_HE, Brain, CallerTurn, LeadState
 from leads import metrics as prom
 from leads.base import CallInfo, CallMetrics, CallRecorder
 from native.codec import ulaw_rms
-from native.config import FRAME_MS, TimingConfig
+from native.config import FRAME_MS, FRAME_SAMPLES, TimingConfig
 from server import turn as T
 from server.inbound import Inbound
 from server.logs import CallLog, log_event
@@ -88,7 +89,8 @@ async def run_call(transport: Transport, deps: CallDeps) -> CallResult:
     return await CallSession(transport, deps).run()
 
 
-BRAIN_CLOSE_TIMEOUT_S = 2.0  # brain.aclose at the end of a call (e.g. its HTTP client)
+BRAIN_CLOSE_TIMEOUT_S = 2.0
+AUDIBLE_PEAK = 300  # a TTS chunk with a sample above this is speech, not the engine's silence  # brain.aclose at the end of a call (e.g. its HTTP client)
 
 
 def _method_name(method: Callable[..., object]) -> str:
@@ -519,14 +521,30 @@ class CallSession:
         self._nursery.start_soon(self._guard, reply.produce)
         self._nursery.start_soon(self._guard, lambda: reply.speak(0, 0, 0))
 
-    async def synthesize(self, text: str, epoch: int) -> None:
+    async def synthesize(self, text: str, epoch: int) -> tuple[int, int]:
+        """Synthesize ``text`` into the pacer; returns the pacer positions (frames) where its
+        audible part starts and ends, so a cut can be placed among its words (the TTS's own
+        leading and trailing silence is not speech the caller could have heard)."""
         synth = self.deps.synthesizer
+        start = self.pacer.position  # a cue before each sentence put it on a frame edge
+        done = 0  # samples written
+        first = last = -1
         try:
             async for chunk in synth.synthesize(text):
+                samples = np.frombuffer(chunk, dtype="<i2", count=len(chunk) // 2)
+                loud = np.flatnonzero((samples > AUDIBLE_PEAK) | (samples < -AUDIBLE_PEAK))
+                if loud.size:
+                    if first < 0:
+                        first = done + int(loud[0])
+                    last = done + int(loud[-1]) + 1
+                done += len(samples)
                 if not await self.pacer.write_pcm16(chunk, epoch):
-                    return
+                    break
         except Exception as exc:  # this sentence is lost; the turn goes on
             self.provider_error(getattr(exc, "provider", synth.name), exc)
+        if first < 0:
+            return -1, -1
+        return start + first // FRAME_SAMPLES, start + -(-last // FRAME_SAMPLES)
 
     def clarify_line(self) -> str:
         return _clarify(self.deps.language)

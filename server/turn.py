@@ -425,8 +425,12 @@ class AgentTurn:
         return " ".join(w for w in said if w), fully
 
     def resume_point(self) -> tuple[int, int]:
-        """(sentence, word) to resume from: the last word the caller heard, said again."""
-        return self.acked, max(0, self.partial_words - 1)
+        """(sentence, word) to resume from: the word that was playing at the cut (the last one
+        the caller heard, in part), said again whole; the next sentence if the cut one had
+        been heard out."""
+        if self.acked < len(self.sentences) and self.partial_words >= len(self.sentences[self.acked].split()):
+            return self.acked + 1, 0
+        return self.acked, self.partial_words
 
 
 @dataclass(slots=True)

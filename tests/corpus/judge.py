@@ -271,9 +271,11 @@ class AgentAudio:
 
 
 def suffix_start(cut_text: str, new_text: str) -> int | None:
-    """k when ``new_text`` starts with the words of ``cut_text`` from word k on (k >= 1)."""
+    """k when ``new_text`` starts with the words of ``cut_text`` from word k on. k = 0 is the
+    sentence said again from its start: a resumption only if the cut came that early (the
+    caller of this checks k against the word the caller last heard)."""
     old, new = norm_words(cut_text), norm_words(new_text)
-    for k in range(1, len(old)):
+    for k in range(0, len(old)):
         rest = old[k:]
         if new[: len(rest)] == rest or (len(new) < len(rest) and rest[: len(new)] == new and new):
             return k

@@ -83,7 +83,7 @@ def test_a_backchannel_over_the_agent_resumes_the_cut_sentence_without_the_brain
     assert fin.interrupted_agent and m.state is Z
     acts = m.handle(T.AsrFinal(fin.seq, "yeah", 0.9))
     assert m.state is P and not of(acts, T.Respond) and not of(acts, T.TellHeard)
-    assert T.Resume(2, 1, 1, 2) in acts  # sentence 1, from its 3rd word (the last heard, said again)
+    assert T.Resume(2, 1, 1, 3) in acts  # sentence 1, from its 4th word (the one playing at the cut)
     assert of(acts, T.Ignored)[0].kind == "resumed"
     # the resumed rest plays: new mark names, the cut segment's are stale
     m.handle(T.SpeechStarted(2, 5700))
