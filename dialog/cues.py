@@ -251,6 +251,13 @@ def only_holds_floor(text: str, language: str) -> bool:
     return not ("sorry" in kinds and "?" in text)
 
 
+def only_fillers(text: str, language: str) -> bool:
+    """The whole utterance is hesitation ("אממ", "אה", "um", "uh", "like"): the caller is
+    thinking aloud, not taking a turn yet."""
+    kinds = _pick(_FLOOR, language).parse(_toks(text))
+    return kinds is not None and set(kinds) == {"filler"}
+
+
 def asks_repeat(text: str, language: str) -> bool:
     """The whole utterance asks to hear the last thing again: "מה?", "סליחה?", "מה אמרת?",
     "לא שמעתי", "אפשר לחזור?", "תחזרי על זה", "what?", "pardon?", "come again?", "say that

@@ -91,6 +91,8 @@ class Inbound:
         voice = classifier.update(rms, t, self.echo.level(t))
         fired = self.barge.update(voice, t, classifier)
         machine = self.machine
+        if not machine.calibrated and classifier.calibrated:
+            self._dispatch(T.Calibrated())
         state = machine.state  # before this frame's events: they may change it
         if voice is not self.voice:
             self.voice = voice
@@ -98,7 +100,7 @@ class Inbound:
                 self._dispatch(T.VoiceStart(classifier.run_start_ms))
             else:
                 self.voice_ended_ms = classifier.run_start_ms
-                self._dispatch(T.VoiceStop())
+                self._dispatch(T.VoiceStop(classifier.run_start_ms))
         if state is T.State.SPEAKING:
             audible = machine.audible_ms
             if voice and audible is not None and t >= audible:

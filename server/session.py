@@ -614,6 +614,8 @@ class CallSession:
                     self.provider_error(getattr(exc, "provider", self.recognizer.name), exc)  # type: ignore[union-attr]
             elif kind is T.OpenUtterance:
                 self.inbound.open_utterance(action.onset_ms, action.voiced_ms, action.min_utt_ms)
+            elif kind is T.CloseUtterance:
+                self.inbound.eou.reset()
             elif kind is T.FinishUtterance:
                 self._finish_utterance(action)
             elif kind is T.CancelRecognition:

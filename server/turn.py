@@ -82,7 +82,15 @@ class VoiceStart:
 
 @dataclass(frozen=True, slots=True)
 class VoiceStop:
-    """The frame classifier flipped back to silence."""
+    """The frame classifier flipped back to silence; the voice really ended at ``end_ms``."""
+
+    end_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Calibrated:
+    """The line's noise calibration ended (its first ``calibration_ms``): voice can be told
+    from noise from now on, so the agent may start talking."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +188,7 @@ class Hangup:
 
 
 TurnEvent = Union[
-    CallStarted, VoiceStart, VoiceStop, VoiceOnset, PartialText, EndOfUtterance, AsrFinal, Sentence,
+    CallStarted, Calibrated, VoiceStart, VoiceStop, VoiceOnset, PartialText, EndOfUtterance, AsrFinal, Sentence,
     SpeechStarted, MarkAck, PlaybackDone, MarkTimeout, BargeIn, Tick, Hangup,
 ]
 
@@ -239,21 +247,23 @@ L, P, S, Z, E = State.LISTENING, State.PROCESSING, State.SPEAKING, State.PAUSED,
 TRANSITIONS: dict[State, dict[type, State]] = {
     L: {
         CallStarted: P, EndOfUtterance: P, UtteranceTimeout: P, LingerOver: E, Hangup: E,
-        VoiceOnset: L, VoiceStart: L, VoiceStop: L, PartialText: L, Tick: L,
+        VoiceOnset: L, VoiceStart: L, VoiceStop: L, PartialText: L, Tick: L, Calibrated: L,
     },
     P: {
         TurnTaken: P, NoiseIgnored: L, SpeechStarted: S, CallerContinues: L, InterruptionContinues: Z, Hangup: E,
         Sentence: P, VoiceOnset: P, EndOfUtterance: P, VoiceStart: P, VoiceStop: P, PartialText: P, Tick: P,
+        Calibrated: P,
     },
     S: {
         PlaybackDone: L, MarkTimeout: L, BargeIn: Z, Collision: Z, CallerContinues: L, InterruptionContinues: Z,
         Hangup: E,
         Sentence: S, MarkAck: S, VoiceStart: S, VoiceStop: S, VoiceOnset: S, PartialText: S, Tick: S,
+        Calibrated: S,
     },
     Z: {
         FalseInterruption: P, RealInterruption: P, Hangup: E,
         VoiceOnset: Z, VoiceStart: Z, VoiceStop: Z, PartialText: Z, EndOfUtterance: Z, UtteranceTimeout: Z,
-        Sentence: Z, Tick: Z,
+        Sentence: Z, Tick: Z, Calibrated: Z,
     },
     E: {},
 }
@@ -281,6 +291,11 @@ class OpenUtterance:
     onset_ms: int  # where MIN_UTT / MAX_UTT count from
     voiced_ms: int
     min_utt_ms: int  # -1: the configured MIN_UTT; 0 when judging an interruption
+
+
+@dataclass(frozen=True, slots=True)
+class CloseUtterance:
+    """The machine ended the utterance itself: the end-of-utterance detector lets it go."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,7 +416,7 @@ class Rejected:
 
 
 Action = Union[
-    SpeakGreeting, BeginUtterance, OpenUtterance, FinishUtterance, CancelRecognition, Respond, ArmBargeIn, Halt,
+    SpeakGreeting, BeginUtterance, OpenUtterance, CloseUtterance, FinishUtterance, CancelRecognition, Respond, ArmBargeIn, Halt,
     DropReply, Resume, HoldPlayback, SetHold, TellHeard, Listen, Ignored, EndCall, StateChanged, Rejected,
 ]
 
@@ -476,8 +491,13 @@ class TurnMachine:
         self.resuming = False  # its rest is about to play (not audible yet)
         self.audible_ms: int | None = None  # the current segment's first frame plays here
         self.caller_voice = False  # the classifier's decision, from VoiceStart / VoiceStop
+        # Until the line is calibrated nothing can be told from noise, so the agent does not
+        # start talking yet: a caller who says "hello?" as the call connects is not talked over.
+        self.calibrated = False
         self.goodbye_done = False  # the goodbye played: linger, then hang up
-        self.deadline_ms = NEVER
+        self.deadline_ms = NEVER  # the earliest of the two below, or the goodbye's linger
+        self._utt_due = NEVER  # last resort for an open utterance
+        self._quiet_due = NEVER  # an interruption being judged ends this long after its voice
         self.rejected = 0
         self.stale = 0
 
@@ -504,6 +524,12 @@ class TurnMachine:
 
     def handle(self, event: TurnEvent) -> list[Action]:
         old = self.state
+        synthetic = False
+        utt = self.utt
+        if type(event) is Tick and old is State.PAUSED and utt is not None and utt.open and event.now_ms >= self._quiet_due:
+            # the interruption went quiet: it ends here, as if the detector had said so
+            event = EndOfUtterance(utt.onset_ms, event.now_ms, False, utt.voiced_ms)
+            synthetic = True
         verdict = self._judge(event)
         if verdict is None:  # from a superseded task
             self.stale += 1
@@ -513,6 +539,8 @@ class TurnMachine:
             self.rejected += 1
             return [Rejected(old, type(event).__name__)]
         actions = self._apply(event, verdict, old)
+        if synthetic:
+            actions.insert(0, CloseUtterance())
         if new is not old:
             actions.insert(0, StateChanged(old, new, type(verdict).__name__))
             self.state = new
@@ -566,6 +594,9 @@ class TurnMachine:
             return event
         return event
 
+    def _hold(self) -> bool:
+        return self.caller_voice or not self.calibrated
+
     def _collides(self, run_start_ms: int) -> bool:
         return self.audible_ms is not None and run_start_ms < self.audible_ms + self.cfg.yield_window_ms
 
@@ -576,6 +607,8 @@ class TurnMachine:
             return TurnTaken() if voiced >= self.cfg.noise_max_voiced_ms else NoiseIgnored()
         if not words or cues.is_noise_transcript(words, self.language):
             return TurnTaken() if voiced >= self.cfg.clarify_min_voiced_ms else NoiseIgnored()
+        if cues.only_fillers(words, self.language):
+            return NoiseIgnored()  # "umm" alone: the caller is thinking, the floor stays theirs
         if voiced < self.cfg.noise_max_voiced_ms and confidence < CONFIDENT:
             return NoiseIgnored()
         return TurnTaken()
@@ -597,15 +630,22 @@ class TurnMachine:
         actions: list[Action] = []
         if kind is CallStarted:
             self._new_agent_turn(is_reply=False)
-            actions += [SpeakGreeting(), HoldPlayback(self.caller_voice)]
+            actions += [SpeakGreeting(), HoldPlayback(self._hold())]
+        elif kind is Calibrated:
+            self.calibrated = True
+            if old is State.PROCESSING:
+                actions.append(HoldPlayback(self._hold()))
         elif kind is VoiceStart:
             self.caller_voice = True
             if old is State.PROCESSING:
                 actions.append(HoldPlayback(True))
+            self._quiet(NEVER)
         elif kind is VoiceStop:
             self.caller_voice = False
             if old is State.PROCESSING:
-                actions.append(HoldPlayback(False))
+                actions.append(HoldPlayback(self._hold()))
+            if old is State.PAUSED and self.utt is not None and self.utt.open:
+                self._quiet(event.end_ms + self.cfg.interruption_silence_ms)
         elif kind is VoiceOnset:
             actions += self._on_onset(event.onset_ms, old)
         elif kind is PartialText:
@@ -613,11 +653,11 @@ class TurnMachine:
                 self.utt.partial = event.text
                 actions.append(SetHold(cues.ends_mid_phrase(event.text, self.language)))
         elif kind is EndOfUtterance and old is State.PROCESSING:
-            actions.append(HoldPlayback(self.caller_voice))  # the caller's words over the greeting ended
+            actions.append(HoldPlayback(self._hold()))  # the caller's words over the greeting ended
         elif kind is EndOfUtterance or kind is UtteranceTimeout:
             actions += self._end_utterance(event, old)
         elif kind is Tick:
-            self.deadline_ms = NEVER  # nothing was due in this state
+            self._no_deadline()  # nothing was due in this state
         elif kind is TurnTaken or kind is RealInterruption:
             assert isinstance(event, AsrFinal)
             self.asr_pending = False
@@ -628,13 +668,14 @@ class TurnMachine:
             self._new_agent_turn(is_reply=True)
             self.goodbye_done = False
             actions.append(Respond(self.turn_no, event.text, event.confidence, interrupted, event.failed))
-            actions.append(HoldPlayback(self.caller_voice))
+            actions.append(HoldPlayback(self._hold()))
         elif kind is NoiseIgnored:
             assert isinstance(event, AsrFinal)
             self.asr_pending = False
             voiced = self.utt.voiced_ms if self.utt is not None else 0
             self.utt = None
             actions += [Ignored("noise", voiced, event.text), Listen(cycle_done=False)]
+            self._no_deadline()
             if self.goodbye_done:
                 self.deadline_ms = event.now_ms + self.cfg.goodbye_linger_ms
         elif kind is FalseInterruption:
@@ -642,7 +683,7 @@ class TurnMachine:
                 assert self.utt is not None
                 self.utt.open = False
                 self.utt.voiced_ms = max(self.utt.voiced_ms, event.voiced_ms)
-                self.deadline_ms = NEVER
+                self._no_deadline()
                 actions += [SetHold(False), CancelRecognition()]
             actions += self._resume(event if isinstance(event, AsrFinal) else None)
         elif kind is CallerContinues or kind is InterruptionContinues:
@@ -675,11 +716,12 @@ class TurnMachine:
             self.responding = False
             self.audible_ms = None
             self.utt = None
+            self._no_deadline()
             if event.final:
                 self.goodbye_done = True
                 self.deadline_ms = event.now_ms + self.cfg.goodbye_linger_ms
         elif kind is LingerOver:
-            self.deadline_ms = NEVER
+            self._no_deadline()
             actions.append(EndCall("agent_hangup"))
         elif kind is Hangup:
             if old is State.SPEAKING or self.paused:
@@ -688,7 +730,7 @@ class TurnMachine:
                 if old is State.SPEAKING:
                     self.agent.partial_words = max(self.agent.partial_words, event.partial_words)
                 actions.append(self._tell_heard())
-            self.deadline_ms = NEVER
+            self._no_deadline()
         return actions
 
     def _on_onset(self, onset_ms: int, old: State) -> list[Action]:
@@ -735,14 +777,14 @@ class TurnMachine:
             utt.eou_ms = event.now_ms
             utt.forced = True
         utt.open = False
-        self.deadline_ms = NEVER
+        self._no_deadline()
         actions.append(SetHold(False))
         self.asr_seq += 1
         self.asr_pending = True
         actions.append(FinishUtterance(self.asr_seq, utt.onset_ms, utt.eou_ms, utt.interrupted))
         if old is State.LISTENING:
             self.agent = AgentTurn(is_reply=True)
-            actions.append(HoldPlayback(self.caller_voice or utt.forced))
+            actions.append(HoldPlayback(self._hold() or utt.forced))
         return actions
 
     def _pause(self, onset_ms: int, trigger_ms: int, partial_words: int, barge_in: bool) -> list[Action]:
@@ -768,7 +810,7 @@ class TurnMachine:
         return [
             Ignored("resumed", utt.voiced_ms if utt is not None else 0, text),
             Resume(self.turn_no, self.segment, index, word),
-            HoldPlayback(self.caller_voice),
+            HoldPlayback(self._hold()),
         ]
 
     def _continue(self, event: TurnEvent, old: State, interrupted: bool) -> list[Action]:
@@ -797,7 +839,17 @@ class TurnMachine:
     def _utterance_deadline(self, from_ms: int | None = None) -> None:
         assert self.utt is not None
         start = self.utt.onset_ms if from_ms is None else from_ms
-        self.deadline_ms = start + self.cfg.max_utt_ms + self.cfg.turn_resolve_ms
+        self._utt_due = start + self.cfg.max_utt_ms + self.cfg.turn_resolve_ms
+        self._quiet_due = NEVER
+        self.deadline_ms = self._utt_due
+
+    def _quiet(self, due: int) -> None:
+        self._quiet_due = due
+        if self._utt_due < NEVER or due < NEVER:
+            self.deadline_ms = min(self._utt_due, due)
+
+    def _no_deadline(self) -> None:
+        self._utt_due = self._quiet_due = self.deadline_ms = NEVER
 
     def _new_agent_turn(self, is_reply: bool) -> None:
         self.turn_no += 1

@@ -159,3 +159,10 @@ def test_iw_is_hebrew_and_unknown_languages_are_english():
 ])
 def test_is_closing(text, lang, expected):
     assert cues.is_closing(text, lang) is expected
+
+
+def test_only_fillers():
+    assert cues.only_fillers("אממ", "he-IL") and cues.only_fillers("אה... אממ", "he-IL")
+    assert cues.only_fillers("umm", "en-US") and cues.only_fillers("uh, um", "en-US")
+    assert not cues.only_fillers("אממ, בחיפה", "he-IL") and not cues.only_fillers("um, Haifa", "en-US")
+    assert not cues.only_fillers("wait", "en-US") and not cues.only_fillers("", "en-US")

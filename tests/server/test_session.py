@@ -188,8 +188,9 @@ async def test_no_barge_in_inside_grace_or_on_short_noise(autojump_clock) -> Non
 
     async def script(emu: TwilioEmulator) -> None:
         start = await emu.wait_agent_speech(1)
-        # voice only inside the grace window: never a barge-in
-        emu.say(0.15, at=start + 0.02)
+        # voice inside the grace window (after the first 120 ms, where caller and agent would be
+        # starting together and the agent yields): never a barge-in
+        emu.say(0.15, at=start + 0.14)
         # a 160 ms cough later on: shorter than barge_in_min_voice_ms
         emu.say(0.16, at=start + 1.0)
         await emu.wait_marks(".end", 1)
