@@ -58,14 +58,14 @@ class Inbound:
         """One `media` payload; False if it had to be dropped (not a whole number of samples
         the framer can take)."""
         if len(payload) == FRAME_ULAW_BYTES:
-            self._frame(decode_with_energy(payload, self._pcm), now_s)
+            self.frame(decode_with_energy(payload, self._pcm), now_s)
             return True
         try:  # Twilio sends 20 ms; anything else is re-cut into 20 ms frames
             self._framer.write_ulaw(payload)
         except BufferError:
             return False
         while self._framer.read_frame(self._ulaw):
-            self._frame(decode_with_energy(self._ulaw, self._pcm), now_s)
+            self.frame(decode_with_energy(self._ulaw, self._pcm), now_s)
         return True
 
     def open_utterance(self, onset_ms: int, voiced_ms: int, min_utt_ms: int) -> None:
@@ -78,7 +78,9 @@ class Inbound:
 
     # -- one frame -----------------------------------------------------------------------------
 
-    def _frame(self, rms: float, now_s: float) -> None:
+    def frame(self, rms: float, now_s: float) -> None:
+        """One decoded 20 ms frame (its RMS; its PCM is in the decode buffer) that arrived at
+        ``now_s``: the detectors, then the turn events they call for."""
         t = self.t
         self.t = t + FRAME_MS
         self.frame_t = t
