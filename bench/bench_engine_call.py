@@ -122,7 +122,10 @@ def _per_frame_cost_us() -> float:
         import base64
         payloads = [base64.b64encode(bytes([0xFF - (k % 7)] * 160)).decode() for k in range(50)]
         texts = [frame % p for p in payloads]
-        parse, on_media = session.parser.parse, session._on_media
+        parse, media = session.parser.parse, session.inbound.media
+
+        def on_media(payload: bytes) -> None:
+            media(payload, 0.0)
         best = math.inf
         for _ in range(7):
             t = time.perf_counter()
