@@ -4,6 +4,7 @@ Blocking (one short read each); the dashboard runs them in worker threads.
 """
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
@@ -13,7 +14,11 @@ from leads import schema
 from leads.lead import iso_local, lead_json
 from leads.store import Store
 
-METRIC_KEYS = ("turn_latency_ms", "asr_latency_ms", "halt_ms", "barge_ins", "barge_ins_clean", "heartbeats")
+METRIC_KEYS = (
+    "turn_latency_ms", "asr_latency_ms", "halt_ms", "barge_ins", "barge_ins_clean", "heartbeats",
+    # turn-taking as the caller lives it (leads.base.CallMetrics)
+    "false_interruptions", "resumed", "ignored", "continuations", "talk_over_ms", "dead_air_ms",
+)
 # server.session's close reasons that are a normal end of a call (agent said goodbye, the
 # caller hung up: Twilio's stop / a clean close); anything else (dropped, error, shutdown,
 # server_restart ...) counts as a disconnect on the dashboard.
@@ -103,9 +108,30 @@ def _mean(values: list[float]) -> float | None:
     return round(statistics.fmean(values), 1) if values else None
 
 
+def _p95(values: list[float]) -> float | None:
+    """Nearest-rank 95th percentile: the least value with at least 95% of them at or below it
+    (with fewer than 20 values, the largest)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return float(ordered[math.ceil(0.95 * len(ordered)) - 1])
+
+
+def _count(m: dict[str, Any], key: str) -> int | None:
+    """A per-call count; None for a call stored before the figure existed."""
+    value = m.get(key)
+    return None if value is None else int(value)
+
+
 def call_figures(row: Any) -> dict[str, Any]:
-    """One finished call as a point on the dashboard's charts (the user's six metrics)."""
+    """One finished call as a point on the dashboard's charts (the user's six metrics and the
+    caller-side turn-taking figures)."""
     m = row["metrics"] or {}
+    # The session records talk-over only for agent turns that had some: an empty list on a call
+    # that has the field is a call without talk-over (0); a call stored before it has None.
+    talk_over = m.get("talk_over_ms")
+    talk_over = None if talk_over is None else (list(talk_over) or [0.0])
+    dead_air = m.get("dead_air_ms") or []
     duration = row["duration_s"] or 0.0
     barge_ins = int(m.get("barge_ins") or 0)
     return {
@@ -124,6 +150,14 @@ def call_figures(row: Any) -> dict[str, Any]:
         "duration_s": round(duration, 1),
         "disconnect": row["close_reason"] not in POLITE_CLOSES,
         "heartbeats_per_min": round(int(m.get("heartbeats") or 0) * 60.0 / duration, 2) if duration >= 1 else None,
+        "false_interruptions": _count(m, "false_interruptions"),
+        "resumed": _count(m, "resumed"),
+        "ignored": _count(m, "ignored"),
+        "continuations": _count(m, "continuations"),
+        "talk_over_max_ms": float(max(talk_over)) if talk_over else None,
+        "talk_over_p95_ms": _p95(talk_over or []),
+        "dead_air_max_ms": float(max(dead_air)) if dead_air else None,
+        "dead_air_mean_ms": _mean(dead_air),
     }
 
 

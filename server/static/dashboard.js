@@ -47,13 +47,13 @@ const AL = (() => {
     node.classList.toggle("error", Boolean(error));
   }
 
-  function kpi(title, value, detail, good) {
+  function kpi(title, value, detail, good, key) {
     const cls = good === undefined || good === null ? "kpi" : (good ? "kpi good" : "kpi bad");
-    return el("div", { class: cls }, el("div", { class: "kpi-title" }, title),
+    return el("div", { class: cls, "data-kpi": key }, el("div", { class: "kpi-title" }, title),
       el("div", { class: "kpi-value" }, ltr(value)), el("div", { class: "kpi-detail" }, detail));
   }
 
-  // -- the six metrics over time ------------------------------------------------------------
+  // -- the six metrics and the turn-taking figures over time ----------------------------------
   const CHARTS = [
     { id: "turn", title: "השהיית תור (EOU → תחילת דיבור)", unit: "ms", series: [["turn_latency_ms", "ממוצע לשיחה", "#2563eb"]], target: "turn_latency_ms" },
     { id: "asr", title: "השהיית זיהוי דיבור (EOU → טקסט)", unit: "ms", series: [["asr_latency_ms", "ממוצע לשיחה", "#7c3aed"]], target: "asr_latency_ms" },
@@ -61,6 +61,10 @@ const AL = (() => {
     { id: "barge", title: "הצלחת התפרצויות (עצירה נקייה)", unit: "%", series: [["barge_in_success_pct", "% נקיות", "#059669"]], fixed: 100 },
     { id: "turns", title: "תורות לשיחה / עד פגישה", unit: "", series: [["turns", "תורות בשיחה", "#0891b2"], ["turns_to_meeting", "תורות עד פגישה", "#ea580c"]] },
     { id: "ws", title: "יציבות קו: משך ופעימות", unit: "", series: [["duration_min", "משך (דק׳)", "#475569"], ["heartbeats_per_min", "פעימות לדקה", "#16a34a"], ["disconnect_mark", "ניתוק", "#dc2626"]] },
+    // turn-taking as the caller hears it
+    { id: "false", title: "הפרעות שווא וחזרה לדבר", unit: "", series: [["false_interruptions", "הפרעות שווא", "#d97706"], ["resumed", "חזרה לדבר", "#0d9488"]] },
+    { id: "talkover", title: "דיבור חופף (הסוכנת מעל הלקוח)", unit: "ms", series: [["talk_over_max_ms", "מקסימום לשיחה", "#be123c"], ["talk_over_p95_ms", "p95 לשיחה", "#f472b6"]], target: "talk_over_ms", cmp: "≤" },
+    { id: "deadair", title: "שקט עד תגובה (סוף דיבור הלקוח → הסוכנת נשמעת)", unit: "ms", series: [["dead_air_max_ms", "מקסימום לשיחה", "#4338ca"], ["dead_air_mean_ms", "ממוצע לשיחה", "#818cf8"]], target: "dead_air_ms", cmp: "≤" },
   ];
   const charts = {};
 
@@ -137,6 +141,13 @@ const AL = (() => {
     const cycles = mean(last.map((p) => p.turn_taking_pct));
     const dur = mean(last.map((p) => p.duration_s)), hb = mean(last.map((p) => p.heartbeats_per_min));
     const t = mean(turn), a = mean(asr), h = mean(halt);
+    // turn-taking: counts summed over the calls that measured them; talk-over and dead air as
+    // the mean of each call's worst, like the halt time
+    const sum = (key) => { const v = last.map((p) => p[key]).filter((x) => x != null); return v.length ? v.reduce((x, y) => x + y, 0) : null; };
+    const falseInt = sum("false_interruptions"), resumed = sum("resumed"), ignored = sum("ignored"), continuations = sum("continuations");
+    const talk = last.map((p) => p.talk_over_max_ms), dead = last.map((p) => p.dead_air_max_ms);
+    const to = mean(talk), da = mean(dead);
+    const parts = (...xs) => xs.filter(Boolean).join(" · ");
     const shareOf = (xs, lim) => { const s = share(xs, (x) => x <= lim); return s == null ? "" : Math.round(s) + "% עומדות ביעד"; };
     document.getElementById("kpis").replaceChildren(
       kpi("השהיית תור", fmtMs(t), "יעד < " + targets.turn_latency_ms + " ms · " + shareOf(turn, targets.turn_latency_ms), t == null ? null : t < targets.turn_latency_ms),
@@ -146,6 +157,11 @@ const AL = (() => {
       kpi("תורות לשיחה", turnsMean == null ? "—" : turnsMean.toFixed(1), "עד פגישה: " + (toMeeting == null ? "—" : toMeeting.toFixed(1))
         + " · מחזורי תור מלאים: " + (cycles == null ? "—" : Math.round(cycles) + "%")),
       kpi("יציבות קו", disconnects + " ניתוקים", "משך ממוצע " + fmtDuration(dur) + " · " + (hb == null ? "—" : hb.toFixed(1)) + " פעימות/דקה", disconnects === 0),
+      kpi("הפרעות שווא", num(falseInt), "חזרה לדבר: " + num(resumed) + " · רעש שלא נענה: " + num(ignored) + " · המשכים: " + num(continuations), null, "false_interruptions"),
+      kpi("דיבור חופף", fmtMs(to), parts("יעד ≤ " + targets.talk_over_ms + " ms", shareOf(talk, targets.talk_over_ms),
+        "p95: " + fmtMs(mean(last.map((p) => p.talk_over_p95_ms)))), to == null ? null : to <= targets.talk_over_ms, "talk_over"),
+      kpi("שקט עד תגובה", fmtMs(da), parts("יעד ≤ " + targets.dead_air_ms + " ms", shareOf(dead, targets.dead_air_ms),
+        "ממוצע: " + fmtMs(mean(last.map((p) => p.dead_air_mean_ms)))), da == null ? null : da <= targets.dead_air_ms, "dead_air"),
     );
   }
 
@@ -240,12 +256,19 @@ const AL = (() => {
       document.getElementById("call").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
       const m = call.metrics;
       const clean = m.barge_ins ? Math.round(100 * m.barge_ins_clean / m.barge_ins) + "%" : "—";
+      const list = (xs) => xs.map((v) => Math.round(v)).join(" · ") || "—";
+      // talk-over is recorded only for agent turns that had some: none at all is 0 ms
+      const talkMax = m.talk_over_ms.length ? Math.max(...m.talk_over_ms) : 0;
+      const deadMax = m.dead_air_ms.length ? Math.max(...m.dead_air_ms) : null;
       document.getElementById("metrics").replaceChildren(
         kpi("השהיית תור", fmtMs(mean(m.turn_latency_ms)), m.turn_latency_ms.map((v) => Math.round(v)).join(" · ") || "—", m.turn_latency_ms.length ? mean(m.turn_latency_ms) < 1200 : null),
         kpi("השהיית זיהוי דיבור", fmtMs(mean(m.asr_latency_ms)), m.asr_latency_ms.map((v) => Math.round(v)).join(" · ") || "—", m.asr_latency_ms.length ? mean(m.asr_latency_ms) < 700 : null),
         kpi("זמן עצירה", fmtMs(m.halt_ms.length ? Math.max(...m.halt_ms) : null), m.halt_ms.map((v) => Math.round(v)).join(" · ") || "—", m.halt_ms.length ? Math.max(...m.halt_ms) <= 200 : null),
         kpi("התפרצויות", m.barge_ins_clean + "/" + m.barge_ins, "נקיות: " + clean),
         kpi("פעימות keepalive", String(m.heartbeats), ""),
+        kpi("הפרעות שווא", num(m.false_interruptions), "חזרה לדבר: " + num(m.resumed) + " · רעש שלא נענה: " + num(m.ignored) + " · המשכים: " + num(m.continuations), null, "false_interruptions"),
+        kpi("דיבור חופף", fmtMs(talkMax), "מקסימום · " + list(m.talk_over_ms), talkMax <= 100, "talk_over"),
+        kpi("שקט עד תגובה", fmtMs(deadMax), "מקסימום · ממוצע " + fmtMs(mean(m.dead_air_ms)) + " · " + list(m.dead_air_ms), deadMax == null ? null : deadMax <= 2000, "dead_air"),
       );
       const endMs = Math.max(0, ...call.transcript.map((t) => t.t_end_ms), ...events.map((e) => e.t_ms));
       drawStrip(events, call.transcript, endMs);

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import math
 import shutil
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from leads.base import CallMetrics
 from server.caller.call import CallIds
 from server.caller.client import place_call
 
@@ -93,8 +95,8 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
             for text in ("דני כהן", "תל אביב", "דירה", "נקבעה פגישה", "הדמיה"):
                 expect(lead).to_contain_text(text)
             assert page.eval_on_selector("#leads", "el => getComputedStyle(el).direction") == "rtl"
-            expect(page.locator("#charts canvas")).to_have_count(6)
-            expect(page.locator("#kpis .kpi")).to_have_count(6)
+            expect(page.locator("#charts canvas")).to_have_count(9)
+            expect(page.locator("#kpis .kpi")).to_have_count(9)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
             # Live refresh: the second caller hangs up and the row changes without a reload.
             ended = page.locator(f"#calls tbody tr[data-sid='{live_ids.call_sid}']:not(.live)")
@@ -107,6 +109,12 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
             expect(transcript).to_contain_text(mod.MEETING_CALL[0])
             expect(transcript).to_contain_text("AgentLocator")  # the agent's greeting
             expect(page.locator("#metrics .kpi").first).to_contain_text("ms")
+            # the turn-taking cards show this call's stored figures
+            m = get_json(server.url + "/api/calls/CAsimulated0000000000000000000000")["metrics"]
+            card = lambda key: page.locator(f"#metrics .kpi[data-kpi='{key}'] .kpi-value")  # noqa: E731
+            expect(card("false_interruptions")).to_have_text(str(m["false_interruptions"]))
+            expect(card("talk_over")).to_have_text(ms(max(m["talk_over_ms"], default=0)))
+            expect(card("dead_air")).to_have_text(ms(max(m["dead_air_ms"])) if m["dead_air_ms"] else "—")
             # the session's states, marks and EOUs, from its log events
             for kind in ("STATE_CHANGE", "EOU", "MARK_ACK", "TTS_START", "WS_CLOSE"):
                 expect(page.locator(f"#timeline li.ev-{kind}").first).to_be_visible()
@@ -117,6 +125,126 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
     finally:
         if live_thread is not None:
             live_thread.join(timeout=45)
+        server.stop()
+
+
+def ms(value: float | None) -> str:
+    """The page's fmtMs: Math.round (half up) and " ms"."""
+    return "—" if value is None else f"{math.floor(value + 0.5)} ms"
+
+
+def mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+# Finished calls with known turn-taking figures, and one stored before the figures existed.
+TURN_TAKING = {
+    "CAturn1": CallMetrics(turns=4, false_interruptions=2, resumed=2, ignored=1, continuations=1,
+                           talk_over_ms=[40.0, 260.0, 80.0], dead_air_ms=[900.0, 1500.0, 2600.0, 700.0]),
+    "CAturn2": CallMetrics(turns=3, resumed=1, talk_over_ms=[], dead_air_ms=[1100.0, 850.0]),
+    "CAturn3": CallMetrics(turns=25, false_interruptions=1, continuations=2,
+                           talk_over_ms=[float(20 * i) for i in range(25, 0, -1)], dead_air_ms=[]),
+}
+OLD_METRICS = {"turn_latency_ms": [700.0], "asr_latency_ms": [350.0], "halt_ms": [], "barge_ins": 0,
+               "barge_ins_clean": 0, "heartbeats": 3, "turns": 2}
+
+
+def seed_turn_taking(db: str) -> None:
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from dialog.base import LeadState, Slots
+    from leads import schema
+    from leads.base import CallInfo
+    from leads.store import SqlRecorder, Store
+
+    t0 = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    store = Store.open(db)
+    rec = SqlRecorder(store, lead_webhook=False)
+
+    async def run() -> None:
+        for i, (sid, m) in enumerate([("CAold", CallMetrics(turns=2)), *TURN_TAKING.items()]):
+            start = t0 + dt.timedelta(minutes=5 * i)
+            phone = f"+97250000000{i}"
+            await rec.call_started(CallInfo(sid, "MZ" + sid, phone, "+97233001122", start))
+            await rec.call_ended(sid, start + dt.timedelta(seconds=60), "twilio_stop", "qualified", m, phone,
+                                 LeadState(Slots()), "סיכום")
+
+    try:
+        trio.run(run)
+        with store.engine.begin() as conn:
+            conn.execute(sa.update(schema.calls).where(schema.calls.c.call_sid == "CAold").values(metrics=OLD_METRICS))
+    finally:
+        store.close()
+
+
+def test_dashboard_shows_the_turn_taking_figures(tmp_path: Path) -> None:
+    """Cards on the dashboard and on a call's page against figures computed here from the
+    stored calls (the call stored before the figures existed is left out, not counted as 0)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    mod = agent_server_module()
+    db = f"sqlite:///{tmp_path / 'agentlocator.db'}"
+    seed_turn_taking(db)
+    calls = list(TURN_TAKING.values())
+    talk_max = [max(m.talk_over_ms, default=0.0) for m in calls]
+    talk_p95 = [sorted(m.talk_over_ms or [0.0])[math.ceil(0.95 * max(1, len(m.talk_over_ms))) - 1] for m in calls]
+    dead_max = [max(m.dead_air_ms) for m in calls if m.dead_air_ms]
+    dead_mean = [round(mean(m.dead_air_ms), 1) for m in calls if m.dead_air_ms]
+    share = lambda xs, limit: f"{math.floor(100 * sum(x <= limit for x in xs) / len(xs) + 0.5)}% עומדות ביעד"  # noqa: E731
+    server = mod.AgentServer(db, tmp_path / "server.log")
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000}, locale="he-IL",
+                                    timezone_id="Asia/Jerusalem")
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(server.url + "/dashboard")
+            page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+            kpi = lambda key: page.locator(f"#kpis .kpi[data-kpi='{key}']")  # noqa: E731
+            expect(kpi("false_interruptions").locator(".kpi-value")).to_have_text(
+                str(sum(m.false_interruptions for m in calls)))
+            expect(kpi("false_interruptions").locator(".kpi-detail")).to_have_text(
+                f"חזרה לדבר: {sum(m.resumed for m in calls)} · רעש שלא נענה: {sum(m.ignored for m in calls)}"
+                f" · המשכים: {sum(m.continuations for m in calls)}")
+            expect(kpi("talk_over").locator(".kpi-value")).to_have_text(ms(mean(talk_max)))
+            expect(kpi("talk_over").locator(".kpi-detail")).to_have_text(
+                f"יעד ≤ 100 ms · {share(talk_max, 100)} · p95: {ms(mean(talk_p95))}")
+            expect(kpi("talk_over")).to_have_class("kpi bad")  # 253 ms on average > 100 ms
+            expect(kpi("dead_air").locator(".kpi-value")).to_have_text(ms(mean(dead_max)))
+            expect(kpi("dead_air").locator(".kpi-detail")).to_have_text(
+                f"יעד ≤ 2000 ms · {share(dead_max, 2000)} · ממוצע: {ms(mean(dead_mean))}")
+            expect(kpi("dead_air")).to_have_class("kpi good")  # 1850 ms on average <= 2000 ms
+            for chart in ("false", "talkover", "deadair"):
+                expect(page.locator(f"#chart-{chart} canvas")).to_have_count(1)
+            expect(page.locator("#chart-talkover figcaption")).to_contain_text("יעד ≤ 100 ms")
+            expect(page.locator("#chart-deadair figcaption")).to_contain_text("יעד ≤ 2000 ms")
+            page.screenshot(path=str(ARTIFACTS / "dashboard-turn-taking.png"), full_page=True)
+
+            m = TURN_TAKING["CAturn1"]
+            page.goto(server.url + "/dashboard/calls/CAturn1")
+            page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+            card = lambda key: page.locator(f"#metrics .kpi[data-kpi='{key}']")  # noqa: E731
+            expect(card("false_interruptions").locator(".kpi-value")).to_have_text(str(m.false_interruptions))
+            expect(card("false_interruptions").locator(".kpi-detail")).to_have_text(
+                f"חזרה לדבר: {m.resumed} · רעש שלא נענה: {m.ignored} · המשכים: {m.continuations}")
+            expect(card("talk_over").locator(".kpi-value")).to_have_text(ms(max(m.talk_over_ms)))
+            expect(card("talk_over").locator(".kpi-detail")).to_have_text(
+                "מקסימום · " + " · ".join(str(math.floor(v + 0.5)) for v in m.talk_over_ms))
+            expect(card("dead_air").locator(".kpi-value")).to_have_text(ms(max(m.dead_air_ms)))
+            expect(card("dead_air")).to_have_class("kpi bad")  # 2600 ms > 2000 ms
+            expect(card("dead_air").locator(".kpi-detail")).to_contain_text(f"ממוצע {ms(mean(m.dead_air_ms))}")
+            # a call without any talk-over: 0 ms, within the target
+            page.goto(server.url + "/dashboard/calls/CAturn2")
+            page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+            expect(card("talk_over").locator(".kpi-value")).to_have_text("0 ms")
+            expect(card("talk_over")).to_have_class("kpi good")
+            browser.close()
+        assert errors == []
+    finally:
         server.stop()
 
 

@@ -5,6 +5,7 @@ import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
+import pytest
 import trio
 import trio_websocket
 
@@ -165,6 +166,46 @@ async def test_metrics_exposes_the_design_names() -> None:
     for name in ("agentlocator_turn_latency_seconds", "agentlocator_interrupt_halt_seconds",
                  "agentlocator_calls_active", "agentlocator_heartbeats_total"):
         assert name in text
+
+
+async def test_metrics_exports_the_turn_taking_series() -> None:
+    """The six turn-taking series (leads.metrics, written by the session) are on /metrics,
+    and what the session records there shows up: the app serves that registry."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from leads import metrics as prom
+
+    def samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+
+    async with running_server(quiet_wiring(Seen())) as (_, port):
+        before = samples((await ahttp("GET", port, "/metrics"))[2])
+        prom.false_interruptions_total.inc()
+        prom.resumed_total.inc(2)
+        prom.utterances_ignored_total.inc()
+        prom.continuations_total.inc()
+        prom.talk_over_seconds.observe(0.25)
+        prom.dead_air_seconds.observe(1.1)
+        after = samples((await ahttp("GET", port, "/metrics"))[2])
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        assert key in before and key in after, f"{name} {labels} not exported"
+        return after[key] - before[key]
+
+    assert delta("agentlocator_false_interruptions_total") == 1
+    assert delta("agentlocator_resumed_total") == 2
+    assert delta("agentlocator_utterances_ignored_total") == 1
+    assert delta("agentlocator_continuations_total") == 1
+    assert delta("agentlocator_talk_over_seconds_count") == 1
+    assert delta("agentlocator_talk_over_seconds_sum") == pytest.approx(0.25)
+    assert delta("agentlocator_talk_over_seconds_bucket", le="0.2") == 0  # buckets around the 100 ms target
+    assert delta("agentlocator_talk_over_seconds_bucket", le="0.3") == 1
+    assert delta("agentlocator_dead_air_seconds_count") == 1
+    assert delta("agentlocator_dead_air_seconds_bucket", le="1.0") == 0
+    assert delta("agentlocator_dead_air_seconds_bucket", le="1.2") == 1
+    assert delta("agentlocator_dead_air_seconds_bucket", le="2.0") == 1  # the 2 s target
 
 
 async def test_a_crashing_background_task_is_restarted_not_fatal(monkeypatch) -> None:

@@ -65,19 +65,96 @@ async def test_api_shapes_match_the_contract(sqlite_store: Store) -> None:
     detail = await (await client.get("/api/calls/CA1")).get_json()
     assert set(detail) == set(calls[0]) | {"transcript", "metrics"}
     assert set(detail["metrics"]) == {"turn_latency_ms", "asr_latency_ms", "halt_ms", "barge_ins",
-                                      "barge_ins_clean", "heartbeats"}
+                                      "barge_ins_clean", "heartbeats", "false_interruptions", "resumed",
+                                      "ignored", "continuations", "talk_over_ms", "dead_air_ms"}
     assert set(detail["transcript"][0]) == {"speaker", "text", "t_start_ms", "t_end_ms", "heard_fully"}
     assert (await client.get("/api/calls/nope")).status_code == 404
     timeline = await (await client.get("/api/calls/CA1/timeline")).get_json()
     assert [e["kind"] for e in timeline] == ["STATE_CHANGE", "BARGE_IN"]
     series = await (await client.get("/api/series")).get_json()
-    assert series["targets"] == {"turn_latency_ms": 1200, "asr_latency_ms": 700, "halt_ms": 200}
+    assert series["targets"] == {"turn_latency_ms": 1200, "asr_latency_ms": 700, "halt_ms": 200,
+                                 "talk_over_ms": 100, "dead_air_ms": 2000}
     [point] = series["points"]  # only the finished call
     assert (point["turn_latency_ms"], point["barge_in_success_pct"], point["heartbeats_per_min"]) == (700.0, 100.0, 2.0)
     assert point["disconnect"] is False
     assert point["turn_taking_pct"] == 0.0  # the seeded metrics report no state cycles
     outbox = await (await client.get("/api/outbox")).get_json()
     assert [(o["channel"], o["state"]) for o in outbox] == [("whatsapp", "pending")]
+
+
+# Three finished calls with known turn-taking figures (the seeded CA1 above has none of them).
+TURN_TAKING = {
+    "CT1": CallMetrics(turns=4, false_interruptions=2, resumed=2, ignored=1, continuations=1,
+                       talk_over_ms=[40.0, 260.0, 80.0], dead_air_ms=[900.0, 1500.0, 2600.0, 700.0]),
+    "CT2": CallMetrics(turns=3, false_interruptions=0, resumed=1, talk_over_ms=[],
+                       dead_air_ms=[1100.0, 850.0]),
+    # 25 agent turns with talk-over: the 95th percentile is the 24th smallest, not the largest
+    "CT3": CallMetrics(turns=25, false_interruptions=1, talk_over_ms=[float(20 * i) for i in range(25, 0, -1)],
+                       dead_air_ms=[]),
+}
+
+
+def expected_figures(m: CallMetrics) -> dict[str, object]:
+    talk = sorted(m.talk_over_ms) or [0.0]
+    rank = -(-95 * len(talk) // 100)  # nearest rank: ceil(0.95 n)
+    return {
+        "false_interruptions": m.false_interruptions, "resumed": m.resumed, "ignored": m.ignored,
+        "continuations": m.continuations,
+        "talk_over_max_ms": talk[-1], "talk_over_p95_ms": talk[rank - 1],
+        "dead_air_max_ms": max(m.dead_air_ms) if m.dead_air_ms else None,
+        "dead_air_mean_ms": round(sum(m.dead_air_ms) / len(m.dead_air_ms), 1) if m.dead_air_ms else None,
+    }
+
+
+async def seed_turn_taking(store: Store) -> None:
+    rec = SqlRecorder(store, lead_webhook=False)
+    for i, (sid, m) in enumerate(TURN_TAKING.items()):
+        start = T0 + dt.timedelta(minutes=10 * (i + 1))
+        await rec.call_started(CallInfo(sid, "MZ" + sid, f"+97250000000{i}", "+97233001122", start))
+        await rec.call_ended(sid, start + dt.timedelta(seconds=60), "twilio_stop", "qualified", m,
+                             f"+97250000000{i}", LeadState(Slots()), "סיכום")
+
+
+async def test_turn_taking_figures_in_the_api(sqlite_store: Store) -> None:
+    await seed(sqlite_store)
+    await seed_turn_taking(sqlite_store)
+    client = make_app(sqlite_store).test_client()
+    # /api/calls/<sid>: the stored figures as they were measured
+    for sid, m in TURN_TAKING.items():
+        metrics = (await (await client.get(f"/api/calls/{sid}")).get_json())["metrics"]
+        assert {k: metrics[k] for k in ("false_interruptions", "resumed", "ignored", "continuations",
+                                        "talk_over_ms", "dead_air_ms")} == {
+            "false_interruptions": m.false_interruptions, "resumed": m.resumed, "ignored": m.ignored,
+            "continuations": m.continuations, "talk_over_ms": m.talk_over_ms, "dead_air_ms": m.dead_air_ms,
+        }
+    # /api/series: one point per finished call, oldest first
+    points = (await (await client.get("/api/series")).get_json())["points"]
+    assert [p["call_sid"] for p in points] == ["CA1", *TURN_TAKING]
+    for point, m in zip(points[1:], TURN_TAKING.values()):
+        assert {k: point[k] for k in expected_figures(m)} == expected_figures(m), point["call_sid"]
+    assert (points[1]["talk_over_max_ms"], points[1]["talk_over_p95_ms"]) == (260.0, 260.0)
+    assert (points[1]["dead_air_max_ms"], points[1]["dead_air_mean_ms"]) == (2600.0, 1425.0)
+    assert (points[2]["talk_over_max_ms"], points[2]["talk_over_p95_ms"]) == (0.0, 0.0)  # none at all
+    assert (points[3]["talk_over_max_ms"], points[3]["talk_over_p95_ms"]) == (500.0, 480.0)
+    assert points[3]["dead_air_max_ms"] is None and points[3]["dead_air_mean_ms"] is None
+
+
+async def test_calls_stored_before_the_turn_taking_figures(sqlite_store: Store) -> None:
+    """A call whose stored metrics predate the figures: the API lists them empty, the chart
+    points leave them out (None) rather than counting zeros."""
+    await seed(sqlite_store)
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(schema.calls.update().where(schema.calls.c.call_sid == "CA1").values(metrics={
+            "turn_latency_ms": [700.0], "asr_latency_ms": [350.0], "halt_ms": [120.0], "barge_ins": 1,
+            "barge_ins_clean": 1, "heartbeats": 3, "turns": 1}))
+    client = make_app(sqlite_store).test_client()
+    metrics = (await (await client.get("/api/calls/CA1")).get_json())["metrics"]
+    assert (metrics["false_interruptions"], metrics["talk_over_ms"], metrics["dead_air_ms"]) == (0, [], [])
+    [point] = (await (await client.get("/api/series")).get_json())["points"]
+    assert all(point[k] is None for k in ("false_interruptions", "resumed", "ignored", "continuations",
+                                          "talk_over_max_ms", "talk_over_p95_ms", "dead_air_max_ms",
+                                          "dead_air_mean_ms"))
+    assert point["turn_latency_ms"] == 700.0
 
 
 async def test_pages_render_with_vendored_assets(sqlite_store: Store) -> None:

@@ -66,7 +66,9 @@ async def test_a_call_recorded_as_it_goes(store: Store) -> None:
     lead.status = "meeting_booked"
     lead.meeting_at = JLM_MEETING
     metrics = CallMetrics(turn_latency_ms=[640.0, 810.0], asr_latency_ms=[300.0, 420.0], halt_ms=[120.0],
-                          barge_ins=1, barge_ins_clean=1, heartbeats=4, turns=1, turns_to_meeting=1)
+                          barge_ins=1, barge_ins_clean=1, heartbeats=4, turns=1, turns_to_meeting=1,
+                          false_interruptions=1, resumed=1, ignored=2, continuations=1,
+                          talk_over_ms=[60.0, 140.0], dead_air_ms=[980.5, 1210.0])
     await rec.call_ended("CA1", T0 + dt.timedelta(minutes=2), "agent_hangup", "meeting_booked", metrics,
                          "+972501234567", lead, "סיכום: פגישה ביום ראשון 10:30")
 
@@ -77,7 +79,9 @@ async def test_a_call_recorded_as_it_goes(store: Store) -> None:
     assert detail["transcript"][1] == {"speaker": "caller", "text": "בתל אביב, דירת שלושה חדרים",
                                        "t_start_ms": 3900, "t_end_ms": 6200, "heard_fully": True}
     assert detail["metrics"] == {"turn_latency_ms": [640.0, 810.0], "asr_latency_ms": [300.0, 420.0],
-                                 "halt_ms": [120.0], "barge_ins": 1, "barge_ins_clean": 1, "heartbeats": 4}
+                                 "halt_ms": [120.0], "barge_ins": 1, "barge_ins_clean": 1, "heartbeats": 4,
+                                 "false_interruptions": 1, "resumed": 1, "ignored": 2, "continuations": 1,
+                                 "talk_over_ms": [60.0, 140.0], "dead_air_ms": [980.5, 1210.0]}
     assert queries.call_timeline(store, "CA1") == [{"t_ms": 6650, "kind": "STATE_CHANGE",
                                                     "detail": {"to_state": "PROCESSING"}}]
     [lead_row] = queries.list_leads(store)
