@@ -90,6 +90,7 @@ async def run_call(transport: Transport, deps: CallDeps) -> CallResult:
 
 
 BRAIN_CLOSE_TIMEOUT_S = 2.0
+CALIBRATION_GRACE_MS = 300  # no caller audio by calibration + this: greet anyway
 AUDIBLE_PEAK = 300  # a TTS chunk with a sample above this is speech, not the engine's silence  # brain.aclose at the end of a call (e.g. its HTTP client)
 
 
@@ -163,6 +164,7 @@ class CallSession:
                     nursery.start_soon(self._guard, self._recognizer_task)
                     nursery.start_soon(self._guard, self.pacer.run)
                     nursery.start_soon(self._guard, self._receive_loop)
+                    nursery.start_soon(self._guard, self._calibration_timeout)
                     self.dispatch(T.CallStarted())
             finally:
                 prom.calls_active.dec()
@@ -359,6 +361,13 @@ class CallSession:
             await method(*args)
         except Exception as exc:  # the store being down must not end the call
             self.log("ERROR", where=f"recorder.{_method_name(method)}", error=repr(exc))
+
+    async def _calibration_timeout(self) -> None:
+        # The greeting waits for the line's calibration, which the caller's audio completes.
+        # If that audio is late (or one-way), the agent still greets, a little later.
+        await trio.sleep((self.cfg.calibration_ms + CALIBRATION_GRACE_MS) / 1000.0)
+        if not self.machine.calibrated:
+            self.dispatch(T.Calibrated())
 
     async def _recognizer_task(self) -> None:
         assert self.recognizer is not None
