@@ -57,7 +57,7 @@ class TimingConfig:
         120, 0, 200, "caller voice starting this soon after the agent's first audible frame: the agent yields at once"
     )
     interruption_silence_ms: int = _ranged(
-        150, 100, 400, "silence that ends an interruption being judged (MIN_UTT does not apply to it)"
+        120, 100, 400, "silence that ends an interruption being judged (MIN_UTT does not apply to it)"
     )
     resume_max_voiced_ms: int = _ranged(
         1200, 400, 2000, "an interruption with more voice than this is a real turn, whatever its words"
