@@ -16,9 +16,7 @@ the emulator clock, clear times, when each inbound frame was delivered, when the
 """
 from __future__ import annotations
 
-import base64
 import bisect
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -235,52 +233,32 @@ class CallerLine(TwilioEmulator):
 
     # -- outbound: what the caller hears ---------------------------------------------------------
 
-    async def _receive(self) -> None:
-        async for text in self._from_server:
-            now = self.now()
-            msg = json.loads(text)
-            event = msg["event"]
-            assert msg["streamSid"] == self.stream_sid
-            if event == "media":
-                payload = base64.b64decode(msg["media"]["payload"], validate=True)
-                assert len(payload) == 160
-                start = max(now, self.play_end)
-                end = start + FRAME_S
-                pcm = np.frombuffer(ulaw_to_pcm16(payload), dtype="<i2")
-                rms = float(np.sqrt(np.mean(pcm.astype(np.float32) ** 2)))
-                i0 = int(round(start * SAMPLE_RATE))
-                self._ensure(i0 + FRAME_SAMPLES)
-                self._heard[i0 : i0 + FRAME_SAMPLES] = pcm
-                frame = PlayedFrame(start, end, payload, rms)
-                self.frames_log.append(frame)
-                loud = rms > AGENT_LOUD_RMS
-                if loud:
-                    self.loud.append(frame)
-                self.played.append(Played(start, end, loud))
-                self.play_end = end
-                self.report.media_rx.append(now)
-                self.report.ahead_ms.append((self.play_end - now) * 1000.0)
-                if loud:
-                    if start - self._last_loud_end > 0.1:
-                        self.agent_segments.append(start)
-                    self._last_loud_end = end
-            elif event == "mark":
-                self._pending_marks.append((max(now, self.play_end), msg["mark"]["name"]))
-                self._mark_wake.set()
-            elif event == "clear":
-                self._clear(now)
-                pending, self._pending_marks = self._pending_marks, []
-                for _, name in pending:  # Twilio returns marks a clear dropped
-                    await self._echo(name)
-            else:
-                raise AssertionError(f"unexpected frame from server: {text[:200]}")
-            self._notify()
+    def _loud(self, payload: bytes) -> bool:
+        return False  # decided in _play, from the decoded frame (AGENT_LOUD_RMS)
+
+    def _play(self, payload: bytes, now: float) -> Played:
+        pcm = np.frombuffer(ulaw_to_pcm16(payload), dtype="<i2")
+        rms = float(np.sqrt(np.mean(pcm.astype(np.float32) ** 2)))
+        played = super()._play(payload, now)
+        played.loud = loud = rms > AGENT_LOUD_RMS
+        if loud:  # (the base class saw it as quiet: its segment bookkeeping is done here)
+            if played.start - self._last_loud_end > 0.1:
+                self.agent_segments.append(played.start)
+            self._last_loud_end = played.end
+        i0 = int(round(played.start * SAMPLE_RATE))
+        self._ensure(i0 + FRAME_SAMPLES)
+        self._heard[i0 : i0 + FRAME_SAMPLES] = pcm
+        frame = PlayedFrame(played.start, played.end, payload, rms)
+        self.frames_log.append(frame)
+        if loud:
+            self.loud.append(frame)
+        return played
+
+    def _closed(self) -> None:
         self.closed_at = self.now()
-        self.link.close(self.link.code if self.link.closed else 1000, "", "server")
-        self._notify()
 
     def _clear(self, now: float) -> None:
-        self.report.clears.append(now)
+        super()._clear(now)
         cut = int(round(now * SAMPLE_RATE))
         if cut < len(self._heard):
             self._heard[cut:] = 0
@@ -289,12 +267,3 @@ class CallerLine(TwilioEmulator):
             for f in kept[-2:]:
                 f.end = min(f.end, now)
             lst[:] = kept
-        kept_played: list[Played] = []
-        for p in self.played:
-            if p.start >= now:
-                continue
-            p.end = min(p.end, now)
-            kept_played.append(p)
-        self.played = kept_played
-        self.play_end = now
-        self._last_loud_end = min(self._last_loud_end, now)

@@ -252,40 +252,57 @@ class TwilioEmulator:
             if event == "media":
                 payload = base64.b64decode(msg["media"]["payload"], validate=True)
                 assert len(payload) == 160
-                start = max(now, self.play_end)
-                end = start + FRAME_S
-                loud = ulaw_rms(payload) > 300
-                self.played.append(Played(start, end, loud))
-                self.play_end = end
-                self.report.media_rx.append(now)
-                self.report.ahead_ms.append((self.play_end - now) * 1000.0)
-                if loud:
-                    if start - self._last_loud_end > 0.1:
-                        self.agent_segments.append(start)
-                    self._last_loud_end = end
+                self._play(payload, now)
             elif event == "mark":
                 self._pending_marks.append((max(now, self.play_end), msg["mark"]["name"]))
                 self._mark_wake.set()
             elif event == "clear":
-                self.report.clears.append(now)
-                kept: list[Played] = []
-                for p in self.played:
-                    if p.start >= now:
-                        continue
-                    if p.end > now:
-                        p.end = now
-                    kept.append(p)
-                self.played = kept
-                self.play_end = now
-                self._last_loud_end = min(self._last_loud_end, now)
+                self._clear(now)
                 pending, self._pending_marks = self._pending_marks, []
                 for _, name in pending:  # Twilio returns marks a clear dropped
                     await self._echo(name)
             else:
-                raise AssertionError(f"unexpected frame from server: {text}")
+                raise AssertionError(f"unexpected frame from server: {text[:200]}")
             self._notify()
+        self._closed()
         self.link.close(self.link.code if self.link.closed else 1000, "", "server")
         self._notify()
+
+    def _play(self, payload: bytes, now: float) -> Played:
+        """One of our `media` frames: queued behind what is playing, played at 8000 samples/s."""
+        start = max(now, self.play_end)
+        end = start + FRAME_S
+        loud = self._loud(payload)
+        played = Played(start, end, loud)
+        self.played.append(played)
+        self.play_end = end
+        self.report.media_rx.append(now)
+        self.report.ahead_ms.append((self.play_end - now) * 1000.0)
+        if loud:
+            if start - self._last_loud_end > 0.1:
+                self.agent_segments.append(start)
+            self._last_loud_end = end
+        return played
+
+    def _loud(self, payload: bytes) -> bool:
+        return ulaw_rms(payload) > 300
+
+    def _clear(self, now: float) -> None:
+        """`clear`: what was queued and not yet played is gone."""
+        self.report.clears.append(now)
+        kept: list[Played] = []
+        for p in self.played:
+            if p.start >= now:
+                continue
+            if p.end > now:
+                p.end = now
+            kept.append(p)
+        self.played = kept
+        self.play_end = now
+        self._last_loud_end = min(self._last_loud_end, now)
+
+    def _closed(self) -> None:
+        """The server closed the socket (a hook for subclasses)."""
 
     async def _echo(self, name: str) -> None:
         if not self.echo_mark(name) or self.link.closed:
