@@ -16,6 +16,7 @@ the emulator clock, clear times, when each inbound frame was delivered, when the
 """
 from __future__ import annotations
 
+import base64
 import bisect
 from dataclasses import dataclass, field
 
