@@ -3,7 +3,8 @@ webrtcvad and Silero (the ONNX model that faster-whisper ships, run with onnxrun
 the same run.
 
 Target (issue 3): VAD + EOU + barge-in <= 1 µs per 20 ms frame, called from Python — with the
-echo guard (EchoGuard.played for the outbound frame, EchoGuard.level for the inbound one) in it.
+echo guard (EchoGuard.played for the outbound frame, EchoGuard.level and EchoGuard.learn for the
+inbound one) in it.
 Run: make bench  (or: .venv/bin/python -m pytest -q bench/bench_core_vad.py -s -o addopts="")
 """
 from __future__ import annotations
@@ -71,10 +72,10 @@ def plain_detectors_loop() -> int:
 
 def detectors_loop() -> int:
     """Per frame: the agent's outbound frame to the echo guard, its level for the inbound frame,
-    then classifier + EOU + barge-in."""
+    the classifier, the guard learning from the classified frame, then EOU + barge-in."""
     cfg = TimingConfig()
     c, e, b, g = FrameClassifier(cfg), EouDetector(cfg), BargeInDetector(cfg), EchoGuard(cfg)
-    cu, eu, bu, gp, gl = c.update, e.update, b.update, g.played, g.level
+    cu, eu, bu, gp, gl, gn = c.update, e.update, b.update, g.played, g.level, g.learn
     b.arm(0)
     events = 0
     t = 0
@@ -83,6 +84,7 @@ def detectors_loop() -> int:
     for i, r in enumerate(RMS):
         gp(agent[i + AHEAD], t + ahead)
         v = cu(r, t, gl(t))
+        gn(r, t, v, c.threshold)
         events += eu(v, r, t, c)
         if bu(v, t, c):
             b.arm(t)
@@ -95,7 +97,7 @@ def inbound_loop() -> int:
     frame in, the level out), then the decisions."""
     cfg = TimingConfig()
     c, e, b, g = FrameClassifier(cfg), EouDetector(cfg), BargeInDetector(cfg), EchoGuard(cfg)
-    cu, eu, bu, dec, gp, gl = c.update, e.update, b.update, codec.decode_with_energy, g.played, g.level
+    cu, eu, bu, dec, gp, gl, gn = c.update, e.update, b.update, codec.decode_with_energy, g.played, g.level, g.learn
     pcm = bytearray(320)
     b.arm(0)
     events = 0
@@ -106,6 +108,7 @@ def inbound_loop() -> int:
         gp(agent[i + AHEAD], t + ahead)
         r = dec(f, pcm)
         v = cu(r, t, gl(t))
+        gn(r, t, v, c.threshold)
         events += eu(v, r, t, c)
         bu(v, t, c)
         t += 20
@@ -149,8 +152,8 @@ def measure_baseline(key: str) -> float:
 
 
 def test_detectors_per_frame(benchmark) -> None:
-    """EchoGuard.played + EchoGuard.level + FrameClassifier + EouDetector + BargeInDetector,
-    five Python->Cython calls per frame."""
+    """EchoGuard.played + EchoGuard.level + FrameClassifier + EchoGuard.learn + EouDetector +
+    BargeInDetector, six Python->Cython calls per frame."""
     pytest.importorskip("webrtcvad")
     assert detectors_loop() > 0  # the signal does produce onsets and ends
     benchmark.pedantic(detectors_loop, rounds=5, iterations=1)

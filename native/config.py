@@ -47,7 +47,9 @@ class TimingConfig:
     # -- echo (speakerphones: the agent's own voice comes back in the caller's audio) ----------
     echo_min_delay_ms: int = _ranged(60, 0, 200, "shortest delay of the agent's echo in the caller's audio")
     echo_max_delay_ms: int = _ranged(250, 100, 500, "longest delay of the agent's echo in the caller's audio")
-    echo_return_db: float = _ranged(-15.0, -40.0, -6.0, "loudest echo expected, relative to the agent's audio (dB)")
+    echo_return_db: float = _ranged(
+        -15.0, -40.0, -6.0, "loudest echo expected, relative to the agent's audio (dB); each call starts there and learns its line's"
+    )
     echo_margin_db: float = _ranged(6.0, 0.0, 20.0, "caller audio must exceed the expected echo by this to count as voice")
     # -- barge-in -----------------------------------------------------------------------------
     barge_in_min_voice_ms: int = _ranged(200, 180, 220, "continuous caller voice that interrupts TTS")

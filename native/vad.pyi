@@ -4,6 +4,10 @@ from native.config import TimingConfig
 NOISE_TRACK_MS: int
 NOISE_RESEAT_MS: int
 ECHO_LEARN_DB: float  # an echo within this of the threshold: the frame teaches the noise floor nothing
+ERL_FLOOR_DB: float  # the EchoGuard's learned echo return never goes below this
+ERL_DECAY_DB_PER_S: float  # how fast the learned echo return falls (per second of frames quieter than it)
+CALLER_HOLD_MS: int  # no raise of the learned echo return this soon after the caller's voice
+ECHO_NOISE_DB: float  # line noise a frame over the voice threshold can carry on top of its echo
 EOU_NONE: int
 EOU_ONSET: int
 EOU_END: int
@@ -49,9 +53,14 @@ class BargeInDetector:
 
 class EchoGuard:
     cfg: TimingConfig
-    gain: float  # 10 ** (echo_return_db / 20)
+    gain: float  # 10 ** (echo_return_db / 20): the worst case, where each call's learning starts
+    erl: float  # the learned echo return (RMS ratio): 10 ** (ERL_FLOOR_DB / 20) <= erl <= gain
+    @property
+    def erl_db(self) -> float: ...
     def __init__(self, cfg: TimingConfig | None = None) -> None: ...
     def reset(self) -> None: ...
     def played(self, rms: float, t_ms: int) -> None: ...
     def cut(self, t_ms: int) -> None: ...
+    def far(self, t_ms: int) -> float: ...
     def level(self, t_ms: int) -> float: ...
+    def learn(self, rms: float, t_ms: int, voice: bool, threshold: float = 0.0) -> None: ...

@@ -15,7 +15,8 @@ Energy is the RMS of the frame's int16 samples (``native.codec.decode_with_energ
 unit the user's thresholds are written in.
 
 Per inbound frame the shell calls ``echo.level(t)``, ``classifier.update(rms, t, echo_level)``,
-then the detectors with the classifier; per outbound frame ``echo.played(rms, t)``.
+``echo.learn(rms, t, voice, classifier.threshold)``, then the detectors with the classifier; per
+outbound frame ``echo.played(rms, t)``.
 
 EchoGuard — the agent's own voice in the caller's audio (speakerphones)
   A speakerphone returns the agent's voice in the caller's audio, 15-30 dB down and 60-250 ms
@@ -27,11 +28,60 @@ EchoGuard — the agent's own voice in the caller's audio (speakerphones)
     ECHO_RING (128) frames, 2.56 s: the longest delay allowed (500 ms) plus ~2 s of send-ahead.
     ``cut(t)``: a barge-in cleared the audio from t on; those frames never played and never
     echo. A frame played again at the same t (the next reply after a clear) replaces the old.
-  * ``level(t)``: the loudest agent frame whose echo can overlap the inbound frame [t, t + 20)
-    at some delay in [echo_min_delay_ms, echo_max_delay_ms] — played at p with
-    t - 20 - max < p < t + 20 - min, 11 frames at 60..250 ms — times 10**(echo_return_db/20);
-    0.0 when none was played. The loudest, not an estimate at one delay: the path is unknown,
-    and the max over every delay allowed bounds the echo whatever it is.
+  * ``level(t)`` = ``far(t) * erl``. ``far(t)``: the loudest agent frame whose echo can overlap
+    the inbound frame [t, t + 20) at some delay in [echo_min_delay_ms, echo_max_delay_ms] —
+    played at p with t - 20 - max < p < t + 20 - min, 11 frames at 60..250 ms; 0.0 when none
+    was played. The loudest, not an estimate at one delay: the path is unknown, and the max
+    over every delay allowed bounds the echo whatever it is. ``erl``: the line's echo return
+    (an RMS ratio), learned per call (below); ``gain`` = 10**(echo_return_db/20) is the worst
+    case, where every call starts and above which ``erl`` never goes.
+  * ``learn(rms, t, voice, threshold)``, once the frame is classified: what the line's echo
+    return really is (Geigel-style: a peak hold on the ratio of the inbound frame to the loudest
+    agent frame in reach, with a slow release). Why: the worst case is right for a speakerphone
+    and 15-30 dB too deaf for a handset, which returns no echo at all — under the worst case a
+    caller over the agent counts only above its loudest frame in reach - 9 dB, and a "רגע רגע"
+    at 1500-2300 RMS over a 4000-6000 agent is cut into runs too short to barge in. An echo
+    canceller would model the path; this bounds it, per frame, from energies alone. On a frame
+    with an agent frame in reach (far > 0), r = rms / far:
+    - the caller: over the threshold, over the gate (far * erl * margin: the classifier's own
+      "loud") and r over the worst echo + ECHO_NOISE_DB (1 dB) — louder than the loudest echo
+      expected plus the most line noise a frame over the voice threshold can carry (threshold
+      >= 2.2 x the noise: <= 1.0 dB). It teaches nothing, cancels a raise still waiting, and
+      for CALLER_HOLD_MS (200 ms) after it no frame raises ``erl``: its quieter frames — word
+      ends, a syllable under a loud agent frame, the next word after a 60-160 ms gap — are the
+      caller's, and taken for echo they would lift the gate against the caller's own voice.
+      (With far = 0 any frame over the threshold is the caller: nothing is there to echo.)
+    - echo seen louder than believed: over the threshold, erl < r <= the worst echo + 1 dB, no
+      caller in the last 200 ms: ``erl`` = min(r, gain) — believed at once, applied on the next frame
+      unless that one is the caller's (then this one was the caller's onset: a partial first
+      frame sits 3-10 dB under the words that follow). So a speakerphone switched on mid-call
+      (the echo appears at -15 dB while the estimate is at -40) is gated from its second or third
+      frame on: it never makes a run as long as the hysteresis, let alone a barge-in; and a
+      loud echo never stays "voice" — voice frames raise ``erl`` like any other (only the
+      caller's, by the rule above, do not).
+    - a frame that is not voice and quieter than believed (r < erl): ``erl`` falls toward r, by
+      at most ERL_DECAY_DB_PER_S (6 dB per second of such frames), never under r nor under
+      ERL_FLOOR_DB (-45 dB). Voice frames never lower it (the caller's voice says nothing about
+      the echo); frames out of the agent's reach (far = 0) never move it; a frame under the
+      threshold never raises it (an echo under the threshold cannot make a frame loud, and
+      line noise over a faint agent frame would read as a large return).
+    Why 6 dB/s: the estimate sits under the real return by what it loses between two echo
+    peaks (the frame whose echo lands is the loudest in reach on every syllable): measured on
+    the tests' speakerphones (-15/-20/-30 dB, 60-250 ms, noise 3-40 RMS) it settles within
+    3.5 dB under the real return (up to 1.7 dB over it where the noise is as loud as the echo)
+    and the echo stays >= 1.3 dB under the gate (>= 2.9 dB at -15/-20); at 10 dB/s the echo
+    reaches the gate, at 3 dB/s a handset takes twice as long to learn.
+    Why -45 dB: at the floor the gate over the loudest agent frames (4000-8000 RMS) is 45-90
+    RMS, at or under the voice threshold of any line (35 + noise), so a lower estimate would
+    change nothing the caller can hear; the floor still gates an echo at -40 dB (the quietest
+    echo_return_db admits) by 1 dB, and bounds what a digitally silent stretch (r = 0: a muted
+    phone) can claim. What the caller gets: on a handset the gate falls 6 dB per second of the
+    agent's speech — after ~2 s it is 12 dB lower (a caller at -21 dB under the agent's
+    loudest frame is heard), after ~5 s it is down to the line noise and only the voice
+    threshold counts; on a speakerphone it stays at the real echo (-3.5..+1.7 dB) + the margin.
+    The price: a caller quieter than the worst echo (r <= gain + 1 dB over the agent's loudest
+    frame in reach) and not next to louder frames of their own is taken for an echo that got
+    louder — the gate goes back up to them, as it was before the learning.
   * The classifier takes it as ``update(rms, t, echo)`` (echo gate below). The BargeInDetector
     and the EouDetector take the classifier's decisions, so they inherit the guard, with their
     rules unchanged: a dip in the caller's voice that only the echo fills is a quiet frame like
@@ -56,10 +106,11 @@ FrameClassifier — voice / silence for one frame
     loudest: an echo frame straddling two agent frames carries up to 3 dB more than either's
     RMS (a burst across the frame edge), the line noise adds its power, and the real return
     may be louder than echo_return_db says — 6 dB covers the first two with 3 dB to spare for
-    the last. The price, deliberate: while the agent's echo can be there, the caller counts
-    only above the loudest agent frame in reach at echo_return_db + echo_margin_db (-9 dB by
-    default): 1500 RMS is heard over agent syllables up to ~4200, a quieter voice only where
-    the agent pauses (its echo out of reach 250 ms after its last loud frame) or stops.
+    the last. The price: while the agent's echo can be there, the caller counts only above the
+    loudest agent frame in reach at the echo return + echo_margin_db — -9 dB at the start of
+    every call (echo_return_db, the worst case: 1500 RMS is heard over agent syllables up to
+    ~4200, a quieter voice only where the agent pauses or stops), then as low as the EchoGuard
+    learns the line's real return to be (down to the noise on a handset).
   * Hysteresis (time, symmetric — a debounce): the decision flips only once the loud/quiet
     reading has disagreed with it for ``hysteresis_ms`` in a row; it flips on the frame
     that completes that run. So a loud run shorter than hysteresis_ms is never voice, a dip
@@ -171,7 +222,7 @@ BargeInDetector — the caller talks over the agent
   * During the classifier's calibration every decision is silence, so neither a barge-in
     nor an utterance can start in the first ``calibration_ms`` of the call.
 """
-from libc.math cimport pow
+from libc.math cimport log10, pow
 
 from native.config import ConfigError, TimingConfig
 
@@ -187,6 +238,10 @@ cdef enum:
     RESEAT_MS = 10000
 NOISE_RESEAT_MS = RESEAT_MS  # no frame under the threshold this long -> re-seat the floor
 ECHO_LEARN_DB = 12.0  # expected echo within this of the threshold: the frame teaches the floor nothing
+ERL_FLOOR_DB = -45.0  # the learned echo return never goes below this (EchoGuard)
+ERL_DECAY_DB_PER_S = 6.0  # how fast the learned echo return falls, per second of agent audio in reach
+CALLER_HOLD_MS = 200  # frames this close after the caller's voice never raise the echo return
+ECHO_NOISE_DB = 1.0  # line noise adds at most this to a frame over the voice threshold (2.2 x the noise)
 
 EOU_NONE = 0
 EOU_ONSET = 1
@@ -621,10 +676,18 @@ cdef long long NEVER = -(1LL << 62)  # tag of an empty EchoGuard slot
 
 
 cdef class EchoGuard:
-    """The loudest echo of the agent's own audio to expect in each inbound frame (module docstring)."""
+    """The loudest echo of the agent's own audio to expect in each inbound frame, with the line's
+    echo return learned per call (module docstring)."""
 
     cdef readonly object cfg
-    cdef readonly double gain            # 10 ** (echo_return_db / 20)
+    cdef readonly double gain            # 10 ** (echo_return_db / 20): the worst case, where learning starts
+    cdef readonly double erl             # the learned echo return (linear, RMS ratio), floor <= erl <= gain
+    cdef double floor, decay, margin, within
+    cdef double cand                     # a raise waiting for the next frame (0: none)
+    cdef long long caller_until          # no raise before this: the caller's voice is next to it
+    cdef long long hold                  # CALLER_HOLD_MS
+    cdef long long far_t                 # the inbound frame far_val was computed for (NEVER: stale)
+    cdef double far_val
     cdef long long lo_off, hi_off, min_delay, max_delay
     cdef long long tag[ECHO_RING]        # frame index (t_ms / 20) held by each slot, NEVER if empty
     cdef double rms[ECHO_RING]
@@ -634,6 +697,11 @@ cdef class EchoGuard:
             cfg = TimingConfig()
         self.cfg = cfg
         self.gain = pow(10.0, cfg.echo_return_db / 20.0)
+        self.floor = pow(10.0, ERL_FLOOR_DB / 20.0)
+        self.decay = pow(10.0, -ERL_DECAY_DB_PER_S * FRAME_MS / 1000.0 / 20.0)
+        self.margin = pow(10.0, cfg.echo_margin_db / 20.0)
+        self.hold = CALLER_HOLD_MS
+        self.within = self.gain * pow(10.0, ECHO_NOISE_DB / 20.0)  # the worst echo plus the line noise
         self.min_delay = cfg.echo_min_delay_ms
         self.max_delay = cfg.echo_max_delay_ms
         if self.max_delay < self.min_delay:
@@ -648,12 +716,23 @@ cdef class EchoGuard:
             raise ConfigError("the echo delay window is longer than the EchoGuard ring")
         self.reset()
 
+    @property
+    def erl_db(self) -> float:
+        """The learned echo return in dB (``echo_return_db`` until learning lowers it)."""
+        return 20.0 * log10(self.erl)
+
     def reset(self) -> None:
-        """Forget every played frame (a new stream)."""
+        """Forget every played frame and what was learned: a new stream, on a line assumed to
+        return the worst echo until it shows otherwise."""
         cdef int i
         for i in range(ECHO_RING):
             self.tag[i] = NEVER
             self.rms[i] = 0.0
+        self.erl = self.gain
+        self.cand = 0.0
+        self.caller_until = NEVER
+        self.far_t = NEVER
+        self.far_val = 0.0
 
     cpdef void played(self, double rms, long long t_ms):
         """The agent frame of RMS ``rms`` plays during inbound stream time [t_ms, t_ms + 20).
@@ -666,6 +745,7 @@ cdef class EchoGuard:
         k = t_ms // FRAME_MS
         self.tag[k & (ECHO_RING - 1)] = k
         self.rms[k & (ECHO_RING - 1)] = rms
+        self.far_t = NEVER
 
     def cut(self, long long t_ms) -> None:
         """The agent's audio from ``t_ms`` on was cleared: those frames never played."""
@@ -674,14 +754,15 @@ cdef class EchoGuard:
             if self.tag[i] != NEVER and self.tag[i] * FRAME_MS >= t_ms:
                 self.tag[i] = NEVER
                 self.rms[i] = 0.0
+        self.far_t = NEVER
 
-    cpdef double level(self, long long t_ms):
-        """Loudest echo (RMS, int16 units) the inbound frame at ``t_ms`` may carry: the loudest
-        agent frame whose echo can land in [t_ms, t_ms + 20), times the echo return; 0.0 when
-        nothing the agent played can reach this frame."""
+    cdef double _far(self, long long t_ms) noexcept:
+        # the loudest agent frame whose echo can land in [t_ms, t_ms + 20) (cached per frame)
         cdef long long k, k_lo, k_hi
         cdef double m = 0.0
         cdef int i
+        if t_ms == self.far_t:
+            return self.far_val
         if t_ms % FRAME_MS == 0:
             k = t_ms // FRAME_MS
             k_lo = k + self.lo_off
@@ -697,4 +778,56 @@ cdef class EchoGuard:
             if self.tag[i] == k and self.rms[i] > m:
                 m = self.rms[i]
             k += 1
-        return m * self.gain
+        self.far_t = t_ms
+        self.far_val = m
+        return m
+
+    cpdef double far(self, long long t_ms):
+        """The loudest agent frame (RMS) whose echo can overlap the inbound frame at ``t_ms``
+        (at some delay in [echo_min_delay_ms, echo_max_delay_ms]); 0.0 when none was played."""
+        return self._far(t_ms)
+
+    cpdef double level(self, long long t_ms):
+        """Loudest echo (RMS, int16 units) the inbound frame at ``t_ms`` may carry: the loudest
+        agent frame whose echo can land in [t_ms, t_ms + 20), times the learned echo return
+        ``erl``; 0.0 when nothing the agent played can reach this frame."""
+        return self._far(t_ms) * self.erl
+
+    cpdef void learn(self, double rms, long long t_ms, bint voice, double threshold=0.0):
+        """Learn the line's echo return from the inbound frame at ``t_ms``, once it is classified.
+
+        ``rms``: the frame's RMS; ``voice``: the classifier's decision for it; ``threshold``: the
+        classifier's voice threshold (0: every frame counts as over it). With r = rms / far(t)
+        (module docstring): a frame over the threshold and the gate with r > the worst echo +
+        ECHO_NOISE_DB is the caller's — it teaches nothing, drops the raise still waiting, and no
+        frame raises ``erl`` for CALLER_HOLD_MS after it; a frame over the threshold with
+        erl < r <= the worst echo + ECHO_NOISE_DB raises ``erl`` to min(r, gain) on the next
+        frame unless that one is the caller's; a frame that is not voice with r < erl lowers it
+        toward r by at most ERL_DECAY_DB_PER_S, never under ERL_FLOOR_DB. O(1) with ``level(t)``
+        called first for the same frame (the loudest frame in reach is kept), O(window) else."""
+        cdef double far = self._far(t_ms)
+        cdef double r, d
+        cdef bint above = rms > threshold
+        # loud for the classifier (over the threshold and the gate) and louder than the worst echo
+        # expected: the caller's voice (or a click), whatever the echo does
+        cdef bint caller = above and rms > far * self.margin * self.erl and rms > far * self.within
+        if self.cand > 0.0:  # the previous frame's raise: believed unless this frame is the caller's
+            if not caller and self.cand > self.erl:
+                self.erl = self.cand
+            self.cand = 0.0
+        if caller:
+            self.caller_until = t_ms + self.hold
+            return
+        if far <= 0.0:
+            return  # the agent cannot be echoing into this frame: nothing to learn
+        r = rms / far
+        if r > self.erl:
+            if above and r <= self.within and t_ms >= self.caller_until:
+                self.cand = r if r < self.gain else self.gain
+        elif not voice:
+            d = self.erl * self.decay
+            if d < r:
+                d = r
+            if d < self.floor:
+                d = self.floor
+            self.erl = d

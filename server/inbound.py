@@ -91,6 +91,7 @@ class Inbound:
             self.push_errors += 1
         classifier = self.classifier
         voice = classifier.update(rms, t, self.echo.level(t))
+        self.echo.learn(rms, t, voice, classifier.threshold)
         fired = self.barge.update(voice, t, classifier)
         machine = self.machine
         if not machine.calibrated and classifier.calibrated:
