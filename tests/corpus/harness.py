@@ -80,6 +80,21 @@ async def run_scenario(sc: Scenario, config: TimingConfig | None = None, virtual
             with trio.move_on_after(1.0):  # let the line see the close
                 await line.wait_until(lambda: line.closed_at is not None)
             nursery.cancel_scope.cancel()
+    return make_record(sc, line, script, voice, brains, oracle, result,
+                       [json.loads(x) for x in stream.getvalue().splitlines() if x.startswith("{")])
+
+
+def make_record(
+    sc: Scenario,
+    line: CallerLine,
+    script: CallerScript,
+    voice: AgentVoice,
+    brains: list[SpyRuleBrain],
+    oracle: OracleRecognizer,
+    result: CallResult | None,
+    log_lines: list[dict],
+) -> Record:
+    """The judge's input from the instruments of one call (virtual time or real sockets)."""
     brain = brains[0] if brains else None
     slots = {}
     if brain is not None:
@@ -98,5 +113,5 @@ async def run_scenario(sc: Scenario, config: TimingConfig | None = None, virtual
         asr_calls=list(oracle.calls),
         result=result,
         t0=line.t0,
-        log_lines=[json.loads(x) for x in stream.getvalue().splitlines() if x.startswith("{")],
+        log_lines=log_lines,
     )
