@@ -33,7 +33,7 @@ def select_brain(env: Mapping[str, str]) -> BrainChoice:
 
         return BrainChoice(new_brain=RuleBrain, name="rules")
 
-    from dialog.openai_brain import OpenAIBrain, OpenAIConfig
+    from dialog.openai_brain import OpenAIBrain, OpenAIConfig, make_client
 
     config = OpenAIConfig(
         api_key=key,
@@ -41,7 +41,11 @@ def select_brain(env: Mapping[str, str]) -> BrainChoice:
         model=(env.get("OPENAI_MODEL") or "").strip() or DEFAULT_OPENAI_MODEL,
     )
 
+    # One client for the process, made now: the SDK's import and a client's construction block
+    # the event loop (~0.9 s the first time, ~30 ms each), which no call's audio may wait for.
+    client = make_client(config)
+
     def new_brain(language: str, caller_phone: str, now: dt.datetime) -> Brain:
-        return OpenAIBrain(config, language, caller_phone, now)
+        return OpenAIBrain(config, language, caller_phone, now, client=client)
 
     return BrainChoice(new_brain=new_brain, name="openai", model=config.model)

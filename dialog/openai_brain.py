@@ -141,10 +141,23 @@ class _Before:
     violations: int
 
 
+def make_client(config: OpenAIConfig) -> Any:
+    """The official async client for ``config`` (no retries: a failed turn goes to the rules)."""
+    import httpx2
+    import openai
+
+    return openai.AsyncOpenAI(
+        api_key=config.api_key, base_url=config.base_url, max_retries=0,
+        timeout=httpx2.Timeout(config.turn_timeout_s, connect=config.connect_timeout_s),
+    )
+
+
 class OpenAIBrain(Brain):
     name = "openai"
 
-    def __init__(self, config: OpenAIConfig, language: str, caller_phone: str, now: dt.datetime) -> None:
+    def __init__(
+        self, config: OpenAIConfig, language: str, caller_phone: str, now: dt.datetime, client: Any = None
+    ) -> None:
         self.config = config
         self.language = language
         self.hebrew = is_hebrew(language)
@@ -161,7 +174,11 @@ class OpenAIBrain(Brain):
         self.fallback = False
         self._finished = False
         self._unheard: str | None = None  # last reply, until heard() says what got through
-        self._client: Any = None
+        # A shared client (the server makes one per process at startup: importing the SDK and
+        # building a client block the event loop for a moment, and every call would pay it) is
+        # not the brain's to close; a client it made itself is.
+        self._client: Any = client
+        self._owns_client = client is None
         self.violations: list[str] = []
         self._before: _Before | None = None
         self._turn = 0  # bumped by respond() and retract(): an older reply must not touch the state
@@ -188,7 +205,7 @@ class OpenAIBrain(Brain):
         return self.rules.summary()
 
     async def aclose(self) -> None:
-        if self._client is not None:
+        if self._client is not None and self._owns_client:
             client, self._client = self._client, None
             with trio.CancelScope(shield=True):
                 await client.close()
@@ -399,13 +416,8 @@ class OpenAIBrain(Brain):
 
     def _get_client(self) -> Any:
         if self._client is None:
-            import httpx2
-            import openai
-
-            self._client = openai.AsyncOpenAI(
-                api_key=self.config.api_key, base_url=self.config.base_url, max_retries=0,
-                timeout=httpx2.Timeout(self.config.turn_timeout_s, connect=self.config.connect_timeout_s),
-            )
+            self._client = make_client(self.config)
+            self._owns_client = True
         return self._client
 
     def _messages(self, regenerated: bool) -> list[dict[str, str]]:

@@ -25,6 +25,11 @@ from server.playback_clock import StreamClock
 
 Dispatch = Callable[[T.TurnEvent], None]
 
+# Voice runs closer than this belong to one stretch of speech; a barge-in's words are heard
+# from the stretch's start (at most SPEECH_LOOKBACK_MS before the triggering run).
+SPEECH_GAP_MS = 300
+SPEECH_LOOKBACK_MS = 1000
+
 
 class Inbound:
     def __init__(
@@ -49,6 +54,7 @@ class Inbound:
         self._opened_at = -1  # the EOU detector was opened on this frame: don't feed it twice
         self.voice = False
         self.voice_ended_ms = 0  # real end of the caller's last voice run (stream time)
+        self.speech_from_ms = 0  # start of the caller's current stretch of speech
         self.talk_over_ms = 0  # caller voice while the agent is audible, this agent segment
         self.push_errors = 0
 
@@ -100,6 +106,8 @@ class Inbound:
         if voice is not self.voice:
             self.voice = voice
             if voice:
+                if classifier.run_start_ms - self.voice_ended_ms > SPEECH_GAP_MS:
+                    self.speech_from_ms = classifier.run_start_ms
                 self._dispatch(T.VoiceStart(classifier.run_start_ms))
             else:
                 self.voice_ended_ms = classifier.run_start_ms
@@ -109,7 +117,9 @@ class Inbound:
             if voice and audible is not None and t >= audible:
                 self.talk_over_ms += FRAME_MS
             if fired and machine.state is T.State.SPEAKING:
-                self._dispatch(T.BargeIn(self.barge.onset_ms, t + FRAME_MS, self._partial_words()))
+                onset = self.barge.onset_ms
+                speech_from = max(self.speech_from_ms, onset - SPEECH_LOOKBACK_MS)
+                self._dispatch(T.BargeIn(onset, t + FRAME_MS, self._partial_words(), speech_from))
         elif state is not T.State.ENDED and self._opened_at != t:
             r = self.eou.update(voice, rms, t, classifier)
             if r == EOU_ONSET:

@@ -171,6 +171,9 @@ class BargeIn:
     # Words of the first unconfirmed sentence that played before the cut, estimated from the
     # playback position (marks prove whole sentences only; this never claims a whole one).
     partial_words: int = 0
+    # Where the caller's speech began: a short first word ("רגע,") that did not reach 200 ms on
+    # its own is part of what they said, so the recognizer hears it too (-1: the onset).
+    speech_from_ms: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -693,7 +696,8 @@ class TurnMachine:
             self.caller_voice = True
             actions += self._pause(event.run_start_ms, event.run_start_ms, self.agent.partial_words, barge_in=False)
         elif kind is BargeIn:
-            actions += self._pause(event.onset_ms, event.trigger_ms, event.partial_words, barge_in=True)
+            actions += self._pause(event.onset_ms, event.trigger_ms, event.partial_words, barge_in=True,
+                                   speech_from_ms=event.speech_from_ms)
         elif kind is Sentence:
             while len(self.agent.sentences) <= event.index:
                 self.agent.sentences.append("")
@@ -787,17 +791,20 @@ class TurnMachine:
             actions.append(HoldPlayback(self._hold() or utt.forced))
         return actions
 
-    def _pause(self, onset_ms: int, trigger_ms: int, partial_words: int, barge_in: bool) -> list[Action]:
+    def _pause(
+        self, onset_ms: int, trigger_ms: int, partial_words: int, barge_in: bool, speech_from_ms: int = -1
+    ) -> list[Action]:
         self.agent.partial_words = max(self.agent.partial_words, partial_words)
         self.audible_ms = None
         self.responding = False
         self.paused = True
-        self.utt = Utterance(onset_ms, interrupted=True, voiced_ms=max(0, trigger_ms - onset_ms))
+        start = onset_ms if speech_from_ms < 0 else min(onset_ms, speech_from_ms)
+        self.utt = Utterance(start, interrupted=True, voiced_ms=max(0, trigger_ms - onset_ms))
         self._utterance_deadline(onset_ms)
         return [
             Halt(onset_ms, trigger_ms, barge_in),
             OpenUtterance(onset_ms, self.utt.voiced_ms, 0),
-            BeginUtterance(onset_ms),
+            BeginUtterance(start),
         ]
 
     def _resume(self, event: AsrFinal | None) -> list[Action]:

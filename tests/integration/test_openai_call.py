@@ -231,23 +231,11 @@ REPEAT = OpenAICall(
 CALLS = (BOOKED, CUT, REPEAT)
 
 
-async def warm_openai_client() -> None:
-    """The OpenAI brain imports ``openai`` and builds its client at a call's first request,
-    inside the event loop: the first time in a process that blocks the loop for ~0.9 s and
-    every call on the server stalls (reported; not the subject here). Done once beforehand."""
-    import httpx2  # noqa: F401  (what OpenAIBrain._get_client imports)
-    import openai
-
-    client = openai.AsyncOpenAI(api_key="sk-warm", base_url="http://127.0.0.1:9/v1", max_retries=0)
-    await client.close()
-
-
 @pytest.fixture(scope="module")
 def calls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, OpenAICall]:
     tmp = tmp_path_factory.mktemp("openai_calls")
     runs = copy.deepcopy(CALLS)
     prerender([s.voice for call in runs for s in call.steps])
-    trio.run(warm_openai_client)
 
     async def all_at_once() -> None:
         async with trio.open_nursery() as nursery:
