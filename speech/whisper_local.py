@@ -126,14 +126,20 @@ def transcribe_pcm(model: Any, pcm16_8k: bytes, language: str, hotwords: str | N
     )
     texts: list[str] = []
     logprobs: list[float] = []
+    no_speech: list[float] = []
     for seg in segments:
         if seg.no_speech_prob > 0.8 and seg.avg_logprob < -1.0:
             continue  # Whisper hallucinating over silence
         texts.append(seg.text.strip())
         logprobs.append(seg.avg_logprob)
+        no_speech.append(seg.no_speech_prob)
     text = " ".join(t for t in texts if t)
-    confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs and text else 0.0
-    return text, min(1.0, confidence)
+    if not logprobs or not text:
+        return text, 0.0
+    # Whisper's "you" / "Thank you." over a knock comes with a high no-speech probability: it
+    # lowers the confidence, so a short noise with such words is not taken for a turn.
+    confidence = math.exp(sum(logprobs) / len(logprobs)) * (1.0 - max(no_speech))
+    return text, min(1.0, max(0.0, confidence))
 
 
 class WhisperRecognizer(Recognizer):

@@ -55,3 +55,28 @@ async def test_silence_gives_empty_text(model):
     end = feed(rec, b"\0" * 32000)
     result = await rec.end_utterance(500, end)
     assert result.text == "" and result.confidence == 0.0
+
+
+async def test_noise_bursts_are_not_taken_for_a_turn(model):
+    """A knock and a cough at speech level, through the real model: whatever words Whisper
+    makes of them ("you", "Thank you."), the turn machine gives them no reply."""
+    import numpy as np
+
+    from native.config import TimingConfig
+    from server import turn as T
+
+    rng = np.random.default_rng(3)
+    for ms, shape in ((150, "knock"), (300, "cough")):
+        n = ms * 8
+        env = np.exp(-np.arange(n) / (n / (6 if shape == "knock" else 2)))
+        burst = (rng.normal(0, 6000, n) * env).clip(-32768, 32767).astype("<i2").tobytes()
+        rec = WhisperRecognizer(model, "en-US", preroll_ms=300)
+        feed(rec, b"\0" * 16000)
+        end = feed(rec, burst + b"\0" * 6400)
+        result = await rec.end_utterance(1000, end)
+        m = T.TurnMachine(TimingConfig(), "en-US")
+        m.handle(T.Calibrated())
+        m.handle(T.VoiceOnset(1000))
+        fin = [a for a in m.handle(T.EndOfUtterance(1000, end, voiced_ms=ms)) if isinstance(a, T.FinishUtterance)][0]
+        acts = m.handle(T.AsrFinal(fin.seq, result.text, result.confidence))
+        assert any(isinstance(a, T.Ignored) and a.kind == "noise" for a in acts), (shape, result)
