@@ -8,6 +8,10 @@ ERL_FLOOR_DB: float  # the EchoGuard's learned echo return never goes below this
 ERL_DECAY_DB_PER_S: float  # how fast the learned echo return falls (per second of frames quieter than it)
 CALLER_HOLD_MS: int  # no raise of the learned echo return this soon after the caller's voice
 ECHO_NOISE_DB: float  # line noise a frame over the voice threshold can carry on top of its echo
+DELAY_MIN_FRAMES: int  # trusted frame pairs under the agent before the EchoGuard believes a delay
+DELAY_MIN_CORR: float  # the best delay's correlation (of frame-to-frame changes) must reach this
+DELAY_SIDE_RATIO: float  # delays more than a frame off it correlate at most this x as well
+DELAY_WIDTH_MS: int  # the learned delay is used +- this
 EOU_NONE: int
 EOU_ONSET: int
 EOU_END: int
@@ -57,6 +61,8 @@ class EchoGuard:
     erl: float  # the learned echo return (RMS ratio): 10 ** (ERL_FLOOR_DB / 20) <= erl <= gain
     @property
     def erl_db(self) -> float: ...
+    @property
+    def delay_ms(self) -> int: ...  # the learned echo delay the gate centres on, -1: every delay allowed
     def __init__(self, cfg: TimingConfig | None = None) -> None: ...
     def reset(self) -> None: ...
     def played(self, rms: float, t_ms: int) -> None: ...

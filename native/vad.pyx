@@ -23,34 +23,39 @@ EchoGuard — the agent's own voice in the caller's audio (speakerphones)
   late. To an energy detector that is the caller talking: a barge-in on every sentence the
   agent says, an utterance started by its echo. An echo canceller (a sample-level model of the
   path) does not fit 1 µs per frame; the guard bounds the echo instead, per frame.
-  * ``played(rms, t)``: the agent frame that plays during inbound time [t, t + 20), reported
-    when it is sent — ahead of the inbound frames by the pacer's lead. A fixed ring of
+  * ``played(rms, t)``: the agent frame that plays during inbound time [t, t + 20) (the shell
+    reports the inbound frame nearest its start), reported when it is sent — ahead of the
+    inbound frames by the pacer's lead. A fixed ring of
     ECHO_RING (128) frames, 2.56 s: the longest delay allowed (500 ms) plus ~2 s of send-ahead.
     ``cut(t)``: a barge-in cleared the audio from t on; those frames never played and never
     echo. A frame played again at the same t (the next reply after a clear) replaces the old.
   * ``level(t)`` = ``far(t) * erl``. ``far(t)``: the loudest agent frame whose echo can overlap
     the inbound frame [t, t + 20) at some delay in [echo_min_delay_ms, echo_max_delay_ms] —
     played at p with t - 20 - max < p < t + 20 - min, 11 frames at 60..250 ms; 0.0 when none
-    was played. The loudest, not an estimate at one delay: the path is unknown, and the max
-    over every delay allowed bounds the echo whatever it is. ``erl``: the line's echo return
-    (an RMS ratio), learned per call (below); ``gain`` = 10**(echo_return_db/20) is the worst
-    case, where every call starts and above which ``erl`` never goes.
+    was played — until the line's delay is learned, then the loudest at that delay +- one frame
+    (3 frames; ``delay_ms``, below). The loudest, not an estimate at one delay: until the path
+    is known, the max over every delay allowed bounds the echo whatever it is. ``erl``: the
+    line's echo return (an RMS ratio), learned per call (below); ``gain`` =
+    10**(echo_return_db/20) is the worst case, where every call starts and above which ``erl``
+    never goes.
   * ``learn(rms, t, voice, threshold)``, once the frame is classified: what the line's echo
     return really is (Geigel-style: a peak hold on the ratio of the inbound frame to the loudest
-    agent frame in reach, with a slow release). Why: the worst case is right for a speakerphone
-    and 15-30 dB too deaf for a handset, which returns no echo at all — under the worst case a
-    caller over the agent counts only above its loudest frame in reach - 9 dB, and a "רגע רגע"
+    agent frame in reach — at ANY delay allowed, learned delay or not — with a slow release), and
+    its delay (below). Why: the worst case is right for a speakerphone and 15-30 dB too deaf
+    for a handset, which returns no echo at all — under the worst case a caller over the agent
+    counts only above its loudest frame in reach - 9 dB, and a "רגע רגע"
     at 1500-2300 RMS over a 4000-6000 agent is cut into runs too short to barge in. An echo
     canceller would model the path; this bounds it, per frame, from energies alone. On a frame
-    with an agent frame in reach (far > 0), r = rms / far:
-    - the caller: over the threshold, over the gate (far * erl * margin: the classifier's own
+    with an agent frame in reach at some delay allowed (far_any > 0), r = rms / far_any:
+    - the caller: over the threshold, over the gate (far(t) * erl * margin: the classifier's own
       "loud") and r over the worst echo + ECHO_NOISE_DB (1 dB) — louder than the loudest echo
       expected plus the most line noise a frame over the voice threshold can carry (threshold
-      >= 2.2 x the noise: <= 1.0 dB). It teaches nothing, cancels a raise still waiting, and
-      for CALLER_HOLD_MS (200 ms) after it no frame raises ``erl``: its quieter frames — word
-      ends, a syllable under a loud agent frame, the next word after a 60-160 ms gap — are the
-      caller's, and taken for echo they would lift the gate against the caller's own voice.
-      (With far = 0 any frame over the threshold is the caller: nothing is there to echo.)
+      >= 2.2 x the noise: <= 1.0 dB). It teaches nothing, cancels a raise (and a forgetting of
+      the delay) still waiting, and for CALLER_HOLD_MS (200 ms) after it no frame raises ``erl``
+      nor makes the delay forgotten: its quieter frames — word ends, a syllable under a loud
+      agent frame, the next word after a 60-160 ms gap — are the caller's, and taken for echo
+      they would lift the gate against the caller's own voice.
+      (With far_any = 0 any frame over the threshold is the caller: nothing is there to echo.)
     - echo seen louder than believed: over the threshold, erl < r <= the worst echo + 1 dB, no
       caller in the last 200 ms: ``erl`` = min(r, gain) — believed at once, applied on the next frame
       unless that one is the caller's (then this one was the caller's onset: a partial first
@@ -82,6 +87,66 @@ EchoGuard — the agent's own voice in the caller's audio (speakerphones)
     The price: a caller quieter than the worst echo (r <= gain + 1 dB over the agent's loudest
     frame in reach) and not next to louder frames of their own is taken for an echo that got
     louder — the gate goes back up to them, as it was before the learning.
+  * The delay (``delay_ms``: the learned delay the gate centres on, -1 while it uses every delay
+    allowed), learned per call in ``learn``. Why: on a speakerphone the echo comes back at ONE
+    delay, but the max over the whole window raises the gate 60 ms after a loud agent syllable
+    plays and holds it up until 270 ms after it ends, while its echo lasts only as long as the
+    syllable, at the real delay. Over the agent, a caller counts only above (the loudest agent
+    frame of the last 60-260 ms) x erl x 2: the frames of their voice under it — a syllable's
+    end, a quieter syllable, every frame once the agent gets louder as they start — break the
+    run and the barge-in comes late. With the delay learned, the gate follows the echo where it
+    really lands.
+    - The evidence: per candidate lag L (the agent frame L frames before the inbound one; the
+      window's 11 lags), forgetting sums of dx * da_L and da_L ** 2, and of dx ** 2, where d is a
+      frame's RMS minus the previous frame's (x inbound, a the agent's), over PAIRS of consecutive
+      frames the learning trusts as echo and noise: an agent frame in reach, not voice, not the
+      caller's nor within CALLER_HOLD_MS of it, not a "moved" frame (below); only frames on the
+      20 ms grid (the shell's) teach or use the delay. Time constant LAG_FORGET (128 pairs,
+      ~2.6 s of such frames; nothing is forgotten while the agent is silent: the path does not
+      change because nobody talks). The score is the correlation of the changes,
+      c_L = S(dx da_L) / sqrt(S(dx^2) S(da_L^2)), compared as signed squares (no square root).
+      Why changes, not the envelopes: speech envelopes correlate with themselves over 40-60 ms
+      (syllables last 120-280 ms), so the envelopes correlate almost as well a frame or two off
+      the real delay (measured on the corpus' echo lines: 0.8-0.85 against 0.93-1.0 at it);
+      their changes — onsets and ends — line up only at the real delay (0.35-0.47 a frame off,
+      <= 0 beyond), and the line's steady noise drops out. O(lags) per trusted frame, fixed
+      arrays (LAG_MAX = ECHO_RING / 2 lags), no allocation.
+    - The lock: after DELAY_MIN_FRAMES (100) trusted pairs, on every trusted pair, the lag with
+      the best c is used, +- LAG_WIDTH (one frame), when it is clearly best: c >= DELAY_MIN_CORR
+      (0.5), and every lag more than a frame from it correlates at most DELAY_SIDE_RATIO (0.5) x
+      as well; else the whole window. Why these: measured c at the real delay 0.59-1.0 on the
+      corpus' echo lines (-15..-25 dB, 20-30 dB SNR) and >= 0.68 on the tests' speakerphones
+      (-15..-35 dB, noise 3-40 RMS); <= 0.19 on handsets (no echo: nothing lines up); lags two or
+      more frames off <= 0.2 x the best (tests), <= 0.3 x (corpus); 0.5 and 0.5 sit between with
+      room both ways. A -30 dB echo under 20 dB SNR noise (0.27), two paths of similar strength,
+      a handset: no lock, the whole window — as before. Why 100 pairs: 2 s of the agent's speech
+      (the greeting), where c has settled to +-0.1. Why +- one frame: a delay between two frame
+      boundaries (173 ms) splits the echo over two lags, and a played frame's slot is right only
+      to half a frame; gating at the centre lag alone, such an echo overflows the gate and the
+      rule below throws the delay away again and again (measured).
+    - What the lock changes: only which agent frames ``far`` and the gate count. ``erl`` is
+      learned as before against the loudest frame at any delay, and so is the caller's test: an
+      echo that got louder, at any lag, is still seen by the raise.
+    - A path that changes (the phone moved, a different speaker, a second path): a frame over
+      the threshold, loud only because the gate trusts the delay (over far(t) x erl x margin),
+      no louder than the worst echo (+ ECHO_NOISE_DB) of the loudest agent frame OUTSIDE the
+      learned delay +- 1, and not within CALLER_HOLD_MS of the caller's voice, may be the echo
+      at another delay — or a caller: energy cannot tell. The delay is forgotten (the whole
+      window again, the evidence cleared, learned afresh) on the next frame unless that one is
+      the caller's (then it was the caller's onset) — so an echo at an unexpected delay is gated
+      from its third frame on, as a speakerphone switched on is: a run shorter than the
+      hysteresis, no voice. A frame louder than that is no echo from outside the learned delay:
+      the caller's (over the worst echo at any delay) or an echo at it louder than believed
+      (the raise takes it). ``reset()`` forgets the delay; ``cut()`` keeps it (same path).
+    - What the caller gets: ~2 s into the agent's speech, on a speakerphone, while the agent
+      talks the caller is heard over (the loudest agent frame at the echo's delay +- 20 ms) x erl
+      x margin instead of over the loudest of the last 60-260 ms, and within CALLER_HOLD_MS of a
+      frame of theirs louder than any echo, their quieter frames no longer break the run. Outside
+      that hold, a frame the worst echo of an agent frame outside the delay could explain still
+      counts as a possible echo that moved: the delay is forgotten and the whole window is back
+      for 2 s of agent speech — the price of never taking an echo at an unexpected delay for
+      voice. A caller under the echo at its own delay + the margin is not heard, as before. The
+      cost: ~35 ns per frame on a line where every frame is evidence (bench).
   * The classifier takes it as ``update(rms, t, echo)`` (echo gate below). The BargeInDetector
     and the EouDetector take the classifier's decisions, so they inherit the guard, with their
     rules unchanged: a dip in the caller's voice that only the echo fills is a quiet frame like
@@ -110,7 +175,8 @@ FrameClassifier — voice / silence for one frame
     loudest agent frame in reach at the echo return + echo_margin_db — -9 dB at the start of
     every call (echo_return_db, the worst case: 1500 RMS is heard over agent syllables up to
     ~4200, a quieter voice only where the agent pauses or stops), then as low as the EchoGuard
-    learns the line's real return to be (down to the noise on a handset).
+    learns the line's real return to be (down to the noise on a handset), and on a speakerphone
+    only over the agent frames at the echo's delay once the EchoGuard has learned it.
   * Hysteresis (time, symmetric — a debounce): the decision flips only once the loud/quiet
     reading has disagreed with it for ``hysteresis_ms`` in a row; it flips on the frame
     that completes that run. So a loud run shorter than hysteresis_ms is never voice, a dip
@@ -242,6 +308,14 @@ ERL_FLOOR_DB = -45.0  # the learned echo return never goes below this (EchoGuard
 ERL_DECAY_DB_PER_S = 6.0  # how fast the learned echo return falls, per second of agent audio in reach
 CALLER_HOLD_MS = 200  # frames this close after the caller's voice never raise the echo return
 ECHO_NOISE_DB = 1.0  # line noise adds at most this to a frame over the voice threshold (2.2 x the noise)
+cdef enum:
+    LAG_MAX = ECHO_RING // 2  # candidate echo delays (frames) the EchoGuard can weigh: the window's length bound
+    LAG_WIDTH = 1        # the learned delay is used +- this many frames (+-20 ms)
+    LAG_FORGET = 128     # the delay evidence forgets with this time constant (frame pairs: ~2.6 s of agent audio)
+DELAY_MIN_FRAMES = 100   # frame pairs of echo / noise under the agent before the delay can be believed (2 s)
+DELAY_MIN_CORR = 0.5     # the best delay's envelope correlation must reach this ...
+DELAY_SIDE_RATIO = 0.5   # ... and every delay more than LAG_WIDTH frames from it correlate at most this x as well
+DELAY_WIDTH_MS = LAG_WIDTH * 20
 
 EOU_NONE = 0
 EOU_ONSET = 1
@@ -691,6 +765,19 @@ cdef class EchoGuard:
     cdef long long lo_off, hi_off, min_delay, max_delay
     cdef long long tag[ECHO_RING]        # frame index (t_ms / 20) held by each slot, NEVER if empty
     cdef double rms[ECHO_RING]
+    # the echo delay (module docstring): per candidate lag i (agent slot k + lo_off + i for the inbound
+    # frame k), forgetting sums of d_a * d_x and d_a ** 2 over trusted frame pairs (d: this frame minus
+    # the one before), and of d_x ** 2
+    cdef int nlag                        # hi_off - lo_off + 1
+    cdef int lag_c                       # the locked lag (its index), -1: the whole window
+    cdef long long lag_n                 # trusted pairs since the evidence was last cleared
+    cdef double lag_xx, forget, corr2, side2
+    cdef double lag_xa[LAG_MAX]
+    cdef double lag_aa[LAG_MAX]
+    cdef long long prev_t                # the previous frame, if it was trusted (NEVER: none)
+    cdef double prev_x
+    cdef bint unlock                     # an echo the lock does not explain: the lock goes on the next frame
+    cdef double far_in, far_out          # for far_t: the loudest frame at the locked lags / at the others
 
     def __init__(self, cfg=None):
         if cfg is None:
@@ -712,14 +799,26 @@ cdef class EchoGuard:
         # t on the 20 ms grid, p / 20 in [t / 20 + lo_off, t / 20 + hi_off]
         self.lo_off = _floordiv(-FRAME_MS - self.max_delay, FRAME_MS) + 1
         self.hi_off = -_floordiv(self.min_delay - FRAME_MS, FRAME_MS) - 1
-        if self.hi_off - self.lo_off >= ECHO_RING // 2:
+        if self.hi_off - self.lo_off >= LAG_MAX:
             raise ConfigError("the echo delay window is longer than the EchoGuard ring")
+        self.nlag = <int>(self.hi_off - self.lo_off + 1)
+        self.forget = 1.0 - 1.0 / LAG_FORGET
+        self.corr2 = DELAY_MIN_CORR * DELAY_MIN_CORR
+        self.side2 = DELAY_SIDE_RATIO * DELAY_SIDE_RATIO
         self.reset()
 
     @property
     def erl_db(self) -> float:
         """The learned echo return in dB (``echo_return_db`` until learning lowers it)."""
         return 20.0 * log10(self.erl)
+
+    @property
+    def delay_ms(self) -> int:
+        """The learned echo delay the gate centres on (ms, +- DELAY_WIDTH_MS), -1 while it uses every
+        delay allowed (not learned yet, or forgotten after an echo it did not explain)."""
+        if self.lag_c < 0:
+            return -1
+        return <int>(-(self.lo_off + self.lag_c) * FRAME_MS)
 
     def reset(self) -> None:
         """Forget every played frame and what was learned: a new stream, on a line assumed to
@@ -731,6 +830,19 @@ cdef class EchoGuard:
         self.erl = self.gain
         self.cand = 0.0
         self.caller_until = NEVER
+        self._forget_delay()
+
+    cdef void _forget_delay(self) noexcept:
+        # back to the whole window, the delay to be learned afresh
+        cdef int i
+        for i in range(self.nlag):
+            self.lag_xa[i] = 0.0
+            self.lag_aa[i] = 0.0
+        self.lag_xx = 0.0
+        self.lag_n = 0
+        self.lag_c = -1
+        self.prev_t = NEVER
+        self.unlock = False
         self.far_t = NEVER
         self.far_val = 0.0
 
@@ -757,9 +869,10 @@ cdef class EchoGuard:
         self.far_t = NEVER
 
     cdef double _far(self, long long t_ms) noexcept:
-        # the loudest agent frame whose echo can land in [t_ms, t_ms + 20) (cached per frame)
-        cdef long long k, k_lo, k_hi
-        cdef double m = 0.0
+        # the loudest agent frame whose echo can land in [t_ms, t_ms + 20) (cached per frame); with a
+        # lock, also the loudest at the locked lags (far_in) and at the others (far_out)
+        cdef long long k, k_lo, k_hi, k_c
+        cdef double m = 0.0, m_in = 0.0, m_out = 0.0, v
         cdef int i
         if t_ms == self.far_t:
             return self.far_val
@@ -767,59 +880,94 @@ cdef class EchoGuard:
             k = t_ms // FRAME_MS
             k_lo = k + self.lo_off
             k_hi = k + self.hi_off
-        else:  # off the grid: the same window, computed exactly
+        else:  # off the grid: the same window, computed exactly (and never a lock)
             k_lo = _floordiv(t_ms - FRAME_MS - self.max_delay, FRAME_MS) + 1
             k_hi = -_floordiv(self.min_delay - FRAME_MS - t_ms, FRAME_MS) - 1
+        k_c = k_lo + self.lag_c  # the locked lag's slot (on the grid)
         if k_lo < 0:
             k_lo = 0
         k = k_lo
         while k <= k_hi:
             i = k & (ECHO_RING - 1)
-            if self.tag[i] == k and self.rms[i] > m:
-                m = self.rms[i]
+            if self.tag[i] == k:
+                v = self.rms[i]
+                if v > m:
+                    m = v
+                if k - k_c <= LAG_WIDTH and k_c - k <= LAG_WIDTH:
+                    if v > m_in:
+                        m_in = v
+                elif v > m_out:
+                    m_out = v
             k += 1
+        if self.lag_c < 0 or t_ms % FRAME_MS != 0:
+            m_in = m
+            m_out = m
         self.far_t = t_ms
         self.far_val = m
+        self.far_in = m_in
+        self.far_out = m_out
         return m
 
     cpdef double far(self, long long t_ms):
-        """The loudest agent frame (RMS) whose echo can overlap the inbound frame at ``t_ms``
-        (at some delay in [echo_min_delay_ms, echo_max_delay_ms]); 0.0 when none was played."""
-        return self._far(t_ms)
+        """The loudest agent frame (RMS) whose echo can overlap the inbound frame at ``t_ms``: at
+        some delay in [echo_min_delay_ms, echo_max_delay_ms], or, once the line's delay is learned
+        (``delay_ms``), at that delay +- DELAY_WIDTH_MS; 0.0 when none was played."""
+        self._far(t_ms)
+        return self.far_in
 
     cpdef double level(self, long long t_ms):
-        """Loudest echo (RMS, int16 units) the inbound frame at ``t_ms`` may carry: the loudest
-        agent frame whose echo can land in [t_ms, t_ms + 20), times the learned echo return
-        ``erl``; 0.0 when nothing the agent played can reach this frame."""
-        return self._far(t_ms) * self.erl
+        """Loudest echo (RMS, int16 units) the inbound frame at ``t_ms`` may carry: ``far(t_ms)``
+        times the learned echo return ``erl``; 0.0 when nothing the agent played can reach this
+        frame."""
+        self._far(t_ms)
+        return self.far_in * self.erl
 
     cpdef void learn(self, double rms, long long t_ms, bint voice, double threshold=0.0):
-        """Learn the line's echo return from the inbound frame at ``t_ms``, once it is classified.
+        """Learn the line's echo return and delay from the inbound frame at ``t_ms``, once it is classified.
 
         ``rms``: the frame's RMS; ``voice``: the classifier's decision for it; ``threshold``: the
-        classifier's voice threshold (0: every frame counts as over it). With r = rms / far(t)
-        (module docstring): a frame over the threshold and the gate with r > the worst echo +
-        ECHO_NOISE_DB is the caller's — it teaches nothing, drops the raise still waiting, and no
-        frame raises ``erl`` for CALLER_HOLD_MS after it; a frame over the threshold with
-        erl < r <= the worst echo + ECHO_NOISE_DB raises ``erl`` to min(r, gain) on the next
-        frame unless that one is the caller's; a frame that is not voice with r < erl lowers it
-        toward r by at most ERL_DECAY_DB_PER_S, never under ERL_FLOOR_DB. O(1) with ``level(t)``
-        called first for the same frame (the loudest frame in reach is kept), O(window) else."""
+        classifier's voice threshold (0: every frame counts as over it). With r = rms / the loudest
+        agent frame at ANY delay allowed (module docstring): a frame over the threshold and the gate
+        with r > the worst echo + ECHO_NOISE_DB is the caller's — it teaches nothing, drops the raise
+        and the unlock still waiting, and no frame raises ``erl`` or unlocks the delay for
+        CALLER_HOLD_MS after it; a frame over the threshold with erl < r <= the worst echo +
+        ECHO_NOISE_DB raises ``erl`` to min(r, gain) on the next frame unless that one is the
+        caller's; a frame that is not voice with r < erl lowers it toward r by at most
+        ERL_DECAY_DB_PER_S, never under ERL_FLOOR_DB. With a delay learned, a frame over the
+        threshold and the gate that the worst echo at a delay outside the learned one could explain
+        forgets the delay on the next frame unless that one is the caller's. A frame that is not
+        voice, not next to the caller's and in the agent's reach (with the frame before it) is
+        evidence for the delay. O(window) per frame, no allocation."""
         cdef double far = self._far(t_ms)
+        cdef double gate = self.far_in * self.margin * self.erl  # the classifier's own "loud"
         cdef double r, d
         cdef bint above = rms > threshold
-        # loud for the classifier (over the threshold and the gate) and louder than the worst echo
-        # expected: the caller's voice (or a click), whatever the echo does
-        cdef bint caller = above and rms > far * self.margin * self.erl and rms > far * self.within
+        # loud for the classifier and louder than the worst echo at any delay: the caller's voice
+        # (or a click), whatever the echo does
+        cdef bint caller = above and rms > gate and rms > far * self.within
+        # loud only because the gate trusts the learned delay, and as loud as the worst echo at
+        # another delay could be: an echo that moved, or the caller — the lock cannot tell
+        cdef bint moved = (self.lag_c >= 0 and above and rms > gate and rms <= self.far_out * self.within
+                           and t_ms >= self.caller_until)
         if self.cand > 0.0:  # the previous frame's raise: believed unless this frame is the caller's
             if not caller and self.cand > self.erl:
                 self.erl = self.cand
             self.cand = 0.0
+        if self.unlock:  # likewise the previous frame's unlock
+            self.unlock = False
+            if not caller:
+                self._forget_delay()
+                far = self._far(t_ms)
+                moved = False
         if caller:
             self.caller_until = t_ms + self.hold
+            self.prev_t = NEVER
             return
         if far <= 0.0:
+            self.prev_t = NEVER
             return  # the agent cannot be echoing into this frame: nothing to learn
+        if moved:
+            self.unlock = True
         r = rms / far
         if r > self.erl:
             if above and r <= self.within and t_ms >= self.caller_until:
@@ -831,3 +979,59 @@ cdef class EchoGuard:
             if d < self.floor:
                 d = self.floor
             self.erl = d
+        if voice or moved or t_ms < self.caller_until or t_ms % FRAME_MS != 0:
+            self.prev_t = NEVER
+        else:
+            self._evidence(rms, t_ms)
+
+    cdef void _evidence(self, double x, long long t_ms) noexcept:
+        # one trusted frame: with the one before it (also trusted), a pair of envelope differences
+        cdef long long k, j
+        cdef double dx, a, a_prev, da, f = self.forget
+        cdef int i, s
+        if self.prev_t != t_ms - FRAME_MS:
+            self.prev_t = t_ms
+            self.prev_x = x
+            return
+        dx = x - self.prev_x
+        self.prev_t = t_ms
+        self.prev_x = x
+        self.lag_xx = self.lag_xx * f + dx * dx
+        k = t_ms // FRAME_MS + self.lo_off  # the slot of lag 0; lag i is k + i, the frame before k + i - 1
+        j = k - 1
+        s = j & (ECHO_RING - 1)
+        a_prev = self.rms[s] if (j >= 0 and self.tag[s] == j) else 0.0
+        for i in range(self.nlag):
+            j = k + i
+            s = j & (ECHO_RING - 1)
+            a = self.rms[s] if (j >= 0 and self.tag[s] == j) else 0.0
+            da = a - a_prev
+            a_prev = a
+            self.lag_xa[i] = self.lag_xa[i] * f + dx * da
+            self.lag_aa[i] = self.lag_aa[i] * f + da * da
+        self.lag_n += 1
+        if self.lag_n >= DELAY_MIN_FRAMES:
+            self._decide()
+
+    cdef void _decide(self) noexcept:
+        # lock on the best lag when it is clearly best (module docstring); compared as signed
+        # squares, c_i ** 2 * xx = xa_i * |xa_i| / aa_i, so no square root
+        cdef int i, b = -1
+        cdef double q, qb = 0.0
+        cdef int c = -1
+        for i in range(self.nlag):
+            if self.lag_xa[i] > 0.0 and self.lag_aa[i] > 0.0:
+                q = self.lag_xa[i] * self.lag_xa[i] / self.lag_aa[i]
+                if q > qb:
+                    qb = q
+                    b = i
+        if b >= 0 and qb >= self.corr2 * self.lag_xx:
+            c = b
+            for i in range(self.nlag):
+                if (i - b > LAG_WIDTH or b - i > LAG_WIDTH) and self.lag_xa[i] > 0.0 \
+                        and self.lag_xa[i] * self.lag_xa[i] > self.side2 * qb * self.lag_aa[i]:
+                    c = -1
+                    break
+        if c != self.lag_c:
+            self.lag_c = c
+            self.far_t = NEVER

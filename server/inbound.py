@@ -79,8 +79,11 @@ class Inbound:
         self._opened_at = self.frame_t
 
     def agent_frame(self, rms: float, stream_ms: float) -> None:
-        """An agent frame starts playing at ``stream_ms``: its echo may come back."""
-        self.echo.played(rms, int(stream_ms) // FRAME_MS * FRAME_MS)
+        """An agent frame starts playing at ``stream_ms``: its echo may come back. It goes to the
+        nearest inbound frame: flooring put a frame that starts a hair before a frame boundary
+        (the clock's offset creeps by 0.02 ms) in the slot before, where the next frame then
+        replaced it — one agent frame in a few lost, the rest a frame early."""
+        self.echo.played(rms, round(stream_ms / FRAME_MS) * FRAME_MS)
 
     # -- one frame -----------------------------------------------------------------------------
 
