@@ -265,11 +265,12 @@ def test_echo_alone_never_barges_in_nor_starts_an_utterance(gain_db: float, dela
     noise=st.sampled_from([3.0, 15.0, 40.0]),
     hysteresis_ms=st.sampled_from([40, 60, 80]),
     min_voice=st.sampled_from([180, 200, 220]),
+    gap_ms=st.sampled_from([0, 120, 200]),
 )
 def test_echo_alone_never_fires_for_any_gain_and_delay(
-    gain_db: float, delay_ms: float, seed: int, noise: float, hysteresis_ms: int, min_voice: int
+    gain_db: float, delay_ms: float, seed: int, noise: float, hysteresis_ms: int, min_voice: int, gap_ms: int
 ) -> None:
-    cfg = TimingConfig(hysteresis_ms=hysteresis_ms, barge_in_min_voice_ms=min_voice)
+    cfg = TimingConfig(hysteresis_ms=hysteresis_ms, barge_in_min_voice_ms=min_voice, barge_in_gap_ms=gap_ms)
     call = Call(seed=seed, gain_db=gain_db, delay_ms=delay_ms, agent_seconds=4.0, noise_rms=noise, tail_seconds=0.6)
     barges, eous, _ = drive(call, call.alone(), cfg, arm_every_ms=400)
     assert barges == [] and eous == []
