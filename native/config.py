@@ -55,7 +55,7 @@ class TimingConfig:
     barge_in_min_voice_ms: int = _ranged(200, 180, 220, "caller voice (over a stretch: barge_in_gap_ms) that interrupts TTS")
     barge_in_grace_ms: int = _ranged(200, 150, 250, "no barge-in this soon after TTS starts")
     barge_in_gap_ms: int = _ranged(
-        0, 0, 200, "caller voice runs closer than this are one stretch: the barge-in counts their voice together (0: continuous voice only)"
+        120, 0, 200, "caller voice runs closer than this are one stretch: the barge-in counts their voice together (0: continuous voice only)"
     )
     # -- resolving a turn (server/turn.py) ----------------------------------------------------
     yield_window_ms: int = _ranged(

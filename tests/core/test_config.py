@@ -6,6 +6,7 @@ from native.config import ConfigError, TimingConfig
 def test_defaults_are_the_users_numbers() -> None:
     c = TimingConfig()
     assert (c.barge_in_min_voice_ms, c.barge_in_grace_ms) == (200, 200)
+    assert c.barge_in_gap_ms == 120  # a refinement of the barge-in rule, not a user number (vad.pyx)
     assert (c.calibration_ms, c.hysteresis_ms, c.eou_silence_ms) == (400, 60, 400)
     assert (c.min_utt_ms, c.max_utt_ms) == (1000, 4500)
 

@@ -27,7 +27,7 @@ from native.vad import (
     FrameClassifier,
 )
 
-CFG = TimingConfig(barge_in_gap_ms=120)  # the barge-in's stretch rule
+CFG = TimingConfig()
 GAP0 = TimingConfig(barge_in_gap_ms=0)  # the barge-in's continuous rule: no stretch across gaps
 LAG = CFG.hysteresis_ms - 20
 NOISE = 10.0
@@ -525,7 +525,7 @@ def test_what_fires_through_the_codec_at_any_position_in_a_frame(offset_ms: int)
 
 def test_knock_gaps_through_the_codec() -> None:
     """Two 100 ms knocks, a gap, at each 1 ms position in a frame: how often they barge in. Under
-    120 ms up to 120 ms apart, at 130 ms about half the time, from 140 ms never;
+    the default (120 ms) up to 120 ms apart, at 130 ms about half the time, from 140 ms never;
     at 140 ms the line moves up a frame — two knocks 150 ms apart would barge in about half the time."""
 
     def fires(gap: int, cfg: TimingConfig) -> int:
