@@ -52,8 +52,11 @@ class TimingConfig:
     )
     echo_margin_db: float = _ranged(6.0, 0.0, 20.0, "caller audio must exceed the expected echo by this to count as voice")
     # -- barge-in -----------------------------------------------------------------------------
-    barge_in_min_voice_ms: int = _ranged(200, 180, 220, "continuous caller voice that interrupts TTS")
+    barge_in_min_voice_ms: int = _ranged(200, 180, 220, "caller voice (over a stretch: barge_in_gap_ms) that interrupts TTS")
     barge_in_grace_ms: int = _ranged(200, 150, 250, "no barge-in this soon after TTS starts")
+    barge_in_gap_ms: int = _ranged(
+        120, 0, 200, "caller voice runs closer than this are one stretch: the barge-in counts their voice together (0: continuous voice only)"
+    )
     # -- resolving a turn (server/turn.py) ----------------------------------------------------
     yield_window_ms: int = _ranged(
         120, 0, 200, "caller voice starting this soon after the agent's first audible frame: the agent yields at once"

@@ -59,6 +59,7 @@ from native.vad import (
 )
 
 CFG = TimingConfig()
+GAP0 = TimingConfig(barge_in_gap_ms=0)  # the barge-in's continuous rule
 SR = 8000
 FRAME = 160  # samples per 20 ms
 AGENT_START_MS = 1000  # after the 400 ms calibration
@@ -265,11 +266,12 @@ def test_echo_alone_never_barges_in_nor_starts_an_utterance(gain_db: float, dela
     noise=st.sampled_from([3.0, 15.0, 40.0]),
     hysteresis_ms=st.sampled_from([40, 60, 80]),
     min_voice=st.sampled_from([180, 200, 220]),
+    gap_ms=st.sampled_from([0, 120, 200]),
 )
 def test_echo_alone_never_fires_for_any_gain_and_delay(
-    gain_db: float, delay_ms: float, seed: int, noise: float, hysteresis_ms: int, min_voice: int
+    gain_db: float, delay_ms: float, seed: int, noise: float, hysteresis_ms: int, min_voice: int, gap_ms: int
 ) -> None:
-    cfg = TimingConfig(hysteresis_ms=hysteresis_ms, barge_in_min_voice_ms=min_voice)
+    cfg = TimingConfig(hysteresis_ms=hysteresis_ms, barge_in_min_voice_ms=min_voice, barge_in_gap_ms=gap_ms)
     call = Call(seed=seed, gain_db=gain_db, delay_ms=delay_ms, agent_seconds=4.0, noise_rms=noise, tail_seconds=0.6)
     barges, eous, _ = drive(call, call.alone(), cfg, arm_every_ms=400)
     assert barges == [] and eous == []
@@ -381,12 +383,40 @@ def on_time(barges: list, onset: int) -> bool:
 @pytest.mark.parametrize("at_ms", [3000, 3313, 3507, 4211])  # >= 2 s of agent speech; on / inside a frame
 @pytest.mark.parametrize("seed", [0, 5, 8, 12])
 def test_a_handset_line_is_learned_and_the_caller_heard_over_the_agent(seed: int, at_ms: int, layout: str) -> None:
+    # the barge-in's continuous rule (barge_in_gap_ms = 0): every voice run counts alone, so
+    # where the barge-in comes is where the guard lets the caller's voice through
     call, rms, onset = handset_caller(seed, at_ms, layout)
     guard: list = []
-    barges, _, _ = drive(call, rms, guard=guard)
+    barges, _, _ = drive(call, rms, GAP0, guard=guard)
     assert on_time(barges, onset), barges
     # the agent's 6 s taught the guard the line has no echo: the gate is down at the noise
     assert guard[0].erl_db < -35.0
+
+
+@pytest.mark.parametrize("seed", [0, 5, 8, 12])
+def test_a_handset_caller_barges_in_on_the_stretch_of_words(seed: int) -> None:
+    """The same callers under the default barge_in_gap_ms (120 ms): a long first word barges in
+    as above; after a short first word (170 ms) and a 100 ms gap, the first word's voice counts
+    with the second's, from the first word's onset, 100-150 ms sooner — where the gap reads
+    under 120 ms on the frame grid. At 3507 ms the frames holding the first word's fall and the
+    second word's attack (RMS ~220 and ~170) are both under the gate over the agent (~360), so the
+    gap reads 120 ms: the count restarts, as with the continuous rule."""
+    for at_ms in (3000, 3313, 3507, 4211):
+        call, rms, onset = handset_caller(seed, at_ms, "long_first")
+        barges, _, _ = drive(call, rms)
+        assert on_time(barges, onset), barges
+        call, rms, second = handset_caller(seed, at_ms, "short_first")
+        barges, _, _ = drive(call, rms)
+        continuous, _, _ = drive(call, rms, GAP0)
+        if at_ms == 3507:
+            assert barges == continuous and on_time(barges, second)
+            continue
+        ((fired, onset),) = barges
+        assert at_ms - 20 < onset <= at_ms + 19  # the first word's
+        # its ~170 ms of voice, the gap (not counted), and the second word until the
+        # classifier confirms it (hysteresis_ms) or the voice reaches 200 ms
+        assert fired <= second + CFG.hysteresis_ms + 20
+        assert continuous[0][0] - fired >= 100
 
 
 def test_without_learning_the_handset_caller_is_mostly_missed() -> None:

@@ -28,6 +28,7 @@ from native.vad import (
 )
 
 CFG = TimingConfig()
+GAP0 = TimingConfig(barge_in_gap_ms=0)  # the barge-in's continuous rule: no stretch across gaps
 LAG = CFG.hysteresis_ms - 20
 NOISE = 10.0
 SPEECH = 2000.0
@@ -273,8 +274,9 @@ def test_reset_returns_to_idle() -> None:
 # --- barge-in ---------------------------------------------------------------------------------
 
 
-def test_barge_in_fires_after_min_voice_with_the_real_onset() -> None:
-    _, barges = drive(levels((NOISE, 1000), (NOISE, 1000), (SPEECH, 1000), (NOISE, 500)), arm_at=1000)
+@pytest.mark.parametrize("cfg", [CFG, GAP0], ids=["gap120", "gap0"])
+def test_barge_in_fires_after_min_voice_with_the_real_onset(cfg: TimingConfig) -> None:
+    _, barges = drive(levels((NOISE, 1000), (NOISE, 1000), (SPEECH, 1000), (NOISE, 500)), cfg=cfg, arm_at=1000)
     assert barges == [(2200, 2000)]  # voice from 2000: fires on the frame ending at 2000 + 200
 
 
@@ -285,42 +287,174 @@ def test_barge_in_fires_min_voice_after_a_tone_starts_for_any_allowed_value(min_
     assert barges == [(1000 + min_voice, 1000)]
 
 
-def test_barge_in_counts_a_bridged_dip_but_not_a_pending_one() -> None:
+@pytest.mark.parametrize("cfg", [CFG, GAP0], ids=["gap120", "gap0"])
+def test_barge_in_counts_a_bridged_dip_but_not_a_pending_one(cfg: TimingConfig) -> None:
     # 120 ms of voice, a 40 ms dip (bridged by the hysteresis), voice again: the run began at
     # 1000 and counts through the dip, so it fires at 1200 on a loud frame
-    _, barges = drive(levels((NOISE, 1000), (SPEECH, 120), (NOISE, 40), (SPEECH, 400), (NOISE, 500)), arm_at=400)
+    _, barges = drive(levels((NOISE, 1000), (SPEECH, 120), (NOISE, 40), (SPEECH, 400), (NOISE, 500)), cfg=cfg, arm_at=400)
     assert barges == [(1200, 1000)]
     # the dip spans the 200 ms mark: no trigger on a quiet frame; the first loud frame after it
-    _, barges = drive(levels((NOISE, 1000), (SPEECH, 180), (NOISE, 40), (SPEECH, 400), (NOISE, 500)), arm_at=400)
+    _, barges = drive(levels((NOISE, 1000), (SPEECH, 180), (NOISE, 40), (SPEECH, 400), (NOISE, 500)), cfg=cfg, arm_at=400)
     assert barges == [(1240, 1000)]
 
 
-def test_voice_inside_the_grace_window_counts_from_its_end() -> None:
-    _, barges = drive(levels((NOISE, 1000), (NOISE, 60), (SPEECH, 1000), (NOISE, 500)), arm_at=1000)
-    assert barges == [(1000 + CFG.barge_in_grace_ms + CFG.barge_in_min_voice_ms, 1060)]  # 1400
+@pytest.mark.parametrize("cfg", [CFG, GAP0], ids=["gap120", "gap0"])
+def test_voice_inside_the_grace_window_counts_from_its_end(cfg: TimingConfig) -> None:
+    _, barges = drive(levels((NOISE, 1000), (NOISE, 60), (SPEECH, 1000), (NOISE, 500)), cfg=cfg, arm_at=1000)
+    assert barges == [(1000 + cfg.barge_in_grace_ms + cfg.barge_in_min_voice_ms, 1060)]  # 1400
 
 
-def test_150_ms_click_does_not_barge_in() -> None:
-    _, barges = drive(levels((NOISE, 1500), (SPEECH, 160), (NOISE, 1000)), arm_at=1000)
+@pytest.mark.parametrize("cfg", [CFG, GAP0], ids=["gap120", "gap0"])
+def test_150_ms_click_does_not_barge_in(cfg: TimingConfig) -> None:
+    _, barges = drive(levels((NOISE, 1500), (SPEECH, 160), (NOISE, 1000)), cfg=cfg, arm_at=1000)
     assert barges == []
-    _, barges = drive(levels((NOISE, 1500), (SPEECH, 180), (NOISE, 1000)), arm_at=1000)
+    _, barges = drive(levels((NOISE, 1500), (SPEECH, 180), (NOISE, 1000)), cfg=cfg, arm_at=1000)
     assert barges == []
-    _, barges = drive(levels((NOISE, 1500), (SPEECH, 200), (NOISE, 1000)), arm_at=1000)
+    _, barges = drive(levels((NOISE, 1500), (SPEECH, 200), (NOISE, 1000)), cfg=cfg, arm_at=1000)
     assert barges == [(1700, 1500)]  # exactly 200 ms of voice: fires on its last frame
 
 
-def test_disarmed_never_fires_and_fires_once_per_arm() -> None:
-    _, barges = drive(levels((NOISE, 1000), (SPEECH, 2000)), arm_at=None)
+@pytest.mark.parametrize("cfg", [CFG, GAP0], ids=["gap120", "gap0"])
+def test_disarmed_never_fires_and_fires_once_per_arm(cfg: TimingConfig) -> None:
+    _, barges = drive(levels((NOISE, 1000), (SPEECH, 2000)), cfg=cfg, arm_at=None)
     assert barges == []
-    _, barges = drive(levels((NOISE, 1000), (SPEECH, 2000)), arm_at=1000, disarm_at=1100)
+    _, barges = drive(levels((NOISE, 1000), (SPEECH, 2000)), cfg=cfg, arm_at=1000, disarm_at=1100)
     assert barges == []
-    b = BargeInDetector(CFG)
+    b = BargeInDetector(cfg)
     b.arm(0)
     fired = [b.update(True, t) for t in range(0, 2000, 20)]
     assert fired.count(True) == 1 and fired.index(True) * 20 + 20 == 400
     b.arm(2000)  # re-arming (the next TTS sentence) allows the next one
     fired = [b.update(True, t) for t in range(2000, 3000, 20)]
     assert fired.index(True) * 20 + 2020 == 2400 and b.onset_ms == 0
+
+
+# --- barge-in: the caller's voice counted across the short gaps between words --------------------
+# Voice runs separated by silence shorter than barge_in_gap_ms (120 ms) are one stretch; the
+# barge-in fires when the stretch's VOICE (the gaps not counted) reaches barge_in_min_voice_ms,
+# onset_ms = the stretch's first run. A run counts once the classifier has confirmed it, i.e.
+# hysteresis_ms (60 ms) after it starts: that is when its first frames are known to be voice.
+
+
+@pytest.mark.parametrize("gap,joined", [(60, True), (80, True), (100, True), (120, False), (140, False)])
+def test_barge_in_counts_the_voice_of_a_stretch_not_its_gaps(gap: int, joined: bool) -> None:
+    # a 120 ms word, a gap, the next word: joined, the next word's first 80 ms complete the
+    # 200 ms of voice (the gap is not counted) and the onset is the first word's
+    rms = levels((NOISE, 1000), (SPEECH, 120), (NOISE, gap), (SPEECH, 400), (NOISE, 500))
+    second = 1120 + gap
+    _, barges = drive(rms, arm_at=400)
+    assert barges == ([(second + 80, 1000)] if joined else [(second + 200, second)])
+    # barge_in_gap_ms = 0: the continuous rule, the count restarts at every gap
+    _, barges = drive(rms, cfg=GAP0, arm_at=400)
+    assert barges == [(second + 200, second)]
+
+
+@pytest.mark.parametrize("gap_ms", [0, 80, 100, 120, 140, 200])
+def test_a_gap_joins_exactly_when_shorter_than_barge_in_gap(gap_ms: int) -> None:
+    cfg = TimingConfig(barge_in_gap_ms=gap_ms)
+    for gap in (60, 80, 100, 120, 140, 160, 180, 200, 220):
+        second = 1120 + gap
+        _, barges = drive(levels((NOISE, 1000), (SPEECH, 120), (NOISE, gap), (SPEECH, 400), (NOISE, 500)), cfg=cfg, arm_at=400)
+        assert barges == ([(second + 80, 1000)] if gap < gap_ms else [(second + 200, second)]), gap
+
+
+def test_the_next_run_counts_once_the_classifier_confirms_it() -> None:
+    # "רגע" (180 ms), 100 ms, the next word: 20 ms more would make 200 ms, but a 20 ms blip
+    # after a word is no voice; the next run is voice from its third frame (hysteresis 60 ms) on,
+    # and the barge-in fires there with 240 ms of voice
+    _, barges = drive(levels((NOISE, 1000), (SPEECH, 180), (NOISE, 100), (SPEECH, 400), (NOISE, 500)), arm_at=400)
+    assert barges == [(1280 + CFG.hysteresis_ms, 1000)]
+    # ... and a 40 ms blip after the word is silence, not voice: it never completes the 200 ms,
+    # and the silence around it (160 ms) ends the stretch
+    _, barges = drive(
+        levels((NOISE, 1000), (SPEECH, 180), (NOISE, 60), (SPEECH, 40), (NOISE, 60), (SPEECH, 400), (NOISE, 500)), arm_at=400
+    )
+    assert barges == [(1340 + 200, 1340)]
+
+
+def test_three_runs_and_two_gaps_make_one_stretch() -> None:
+    # 60 + 80 (gap) + 60 + 80 (gap) + voice: 120 ms of voice before the third run, which brings
+    # the last 80; counting the gaps would have fired at 1200
+    _, barges = drive(
+        levels((NOISE, 1000), (SPEECH, 60), (NOISE, 80), (SPEECH, 60), (NOISE, 80), (SPEECH, 400), (NOISE, 500)), arm_at=400
+    )
+    assert barges == [(1280 + 80, 1000)]
+
+
+def test_a_long_gap_resets_the_count() -> None:
+    # three 180 ms words 140 ms apart: 540 ms of voice, but never 200 in one stretch
+    rms = levels((NOISE, 1000), (SPEECH, 180), (NOISE, 140), (SPEECH, 180), (NOISE, 140), (SPEECH, 180), (NOISE, 1000))
+    _, barges = drive(rms, arm_at=400)
+    assert barges == []
+    # 140 ms, then a 100 ms gap: the count restarted at the second word and goes on from there
+    rms = levels((NOISE, 1000), (SPEECH, 180), (NOISE, 140), (SPEECH, 180), (NOISE, 100), (SPEECH, 400), (NOISE, 500))
+    _, barges = drive(rms, arm_at=400)
+    assert barges == [(1600 + CFG.hysteresis_ms, 1320)]
+
+
+def test_a_stretch_counts_only_voice_after_the_grace_window() -> None:
+    # armed at 1000 (grace to 1200): a run 1100-1260 counts 60 ms, 100 ms gap, the next run
+    # from 1360 brings the other 140; the onset is where the stretch began, inside the window
+    rms = levels((NOISE, 1100), (SPEECH, 160), (NOISE, 100), (SPEECH, 400), (NOISE, 500))
+    _, barges = drive(rms, arm_at=1000)
+    assert barges == [(1500, 1100)]
+    # a stretch that ended inside the window counts nothing: the next one from scratch
+    rms = levels((NOISE, 1000), (SPEECH, 140), (NOISE, 140), (SPEECH, 400), (NOISE, 500))
+    _, barges = drive(rms, arm_at=1000)
+    assert barges == [(1280 + 200, 1280)]
+
+
+def test_arming_keeps_the_stretch_but_not_its_earlier_voice() -> None:
+    # the caller is still talking when the agent starts (arm at 1200): the 180 ms before counts
+    # nothing, the onset is still the stretch's start
+    b = BargeInDetector(CFG)
+    voice = [False] * 50 + [True] * 9 + [False] * 5 + [True] * 40  # 1000-1180, gap 100, 1280-2080
+    fired = []
+    for i, v in enumerate(voice):
+        t = 20 * i
+        if t == 1200:
+            b.arm(t)
+        if b.update(v, t):
+            fired.append((t + 20, b.onset_ms))
+    assert fired == [(1200 + CFG.barge_in_grace_ms + CFG.barge_in_min_voice_ms, 1000)]
+
+
+def test_skipped_frames_end_the_stretch() -> None:
+    b = BargeInDetector(CFG)
+    b.arm(0)
+    for t in range(200, 360, 20):  # 160 ms of voice after the grace window, then 40 ms quiet
+        assert not b.update(True, t)
+    for t in (360, 380):
+        assert not b.update(False, t)
+    # not fed for 200 ms: the gap is unknown, the stretch restarts
+    assert [b.update(True, t) for t in range(600, 800, 20)].index(True) * 20 + 620 == 800
+    assert b.onset_ms == 600
+
+
+# What the stretch costs: sounds that are not words. A click shorter than the hysteresis is
+# never voice; one sound needs barge_in_min_voice_ms of voice as before; two sounds closer than
+# barge_in_gap_ms now add up (the session resumes the agent after such a false interruption:
+# server/turn.py, PAUSED -> FalseInterruption).
+@pytest.mark.parametrize(
+    "segments,fires",
+    [
+        ([(SPEECH, 160)], None),  # a 160 ms click: never
+        ([(SPEECH, 300)], 200),  # a 300 ms cough: 200 ms after its onset, as with the continuous rule
+        ([(SPEECH, 100), (NOISE, 80), (SPEECH, 100)], 280),  # two 100 ms knocks 80 ms apart: 200 ms of voice
+        ([(SPEECH, 100), (NOISE, 120), (SPEECH, 100)], None),  # ... 120 ms apart: two sounds
+        ([(SPEECH, 100), (NOISE, 140), (SPEECH, 100)], None),
+        ([(SPEECH, 100), (NOISE, 160), (SPEECH, 100)], None),
+        ([(SPEECH, 60), (NOISE, 80)] * 3 + [(SPEECH, 60)], 3 * 140 + 60),  # four 60 ms knocks, 80 ms apart: on the 4th
+        ([(SPEECH, 40), (NOISE, 40)] * 20, None),  # a rattle of 40 ms clicks: never voice
+    ],
+)
+def test_what_fires_and_what_does_not(segments: list[tuple[float, int]], fires: int | None) -> None:
+    rms = levels((NOISE, 1000), *segments, (NOISE, 1000))
+    _, barges = drive(rms, arm_at=400)
+    assert barges == ([] if fires is None else [(1000 + fires, 1000)])
+    # the continuous rule fires only on one sound of 200 ms
+    _, barges = drive(rms, cfg=GAP0, arm_at=400)
+    assert barges == ([(1200, 1000)] if segments == [(SPEECH, 300)] else [])
 
 
 # --- real audio through the codec ------------------------------------------------------------
@@ -346,6 +480,81 @@ def test_tone_bursts_in_noise_through_the_codec() -> None:
     assert 11 < c.noise_floor < 15  # μ-law quantisation adds a little to the 12 RMS noise
     assert c.threshold == max(35.0, c.noise_floor * 2.2 + 8)
     assert events == [(1100, EOU_ONSET), (1000 + CFG.min_utt_ms, EOU_END)]  # the word starts at 1000
+
+
+def sounds_through_the_codec(
+    lens_ms: tuple[int, ...], gaps_ms: tuple[int, ...], at_ms: float, cfg: TimingConfig = CFG, words: bool = False
+):
+    """Sounds at ``at_ms`` (any sub-frame position) in white noise (RMS 12), μ-law encoded, the
+    agent armed at 400 ms; returns the barge-ins. Knocks (default): noise bursts at RMS 2000 with
+    sharp edges. Words: a voiced tone at RMS 1500, a 30 ms rise and a 40 ms fall."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(0, 12.0, 8000 * 3)
+    pos = round(at_ms * 8)
+    for k, ms in enumerate(lens_ms):
+        n = ms * 8
+        if words:
+            env = np.ones(n)
+            env[:240] = np.sin(np.linspace(0, np.pi / 2, 240)) ** 2
+            env[n - 320 :] = np.cos(np.linspace(0, np.pi / 2, 320)) ** 2
+            tone = sum(np.sin(2 * np.pi * h * 150 * np.arange(n) / 8000) / h for h in range(1, 7))
+            x[pos : pos + n] += 1500.0 * env * tone / np.sqrt(np.mean(tone * tone))
+        else:
+            x[pos : pos + n] += rng.normal(0, 2000.0, n)
+        pos += n + (gaps_ms[k] * 8 if k < len(gaps_ms) else 0)
+    ulaw = codec.pcm16_to_ulaw(np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes())
+    pcm = bytearray(320)
+    return drive([codec.decode_with_energy(ulaw[160 * i : 160 * i + 160], pcm) for i in range(len(ulaw) // 160)], cfg, arm_at=400)[1]
+
+
+@pytest.mark.parametrize("offset_ms", range(20))  # where in a frame the first sound starts (ms)
+def test_what_fires_through_the_codec_at_any_position_in_a_frame(offset_ms: int) -> None:
+    """The frame grid moves a sound's edges by up to a frame: a sharp-edged 100 ms knock covers
+    100-120 ms of loud frames, and the silence between two reads up to 40 ms SHORTER than it is
+    (a frame with 1 ms of a knock is loud). Under barge_in_gap_ms = 120 a silence that reads
+    100 ms or less joins: two knocks 80 ms apart always do, 150 ms apart never."""
+    at = 1000 + offset_ms
+    assert sounds_through_the_codec((160,), (), at) == []
+    ((fired, onset),) = sounds_through_the_codec((300,), (), at)  # a cough: 200 ms after its first frame
+    assert onset == 1000 and fired == 1200
+    ((fired, onset),) = sounds_through_the_codec((100, 100), (80,), at)
+    assert onset == 1000 and fired <= at + 100 + 80 + 100 + 20
+    assert sounds_through_the_codec((100, 100), (150,), at) == []
+    assert sounds_through_the_codec((100, 100), (80,), at, GAP0) == []
+
+
+def test_knock_gaps_through_the_codec() -> None:
+    """Two 100 ms knocks, a gap, at each 1 ms position in a frame: how often they barge in. Under
+    the default (120 ms) up to 120 ms apart, at 130 ms about half the time, from 140 ms never;
+    at 140 ms the line moves up a frame — two knocks 150 ms apart would barge in about half the time."""
+
+    def fires(gap: int, cfg: TimingConfig) -> int:
+        return sum(bool(sounds_through_the_codec((100, 100), (gap,), 1000 + offset, cfg)) for offset in range(20))
+
+    gaps = (80, 100, 110, 120, 130, 140, 150, 160)
+    assert [fires(gap, CFG) for gap in gaps] == [20, 20, 20, 19, 9, 0, 0, 0]
+    assert [fires(gap, TimingConfig(barge_in_gap_ms=140)) for gap in gaps] == [20, 20, 20, 20, 20, 19, 9, 0]
+
+
+def test_word_gaps_through_the_codec() -> None:
+    """Between words the silence reads LONGER than it is (a word's fall and the next one's rise
+    sit partly under the threshold). A 170 ms word, a gap, a 300 ms word, at each 1 ms position
+    in a frame: joined (the barge-in fires from the first word's onset, before the second word
+    alone could) whenever the gap is <= 100 ms, never from 130 ms on; 110 and 120 ms in between."""
+
+    def joined(gap: int) -> int:
+        n = 0
+        for offset in range(20):
+            at = 1000 + offset
+            ((fired, onset),) = sounds_through_the_codec((170, 300), (gap,), at, words=True)
+            if onset < at + 100:  # the first word's onset (its rise: the frame it starts in or the next)
+                assert fired <= at + 170 + gap + CFG.hysteresis_ms + 20  # confirmed 60 ms into the second
+                n += 1
+            else:
+                assert onset < at + 170 + gap + 20 and fired == onset + 200  # the second word alone
+        return n
+
+    assert [joined(gap) for gap in (60, 80, 100, 110, 120, 130, 150)] == [20, 20, 20, 15, 5, 0, 0]
 
 
 def test_skipped_frames_are_counted_as_neither_voice_nor_silence() -> None:

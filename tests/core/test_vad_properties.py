@@ -30,6 +30,7 @@ configs = st.builds(
     min_voice_onset_ms=st.sampled_from([60, 100, 160]),
     barge_in_min_voice_ms=st.sampled_from([180, 200, 220]),
     barge_in_grace_ms=st.sampled_from([150, 200, 250]),
+    barge_in_gap_ms=st.sampled_from([0, 60, 100, 120, 200]),
 )
 
 # runs of (voice?, rms level, frames): speech-like on/off patterns of any length
@@ -148,11 +149,55 @@ def test_open_guarantees(
             raise AssertionError("silence after open() did not end the utterance")
 
 
+def stretch_start(voice: list[bool], i: int, gap_ms: int) -> int:
+    """The frame where the stretch holding voice frame ``i`` began: back over its run, then over
+    every silence shorter than ``gap_ms`` (in frames x 20 ms) to the run before it."""
+    s = i
+    while s > 0 and voice[s - 1]:
+        s -= 1
+    while True:
+        g = s
+        while g > 0 and not voice[g - 1]:
+            g -= 1
+        if g == 0 or (s - g) * FRAME >= gap_ms:
+            return s
+        s = g - 1
+        while s > 0 and voice[s - 1]:
+            s -= 1
+
+
+def counted_voice(voice: list[bool], first: int, i: int, grace_end: int) -> int:
+    """Voice (ms) in frames first..i at or after grace_end (a frame straddling it counts in part)."""
+    return sum(max(0, min(FRAME, (k + 1) * FRAME - grace_end)) for k in range(first, i + 1) if voice[k])
+
+
+# words and the gaps between them, in frames: short enough that stretches form and break often
+words = st.lists(st.tuples(st.integers(1, 12), st.integers(1, 12)), min_size=1, max_size=30)
+
+
+def expand_words(lead: int, ws: list[tuple[int, int]]) -> list[bool]:
+    return [False] * lead + [x for v, q in ws for x in [True] * v + [False] * q]
+
+
 @settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)
 @given(configs, runs, st.integers(0, 100), st.integers(1, 150))
 def test_barge_in_guarantees(cfg: TimingConfig, rs: list[tuple[bool, float, int]], arm_frame: int, play_frames: int) -> None:
+    check_barge_in(cfg, [v for v, _ in expand(rs)], arm_frame, play_frames)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)  # deterministic runs (CI)
+@given(configs, st.integers(0, 20), words, st.integers(0, 30), st.integers(1, 300))
+def test_barge_in_guarantees_on_words(
+    cfg: TimingConfig, lead: int, ws: list[tuple[int, int]], arm_frame: int, play_frames: int
+) -> None:
+    check_barge_in(cfg, expand_words(lead, ws), arm_frame, play_frames)
+
+
+def check_barge_in(cfg: TimingConfig, voice: list[bool], arm_frame: int, play_frames: int) -> None:
+    """Plain decisions (no classifier): a frame's voice is its own. The rule, exactly: the first
+    voice frame while armed where the voice of its stretch (runs apart by less than
+    barge_in_gap_ms), counted from the grace window's end, reaches barge_in_min_voice_ms."""
     b = BargeInDetector(cfg)
-    voice = [v for v, _ in expand(rs)]
     arm_t = FRAME * arm_frame
     stop_frame = arm_frame + play_frames
     need = frames_for(cfg.barge_in_min_voice_ms)
@@ -167,21 +212,24 @@ def test_barge_in_guarantees(cfg: TimingConfig, rs: list[tuple[bool, float, int]
         if b.update(v, t):
             fired_at.append(i)
             end = t + FRAME
-            assert arm_frame <= i < stop_frame, "fired while the agent was silent"
-            assert end >= grace_end + cfg.barge_in_min_voice_ms, "fired inside / too soon after the grace window"
-            assert all(voice[i + 1 - need : i + 1]), "fired without min_voice of continuous voice"
             o = b.onset_ms // FRAME
-            assert all(voice[o : i + 1]) and (o == 0 or not voice[o - 1]), "onset_ms is not the run's start"
+            assert arm_frame <= i < stop_frame, "fired while the agent was silent"
+            assert v, "fired on a quiet frame"
+            assert end >= grace_end + cfg.barge_in_min_voice_ms, "fired inside / too soon after the grace window"
+            assert o == stretch_start(voice, i, cfg.barge_in_gap_ms), "onset_ms is not the stretch's start"
+            assert voice[o] and (o == 0 or not voice[o - 1]), "onset_ms is not a run's start"
+            assert "0" * frames_for(max(cfg.barge_in_gap_ms, FRAME)) not in "".join("1" if x else "0" for x in voice[o : i + 1]), (
+                "the stretch spans a silence of barge_in_gap_ms"
+            )
+            assert counted_voice(voice, o, i, grace_end) >= cfg.barge_in_min_voice_ms, "fired with less voice than min_voice"
+            if cfg.barge_in_gap_ms == 0:  # the continuous rule
+                assert all(voice[i + 1 - need : i + 1]), "fired without min_voice of continuous voice"
     assert len(fired_at) <= 1, "fired twice for one arm"
-    # completeness: the first frame where the rule holds is exactly where it fired
+    # completeness: the first frame where the rule holds is exactly where it fired, and a
+    # stretch whose voice stays under min_voice never fires
     expected = None
     for i in range(arm_frame, min(stop_frame, len(voice))):
-        if not voice[i]:
-            continue
-        start = i
-        while start > 0 and voice[start - 1]:
-            start -= 1
-        if (i + 1) * FRAME - max(start * FRAME, grace_end) >= cfg.barge_in_min_voice_ms:
+        if voice[i] and counted_voice(voice, stretch_start(voice, i, cfg.barge_in_gap_ms), i, grace_end) >= cfg.barge_in_min_voice_ms:
             expected = i
             break
     assert fired_at == ([] if expected is None else [expected])
@@ -259,10 +307,11 @@ def isolated_stretches(loud: list[bool], h: int, first: int) -> list[tuple[int, 
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)
-@given(configs, loud_runs, st.integers(0, 60), st.integers(1, 200))
+@given(configs.map(lambda c: replace(c, barge_in_gap_ms=0)), loud_runs, st.integers(0, 60), st.integers(1, 200))
 def test_barge_in_counts_real_voice_through_the_classifier(
     cfg: TimingConfig, rs: list[tuple[bool, int]], arm_after: int, play_frames: int
 ) -> None:
+    """The continuous rule (barge_in_gap_ms = 0) through the classifier."""
     c, b = FrameClassifier(cfg), BargeInDetector(cfg)
     loud = loud_frames(cfg, rs)
     cal, h = frames_for(cfg.calibration_ms), cfg.hysteresis_ms // FRAME
@@ -295,6 +344,80 @@ def test_barge_in_counts_real_voice_through_the_classifier(
         ):
             # the rule in real time: fires on the frame ending min_voice after the voice starts
             assert fired == [(s + need - 1, s)], "not exactly min_voice after the real onset"
+
+
+def real_voice(loud: list[bool], cal: int, h: int) -> tuple[list[bool], list[bool]]:
+    """The classifier's decisions, in a few lines: (reported, real). ``reported[i]``: the decision
+    on frame i (a flip once h frames in a row disagree); ``real[i]``: whether frame i really was
+    voice — each decided run moved back to where it began (a bridged dip belongs to its run)."""
+    reported, real = [False] * len(loud), [False] * len(loud)
+    state, since = False, -1
+    for i in range(cal, len(loud)):
+        if loud[i] != state:
+            if since < 0:
+                since = i
+            if i + 1 - since >= h:
+                state, since = loud[i], -1
+                for k in range(i + 1 - h, i + 1):
+                    real[k] = state
+                reported[i] = state
+                continue
+        else:
+            since = -1
+        reported[i] = real[i] = state
+    return reported, real
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)
+@given(configs, loud_runs, st.integers(0, 60), st.integers(1, 200))
+def test_barge_in_counts_the_voice_of_a_stretch_through_the_classifier(
+    cfg: TimingConfig, rs: list[tuple[bool, int]], arm_after: int, play_frames: int
+) -> None:
+    check_barge_in_through_the_classifier(cfg, loud_frames(cfg, rs), arm_after, play_frames)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)  # deterministic runs (CI)
+@given(configs, words, st.integers(0, 30), st.integers(1, 300))
+def test_barge_in_counts_the_voice_of_words_through_the_classifier(
+    cfg: TimingConfig, ws: list[tuple[int, int]], arm_after: int, play_frames: int
+) -> None:
+    check_barge_in_through_the_classifier(cfg, [False] * frames_for(cfg.calibration_ms) + expand_words(0, ws), arm_after, play_frames)
+
+
+def check_barge_in_through_the_classifier(cfg: TimingConfig, loud: list[bool], arm_after: int, play_frames: int) -> None:
+    """The rule in real time, exactly: fires on the first frame, while armed, that is loud and
+    decided voice (the trigger frame is itself loud) where the real voice of its stretch — runs
+    apart by silences shorter than barge_in_gap_ms, the silences not counted — counted from the
+    grace window's end reaches barge_in_min_voice_ms; onset_ms = the stretch's real start. So
+    a stretch with less voice never fires, and one fires exactly when its voice gets there
+    (or, when the last piece is a new run, once the hysteresis has confirmed it)."""
+    c, b = FrameClassifier(cfg), BargeInDetector(cfg)
+    cal, h = frames_for(cfg.calibration_ms), cfg.hysteresis_ms // FRAME
+    arm_frame = cal + arm_after
+    stop_frame = arm_frame + play_frames
+    grace_end = FRAME * arm_frame + cfg.barge_in_grace_ms
+    fired: list[tuple[int, int]] = []
+    for i, l in enumerate(loud):
+        t = FRAME * i
+        if i == arm_frame:
+            b.arm(t)
+        if i == stop_frame:
+            b.disarm()
+        if b.update(c.update(SPEECH_RMS if l else NOISE_RMS, t), t, c):
+            fired.append((i, b.onset_ms // FRAME))
+    if c.reseats:
+        return  # 10 s of loud frames in a row: a noisier line, not voice (another rule)
+    reported, real = real_voice(loud, cal, h)
+    expected = []
+    for i in range(arm_frame, min(stop_frame, len(loud))):
+        if reported[i] and loud[i]:
+            o = stretch_start(real, i, cfg.barge_in_gap_ms)
+            if counted_voice(real, o, i, grace_end) >= cfg.barge_in_min_voice_ms:
+                expected = [(i, o)]
+                break
+    assert fired == expected
+    for i, o in fired:
+        assert loud[i] and loud[o], "fired on a quiet frame / onset on a quiet frame"
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)

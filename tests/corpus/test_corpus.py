@@ -11,8 +11,6 @@ from .scenarios import SCENARIOS
 # Known misses, measured and explained (README, behaviour table). Strict: the day one of them
 # passes, this list has to be updated.
 KNOWN_MISSES = {
-    "int_en_content_synth": "10 dB SNR: the user's threshold max(35, noise*2.2+8) sits at ~1400 RMS, so a "
-    "2000 RMS voice with a syllable envelope never stays above it for 200 ms: no barge-in (an energy VAD's limit)",
     "ie_en_bursts": "double talk at the echo gate's edge: the caller's first frames are 13 dB under the agent on a "
     "-18 dB echo line, indistinguishable from echo by energy alone — the agent's loud frame is the one at the echo's "
     "(learned) delay, so the caller is only ~5 dB over its echo, under the 6 dB margin; the halt comes ~60 ms late",
