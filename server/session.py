@@ -732,10 +732,9 @@ class CallSession:
         # (the `clear` reaching Twilio, or the end of what was queued there if that came first).
         stop = min(sent, play_end)
         halt_ms = (stop - clock.clock_s(halt.onset_ms)) * 1000.0
-        # Voice inside the grace window is ignored by rule, so "clean" is judged from the
-        # window's end: the detector's own minimum plus one frame of processing.
-        counted_from = max(halt.onset_ms, self.inbound.barge.armed_at + self.cfg.barge_in_grace_ms)
-        clean = (stop - clock.clock_s(counted_from)) * 1000.0 <= self.cfg.barge_in_min_voice_ms + FRAME_MS
+        # "Clean": the agent went quiet within a frame of the moment the rule was met (the trigger
+        # frame's audio could have reached us); late = frames arrived late (a burst) or we were slow.
+        clean = (stop - clock.clock_s(halt.trigger_ms)) * 1000.0 <= FRAME_MS
         self.metrics.barge_ins += 1
         self.metrics.halt_ms.append(round(halt_ms, 2))
         if clean:

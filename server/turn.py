@@ -799,7 +799,9 @@ class TurnMachine:
         self.responding = False
         self.paused = True
         start = onset_ms if speech_from_ms < 0 else min(onset_ms, speech_from_ms)
-        self.utt = Utterance(start, interrupted=True, voiced_ms=max(0, trigger_ms - onset_ms))
+        # the detector fired at min voice (voice across word gaps counts, the gaps do not)
+        voiced = max(0, min(trigger_ms - onset_ms, self.cfg.barge_in_min_voice_ms))
+        self.utt = Utterance(start, interrupted=True, voiced_ms=voiced)
         self._utterance_deadline(onset_ms)
         return [
             Halt(onset_ms, trigger_ms, barge_in),
