@@ -30,7 +30,7 @@ TURNS = 40
 
 
 def _info(sid: str) -> CallInfo:
-    return CallInfo(sid, "MZ" + sid, "+972501234567", "+97233001122", dt.datetime.now(dt.timezone.utc))
+    return CallInfo(sid, "MZ" + sid[2:], "+972501234567", "+97233001122", dt.datetime.now(dt.timezone.utc))
 
 
 async def _ticker(stop: trio.Event, late: list[float]) -> None:
@@ -119,10 +119,10 @@ def test_event_loop_stall_while_recording(benchmark) -> None:
         ours: list[float] = []
 
         def threaded() -> None:
-            ours.extend(_lateness(store, f"CAt{len(ours)}", True, path))
+            ours.extend(_lateness(store, f"CA{len(ours):032x}", True, path))
 
         benchmark.pedantic(threaded, rounds=3, iterations=1)
-        on_loop = [x for i in range(3) for x in _lateness(store, f"CAb{i}", False, path)]
+        on_loop = [x for i in range(3) for x in _lateness(store, f"CA{0xb0 + i:032x}", False, path)]
         idle = _lateness(None, "", False)
         store.close()
     p_ours, p_loop, p_idle = _p99(ours), _p99(on_loop), _p99(idle)
@@ -139,15 +139,15 @@ def test_event_loop_stall_while_recording(benchmark) -> None:
 def test_turn_write_cost(benchmark) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        store.record_call_start(_info("CA1"))
-        benchmark(store.record_turn, "CA1", "caller", "שורה " * 8, 0, 2000, True)
+        store.record_call_start(_info("CA00000000000000000000000000000001"))
+        benchmark(store.record_turn, "CA00000000000000000000000000000001", "caller", "שורה " * 8, 0, 2000, True)
         ours = benchmark.stats.stats.median
         raw = sqlite3.connect(Path(tmp) / "raw.db")
         raw.execute("CREATE TABLE t (call_sid TEXT, speaker TEXT, text TEXT, a INT, b INT, c INT)")
         samples = []
         for _ in range(200):
             t = time.perf_counter()
-            raw.execute("INSERT INTO t VALUES (?,?,?,?,?,?)", ("CA1", "caller", "שורה " * 8, 0, 2000, 1))
+            raw.execute("INSERT INTO t VALUES (?,?,?,?,?,?)", ("CA00000000000000000000000000000001", "caller", "שורה " * 8, 0, 2000, 1))
             raw.commit()
             samples.append(time.perf_counter() - t)
         raw.close()

@@ -27,7 +27,12 @@ Per turn:
   stream failed) keeps the caller's words through the rules' extraction; a tool call that
   does arrive stays authoritative.
 The history sent to the model holds only what the caller heard (:meth:`heard`);
-:meth:`retract` takes a whole unheard turn back out of it.
+:meth:`retract` takes a whole unheard turn back out of it. It is bounded: each request
+carries the system prompt, the few-shot examples, the state note (every slot, the offered
+and chosen windows: what the call has gathered) and only the last
+:data:`MAX_HISTORY_MESSAGES` messages of the conversation, each cut to
+:data:`MAX_MESSAGE_CHARS`; older messages are dropped from memory too. A long call costs the
+same per turn as a short one, and a caller cannot grow the request (or the process) by talking.
 """
 from __future__ import annotations
 
@@ -47,6 +52,14 @@ from dialog.rules import CLARIFY_BELOW, CONFIRM_FROM, RuleDialog, count_violatio
 from leads import metrics
 
 CLOSE_STREAM_S = 1.0  # closing a cut reply's HTTP stream, shielded: never longer than this
+# The conversation window sent with each request: 12 exchanges (caller + agent), enough for
+# the model to follow the thread (a repeated question, a correction a few turns back); what
+# matters from earlier on is in the state note.
+MAX_HISTORY_MESSAGES = 24
+# One message of the window: a long utterance or a runaway transcript is cut (agent replies are
+# ~max_tokens 120, a minute of speech is ~700 characters of Hebrew).
+MAX_MESSAGE_CHARS = 1000
+OMITTED_NOTE = "(חלק מתחילת השיחה הושמט; מה שנאסף מופיע בהערת המצב למעלה.)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +196,7 @@ class OpenAIBrain(Brain):
         self._before: _Before | None = None
         self._turn = 0  # bumped by respond() and retract(): an older reply must not touch the state
         self._applied = 0  # tool calls applied so far
+        self._omitted = False  # the history window has dropped older messages
 
 
     # -- Brain -------------------------------------------------------------------------------------
@@ -198,6 +212,7 @@ class OpenAIBrain(Brain):
 
     def heard(self, said: str, heard_fully: bool) -> None:
         self._unheard = None
+        said = said[:MAX_MESSAGE_CHARS]
         self.history.append({"role": "assistant", "content": said if heard_fully else said.rstrip() + CUT_MARK})
         self.rules.heard(said, heard_fully)
 
@@ -213,6 +228,7 @@ class OpenAIBrain(Brain):
     def respond(self, turn: CallerTurn) -> AsyncIterator[str]:
         # Not an async generator itself: the state is noted when respond() is called, so
         # retract() is right even if the reply is never iterated.
+        self._trim_history()
         self._before = _Before(
             self.rules.snapshot(), len(self.history), self._unheard, tuple(self.windows), self.chosen,
             self._finished, self.fallback, len(self.violations),
@@ -234,12 +250,22 @@ class OpenAIBrain(Brain):
         self._finished = before.finished
         self.fallback = before.fallback
 
+    def _trim_history(self) -> None:
+        """Keep the last MAX_HISTORY_MESSAGES - 2 messages (this turn adds up to two: the
+        unreported reply and the caller's words). Runs before respond() notes the state, so
+        retract() restores to the trimmed list."""
+        keep = MAX_HISTORY_MESSAGES - 2
+        if len(self.history) > keep:
+            del self.history[: len(self.history) - keep]
+            self._omitted = True
+
     async def _respond(self, turn: CallerTurn, n: int) -> AsyncIterator[str]:
         if self._unheard is not None:  # the session did not report: assume it was all heard
-            self.history.append({"role": "assistant", "content": self._unheard})
+            self.history.append({"role": "assistant", "content": self._unheard[:MAX_MESSAGE_CHARS]})
             self._unheard = None
         text = turn.text.strip()
-        self.history.append({"role": "user", "content": (INTERRUPTED_MARK if turn.interrupted_agent else "") + (text or "…")})
+        content = (INTERRUPTED_MARK if turn.interrupted_agent else "") + (text[:MAX_MESSAGE_CHARS] or "…")
+        self.history.append({"role": "user", "content": content})
         if self.finished:  # the caller talked over the goodbye, or right after it
             self._finished = False
             if not self.rules.finished:  # (when the rules said it, their reply reopens the call)
@@ -425,7 +451,9 @@ class OpenAIBrain(Brain):
             self.lead, self.caller_phone, self.now, self.windows, self.chosen, self.hebrew, sorted(self.rules.declined)
         )
         msgs = [{"role": "system", "content": SYSTEM_PROMPT_HE}, *FEW_SHOT, {"role": "system", "content": note}]
-        msgs += self.history
+        if self._omitted:
+            msgs.append({"role": "system", "content": OMITTED_NOTE})
+        msgs += self.history[-MAX_HISTORY_MESSAGES:]
         if regenerated:
             msgs.append({"role": "system", "content": "התשובה הקודמת הציעה נכסים או מחירים בלי נתונים. עני שוב בלי זה."})
         return msgs

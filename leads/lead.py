@@ -6,10 +6,22 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from dialog.base import LeadState
+from leads import fields
 from leads.schema import utc
 
 JERUSALEM = ZoneInfo("Asia/Jerusalem")
 SLOT_FIELDS = ("name", "area", "property_type", "rooms", "budget_ils", "timeframe")
+TEXT_SLOTS = ("name", "area", "property_type", "timeframe")  # each cut to fields.SLOT_TEXT_MAX
+
+
+def check_lead(lead: LeadState) -> None:
+    """Raise :class:`~leads.fields.InvalidField` for a value no store may keep (before any SQL)."""
+    s = lead.slots
+    fields.rooms(s.rooms)
+    fields.budget(s.budget_ils)
+    for name in TEXT_SLOTS:
+        fields.text(getattr(s, name), fields.SLOT_TEXT_MAX, name)
+    fields.text(lead.status, fields.OUTCOME_MAX, "status")
 
 
 def merge_lead(stored: Mapping[str, Any] | None, lead: LeadState) -> dict[str, Any]:
@@ -24,12 +36,14 @@ def merge_lead(stored: Mapping[str, Any] | None, lead: LeadState) -> dict[str, A
     values: dict[str, Any] = {}
     for name in SLOT_FIELDS:
         new = getattr(lead.slots, name)
+        if isinstance(new, str):
+            new = fields.text(new, fields.SLOT_TEXT_MAX, name)
         values[name] = new if new is not None else stored.get(name)
     values["phone_confirmed"] = bool(lead.slots.phone_confirmed or stored.get("phone_confirmed"))
     if lead.status == "new" and stored.get("status"):
         values["status"] = stored["status"]
     else:
-        values["status"] = lead.status
+        values["status"] = fields.text(lead.status, fields.OUTCOME_MAX, "status")
     meeting = lead.meeting_at.astimezone(dt.timezone.utc) if lead.meeting_at else None
     values["meeting_at"] = meeting if meeting is not None else stored.get("meeting_at")
     return values

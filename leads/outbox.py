@@ -28,7 +28,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from leads import schema
+from leads import fields, schema
 from leads.metrics import outbox_deliveries_total
 from leads.store import Store
 from server.logs import log_event
@@ -186,9 +186,9 @@ def record_result(
 ) -> None:
     o = schema.outbox
     values: dict[str, Any] = {"state": state, "updated_at": _now(), "next_attempt_at": next_attempt_at,
-                              "last_error": error}
+                              "last_error": fields.text(error, fields.ERROR_TEXT_MAX, "last_error")}
     if provider_id:
-        values["provider_id"] = provider_id
+        values["provider_id"] = fields.text(str(provider_id), fields.PROVIDER_ID_MAX, "provider_id")
     with store.engine.begin() as conn:
         conn.execute(o.update().where(o.c.id == item_id).values(**values))
 
@@ -205,6 +205,8 @@ def seconds_until_due(store: Store, now: dt.datetime) -> float | None:
 
 def apply_status_callback(store: Store, message_sid: str, status: str, error_code: str | None) -> bool:
     """Twilio's delivery report for one message; returns whether it changed anything."""
+    if not fields.message_sid(message_sid):
+        return False  # not a MessageSid (SM/MM + 32 hex): none of ours
     o = schema.outbox
     with store.engine.begin() as conn:
         row = conn.execute(sa.select(o.c.id, o.c.state).where(o.c.provider_id == message_sid)).first()
@@ -216,7 +218,7 @@ def apply_status_callback(store: Store, message_sid: str, status: str, error_cod
         conn.execute(
             o.update().where(o.c.id == row.id).values(
                 state=new, updated_at=_now(),
-                last_error=f"twilio error {error_code}" if error_code else None,
+                last_error=f"twilio error {error_code}"[: fields.ERROR_TEXT_MAX] if error_code else None,
             )
         )
         return True

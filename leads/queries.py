@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from leads import schema
+from leads import fields, schema
 from leads.lead import iso_local, lead_json
 from leads.store import Store
 
@@ -60,7 +60,17 @@ def list_leads(store: Store, limit: int = 500) -> list[dict[str, Any]]:
     return [lead_json(r) for r in rows]
 
 
+def _known_format(call_sid: str) -> bool:
+    try:
+        fields.call_sid(call_sid)
+        return True
+    except fields.InvalidField:
+        return False
+
+
 def call_detail(store: Store, call_sid: str) -> dict[str, Any] | None:
+    if not _known_format(call_sid):  # never stored (leads.fields): not found, without a query
+        return None
     c, tr = schema.calls, schema.transcripts
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(c).where(c.c.call_sid == call_sid)).mappings().first()
@@ -82,6 +92,8 @@ def call_detail(store: Store, call_sid: str) -> dict[str, Any] | None:
 
 
 def call_timeline(store: Store, call_sid: str) -> list[dict[str, Any]]:
+    if not _known_format(call_sid):
+        return []
     tl = schema.timeline
     with store.engine.connect() as conn:
         rows = conn.execute(

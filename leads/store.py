@@ -4,6 +4,10 @@
 short transaction, meant to run in a worker thread. The async side, :class:`SqlRecorder`,
 is what the call session talks to; it moves each write off the event loop and turns a DB
 failure into an ERROR log line, because a full disk must never end a phone call.
+
+Every value is checked and capped by :mod:`leads.fields` before any SQL runs (the same rules
+on SQLite and PostgreSQL): an invalid identifier or phone number raises
+:class:`~leads.fields.InvalidField` and nothing of that write is stored; free text is cut.
 """
 from __future__ import annotations
 
@@ -18,9 +22,10 @@ import sqlalchemy as sa
 import trio
 
 from dialog.base import LeadState
-from leads import schema
+from leads import fields, schema
 from leads.base import CallInfo, CallMetrics, CallRecorder, Speaker
-from leads.lead import lead_json, merge_lead, whatsapp_fallback_summary
+from leads.fields import InvalidField
+from leads.lead import check_lead, lead_json, merge_lead, whatsapp_fallback_summary
 from leads.migrations import migrate
 from server.logs import log_event
 
@@ -105,12 +110,15 @@ class Store:
         conn.execute(insert.on_conflict_do_nothing(index_elements=["call_sid"]))
 
     def record_call_start(self, info: CallInfo) -> None:
+        call_sid = fields.call_sid(info.call_sid)
         values = dict(
-            stream_sid=info.stream_sid, from_number=info.from_number, to_number=info.to_number,
+            stream_sid=fields.stream_sid(info.stream_sid),
+            from_number=fields.phone(info.from_number, "from_number"),
+            to_number=fields.phone(info.to_number, "to_number"),
             started_at=info.started_at, last_activity_at=info.started_at,
         )
         with self.engine.begin() as conn:
-            insert = _dialect_insert(conn)(schema.calls).values(call_sid=info.call_sid, **values)
+            insert = _dialect_insert(conn)(schema.calls).values(call_sid=call_sid, **values)
             conn.execute(insert.on_conflict_do_update(index_elements=["call_sid"], set_=values))
 
     def record_turn(
@@ -118,22 +126,27 @@ class Store:
         heard_fully: bool, now: dt.datetime | None = None,
     ) -> None:
         now = now or _now()
+        call_sid = fields.call_sid(call_sid)
+        row = dict(
+            call_sid=call_sid, speaker=fields.speaker(speaker),
+            text=fields.text(text, fields.TRANSCRIPT_TEXT_MAX, "text") or "",
+            t_start_ms=fields.clamp_int(t_start_ms, "t_start_ms"), t_end_ms=fields.clamp_int(t_end_ms, "t_end_ms"),
+            heard_fully=bool(heard_fully),
+        )
         with self.engine.begin() as conn:
             self._ensure_call(conn, call_sid, now)
-            conn.execute(
-                schema.transcripts.insert().values(
-                    call_sid=call_sid, speaker=speaker, text=text, t_start_ms=int(t_start_ms),
-                    t_end_ms=int(t_end_ms), heard_fully=bool(heard_fully),
-                )
-            )
+            conn.execute(schema.transcripts.insert().values(**row))
             values: dict[str, Any] = {"last_activity_at": now}
             if speaker == "caller":
                 values["turns"] = schema.calls.c.turns + 1
             conn.execute(schema.calls.update().where(schema.calls.c.call_sid == call_sid).values(**values))
 
     def record_timeline(self, call_sid: str, events: Iterable[tuple[int, str, dict[str, Any]]]) -> None:
+        call_sid = fields.call_sid(call_sid)
         rows = [
-            {"call_sid": call_sid, "t_ms": int(t_ms), "kind": kind, "detail": detail or None}
+            {"call_sid": call_sid, "t_ms": fields.clamp_int(t_ms, "t_ms"),
+             "kind": fields.text(str(kind), fields.TIMELINE_KIND_MAX, "kind"),
+             "detail": fields.timeline_detail(detail)}
             for t_ms, kind, detail in events
         ]
         if not rows:
@@ -192,10 +205,15 @@ class Store:
     ) -> None:
         """The lead as it stands mid-call, plus the follow-up held until the call ends."""
         now = now or _now()
+        call_sid = fields.call_sid(call_sid)
+        phone = fields.phone(phone)
+        if not phone:
+            return  # a withheld number: an anonymous caller is no lead
+        check_lead(lead)
+        summary = fields.text(whatsapp_summary or whatsapp_fallback_summary(lead), fields.SUMMARY_MAX, "summary")
         with self.engine.begin() as conn:
             self._ensure_call(conn, call_sid, now)
             self._upsert_lead(conn, call_sid, phone, lead, now)
-            summary = whatsapp_summary or whatsapp_fallback_summary(lead)
             conn.execute(
                 schema.calls.update().where(schema.calls.c.call_sid == call_sid).values(
                     pending_summary=summary, last_activity_at=now
@@ -212,6 +230,14 @@ class Store:
         lead_webhook: bool = False,
     ) -> None:
         """End of call, final lead, and the follow-ups queued — all in one transaction."""
+        call_sid = fields.call_sid(call_sid)
+        phone = fields.phone(phone)
+        check_lead(lead)
+        close_reason = fields.text(close_reason, fields.CLOSE_REASON_MAX, "close_reason")
+        outcome = fields.text(outcome, fields.OUTCOME_MAX, "outcome")
+        whatsapp_summary = fields.text(whatsapp_summary, fields.SUMMARY_MAX, "summary") or ""
+        stored_metrics = fields.metrics(dataclasses.asdict(metrics))
+        turns = fields.clamp_int(metrics.turns, "turns")
         with self.engine.begin() as conn:
             self._ensure_call(conn, call_sid, ended_at)
             started = schema.utc(
@@ -223,8 +249,8 @@ class Store:
                 schema.calls.update().where(schema.calls.c.call_sid == call_sid).values(
                     ended_at=ended_at, last_activity_at=ended_at, close_reason=close_reason,
                     outcome=outcome, duration_s=max(0.0, (ended_at - started).total_seconds()),
-                    turns=max(metrics.turns, 0) or schema.calls.c.turns,
-                    metrics=dataclasses.asdict(metrics), pending_summary=whatsapp_summary,
+                    turns=turns or schema.calls.c.turns,
+                    metrics=stored_metrics, pending_summary=whatsapp_summary,
                 )
             )
             if not phone:
@@ -279,9 +305,17 @@ class Store:
 
 def _log_db_error(what: str, call_sid: str, exc: BaseException) -> None:
     log_event(
-        "ERROR", logging.ERROR, call_sid=call_sid, where=f"store.{what}",
+        "ERROR", logging.ERROR, call_sid=call_sid[: fields.SID_LEN * 2], where=f"store.{what}",
         error=f"{type(exc).__name__}: {exc}"[:500],
     )
+
+
+def _valid_sid(call_sid: object) -> bool:
+    try:
+        fields.call_sid(call_sid)
+        return True
+    except InvalidField:
+        return False
 
 
 class SqlRecorder(CallRecorder):
@@ -296,17 +330,24 @@ class SqlRecorder(CallRecorder):
         self.lead_webhook = bool(os.environ.get("LEAD_WEBHOOK_URL")) if lead_webhook is None else lead_webhook
         self._timeline: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
 
-    async def _run(self, what: str, call_sid: str, fn: Any, *args: Any, **kwargs: Any) -> bool:
+    async def _attempt(self, what: str, call_sid: str, fn: Any, *args: Any, **kwargs: Any) -> BaseException | None:
+        """Run one store write in a worker thread; a failure is logged and returned."""
         try:
             await trio.to_thread.run_sync(lambda: fn(*args, **kwargs))
-            return True
-        except WRITE_ERRORS as exc:
+            return None
+        except (*WRITE_ERRORS, InvalidField) as exc:
             _log_db_error(what, call_sid, exc)
-            return False
+            return exc
+
+    async def _run(self, what: str, call_sid: str, fn: Any, *args: Any, **kwargs: Any) -> bool:
+        return await self._attempt(what, call_sid, fn, *args, **kwargs) is None
 
     async def _flush_timeline(self, call_sid: str) -> None:
         events = self._timeline.pop(call_sid, None)
-        if events and not await self._run("timeline", call_sid, self.store.record_timeline, call_sid, events):
+        if not events:
+            return
+        failed = await self._attempt("timeline", call_sid, self.store.record_timeline, call_sid, events)
+        if failed is not None and not isinstance(failed, InvalidField):
             # Keep them for the next try rather than lose the record of the call.
             self._timeline.setdefault(call_sid, [])[:0] = events
 
@@ -315,12 +356,19 @@ class SqlRecorder(CallRecorder):
             self.store.outbox_wakeup.set()
 
     def timeline_event(self, call_sid: str, t_ms: float, kind: str, **detail: Any) -> None:
+        if call_sid not in self._timeline and not _valid_sid(call_sid):
+            return  # never storable: the call's first write already logged why
         events = self._timeline.setdefault(call_sid, [])
         if len(events) < MAX_BUFFERED_EVENTS:  # a call whose writes all fail must not grow forever
             events.append((int(t_ms), kind, detail))
 
     async def call_started(self, info: CallInfo) -> None:
-        await self._run("call_started", info.call_sid, self.store.record_call_start, info)
+        for _ in range(3):
+            failed = await self._attempt("call_started", info.call_sid, self.store.record_call_start, info)
+            if not (isinstance(failed, InvalidField) and failed.field in ("from_number", "to_number")):
+                return
+            # The call is still recorded (and so can be closed), without the number it could not read.
+            info = dataclasses.replace(info, **{failed.field: ""})
 
     async def transcript_turn(
         self, call_sid: str, speaker: Speaker, text: str, t_start_ms: int, t_end_ms: int, heard_fully: bool
@@ -348,10 +396,18 @@ class SqlRecorder(CallRecorder):
         metrics: CallMetrics, phone: str, lead: LeadState, whatsapp_summary: str,
     ) -> None:
         await self._flush_timeline(call_sid)
-        ok = await self._run(
+        failed = await self._attempt(
             "call_ended", call_sid, self.store.record_call_end, call_sid, ended_at, close_reason,
             outcome, metrics, phone, lead, whatsapp_summary, lead_webhook=self.lead_webhook,
         )
+        if isinstance(failed, InvalidField) and failed.field == "phone":
+            # An unreadable number is nobody to follow up with: the call is still closed.
+            phone = ""
+            failed = await self._attempt(
+                "call_ended", call_sid, self.store.record_call_end, call_sid, ended_at, close_reason,
+                outcome, metrics, phone, lead, whatsapp_summary, lead_webhook=self.lead_webhook,
+            )
+        ok = failed is None
         self._timeline.pop(call_sid, None)
         if ok:
             if phone:

@@ -93,9 +93,9 @@ class _Track:
 
 @dataclass(slots=True)
 class CallIds:
-    call_sid: str = "CAsimulated0000000000000000000000"
-    stream_sid: str = "MZsimulated0000000000000000000000"
-    account_sid: str = "ACsimulated0000000000000000000000"
+    call_sid: str = "CA51a7ed00000000000000000000000000"
+    stream_sid: str = "MZ51a7ed00000000000000000000000000"
+    account_sid: str = "AC51a7ed00000000000000000000000000"
     from_number: str = "+972501234567"
     to_number: str = "+97231234567"
 

@@ -65,7 +65,7 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
         while get_json(server.url + "/api/calls")[0]["ended_at"] is None:
             assert time.monotonic() < deadline, "the finished call was never recorded as ended"
             time.sleep(0.1)
-        live_ids = CallIds(call_sid="CAlive000000000000000000000000000", stream_sid="MZlive00000000000000000000000000",
+        live_ids = CallIds(call_sid="CA11fe0000000000000000000000000000", stream_sid="MZ11fe0000000000000000000000000000",
                            from_number="+972529876543")
         # on the line ~15 s: long enough to be seen live, then hangs up while we watch
         live_steps = mod.caller_steps(["אני מחפשת פנטהאוז בחיפה"], tail_ms=10000)
@@ -86,7 +86,7 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(server.url + "/dashboard")
             page.wait_for_selector("body[data-loaded='1']", timeout=15000)
-            finished = page.locator("#calls tbody tr[data-sid='CAsimulated0000000000000000000000']")
+            finished = page.locator("#calls tbody tr[data-sid='CA51a7ed00000000000000000000000000']")
             expect(finished).to_contain_text("הסתיימה")
             expect(finished).to_contain_text("agent_hangup")
             live = page.locator(f"#calls tbody tr.live[data-sid='{live_ids.call_sid}']")
@@ -110,7 +110,7 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
             expect(transcript).to_contain_text("AgentLocator")  # the agent's greeting
             expect(page.locator("#metrics .kpi").first).to_contain_text("ms")
             # the turn-taking cards show this call's stored figures
-            m = get_json(server.url + "/api/calls/CAsimulated0000000000000000000000")["metrics"]
+            m = get_json(server.url + "/api/calls/CA51a7ed00000000000000000000000000")["metrics"]
             card = lambda key: page.locator(f"#metrics .kpi[data-kpi='{key}'] .kpi-value")  # noqa: E731
             expect(card("false_interruptions")).to_have_text(str(m["false_interruptions"]))
             expect(card("talk_over")).to_have_text(ms(max(m["talk_over_ms"], default=0)))
@@ -139,10 +139,10 @@ def mean(values: list[float]) -> float | None:
 
 # Finished calls with known turn-taking figures, and one stored before the figures existed.
 TURN_TAKING = {
-    "CAturn1": CallMetrics(turns=4, false_interruptions=2, resumed=2, ignored=1, continuations=1,
+    "CA000000000000000000000000000e0001": CallMetrics(turns=4, false_interruptions=2, resumed=2, ignored=1, continuations=1,
                            talk_over_ms=[40.0, 260.0, 80.0], dead_air_ms=[900.0, 1500.0, 2600.0, 700.0]),
-    "CAturn2": CallMetrics(turns=3, resumed=1, talk_over_ms=[], dead_air_ms=[1100.0, 850.0]),
-    "CAturn3": CallMetrics(turns=25, false_interruptions=1, continuations=2,
+    "CA000000000000000000000000000e0002": CallMetrics(turns=3, resumed=1, talk_over_ms=[], dead_air_ms=[1100.0, 850.0]),
+    "CA000000000000000000000000000e0003": CallMetrics(turns=25, false_interruptions=1, continuations=2,
                            talk_over_ms=[float(20 * i) for i in range(25, 0, -1)], dead_air_ms=[]),
 }
 OLD_METRICS = {"turn_latency_ms": [700.0], "asr_latency_ms": [350.0], "halt_ms": [], "barge_ins": 0,
@@ -164,17 +164,17 @@ def seed_turn_taking(db: str) -> None:
     rec = SqlRecorder(store, lead_webhook=False)
 
     async def run() -> None:
-        for i, (sid, m) in enumerate([("CAold", CallMetrics(turns=2)), *TURN_TAKING.items()]):
+        for i, (sid, m) in enumerate([("CA0000000000000000000000000000001d", CallMetrics(turns=2)), *TURN_TAKING.items()]):
             start = t0 + dt.timedelta(minutes=5 * i)
             phone = f"+97250000000{i}"
-            await rec.call_started(CallInfo(sid, "MZ" + sid, phone, "+97233001122", start))
+            await rec.call_started(CallInfo(sid, "MZ" + sid[2:], phone, "+97233001122", start))
             await rec.call_ended(sid, start + dt.timedelta(seconds=60), "twilio_stop", "qualified", m, phone,
                                  LeadState(Slots()), "סיכום")
 
     try:
         trio.run(run)
         with store.engine.begin() as conn:
-            conn.execute(sa.update(schema.calls).where(schema.calls.c.call_sid == "CAold").values(metrics=OLD_METRICS))
+            conn.execute(sa.update(schema.calls).where(schema.calls.c.call_sid == "CA0000000000000000000000000000001d").values(metrics=OLD_METRICS))
     finally:
         store.close()
 
@@ -224,8 +224,8 @@ def test_dashboard_shows_the_turn_taking_figures(tmp_path: Path) -> None:
             expect(page.locator("#chart-deadair figcaption")).to_contain_text("יעד ≤ 2000 ms")
             page.screenshot(path=str(ARTIFACTS / "dashboard-turn-taking.png"), full_page=True)
 
-            m = TURN_TAKING["CAturn1"]
-            page.goto(server.url + "/dashboard/calls/CAturn1")
+            m = TURN_TAKING["CA000000000000000000000000000e0001"]
+            page.goto(server.url + "/dashboard/calls/CA000000000000000000000000000e0001")
             page.wait_for_selector("body[data-loaded='1']", timeout=15000)
             card = lambda key: page.locator(f"#metrics .kpi[data-kpi='{key}']")  # noqa: E731
             expect(card("false_interruptions").locator(".kpi-value")).to_have_text(str(m.false_interruptions))
@@ -238,7 +238,7 @@ def test_dashboard_shows_the_turn_taking_figures(tmp_path: Path) -> None:
             expect(card("dead_air")).to_have_class("kpi bad")  # 2600 ms > 2000 ms
             expect(card("dead_air").locator(".kpi-detail")).to_contain_text(f"ממוצע {ms(mean(m.dead_air_ms))}")
             # a call without any talk-over: 0 ms, within the target
-            page.goto(server.url + "/dashboard/calls/CAturn2")
+            page.goto(server.url + "/dashboard/calls/CA000000000000000000000000000e0002")
             page.wait_for_selector("body[data-loaded='1']", timeout=15000)
             expect(card("talk_over").locator(".kpi-value")).to_have_text("0 ms")
             expect(card("talk_over")).to_have_class("kpi good")

@@ -43,6 +43,7 @@ import trio_websocket
 
 from dialog.phrases import EN, HE
 from dialog.prompt import FEW_SHOT, INTERRUPTED_MARK
+from leads.fields import sid_for
 from server.settings import Settings
 from server.wiring import Wiring, build_wiring
 from speech.providers import SpeechProviders
@@ -96,7 +97,7 @@ class OpenAICall:
 
     @property
     def call_sid(self) -> str:
-        return f"CAopenai{self.name}"
+        return sid_for("CA", f"openai{self.name}")
 
     def heard_after(self, t: float) -> list[Heard]:
         return [h for h in self.heard if h.start >= t]
@@ -129,7 +130,7 @@ async def get_json(port: int, path: str) -> Any:
 
 async def run_call(call: OpenAICall, db: Path) -> None:
     clips = prerender([s.voice for s in call.steps])
-    line = CallerLine(snr_db=30.0, call_sid=call.call_sid, stream_sid=f"MZ{call.name}")
+    line = CallerLine(snr_db=30.0, call_sid=call.call_sid, stream_sid=sid_for("MZ", call.name))
     oracle = OracleRecognizer(lambda: line.placed, line.now)
     voice = RealTimeAgentVoice(call.language, call.agent)
     script = CallerScript(call.steps, clips, oracle)

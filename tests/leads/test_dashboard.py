@@ -30,18 +30,18 @@ def make_app(store: Store, token: str | None = None) -> QuartTrio:
 
 async def seed(store: Store) -> None:
     rec = SqlRecorder(store, lead_webhook=False)
-    await rec.call_started(CallInfo("CA1", "MZ1", PHONE, "+97233001122", T0))
-    await rec.transcript_turn("CA1", "agent", "שלום! באיזה אזור אתם מחפשים?", 0, 2500, True)
-    await rec.transcript_turn("CA1", "caller", "ברמת גן", 3000, 4200, True)
-    rec.timeline_event("CA1", 4700, "STATE_CHANGE", to_state="PROCESSING")
-    rec.timeline_event("CA1", 5400, "BARGE_IN", halt_ms=120)
+    await rec.call_started(CallInfo("CA00000000000000000000000000000001", "MZ00000000000000000000000000000001", PHONE, "+97233001122", T0))
+    await rec.transcript_turn("CA00000000000000000000000000000001", "agent", "שלום! באיזה אזור אתם מחפשים?", 0, 2500, True)
+    await rec.transcript_turn("CA00000000000000000000000000000001", "caller", "ברמת גן", 3000, 4200, True)
+    rec.timeline_event("CA00000000000000000000000000000001", 4700, "STATE_CHANGE", to_state="PROCESSING")
+    rec.timeline_event("CA00000000000000000000000000000001", 5400, "BARGE_IN", halt_ms=120)
     lead = LeadState(Slots(area="רמת גן", name="יוסי"), status="meeting_booked",
                      meeting_at=dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.timezone.utc))
-    await rec.call_ended("CA1", T0 + dt.timedelta(seconds=90), "agent_hangup", "meeting_booked",
+    await rec.call_ended("CA00000000000000000000000000000001", T0 + dt.timedelta(seconds=90), "agent_hangup", "meeting_booked",
                          CallMetrics(turn_latency_ms=[700.0], asr_latency_ms=[350.0], halt_ms=[120.0],
                                      barge_ins=1, barge_ins_clean=1, heartbeats=3, turns=1, turns_to_meeting=1),
                          PHONE, lead, "סיכום")
-    await rec.call_started(CallInfo("CA2", "MZ2", "+972529998877", "+97233001122", T0 + dt.timedelta(minutes=5)))
+    await rec.call_started(CallInfo("CA00000000000000000000000000000002", "MZ00000000000000000000000000000002", "+972529998877", "+97233001122", T0 + dt.timedelta(minutes=5)))
 
 
 @pytest.fixture
@@ -55,21 +55,21 @@ async def test_api_shapes_match_the_contract(sqlite_store: Store) -> None:
     await seed(sqlite_store)
     client = make_app(sqlite_store).test_client()
     calls = await (await client.get("/api/calls")).get_json()
-    assert [c["call_sid"] for c in calls] == ["CA2", "CA1"]
+    assert [c["call_sid"] for c in calls] == ["CA00000000000000000000000000000002", "CA00000000000000000000000000000001"]
     assert set(calls[0]) == {"call_sid", "from", "to", "started_at", "ended_at", "close_reason", "turns", "outcome"}
     assert calls[0]["ended_at"] is None  # live
     leads = await (await client.get("/api/leads")).get_json()
     assert set(leads[0]) == {"phone", "name", "area", "property_type", "rooms", "budget_ils", "timeframe",
                              "status", "meeting_at", "updated_at"}
     assert leads[0]["meeting_at"] == "2026-11-30T10:00:00+02:00"
-    detail = await (await client.get("/api/calls/CA1")).get_json()
+    detail = await (await client.get("/api/calls/CA00000000000000000000000000000001")).get_json()
     assert set(detail) == set(calls[0]) | {"transcript", "metrics"}
     assert set(detail["metrics"]) == {"turn_latency_ms", "asr_latency_ms", "halt_ms", "barge_ins",
                                       "barge_ins_clean", "heartbeats", "false_interruptions", "resumed",
                                       "ignored", "continuations", "talk_over_ms", "dead_air_ms"}
     assert set(detail["transcript"][0]) == {"speaker", "text", "t_start_ms", "t_end_ms", "heard_fully"}
     assert (await client.get("/api/calls/nope")).status_code == 404
-    timeline = await (await client.get("/api/calls/CA1/timeline")).get_json()
+    timeline = await (await client.get("/api/calls/CA00000000000000000000000000000001/timeline")).get_json()
     assert [e["kind"] for e in timeline] == ["STATE_CHANGE", "BARGE_IN"]
     series = await (await client.get("/api/series")).get_json()
     assert series["targets"] == {"turn_latency_ms": 1200, "asr_latency_ms": 700, "halt_ms": 200,
@@ -82,14 +82,14 @@ async def test_api_shapes_match_the_contract(sqlite_store: Store) -> None:
     assert [(o["channel"], o["state"]) for o in outbox] == [("whatsapp", "pending")]
 
 
-# Three finished calls with known turn-taking figures (the seeded CA1 above has none of them).
+# Three finished calls with known turn-taking figures (the seeded CA00000000000000000000000000000001 above has none of them).
 TURN_TAKING = {
-    "CT1": CallMetrics(turns=4, false_interruptions=2, resumed=2, ignored=1, continuations=1,
+    "CA000000000000000000000000000c0001": CallMetrics(turns=4, false_interruptions=2, resumed=2, ignored=1, continuations=1,
                        talk_over_ms=[40.0, 260.0, 80.0], dead_air_ms=[900.0, 1500.0, 2600.0, 700.0]),
-    "CT2": CallMetrics(turns=3, false_interruptions=0, resumed=1, talk_over_ms=[],
+    "CA000000000000000000000000000c0002": CallMetrics(turns=3, false_interruptions=0, resumed=1, talk_over_ms=[],
                        dead_air_ms=[1100.0, 850.0]),
     # 25 agent turns with talk-over: the 95th percentile is the 24th smallest, not the largest
-    "CT3": CallMetrics(turns=25, false_interruptions=1, talk_over_ms=[float(20 * i) for i in range(25, 0, -1)],
+    "CA000000000000000000000000000c0003": CallMetrics(turns=25, false_interruptions=1, talk_over_ms=[float(20 * i) for i in range(25, 0, -1)],
                        dead_air_ms=[]),
 }
 
@@ -110,7 +110,7 @@ async def seed_turn_taking(store: Store) -> None:
     rec = SqlRecorder(store, lead_webhook=False)
     for i, (sid, m) in enumerate(TURN_TAKING.items()):
         start = T0 + dt.timedelta(minutes=10 * (i + 1))
-        await rec.call_started(CallInfo(sid, "MZ" + sid, f"+97250000000{i}", "+97233001122", start))
+        await rec.call_started(CallInfo(sid, "MZ" + sid[2:], f"+97250000000{i}", "+97233001122", start))
         await rec.call_ended(sid, start + dt.timedelta(seconds=60), "twilio_stop", "qualified", m,
                              f"+97250000000{i}", LeadState(Slots()), "סיכום")
 
@@ -129,7 +129,7 @@ async def test_turn_taking_figures_in_the_api(sqlite_store: Store) -> None:
         }
     # /api/series: one point per finished call, oldest first
     points = (await (await client.get("/api/series")).get_json())["points"]
-    assert [p["call_sid"] for p in points] == ["CA1", *TURN_TAKING]
+    assert [p["call_sid"] for p in points] == ["CA00000000000000000000000000000001", *TURN_TAKING]
     for point, m in zip(points[1:], TURN_TAKING.values()):
         assert {k: point[k] for k in expected_figures(m)} == expected_figures(m), point["call_sid"]
     assert (points[1]["talk_over_max_ms"], points[1]["talk_over_p95_ms"]) == (260.0, 260.0)
@@ -144,11 +144,11 @@ async def test_calls_stored_before_the_turn_taking_figures(sqlite_store: Store) 
     points leave them out (None) rather than counting zeros."""
     await seed(sqlite_store)
     with sqlite_store.engine.begin() as conn:
-        conn.execute(schema.calls.update().where(schema.calls.c.call_sid == "CA1").values(metrics={
+        conn.execute(schema.calls.update().where(schema.calls.c.call_sid == "CA00000000000000000000000000000001").values(metrics={
             "turn_latency_ms": [700.0], "asr_latency_ms": [350.0], "halt_ms": [120.0], "barge_ins": 1,
             "barge_ins_clean": 1, "heartbeats": 3, "turns": 1}))
     client = make_app(sqlite_store).test_client()
-    metrics = (await (await client.get("/api/calls/CA1")).get_json())["metrics"]
+    metrics = (await (await client.get("/api/calls/CA00000000000000000000000000000001")).get_json())["metrics"]
     assert (metrics["false_interruptions"], metrics["talk_over_ms"], metrics["dead_air_ms"]) == (0, [], [])
     [point] = (await (await client.get("/api/series")).get_json())["points"]
     assert all(point[k] is None for k in ("false_interruptions", "resumed", "ignored", "continuations",
@@ -163,8 +163,8 @@ async def test_pages_render_with_vendored_assets(sqlite_store: Store) -> None:
     assert 'dir="rtl"' in page and "uPlot.iife.min.js" in page and "http" not in page.split("<body>")[1].split("AL.")[0]
     assert (await client.get("/dashboard/static/uPlot.iife.min.js")).status_code == 200
     assert (await client.get("/dashboard/static/dashboard.js")).status_code == 200
-    call = await (await client.get("/dashboard/calls/CA1")).get_data(as_text=True)
-    assert 'AL.callPage("CA1")' in call
+    call = await (await client.get("/dashboard/calls/CA00000000000000000000000000000001")).get_data(as_text=True)
+    assert 'AL.callPage("CA00000000000000000000000000000001")' in call
 
 
 async def test_token_protects_dashboard_and_api(sqlite_store: Store) -> None:
@@ -199,16 +199,16 @@ async def test_remote_request_refused_without_token(sqlite_store: Store) -> None
 async def test_whatsapp_status_callback_updates_delivery_state(sqlite_store: Store, monkeypatch) -> None:
     await seed(sqlite_store)
     [item] = claim_due(sqlite_store, dt.datetime.now(dt.timezone.utc))
-    record_result(sqlite_store, item.id, state="sent", provider_id="SM123")
+    record_result(sqlite_store, item.id, state="sent", provider_id="SM00000000000000000000000000000123")
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "authtok")
     client = make_app(sqlite_store).test_client()
-    form = {"MessageSid": "SM123", "MessageStatus": "delivered"}
+    form = {"MessageSid": "SM00000000000000000000000000000123", "MessageStatus": "delivered"}
     assert (await client.post("/whatsapp_status", form=form)).status_code == 403  # unsigned
     sig = SignatureChecker("authtok").sign("http://localhost/whatsapp_status", form)
     resp = await client.post("/whatsapp_status", form=form, headers={"X-Twilio-Signature": sig})
     assert resp.status_code == 204
     # A late "sent" after "delivered" does not move the state back.
-    late = {"MessageSid": "SM123", "MessageStatus": "sent"}
+    late = {"MessageSid": "SM00000000000000000000000000000123", "MessageStatus": "sent"}
     sig = SignatureChecker("authtok").sign("http://localhost/whatsapp_status", late)
     assert (await client.post("/whatsapp_status", form=late, headers={"X-Twilio-Signature": sig})).status_code == 204
     with sqlite_store.engine.connect() as conn:

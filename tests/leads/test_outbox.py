@@ -33,10 +33,10 @@ def items(store: Store) -> list[dict]:
         return [dict(r) for r in conn.execute(sa.select(schema.outbox).order_by(schema.outbox.c.id)).mappings()]
 
 
-async def end_call(store: Store, sid: str = "CA1", status: str = "meeting_booked", webhook: bool = False) -> None:
+async def end_call(store: Store, sid: str = "CA00000000000000000000000000000001", status: str = "meeting_booked", webhook: bool = False) -> None:
     rec = SqlRecorder(store, lead_webhook=webhook)
     now = dt.datetime.now(dt.timezone.utc)
-    await rec.call_started(CallInfo(sid, "MZ" + sid, PHONE, "+97233001122", now))
+    await rec.call_started(CallInfo(sid, "MZ" + sid[2:], PHONE, "+97233001122", now))
     await rec.call_ended(sid, now, "agent_hangup", status, CallMetrics(turns=4), PHONE,
                          LeadState(Slots(area="רמת גן", name="דנה"), status=status), "תודה! נתראה ביום ראשון 10:30")
 
@@ -120,9 +120,9 @@ async def test_lead_webhook_is_signed_and_retried(store: Store, fake_twilio) -> 
     assert len(hooks) == 2
     h = hooks[-1]["headers"]
     assert h["X-AgentLocator-Signature"] == sign_webhook("whsec", int(h["X-AgentLocator-Timestamp"]), hooks[-1]["body"])
-    assert h["Idempotency-Key"] == "webhook:CA1"
+    assert h["Idempotency-Key"] == "webhook:CA00000000000000000000000000000001"
     payload = json.loads(hooks[-1]["body"])
-    assert payload["call_sid"] == "CA1"
+    assert payload["call_sid"] == "CA00000000000000000000000000000001"
     assert payload["lead"]["phone"] == PHONE and payload["lead"]["status"] == "meeting_booked"
 
 
@@ -133,11 +133,11 @@ async def test_no_webhook_for_an_unqualified_lead(store: Store) -> None:
 
 async def test_sender_task_wakes_on_call_end_and_resumes_after_restart(store: Store, fake_twilio) -> None:
     # A sender died after claiming an item (left 'sending'), and a call was cut by a crash.
-    await end_call(store, "CA0")
+    await end_call(store, "CA00000000000000000000000000000000")
     assert len(claim_due(store, dt.datetime.now(dt.timezone.utc))) == 1
     rec = SqlRecorder(store)
-    await rec.call_started(CallInfo("CA1", "MZ1", PHONE, "+97233001122", dt.datetime.now(dt.timezone.utc)))
-    await rec.lead_updated("CA1", PHONE, LeadState(Slots(area="חיפה")), whatsapp_summary="סיכום חלקי")
+    await rec.call_started(CallInfo("CA00000000000000000000000000000001", "MZ00000000000000000000000000000001", PHONE, "+97233001122", dt.datetime.now(dt.timezone.utc)))
+    await rec.lead_updated("CA00000000000000000000000000000001", PHONE, LeadState(Slots(area="חיפה")), whatsapp_summary="סיכום חלקי")
     await trio.sleep(0.01)
     restarted = Store.open(str(store.engine.url.render_as_string(hide_password=False)))  # the "new process"
     store.close()
@@ -151,7 +151,7 @@ async def test_sender_task_wakes_on_call_end_and_resumes_after_restart(store: St
         # A new call ending while the sender idles is delivered at once: the recorder wakes
         # the sender (its idle poll here is 60 s, far past the deadline).
         await trio.sleep(0.1)
-        await end_call(store, "CA2")
+        await end_call(store, "CA00000000000000000000000000000002")
         with trio.fail_after(5):
             while [i["state"] for i in items(store)] != ["sent", "sent", "sent"]:
                 await trio.sleep(0.01)
@@ -170,8 +170,8 @@ def test_config_from_env(env: dict, dry: bool) -> None:
 
 async def test_a_restarted_sender_task_leaves_live_calls_alone(store: Store, fake_twilio) -> None:
     rec = SqlRecorder(store)
-    await rec.call_started(CallInfo("CA1", "MZ1", PHONE, "+97233001122", dt.datetime.now(dt.timezone.utc)))
-    await rec.lead_updated("CA1", PHONE, LeadState(Slots(area="חיפה")))
+    await rec.call_started(CallInfo("CA00000000000000000000000000000001", "MZ00000000000000000000000000000001", PHONE, "+97233001122", dt.datetime.now(dt.timezone.utc)))
+    await rec.lead_updated("CA00000000000000000000000000000001", PHONE, LeadState(Slots(area="חיפה")))
     await trio.sleep(0.05)  # the call goes quiet for a moment; then the supervisor restarts the task
     async with trio.open_nursery() as nursery:
         await nursery.start(run_outbox_sender, store, cfg(fake_twilio))

@@ -16,8 +16,8 @@ async def test_items_left_sending_by_a_failed_db_write_are_retried_without_a_res
     store = Store.open(sqlite_url)
     try:
         fake_twilio.script = [(503, {"message": "busy"})]
-        await end_call(store, "CA1")
-        await end_call(store, "CA2")
+        await end_call(store, "CA00000000000000000000000000000001")
+        await end_call(store, "CA00000000000000000000000000000002")
         # The database refuses the write that records the 503 (the disk is full for a moment):
         # the pass aborts with both claimed items in 'sending', the second never even tried.
         with store.engine.begin() as conn:
@@ -45,7 +45,7 @@ async def test_an_item_being_sent_is_not_released_while_fresh(sqlite_url, fake_t
     # send is never handed to a second pass (that would send the WhatsApp twice).
     store = Store.open(sqlite_url)
     try:
-        await end_call(store, "CA1")
+        await end_call(store, "CA00000000000000000000000000000001")
         sender = OutboxSender(store, cfg(fake_twilio, stale_sending_s=3600))
         from leads.outbox import claim_due, _now
 

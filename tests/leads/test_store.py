@@ -16,8 +16,8 @@ T0 = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.timezone.utc)
 JLM_MEETING = dt.datetime(2026, 11, 29, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
 
 
-def info(sid: str = "CA1", started: dt.datetime = T0, phone: str = "+972501234567") -> CallInfo:
-    return CallInfo(call_sid=sid, stream_sid="MZ" + sid, from_number=phone, to_number="+97233001122",
+def info(sid: str = "CA00000000000000000000000000000001", started: dt.datetime = T0, phone: str = "+972501234567") -> CallInfo:
+    return CallInfo(call_sid=sid, stream_sid="MZ" + sid[2:], from_number=phone, to_number="+97233001122",
                     started_at=started)
 
 
@@ -46,15 +46,15 @@ async def test_a_call_recorded_as_it_goes(store: Store) -> None:
     rec = SqlRecorder(store, lead_webhook=True)
     await rec.call_started(info())
     assert queries.list_calls(store) == [{
-        "call_sid": "CA1", "from": "+972501234567", "to": "+97233001122",
+        "call_sid": "CA00000000000000000000000000000001", "from": "+972501234567", "to": "+97233001122",
         "started_at": "2026-11-26T10:00:00+02:00", "ended_at": None, "close_reason": None,
         "turns": 0, "outcome": None,
     }]
-    await rec.transcript_turn("CA1", "agent", "שלום, כאן AgentLocator. באיזה אזור אתם מחפשים?", 0, 3100, True)
-    await rec.transcript_turn("CA1", "caller", "בתל אביב, דירת שלושה חדרים", 3900, 6200, True)
-    rec.timeline_event("CA1", 6650, "STATE_CHANGE", to_state="PROCESSING")
+    await rec.transcript_turn("CA00000000000000000000000000000001", "agent", "שלום, כאן AgentLocator. באיזה אזור אתם מחפשים?", 0, 3100, True)
+    await rec.transcript_turn("CA00000000000000000000000000000001", "caller", "בתל אביב, דירת שלושה חדרים", 3900, 6200, True)
+    rec.timeline_event("CA00000000000000000000000000000001", 6650, "STATE_CHANGE", to_state="PROCESSING")
     lead = LeadState(Slots(area="תל אביב", property_type="דירה", rooms=3))
-    await rec.lead_updated("CA1", "+972501234567", lead)
+    await rec.lead_updated("CA00000000000000000000000000000001", "+972501234567", lead)
     # Mid-call the lead is already there, and the follow-up is held (not due) in the outbox.
     [saved] = queries.list_leads(store)
     assert (saved["area"], saved["rooms"], saved["status"]) == ("תל אביב", 3.0, "new")
@@ -69,10 +69,10 @@ async def test_a_call_recorded_as_it_goes(store: Store) -> None:
                           barge_ins=1, barge_ins_clean=1, heartbeats=4, turns=1, turns_to_meeting=1,
                           false_interruptions=1, resumed=1, ignored=2, continuations=1,
                           talk_over_ms=[60.0, 140.0], dead_air_ms=[980.5, 1210.0])
-    await rec.call_ended("CA1", T0 + dt.timedelta(minutes=2), "agent_hangup", "meeting_booked", metrics,
+    await rec.call_ended("CA00000000000000000000000000000001", T0 + dt.timedelta(minutes=2), "agent_hangup", "meeting_booked", metrics,
                          "+972501234567", lead, "סיכום: פגישה ביום ראשון 10:30")
 
-    detail = queries.call_detail(store, "CA1")
+    detail = queries.call_detail(store, "CA00000000000000000000000000000001")
     assert detail["ended_at"] == "2026-11-26T10:02:00+02:00"
     assert (detail["close_reason"], detail["outcome"], detail["turns"]) == ("agent_hangup", "meeting_booked", 1)
     assert [t["speaker"] for t in detail["transcript"]] == ["agent", "caller"]
@@ -82,7 +82,7 @@ async def test_a_call_recorded_as_it_goes(store: Store) -> None:
                                  "halt_ms": [120.0], "barge_ins": 1, "barge_ins_clean": 1, "heartbeats": 4,
                                  "false_interruptions": 1, "resumed": 1, "ignored": 2, "continuations": 1,
                                  "talk_over_ms": [60.0, 140.0], "dead_air_ms": [980.5, 1210.0]}
-    assert queries.call_timeline(store, "CA1") == [{"t_ms": 6650, "kind": "STATE_CHANGE",
+    assert queries.call_timeline(store, "CA00000000000000000000000000000001") == [{"t_ms": 6650, "kind": "STATE_CHANGE",
                                                     "detail": {"to_state": "PROCESSING"}}]
     [lead_row] = queries.list_leads(store)
     assert lead_row["status"] == "meeting_booked"
@@ -96,23 +96,23 @@ async def test_a_call_recorded_as_it_goes(store: Store) -> None:
 async def test_repeat_caller_updates_the_same_lead(store: Store) -> None:
     rec = SqlRecorder(store, lead_webhook=False)
     phone = "+972541112233"
-    await rec.call_started(info("CA1", phone=phone))
+    await rec.call_started(info("CA00000000000000000000000000000001", phone=phone))
     first = LeadState(Slots(name="דנה", area="חיפה", budget_ils=1_800_000), status="qualified")
-    await rec.call_ended("CA1", T0 + dt.timedelta(minutes=1), "twilio_stop", "qualified", CallMetrics(turns=3),
+    await rec.call_ended("CA00000000000000000000000000000001", T0 + dt.timedelta(minutes=1), "twilio_stop", "qualified", CallMetrics(turns=3),
                          phone, first, "סיכום 1")
-    await rec.call_started(info("CA2", started=T0 + dt.timedelta(days=1), phone=phone))
+    await rec.call_started(info("CA00000000000000000000000000000002", started=T0 + dt.timedelta(days=1), phone=phone))
     second = LeadState(Slots(area="קריות"))  # new conversation: only the area changed so far
-    await rec.lead_updated("CA2", phone, second)
+    await rec.lead_updated("CA00000000000000000000000000000002", phone, second)
     [lead] = queries.list_leads(store)
     assert (lead["name"], lead["area"], lead["budget_ils"], lead["status"]) == ("דנה", "קריות", 1_800_000, "qualified")
     second.status = "lost"
-    await rec.call_ended("CA2", T0 + dt.timedelta(days=1, minutes=1), "twilio_stop", "lost", CallMetrics(turns=1),
+    await rec.call_ended("CA00000000000000000000000000000002", T0 + dt.timedelta(days=1, minutes=1), "twilio_stop", "lost", CallMetrics(turns=1),
                          phone, second, "סיכום 2")
     [lead] = queries.list_leads(store)
     assert lead["status"] == "lost"
-    assert [c["call_sid"] for c in queries.list_calls(store)] == ["CA2", "CA1"]
+    assert [c["call_sid"] for c in queries.list_calls(store)] == ["CA00000000000000000000000000000002", "CA00000000000000000000000000000001"]
     # One WhatsApp per call; no webhook without LEAD_WEBHOOK_URL.
-    assert [(r["key"], r["state"]) for r in outbox_rows(store)] == [("whatsapp:CA1", "pending"), ("whatsapp:CA2", "pending")]
+    assert [(r["key"], r["state"]) for r in outbox_rows(store)] == [("whatsapp:CA00000000000000000000000000000001", "pending"), ("whatsapp:CA00000000000000000000000000000002", "pending")]
 
 
 async def test_call_end_twice_queues_one_follow_up(store: Store) -> None:
@@ -120,7 +120,7 @@ async def test_call_end_twice_queues_one_follow_up(store: Store) -> None:
     await rec.call_started(info())
     lead = LeadState(Slots(area="חולון"))
     for _ in range(2):
-        await rec.call_ended("CA1", T0 + dt.timedelta(seconds=30), "ws_drop", "dropped", CallMetrics(),
+        await rec.call_ended("CA00000000000000000000000000000001", T0 + dt.timedelta(seconds=30), "ws_drop", "dropped", CallMetrics(),
                              "+972501234567", lead, "סיכום")
     assert len(outbox_rows(store)) == 1
 
@@ -129,10 +129,10 @@ async def test_recovery_closes_crashed_calls_and_releases_their_follow_up(store:
     rec = SqlRecorder(store, lead_webhook=True)
     await rec.call_started(info())
     lead = LeadState(Slots(area="רמת גן", property_type="דירה"), status="qualified")
-    await rec.lead_updated("CA1", "+972501234567", lead, whatsapp_summary="סיכום חלקי: רמת גן, דירה")
+    await rec.lead_updated("CA00000000000000000000000000000001", "+972501234567", lead, whatsapp_summary="סיכום חלקי: רמת גן, דירה")
     assert queries.list_calls(store)[0]["ended_at"] is None  # live
     restart = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
-    assert store.recover_interrupted(restart, lead_webhook=True) == ["CA1"]
+    assert store.recover_interrupted(restart, lead_webhook=True) == ["CA00000000000000000000000000000001"]
     [call] = queries.list_calls(store)
     assert (call["close_reason"], call["outcome"]) == ("server_restart", "interrupted")
     assert call["ended_at"] is not None
@@ -156,8 +156,8 @@ async def test_db_errors_are_logged_and_the_call_goes_on(store: Store, capsys) -
     await rec.call_started(info())
     with store.engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE transcripts"))
-    await rec.transcript_turn("CA1", "caller", "שלום", 0, 900, True)  # must not raise
-    await rec.call_ended("CA1", T0 + dt.timedelta(seconds=5), "twilio_stop", "new", CallMetrics(), "+972501234567",
+    await rec.transcript_turn("CA00000000000000000000000000000001", "caller", "שלום", 0, 900, True)  # must not raise
+    await rec.call_ended("CA00000000000000000000000000000001", T0 + dt.timedelta(seconds=5), "twilio_stop", "new", CallMetrics(), "+972501234567",
                          LeadState(), "סיכום")
     out = capsys.readouterr().out
     assert '"event":"ERROR"' in out and "store.transcript_turn" in out
@@ -186,10 +186,10 @@ async def test_turns_to_meeting_counted_by_the_store(store: Store) -> None:
     await rec.call_started(info())
     lead = LeadState(Slots(area="יפו"))
     for n, status in enumerate(["new", "qualified", "meeting_booked", "meeting_booked"], start=1):
-        await rec.transcript_turn("CA1", "caller", f"תשובה {n}", n * 1000, n * 1000 + 800, True)
+        await rec.transcript_turn("CA00000000000000000000000000000001", "caller", f"תשובה {n}", n * 1000, n * 1000 + 800, True)
         lead.status = status
-        await rec.lead_updated("CA1", "+972501234567", lead)
-    await rec.call_ended("CA1", T0 + dt.timedelta(minutes=1), "agent_hangup", "meeting_booked",
+        await rec.lead_updated("CA00000000000000000000000000000001", "+972501234567", lead)
+    await rec.call_ended("CA00000000000000000000000000000001", T0 + dt.timedelta(minutes=1), "agent_hangup", "meeting_booked",
                          CallMetrics(turns=4, state_cycles=3), "+972501234567", lead, "סיכום")
     [point] = queries.metric_series(store)
     assert (point["turns"], point["turns_to_meeting"]) == (4, 3)
@@ -198,15 +198,15 @@ async def test_turns_to_meeting_counted_by_the_store(store: Store) -> None:
 
 async def test_turns_before_the_start_was_written_still_land(store: Store) -> None:
     rec = SqlRecorder(store)
-    await rec.transcript_turn("CAlate", "caller", "הלו?", 0, 700, True)  # call_started lost (disk full...)
-    await rec.call_started(info("CAlate"))
-    detail = queries.call_detail(store, "CAlate")
+    await rec.transcript_turn("CA00000000000000000000000000001a7e", "caller", "הלו?", 0, 700, True)  # call_started lost (disk full...)
+    await rec.call_started(info("CA00000000000000000000000000001a7e"))
+    detail = queries.call_detail(store, "CA00000000000000000000000000001a7e")
     assert detail["from"] == "+972501234567" and [t["text"] for t in detail["transcript"]] == ["הלו?"]
 
 
 async def test_two_calls_of_one_caller_at_once_merge_into_one_lead(store: Store) -> None:
     phone = "+972509990000"
-    for sid in ("CA1", "CA2"):
+    for sid in ("CA00000000000000000000000000000001", "CA00000000000000000000000000000002"):
         store.record_call_start(info(sid, phone=phone))
 
     async def update(sid: str, slots: Slots) -> None:
@@ -214,7 +214,7 @@ async def test_two_calls_of_one_caller_at_once_merge_into_one_lead(store: Store)
             await trio.to_thread.run_sync(store.record_lead, sid, phone, LeadState(slots))
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(update, "CA1", Slots(area="נתניה"))
-        nursery.start_soon(update, "CA2", Slots(budget_ils=1_500_000))
+        nursery.start_soon(update, "CA00000000000000000000000000000001", Slots(area="נתניה"))
+        nursery.start_soon(update, "CA00000000000000000000000000000002", Slots(budget_ils=1_500_000))
     [lead] = queries.list_leads(store)
     assert (lead["area"], lead["budget_ils"]) == ("נתניה", 1_500_000)
