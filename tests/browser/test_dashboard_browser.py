@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from leads.base import CallMetrics
-from server.caller.call import CallIds
+from server.caller.call import CallIds, new_sid
 from server.caller.client import place_call
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -59,14 +59,15 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
     live_thread = None
     try:
         # A whole call that books a meeting, then a second caller who is still on the line.
-        outcome = trio.run(functools.partial(place_call, ws_url, mod.caller_steps(mod.MEETING_CALL), max_duration_s=90))
+        first_ids = CallIds()
+        outcome = trio.run(functools.partial(place_call, ws_url, mod.caller_steps(mod.MEETING_CALL), ids=first_ids,
+                                             max_duration_s=90))
         assert outcome.call.errors == []
         deadline = time.monotonic() + 15
         while get_json(server.url + "/api/calls")[0]["ended_at"] is None:
             assert time.monotonic() < deadline, "the finished call was never recorded as ended"
             time.sleep(0.1)
-        live_ids = CallIds(call_sid="CAlive000000000000000000000000000", stream_sid="MZlive00000000000000000000000000",
-                           from_number="+972529876543")
+        live_ids = CallIds(call_sid=new_sid("CA"), stream_sid=new_sid("MZ"), from_number="+972529876543")
         # on the line ~15 s: long enough to be seen live, then hangs up while we watch
         live_steps = mod.caller_steps(["אני מחפשת פנטהאוז בחיפה"], tail_ms=10000)
         live_thread = threading.Thread(target=trio.run, args=(functools.partial(
@@ -86,7 +87,7 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(server.url + "/dashboard")
             page.wait_for_selector("body[data-loaded='1']", timeout=15000)
-            finished = page.locator("#calls tbody tr[data-sid='CAsimulated0000000000000000000000']")
+            finished = page.locator(f"#calls tbody tr[data-sid='{first_ids.call_sid}']")
             expect(finished).to_contain_text("הסתיימה")
             expect(finished).to_contain_text("agent_hangup")
             live = page.locator(f"#calls tbody tr.live[data-sid='{live_ids.call_sid}']")
@@ -110,7 +111,7 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
             expect(transcript).to_contain_text("AgentLocator")  # the agent's greeting
             expect(page.locator("#metrics .kpi").first).to_contain_text("ms")
             # the turn-taking cards show this call's stored figures
-            m = get_json(server.url + "/api/calls/CAsimulated0000000000000000000000")["metrics"]
+            m = get_json(server.url + f"/api/calls/{first_ids.call_sid}")["metrics"]
             card = lambda key: page.locator(f"#metrics .kpi[data-kpi='{key}'] .kpi-value")  # noqa: E731
             expect(card("false_interruptions")).to_have_text(str(m["false_interruptions"]))
             expect(card("talk_over")).to_have_text(ms(max(m["talk_over_ms"], default=0)))

@@ -41,7 +41,7 @@ CALLER_LINES = [
     "כן",  # book it
     "לא, תודה",  # nothing else: the agent says goodbye and hangs up
 ]
-CALL_SID = "CAhebrewproduction00000000000000"
+CALL_SID = "CA" + "4eb1e3" + "0" * 26  # a Twilio-format CallSid (CA + 32 hex)
 HEBREW = re.compile(r"[\u05d0-\u05ea]")
 
 
