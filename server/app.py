@@ -6,6 +6,7 @@ module never reads the environment; a bad setup fails startup with a clear messa
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import subprocess
@@ -29,7 +30,7 @@ from server.logs import log_event
 from server.security import ClientView, SignatureChecker, TrustedProxies, client_view, signed_urls, view_base
 from server.settings import Settings
 from server.transport import TransportClosed
-from server.webauth import WebSecurity, is_local
+from server.webauth import WebSecurity, bearer, is_local, security_headers
 from server.wiring import Wiring, build_wiring
 
 WEBHOOKS = ("stream_status", "stream_ended", "call_status")
@@ -299,14 +300,34 @@ def create_app(
                   error="invalid or missing X-Twilio-Signature", url=urls[0][:300])
         return False
 
+    def _metrics_token_ok() -> bool:
+        token = app.settings.metrics_token
+        if not token:
+            return True
+        given = bearer(request.headers)
+        return given is not None and hmac.compare_digest(given.encode(), token.encode())
+
+    def _metrics_refused() -> Response:
+        return Response("METRICS_TOKEN required (Authorization: Bearer)", 401,
+                        {"WWW-Authenticate": 'Bearer realm="AgentLocator metrics"'})
+
+    @app.after_request
+    async def _headers(response: Response) -> Response:
+        security_headers(response.headers)
+        return response
+
     @app.get("/version")
     async def version() -> Any:
+        if not _metrics_token_ok():
+            return _metrics_refused()
         # providers {asr, tts, brain} is the contract; speech adds the fallbacks and why each was chosen
         return {"version": __version__, "commit": app.commit, "providers": app.wiring.providers,
                 "speech": app.wiring.speech}
 
     @app.get("/metrics")
     async def prometheus() -> Response:
+        if not _metrics_token_ok():
+            return _metrics_refused()
         return Response(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
     @app.route("/twiml", methods=["GET", "POST"])

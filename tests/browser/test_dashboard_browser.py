@@ -250,7 +250,9 @@ def test_dashboard_shows_the_turn_taking_figures(tmp_path: Path) -> None:
 
 
 def test_dashboard_with_a_token_in_the_link(tmp_path: Path) -> None:
-    """DASHBOARD_TOKEN set: the page opened with ?token= passes it on to every API call."""
+    """DASHBOARD_TOKEN set: a first visit with ?token= is exchanged for an HttpOnly,
+    SameSite=Strict session cookie and redirected to the same page without the token; the
+    page's API calls then go by the cookie (no token in any URL, header or script)."""
     from playwright.sync_api import expect, sync_playwright
 
     mod = agent_server_module()
@@ -263,10 +265,22 @@ def test_dashboard_with_a_token_in_the_link(tmp_path: Path) -> None:
             # (a navigation answered by a Basic challenge is an error page in headless mode)
             assert page.request.get(server.url + "/dashboard").status == 401
             assert page.request.get(server.url + "/api/leads?token=wrong").status == 401
+            api_urls: list[str] = []
+            page.on("request", lambda req: api_urls.append(req.url) if "/api/" in req.url else None)
             page.goto(server.url + "/dashboard?token=let-me-in")
             page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+            assert page.url == server.url + "/dashboard"  # the token left the address bar
             expect(page.locator("#calls tbody")).to_contain_text("אין עדיין שיחות")
             expect(page.locator("#refreshed")).not_to_have_class("refreshed error")
+            [cookie] = page.context.cookies()
+            assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"]) == ("al_session", True, "Strict")
+            assert "let-me-in" not in cookie["value"]
+            assert api_urls and not any("token" in u for u in api_urls)
+            assert page.evaluate("document.cookie") == ""  # HttpOnly: not readable by scripts
+            # signing out ends it
+            page.click("header .logout button")
+            page.wait_for_url("**/dashboard/login")
+            assert page.request.get(server.url + "/api/leads").status == 401
             browser.close()
     finally:
         server.stop()

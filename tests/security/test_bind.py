@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from quart_trio import QuartTrio
 
 from server import logs
+from server.dashboard import dashboard_bp
 from server.app import create_app
 from server.caller.call import CallIds
 from server.settings import Settings
@@ -64,7 +66,7 @@ async def test_insecure_mode_is_logged_loudly() -> None:
 
 
 @pytest.mark.parametrize("insecure", [False, True])
-async def test_without_the_auth_token_twilio_routes_answer_this_machine_only(insecure: bool) -> None:
+async def test_without_the_auth_token_twilio_routes_answer_this_machine_only(insecure: bool, monkeypatch) -> None:
     """However the app is served (hypercorn directly, too): a peer that is not loopback, or a
     request a proxy forwarded, cannot mint a stream token or post webhooks unsigned."""
     settings = Settings.from_env({"AGENTLOCATOR_INSECURE": "1" if insecure else "", "AGENT_LANGUAGE": "en-US"})
@@ -78,6 +80,20 @@ async def test_without_the_auth_token_twilio_routes_answer_this_machine_only(ins
         for path in ("/twiml", "/call_status", "/stream_status", "/stream_ended"):
             status = (await client.post(path, form=form, scope_base=remote)).status_code
             assert status == (403 if not insecure else (200 if path == "/twiml" else 204)), (path, status)
+    from leads.store import Store
+
+    monkeypatch.delenv("AGENTLOCATOR_INSECURE", raising=False)
+    store = Store.open("sqlite:///:memory:")
+    try:
+        bare = QuartTrio(__name__)
+        bare.config["STORE"] = store
+        bare.register_blueprint(dashboard_bp)
+        client = bare.test_client()
+        resp = await client.post("/whatsapp_status", form={"MessageSid": "SM1", "MessageStatus": "sent"},
+                                 scope_base={"client": ("203.0.113.9", 4444)})
+        assert resp.status_code == 403  # the bare blueprint: its own env (no AGENTLOCATOR_INSECURE here)
+    finally:
+        store.close()
     async with world_server({"AGENTLOCATOR_INSECURE": "1" if insecure else ""}) as (_, port, _w):
         forwarded = {"X-Forwarded-For": "203.0.113.9"}
         status = (await ahttp("POST", port, "/twiml", form=CallIds().webhook_params(), headers=forwarded))[0]
