@@ -199,6 +199,70 @@ class AgentApp(QuartTrio):
     local_only: bool  # no TWILIO_AUTH_TOKEN and not AGENTLOCATOR_INSECURE: Twilio routes answer this machine only
 
 
+def _harden_hypercorn() -> None:
+    """Two holes in hypercorn's websocket stream (0.18), closed when this module is imported,
+    so however the app is served (``agentlocator serve``, ``hypercorn server.app:app``) they
+    are closed before the first connection:
+
+    - a message over the size limit gets a 1009 close, but the half-filled buffer stays and
+      the events after it in the same read are dropped (the peer's own close among them, so
+      the call only ended at its inbound timeout); the peer's next frame of the other type
+      (binary after text) then raised TypeError in the connection task, which took the whole
+      server (every live call) down. Here: once over the limit, the buffer is emptied and
+      every later message of that connection ignored; control frames still count.
+    - permessage-deflate is accepted when a client offers it, and a compressed frame is
+      inflated before any size check: a few KiB on the wire can become hundreds of MiB.
+      Twilio does not compress; the extension is not offered back.
+    """
+    from hypercorn.protocol import ws_stream
+    from wsproto.extensions import Extension
+
+    stream = ws_stream.WSStream
+    if getattr(stream, "agentlocator_hardened", False):
+        return
+
+    async def _handle_events(self: Any) -> None:
+        for event in self.connection.events():
+            if isinstance(event, ws_stream.Message):
+                if getattr(self, "_agentlocator_over", False):
+                    continue
+                try:
+                    self.buffer.extend(event)
+                except ws_stream.FrameTooLargeError:
+                    self._agentlocator_over = True
+                    self.buffer.clear()
+                    await self._send_wsproto_event(ws_stream.CloseConnection(code=ws_stream.CloseReason.MESSAGE_TOO_BIG))
+                    continue
+                if event.message_finished:
+                    await self.app_put(self.buffer.to_message())
+                    self.buffer.clear()
+            elif isinstance(event, ws_stream.Ping):
+                await self._send_wsproto_event(event.response())
+            elif isinstance(event, ws_stream.CloseConnection):
+                if self.connection.state == ws_stream.ConnectionState.REMOTE_CLOSING:
+                    await self._send_wsproto_event(event.response())
+                await self.send(ws_stream.StreamClosed(stream_id=self.stream_id))
+
+    class _NoDeflate(Extension):
+        name = "permessage-deflate"
+
+        def enabled(self) -> bool:
+            return False
+
+        def offer(self) -> bool:
+            return False
+
+        def accept(self, offer: str) -> None:  # type: ignore[override]
+            return None
+
+    stream._handle_events = _handle_events  # type: ignore[method-assign]
+    stream.agentlocator_hardened = True  # type: ignore[attr-defined]
+    ws_stream.PerMessageDeflate = _NoDeflate  # type: ignore[misc]
+
+
+_harden_hypercorn()
+
+
 def server_config(host: str, port: int) -> Any:
     """The hypercorn config every way of serving the app shares (cli serve, tests, benches)."""
     from hypercorn.config import Config

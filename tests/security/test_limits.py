@@ -265,3 +265,49 @@ def test_security_settings_defaults() -> None:
     assert (s.max_calls, s.max_call_minutes, s.insecure, s.forwarded_allow_ips) == (50, 60.0, False, "127.0.0.1,::1")
     assert "secret" not in repr(Settings.from_env({"AGENTLOCATOR_SECRET": "secret-" * 4, "METRICS_TOKEN": "secret"}))
 
+
+async def test_an_oversized_message_then_a_binary_frame_does_not_take_the_server_down() -> None:
+    """Hypercorn 0.18 kept the over-limit text buffer; a binary frame after it raised in the
+    connection task and the whole server exited. And the peer's close in the same read was
+    dropped, so the app only heard of it at the inbound timeout."""
+    async with world_server() as (_, port, world):
+        ids = await admitted(port)
+        url = f"ws://127.0.0.1:{port}{WS_PATH}"
+        async with trio_websocket.open_websocket_url(url) as ws:
+            await ws.send_message(CONNECTED)
+            await ws.send_message(start_message(ids))
+            await wait_for(lambda: world.brains)
+            stream = ws._stream  # the frames go out back to back, before the server's close is read
+            await ws.send_message("t" * (MAX_WS_MESSAGE + 10))
+            with trio.move_on_after(0.5):
+                await ws.send_message(b"\x00\x01binary")
+                await ws.send_message("more text")
+            code, _ = await server_close(ws, 5.0)
+            del stream
+        assert code == 1009
+        await wait_for(lambda: world.results, 3.0)  # promptly, not at the 15 s inbound timeout
+        assert (await ahttp("GET", port, "/version"))[0] == 200  # and the server is still up
+        ids2 = await admitted(port)
+        code, _ = await try_start(port, [CONNECTED, start_message(ids2), json.dumps(
+            {"event": "stop", "streamSid": ids2.stream_sid, "stop": {}})])
+        assert code == 1000
+
+
+async def test_permessage_deflate_is_not_negotiated() -> None:
+    """A compressed frame is inflated before any size check (a few KiB -> hundreds of MiB)."""
+    import socket
+
+    def handshake(port: int) -> str:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall((
+                f"GET {WS_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n").encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += sock.recv(4096)
+            return data.decode("latin1").lower()
+
+    async with world_server() as (_, port, _w):
+        head = await trio.to_thread.run_sync(handshake, port)
+        assert head.startswith("http/1.1 101") and "sec-websocket-extensions" not in head
