@@ -8,6 +8,9 @@ DEPS_STAMP := $(VENV)/.stamp-deps-$(shell cat pyproject.toml | sha1sum | cut -c1
 NATIVE_SRC := $(wildcard native/*.pyx native/*.pxd native/*.h) setup.py
 NATIVE_STAMP := native/.stamp-build
 PORT ?= 8080
+# `serve` listens on every interface; without TWILIO_AUTH_TOKEN it refuses to (nothing could be
+# verified): `make serve HOST=127.0.0.1` for a local run.
+HOST ?= 0.0.0.0
 
 .PHONY: all venv native test bench demo serve soak clean
 
@@ -42,7 +45,7 @@ demo: native
 	$(PY) -m server.cli demo
 
 serve: native
-	$(VENV)/bin/agentlocator serve --host 0.0.0.0 --port $(PORT)
+	$(VENV)/bin/agentlocator serve --host $(HOST) --port $(PORT)
 
 clean:
 	rm -rf build native/*.so native/*.c $(NATIVE_STAMP)

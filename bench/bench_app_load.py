@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import trio
 
+from leads.fields import sid_for
 from server.caller.call import CallIds, PreparedAudio, PreparedBarge, PreparedHangup, PreparedWait
 from server.caller.client import place_call
 from tests.integration.fakes import tone
@@ -65,7 +66,7 @@ def test_server_cpu_per_call_second(benchmark) -> None:
             results: list = [None] * CALLS
 
             async def one(i: int) -> None:
-                ids = CallIds(call_sid=f"CAload{i:028d}", stream_sid=f"MZload{i:028d}")
+                ids = CallIds(call_sid=sid_for("CA", f"load{i}"), stream_sid=sid_for("MZ", f"load{i}"))
                 results[i] = await place_call(f"ws://127.0.0.1:{port}/ws/twilio-media", _steps(i), ids=ids)
 
             s0, c0 = _cpu_s(pid), time.process_time()

@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server (hypercorn, trio worker)")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT, else 8080")
+    serve.add_argument("--insecure", action="store_true",
+                       help="without TWILIO_AUTH_TOKEN, listen on a non-loopback address anyway "
+                            "(same as AGENTLOCATOR_INSECURE=1): anyone who reaches it can place calls")
 
     call = sub.add_parser("call", help="place a simulated Twilio call against a running server")
     call.add_argument("--url", required=True, help="ws://127.0.0.1:PORT/ws/twilio-media")
@@ -27,11 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--name", default="call", help="file name stem of the outputs")
     call.add_argument("--from", dest="from_number", default="+972501234567")
     call.add_argument("--to", dest="to_number", default="+97231234567")
+    call.add_argument("--account-sid", default=os.environ.get("TWILIO_ACCOUNT_SID") or "AC" + "0" * 32,
+                      help="the AccountSid in `start` (default: $TWILIO_ACCOUNT_SID; the server refuses another)")
     call.add_argument("--subprotocol", default=None, help="websocket subprotocol to ask for")
     call.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"),
                       help="sign the upgrade like Twilio (default: $TWILIO_AUTH_TOKEN)")
     call.add_argument("--signed-url", default=None,
                       help="URL to sign when it differs from --url (behind a proxy)")
+    call.add_argument("--twiml-url", default=None,
+                      help="where to fetch the call's TwiML (its stream token) first, like Twilio "
+                           "(default: /twiml on --url's host)")
     call.add_argument("--quiet", action="store_true", help="no live event lines")
 
     demo = sub.add_parser("demo", help="offline end-to-end demo: server + scripted caller")
@@ -45,12 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     import trio
-    from hypercorn.config import Config
+    import dataclasses
+
     from hypercorn.trio import serve
     from hypercorn.utils import LifespanFailureError
 
     from native.config import ConfigError
-    from server.app import create_app
+    from server.app import create_app, server_config
+    from server.security import is_loopback_host
     from server.settings import Settings
     from server.wiring import build_wiring
 
@@ -58,14 +68,21 @@ def _serve(args: argparse.Namespace) -> int:
     # line and exit code 2, not a traceback from inside the ASGI lifespan.
     try:
         settings = Settings.from_env()
+        if args.insecure and not settings.insecure:
+            settings = dataclasses.replace(settings, insecure=True)
+        refusal = bind_refusal(args.host, settings.twilio_auth_token, settings.insecure)
+        if refusal:
+            print(f"agentlocator: {refusal}", file=sys.stderr)
+            return 2
         wiring = build_wiring(settings)
     except ConfigError as exc:
         print(f"agentlocator: configuration error: {exc}", file=sys.stderr)
         return 2
+    if not settings.twilio_auth_token and not is_loopback_host(args.host):
+        print("agentlocator: WARNING: INSECURE mode: TWILIO_AUTH_TOKEN is not set and the server listens on "
+              f"{args.host}; anyone who can reach it can place calls", file=sys.stderr)
     port = args.port if args.port is not None else settings.port
-    config = Config()
-    config.bind = [f"{args.host}:{port}"]
-    config.accesslog = None  # our JSON lines say what matters; no per-request noise
+    config = server_config(args.host, port)
     config.errorlog = "-"
 
     async def main() -> None:
@@ -84,6 +101,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def bind_refusal(host: str, twilio_auth_token: str | None, insecure: bool) -> str | None:
+    """Why `serve` will not listen on ``host`` (None: it will). Without TWILIO_AUTH_TOKEN
+    nothing Twilio sends can be verified, so only loopback, unless the operator insists."""
+    from server.security import is_loopback_host
+
+    if twilio_auth_token or insecure or is_loopback_host(host):
+        return None
+    return (f"refusing to listen on {host} without TWILIO_AUTH_TOKEN: webhooks and the media websocket "
+            "could not be verified, so anyone reaching this address could place calls. Set "
+            "TWILIO_AUTH_TOKEN, or listen on 127.0.0.1, or pass --insecure (AGENTLOCATOR_INSECURE=1) "
+            "if you really mean it.")
+
+
 def _call(args: argparse.Namespace) -> int:
     import trio
 
@@ -92,22 +122,27 @@ def _call(args: argparse.Namespace) -> int:
     from server.caller.report import summary, write_json, write_stereo_wav, write_timeline_png
     from server.caller.script import load_script
 
+    from server.caller.client import twiml_url_for
+
     steps = prepare(load_script(args.script))
     headers: list[tuple[str, str]] = []
+    signed_twiml = None
     if args.auth_token:
         from server.security import SignatureChecker
 
         signed = args.signed_url or args.url
         headers.append(("X-Twilio-Signature", SignatureChecker(args.auth_token).sign(signed, {})))
+        signed_twiml = twiml_url_for(signed) if args.signed_url else None
 
     def show(ev: dict) -> None:
         if not args.quiet:
             print(json.dumps(ev, ensure_ascii=False), flush=True)
 
-    ids = CallIds(from_number=args.from_number, to_number=args.to_number)
+    ids = CallIds(from_number=args.from_number, to_number=args.to_number, account_sid=args.account_sid)
     subprotocols = [args.subprotocol] if args.subprotocol else None
     outcome = trio.run(lambda: place_call(args.url, steps, ids=ids, subprotocols=subprotocols,
-                                          headers=headers, on_event=show))
+                                          headers=headers, on_event=show, twiml_url=args.twiml_url,
+                                          auth_token=args.auth_token, signed_twiml_url=signed_twiml))
     args.out.mkdir(parents=True, exist_ok=True)
     data = summary(outcome.call, outcome.figures)
     paths = {ext: args.out / f"{args.name}.{ext}" for ext in ("json", "wav", "png")}

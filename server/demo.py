@@ -57,6 +57,8 @@ OFFLINE_ENV_DROP = (
     "OPENAI_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_SPEECH_ENDPOINT", "GOOGLE_TTS_ENDPOINT",
     "TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "PUBLIC_BASE_URL", "DASHBOARD_TOKEN", "LEAD_WEBHOOK_URL",
     "ASR_PROVIDER", "TTS_PROVIDER", "BRAIN", "WHISPER_MODEL",
+    # the demo talks to its own loopback server: a deployment's access settings do not apply
+    "METRICS_TOKEN", "ALLOWED_HOSTS", "FORWARDED_ALLOW_IPS", "MAX_CALLS", "MAX_CALL_MINUTES",
 )
 
 BOLD, DIM, GREEN, BLUE, RED, YELLOW, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[34m", "\033[31m", "\033[33m", "\033[0m"
@@ -355,7 +357,7 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
     for path in (paths["wav"], paths["png"], paths["json"]):
         print(f"  {path.suffix[1:].upper():4s} {path.resolve()}")
     print(f"  DB   {db.resolve()}  - to browse it: AGENT_LANGUAGE=en-US DATABASE_URL=sqlite:///{db.resolve()} "
-          "make serve, then http://127.0.0.1:8080/dashboard")
+          "make serve HOST=127.0.0.1, then http://127.0.0.1:8080/dashboard")
     for problem in call.problems:
         print(_c(RED, f"  script problem: {problem}"))
     return 0 if not call.errors and not call.problems else 1

@@ -60,11 +60,14 @@ class CallDeps:
     language: str = "he-IL"
     asr_timeout_s: float = 3.0  # EOU -> final transcript; past it the agent asks to repeat
     brain_timeout_s: float = 8.0  # per sentence of the reply
-    start_timeout_s: float = 15.0  # connected/start must arrive this soon after the upgrade
+    start_timeout_s: float = 5.0  # connected/start must arrive this soon after the upgrade
     recorder_timeout_s: float = 10.0  # the shielded end-of-call writes
     # Twilio sends caller audio every 20 ms for the whole call: nothing at all for this long
     # means the path died without a FIN/RST, and the call must end rather than hang.
     inbound_timeout_s: float = 15.0
+    # MAX_CALL_MINUTES: this long after `start` the agent says its goodbye and hangs up
+    # (close reason max_duration). 0 or less: no limit.
+    max_call_s: float = 3600.0
     wall_clock: Callable[[], dt.datetime] = _utcnow  # aware UTC; injectable for tests
 
 
@@ -100,6 +103,16 @@ def _method_name(method: Callable[..., object]) -> str:
 
 def _clarify(language: str) -> str:
     return CLARIFY_HE if language.startswith(("he", "iw")) else CLARIFY_EN
+
+
+CALL_LIMIT_GOODBYE_S = 15.0  # the goodbye at MAX_CALL_MINUTES gets this long to play
+
+
+def goodbye_line(language: str) -> str:
+    """The brain's own goodbye (cached by the TTS at startup), said when a call hits its limit."""
+    from dialog.phrases import EN, HE
+
+    return (HE if language.startswith(("he", "iw")) else EN)["bye"].format(name="")
 
 
 class _EndCall(Exception):
@@ -165,6 +178,7 @@ class CallSession:
                     nursery.start_soon(self._guard, self.pacer.run)
                     nursery.start_soon(self._guard, self._receive_loop)
                     nursery.start_soon(self._guard, self._calibration_timeout)
+                    nursery.start_soon(self._guard, self._call_limit)
                     self.dispatch(T.CallStarted())
             finally:
                 prom.calls_active.dec()
@@ -226,6 +240,7 @@ class CallSession:
         self.stream_sid = start.stream_sid
         self.phone = start.lead_number  # who the lead is: From, or To on a call we placed
         self.log = CallLog(start.call_sid, self._now_ms)
+        self.parser.stream_sid = start.stream_sid  # frames for another stream are dropped and counted
         self.frames = TwilioFrames(start.stream_sid)
         self.pacer = Pacer(self.cfg, self._send, self.frames, on_heartbeat=self._on_heartbeat,
                            on_frame=self._on_agent_frame)
@@ -247,7 +262,8 @@ class CallSession:
 
     async def _finish(self, start: Start | None) -> str:
         """Shielded end of the call: close the socket, log, and always tell the recorder."""
-        if self.close_reason in ("agent_hangup", "twilio_stop", "error", "no_start", "shutdown", "inbound_timeout"):
+        if self.close_reason in ("agent_hangup", "twilio_stop", "error", "no_start", "shutdown", "inbound_timeout",
+                                 "max_duration"):
             with trio.move_on_after(1.0):
                 try:
                     await self.transport.close(self.close_code, self.close_reason)
@@ -368,6 +384,42 @@ class CallSession:
         await trio.sleep((self.cfg.calibration_ms + CALIBRATION_GRACE_MS) / 1000.0)
         if not self.machine.calibrated:
             self.dispatch(T.Calibrated())
+
+    async def _call_limit(self) -> None:
+        """MAX_CALL_MINUTES: at the limit the agent says the brain's goodbye line and hangs up.
+
+        Kept outside the turn-taking on purpose: the turn machine is told the call is over
+        (Hangup, as when the caller hangs up: what was heard of the current turn goes to the
+        transcript), the current reply is dropped and cleared at Twilio, and the goodbye is
+        synthesized straight into the pacer; once it has played, the call ends (max_duration)."""
+        limit = self.deps.max_call_s
+        if not limit or limit <= 0 or math.isinf(limit):
+            return
+        await trio.sleep(limit)
+        speaking = self.machine.state is T.State.SPEAKING
+        if self.machine.state is not T.State.ENDED:
+            for action in self.machine.handle(T.Hangup("max_duration", self._partial_words() if speaking else 0)):
+                if type(action) is T.TellHeard:
+                    self._tell_heard(action)
+        if self._asr_scope is not None:
+            self._asr_scope.cancel()
+        if self._reply is not None:
+            self._reply.drop(retract=False)
+        self.pacer.clear()
+        self.pacer.hold(False)
+        await self._send(self.frames.clear())
+        line = goodbye_line(self.deps.language)
+        started_ms = round(self._now_ms())
+        self.log("TTS_START", turn=None, segment=0, latency_ms=None, text=line, cause="max_call_minutes")
+        with trio.move_on_after(CALL_LIMIT_GOODBYE_S):
+            epoch = self.pacer.epoch
+            await self.synthesize(line, epoch)
+            await self.pacer.write_silence(200, epoch)
+            while self.pacer.position > self.pacer.frames_sent or (self.pacer.play_end or 0.0) > trio.current_time():
+                await trio.sleep(0.05)
+        self._record(self.deps.recorder.transcript_turn, self.call_sid, "agent", line, started_ms,
+                     round(self._now_ms()), True)
+        raise _EndCall("max_duration", 1000)
 
     async def _recognizer_task(self) -> None:
         assert self.recognizer is not None

@@ -35,6 +35,50 @@ def _host_port(name: str, value: str | None) -> str | None:
     return value
 
 
+def _flag(name: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r} must be 1 or 0")
+
+
+def _positive(name: str, value: str | None, default: float, integer: bool = False) -> float:
+    if value is None:
+        return default
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} must be a positive {'integer' if integer else 'number'}") from None
+    if not number > 0 or number != number or number == float("inf"):
+        raise ConfigError(f"{name}={value!r} must be a positive {'integer' if integer else 'number'}")
+    return number
+
+
+def _proxy_list(name: str, value: str | None) -> str:
+    from server.security import TrustedProxies
+
+    spec = value or "127.0.0.1,::1"
+    try:
+        TrustedProxies(spec)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={value!r}: {exc}") from None
+    return spec
+
+
+def _hosts(name: str, value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    hosts = tuple(h.strip().lower() for h in value.split(",") if h.strip())
+    for host in hosts:
+        if host != "*" and ("/" in host or " " in host or "://" in host):
+            raise ConfigError(f"{name}={value!r}: {host!r} is not a host name")
+    return hosts
+
+
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
@@ -63,6 +107,16 @@ class Settings:
     lead_webhook_url: str | None = None
     port: int = 8080
     log_level: str = "INFO"
+    # Security (README "Security"): the per-call websocket token secret, the explicit
+    # "open without Twilio signatures" switch, trusted proxies, the dashboard's Host
+    # allow-list, the /metrics + /version bearer token, and the call limits.
+    agentlocator_secret: str | None = field(default=None, repr=False)
+    insecure: bool = False
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    allowed_hosts: tuple[str, ...] = ()  # empty: the defaults (localhost names + PUBLIC_BASE_URL's host)
+    metrics_token: str | None = field(default=None, repr=False)
+    max_calls: int = 50
+    max_call_minutes: float = 60.0
     timing: TimingConfig = field(default_factory=TimingConfig)
     # The raw environment, for the provider selectors of speech/ and dialog/ (they read
     # their own details from it; the checks above are the ones every setup shares).
@@ -85,6 +139,9 @@ class Settings:
         creds = get("GOOGLE_APPLICATION_CREDENTIALS")
         if creds and not os.path.isfile(creds):
             raise ConfigError(f"GOOGLE_APPLICATION_CREDENTIALS={creds!r}: no such file")
+        secret = get("AGENTLOCATOR_SECRET")
+        if secret is not None and len(secret) < 16:
+            raise ConfigError("AGENTLOCATOR_SECRET must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         log_level = (get("LOG_LEVEL") or "INFO").upper()
         _choice("LOG_LEVEL", log_level, ("DEBUG", "INFO", "WARNING", "ERROR"))
         return cls(
@@ -108,6 +165,13 @@ class Settings:
             lead_webhook_url=_url("LEAD_WEBHOOK_URL", get("LEAD_WEBHOOK_URL"), ("https", "http")),
             port=int(port_raw),
             log_level=log_level,
+            agentlocator_secret=secret,
+            insecure=_flag("AGENTLOCATOR_INSECURE", get("AGENTLOCATOR_INSECURE")),
+            forwarded_allow_ips=_proxy_list("FORWARDED_ALLOW_IPS", get("FORWARDED_ALLOW_IPS")),
+            allowed_hosts=_hosts("ALLOWED_HOSTS", get("ALLOWED_HOSTS")),
+            metrics_token=get("METRICS_TOKEN"),
+            max_calls=int(_positive("MAX_CALLS", get("MAX_CALLS"), 50, integer=True)),
+            max_call_minutes=_positive("MAX_CALL_MINUTES", get("MAX_CALL_MINUTES"), 60.0),
             timing=TimingConfig.from_env(env),
             env=env,
         )

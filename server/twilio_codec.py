@@ -4,7 +4,9 @@ three frames we send (media / mark / clear) built without a JSON encoder.
 Nothing here raises on what Twilio (or anyone on the socket) sends: a malformed frame is
 counted in ``agentlocator_protocol_errors_total{kind}`` and returned as a
 :class:`ProtocolError` the session may log; an unknown event name is reported once per
-name (:class:`UnknownEvent` with ``first=True``) and then ignored quietly.
+name (:class:`UnknownEvent` with ``first=True``) and then ignored quietly. What the peer
+controls never grows memory: unknown names are counted, and only the first
+``UNKNOWN_NAMES_KEPT`` (cut to 64 characters) are remembered for that "once".
 """
 from __future__ import annotations
 
@@ -101,6 +103,8 @@ class _EventName(msgspec.Struct):
 _decoder = msgspec.json.Decoder(Union[_WConnected, _WStart, _WMedia, _WDtmf, _WMark, _WStop])
 _name_decoder = msgspec.json.Decoder(_EventName)
 KNOWN_EVENTS = frozenset({"connected", "start", "media", "dtmf", "mark", "stop"})
+UNKNOWN_NAMES_KEPT = 20
+UNKNOWN_NAME_CHARS = 64
 
 # ---------------------------------------------------------------------------------------------
 # Events the session sees.
@@ -176,13 +180,18 @@ def _param(params: dict[str, str], *names: str) -> str:
 
 
 class TwilioParser:
-    """One per websocket. ``parse(text)`` never raises."""
+    """One per websocket. ``parse(text)`` never raises.
 
-    __slots__ = ("errors", "_unknown_seen")
+    Once ``stream_sid`` is set (from `start`), a frame that names another stream is a
+    ProtocolError("stream_sid"): it is not this call's."""
+
+    __slots__ = ("errors", "_unknown_seen", "unknown_events", "stream_sid")
 
     def __init__(self) -> None:
         self.errors: dict[str, int] = {}
-        self._unknown_seen: set[str] = set()
+        self._unknown_seen: set[str] = set()  # at most UNKNOWN_NAMES_KEPT names
+        self.unknown_events = 0
+        self.stream_sid = ""
 
     def _error(self, kind: str, detail: str) -> ProtocolError:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -197,8 +206,13 @@ class TwilioParser:
         except Exception as exc:  # defensive: never let a frame take the call down
             return self._error("json", repr(exc))
         if isinstance(wire, _WMedia):
+            if self.stream_sid and wire.streamSid != self.stream_sid and wire.streamSid:
+                return self._error("stream_sid", "media for another stream")
             body = wire.media
             return Media(body.payload, _int(body.timestamp), _int(body.chunk))
+        if self.stream_sid and not isinstance(wire, (_WStart, _WConnected)) and wire.streamSid \
+                and wire.streamSid != self.stream_sid:
+            return self._error("stream_sid", f"{type(wire).__name__[2:].lower()} for another stream")
         if isinstance(wire, _WMark):
             return Mark(wire.mark.name)
         if isinstance(wire, _WStart):
@@ -233,11 +247,13 @@ class TwilioParser:
         except msgspec.DecodeError:
             return self._error("shape", str(exc))
         if name not in KNOWN_EVENTS:
-            first = name not in self._unknown_seen
+            self.unknown_events += 1
+            name = name[:UNKNOWN_NAME_CHARS]
+            first = name not in self._unknown_seen and len(self._unknown_seen) < UNKNOWN_NAMES_KEPT
             if first:
                 self._unknown_seen.add(name)
                 metrics.protocol_errors_total.labels(kind="unknown_event").inc()
-            return UnknownEvent(name[:64], first)
+            return UnknownEvent(name, first)
         if "base64" in str(exc):
             return self._error("base64", str(exc))
         return self._error("shape", str(exc))

@@ -79,6 +79,7 @@ def build_wiring(settings: Settings) -> Wiring:
         new_brain=brain.new_brain,
         recorder=recorder,
         language=settings.agent_language,
+        max_call_s=settings.max_call_minutes * 60.0,
     )
     return Wiring(
         run_call=run_call,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -91,13 +92,28 @@ class _Track:
             self.data[start : min(end, len(self.data))] = 0
 
 
+def new_sid(prefix: str) -> str:
+    """A fresh SID in Twilio's format (two letters, 32 hex digits)."""
+    return prefix + secrets.token_hex(16)
+
+
 @dataclass(slots=True)
 class CallIds:
-    call_sid: str = "CA51a7ed00000000000000000000000000"
-    stream_sid: str = "MZ51a7ed00000000000000000000000000"
-    account_sid: str = "AC51a7ed00000000000000000000000000"
+    # A new CallSid per call, like Twilio (the server admits each CallSid once).
+    call_sid: str = field(default_factory=lambda: new_sid("CA"))
+    stream_sid: str = field(default_factory=lambda: new_sid("MZ"))
+    account_sid: str = "AC" + "0" * 32
     from_number: str = "+972501234567"
     to_number: str = "+97231234567"
+    direction: str = "inbound"
+    # The <Stream>'s <Parameter>s from the call's TwiML (its websocket token among them);
+    # sent back in `start` as customParameters. Empty: just From / To / CallSid.
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    def webhook_params(self) -> dict[str, str]:
+        """What Twilio posts to the voice webhook (/twiml) for this call."""
+        return {"CallSid": self.call_sid, "AccountSid": self.account_sid, "From": self.from_number,
+                "To": self.to_number, "Direction": self.direction, "CallStatus": "ringing"}
 
 
 @dataclass(slots=True)
@@ -156,7 +172,8 @@ class SimulatedCall:
             start={
                 "accountSid": ids.account_sid, "callSid": ids.call_sid, "streamSid": ids.stream_sid,
                 "tracks": ["inbound"],
-                "customParameters": {"From": ids.from_number, "To": ids.to_number, "CallSid": ids.call_sid},
+                "customParameters": dict(ids.parameters) or {
+                    "From": ids.from_number, "To": ids.to_number, "CallSid": ids.call_sid},
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": SAMPLE_RATE, "channels": 1},
             },
         )

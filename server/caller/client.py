@@ -6,7 +6,12 @@ the playback model at the moment it arrives.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -61,6 +66,43 @@ def prepare(steps: list[sc.Step], render: Render = _espeak) -> list[Prepared]:
     return out
 
 
+class CallRefused(Exception):
+    """The server's TwiML did not connect a stream (busy, or the request was refused)."""
+
+
+def twiml_url_for(ws_url: str) -> str:
+    """ws://host:port/ws/twilio-media -> http://host:port/twiml (wss -> https)."""
+    parts = urllib.parse.urlsplit(ws_url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return urllib.parse.urlunsplit((scheme, parts.netloc, "/twiml", "", ""))
+
+
+def fetch_stream(twiml_url: str, ids: CallIds, auth_token: str | None = None,
+                 signed_url: str | None = None, headers: dict[str, str] | None = None,
+                 timeout_s: float = 10.0) -> tuple[str, dict[str, str]]:
+    """What Twilio does when a call comes in: POST the call's parameters to the voice webhook
+    (signed with ``auth_token`` over ``signed_url`` or ``twiml_url``) and read the TwiML's
+    <Stream url> and its <Parameter>s (the websocket token among them). Blocking."""
+    form = ids.webhook_params()
+    hdrs = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+    if auth_token:
+        from server.security import SignatureChecker
+
+        hdrs["X-Twilio-Signature"] = SignatureChecker(auth_token).sign(signed_url or twiml_url, form)
+    request = urllib.request.Request(twiml_url, data=urllib.parse.urlencode(form).encode(), headers=hdrs,
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310 - our own server
+            body = resp.read()
+    except urllib.error.HTTPError as exc:
+        raise CallRefused(f"{twiml_url}: HTTP {exc.code}") from None
+    stream = ET.fromstring(body).find("Connect/Stream")
+    if stream is None:
+        raise CallRefused(f"{twiml_url}: the TwiML connects no stream: {body[:300]!r}")
+    params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+    return stream.get("url", ""), params
+
+
 @dataclass(slots=True)
 class CallOutcome:
     call: SimulatedCall
@@ -77,8 +119,19 @@ async def place_call(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     max_duration_s: float = 1800.0,
     linger_s: float = 2.0,
+    twiml_url: str | None = None,
+    fetch_twiml: bool = True,
+    auth_token: str | None = None,
+    signed_twiml_url: str | None = None,
 ) -> CallOutcome:
-    """Connect like Twilio, run the script in real time, hang up (or be hung up on)."""
+    """Like Twilio: fetch the call's TwiML (its stream token), connect, run the script in
+    real time, hang up (or be hung up on). ``fetch_twiml=False`` skips the first step (the
+    server will then refuse the stream: that is what the security tests want)."""
+    ids = ids or CallIds()
+    if fetch_twiml and not ids.parameters:
+        _, params = await trio.to_thread.run_sync(functools.partial(
+            fetch_stream, twiml_url or twiml_url_for(url), ids, auth_token, signed_twiml_url))
+        ids = dataclasses.replace(ids, parameters=params)
     call = SimulatedCall(steps, ids, on_event)
     async with trio_websocket.open_websocket_url(
         url, subprotocols=subprotocols or [], extra_headers=headers or [], message_queue_size=256,

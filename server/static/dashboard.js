@@ -3,20 +3,34 @@
 "use strict";
 const AL = (() => {
   const REFRESH_MS = 2000;
-  const token = new URLSearchParams(location.search).get("token");
+  // Signed in by the HttpOnly session cookie (the token is never in a URL or in this script);
+  // a state-changing request carries the page's CSRF token.
+  const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
 
   async function api(path) {
-    const headers = token ? { Authorization: "Bearer " + token } : {};
-    const res = await fetch(path, { headers, cache: "no-store" });
+    const res = await fetch(path, { credentials: "same-origin", cache: "no-store" });
+    if (res.status === 401) { location.reload(); throw new Error(path + ": signed out"); }
     if (!res.ok) throw new Error(path + ": HTTP " + res.status);
     return res.json();
+  }
+
+  async function post(path, body) {
+    const res = await fetch(path, {
+      method: "POST", credentials: "same-origin", cache: "no-store",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      body: JSON.stringify(body ?? {}),
+    });
+    if (!res.ok) throw new Error(path + ": HTTP " + res.status);
+    return res.status === 204 ? null : res.json();
   }
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
       if (v === null || v === undefined) continue;
-      if (k === "class") node.className = v; else node.setAttribute(k, v);
+      if (k === "class") node.className = v;
+      else if (k === "style") Object.assign(node.style, v);  // CSSOM: allowed by the CSP, unlike a style attribute
+      else node.setAttribute(k, v);
     }
     for (const c of children) {
       if (c === null || c === undefined) continue;
@@ -170,7 +184,7 @@ const AL = (() => {
     const rows = calls.map((c) => {
       const live = c.ended_at === null;
       const dur = live ? null : (new Date(c.ended_at) - new Date(c.started_at)) / 1000;
-      const link = el("a", { href: "/dashboard/calls/" + encodeURIComponent(c.call_sid) + location.search }, live ? "● חי" : "הסתיימה");
+      const link = el("a", { href: "/dashboard/calls/" + encodeURIComponent(c.call_sid) }, live ? "● חי" : "הסתיימה");
       return el("tr", { class: live ? "live" : null, "data-sid": c.call_sid },
         el("td", {}, link), el("td", {}, fmtTime(c.started_at)), el("td", {}, ltr(c.from)), el("td", {}, ltr(c.to)),
         el("td", {}, live ? "…" : fmtDuration(dur)), el("td", {}, num(c.turns)), el("td", {}, c.close_reason ?? "—"),
@@ -219,9 +233,9 @@ const AL = (() => {
     const total = Math.max(endMs, ...events.map((e) => e.t_ms), 1);
     const seg = (start, end, color, title) => el("span", {
       class: "seg", title,
-      style: `right:${100 * start / total}%;width:${Math.max(0.2, 100 * (end - start) / total)}%;background:${color}`,
+      style: { right: `${100 * start / total}%`, width: `${Math.max(0.2, 100 * (end - start) / total)}%`, background: color },
     });
-    const tick = (t, cls, title) => el("span", { class: "tick " + cls, title, style: `right:${100 * t / total}%` });
+    const tick = (t, cls, title) => el("span", { class: "tick " + cls, title, style: { right: `${100 * t / total}%` } });
     const nodes = [];
     const states = events.filter((e) => e.kind === "STATE_CHANGE");
     if (states.length) {
@@ -287,6 +301,14 @@ const AL = (() => {
   function poll(fn) { fn(); setInterval(fn, REFRESH_MS); }
   return {
     dashboard: () => poll(refreshDashboard),
-    callPage: (sid) => { document.getElementById("back").search = location.search; poll(() => refreshCall(sid)); },
+    callPage: (sid) => poll(() => refreshCall(sid)),
+    post,
   };
 })();
+
+// No inline script (the CSP forbids it): the page says what it is in <body data-page>.
+document.addEventListener("DOMContentLoaded", () => {
+  const page = document.body.dataset.page;
+  if (page === "dashboard") AL.dashboard();
+  else if (page === "call") AL.callPage(document.body.dataset.callSid);
+});

@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from leads.base import CallMetrics
-from server.caller.call import CallIds
+from server.caller.call import CallIds, new_sid
 from server.caller.client import place_call
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -59,14 +59,15 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
     live_thread = None
     try:
         # A whole call that books a meeting, then a second caller who is still on the line.
-        outcome = trio.run(functools.partial(place_call, ws_url, mod.caller_steps(mod.MEETING_CALL), max_duration_s=90))
+        first_ids = CallIds()
+        outcome = trio.run(functools.partial(place_call, ws_url, mod.caller_steps(mod.MEETING_CALL), ids=first_ids,
+                                             max_duration_s=90))
         assert outcome.call.errors == []
         deadline = time.monotonic() + 15
         while get_json(server.url + "/api/calls")[0]["ended_at"] is None:
             assert time.monotonic() < deadline, "the finished call was never recorded as ended"
             time.sleep(0.1)
-        live_ids = CallIds(call_sid="CA11fe0000000000000000000000000000", stream_sid="MZ11fe0000000000000000000000000000",
-                           from_number="+972529876543")
+        live_ids = CallIds(call_sid=new_sid("CA"), stream_sid=new_sid("MZ"), from_number="+972529876543")
         # on the line ~15 s: long enough to be seen live, then hangs up while we watch
         live_steps = mod.caller_steps(["אני מחפשת פנטהאוז בחיפה"], tail_ms=10000)
         live_thread = threading.Thread(target=trio.run, args=(functools.partial(
@@ -86,7 +87,7 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(server.url + "/dashboard")
             page.wait_for_selector("body[data-loaded='1']", timeout=15000)
-            finished = page.locator("#calls tbody tr[data-sid='CA51a7ed00000000000000000000000000']")
+            finished = page.locator(f"#calls tbody tr[data-sid='{first_ids.call_sid}']")
             expect(finished).to_contain_text("הסתיימה")
             expect(finished).to_contain_text("agent_hangup")
             live = page.locator(f"#calls tbody tr.live[data-sid='{live_ids.call_sid}']")
@@ -110,7 +111,7 @@ def test_dashboard_shows_calls_from_the_simulated_caller(tmp_path: Path) -> None
             expect(transcript).to_contain_text("AgentLocator")  # the agent's greeting
             expect(page.locator("#metrics .kpi").first).to_contain_text("ms")
             # the turn-taking cards show this call's stored figures
-            m = get_json(server.url + "/api/calls/CA51a7ed00000000000000000000000000")["metrics"]
+            m = get_json(server.url + f"/api/calls/{first_ids.call_sid}")["metrics"]
             card = lambda key: page.locator(f"#metrics .kpi[data-kpi='{key}'] .kpi-value")  # noqa: E731
             expect(card("false_interruptions")).to_have_text(str(m["false_interruptions"]))
             expect(card("talk_over")).to_have_text(ms(max(m["talk_over_ms"], default=0)))
@@ -249,7 +250,9 @@ def test_dashboard_shows_the_turn_taking_figures(tmp_path: Path) -> None:
 
 
 def test_dashboard_with_a_token_in_the_link(tmp_path: Path) -> None:
-    """DASHBOARD_TOKEN set: the page opened with ?token= passes it on to every API call."""
+    """DASHBOARD_TOKEN set: a first visit with ?token= is exchanged for an HttpOnly,
+    SameSite=Strict session cookie and redirected to the same page without the token; the
+    page's API calls then go by the cookie (no token in any URL, header or script)."""
     from playwright.sync_api import expect, sync_playwright
 
     mod = agent_server_module()
@@ -262,10 +265,22 @@ def test_dashboard_with_a_token_in_the_link(tmp_path: Path) -> None:
             # (a navigation answered by a Basic challenge is an error page in headless mode)
             assert page.request.get(server.url + "/dashboard").status == 401
             assert page.request.get(server.url + "/api/leads?token=wrong").status == 401
+            api_urls: list[str] = []
+            page.on("request", lambda req: api_urls.append(req.url) if "/api/" in req.url else None)
             page.goto(server.url + "/dashboard?token=let-me-in")
             page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+            assert page.url == server.url + "/dashboard"  # the token left the address bar
             expect(page.locator("#calls tbody")).to_contain_text("אין עדיין שיחות")
             expect(page.locator("#refreshed")).not_to_have_class("refreshed error")
+            [cookie] = page.context.cookies()
+            assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"]) == ("al_session", True, "Strict")
+            assert "let-me-in" not in cookie["value"]
+            assert api_urls and not any("token" in u for u in api_urls)
+            assert page.evaluate("document.cookie") == ""  # HttpOnly: not readable by scripts
+            # signing out ends it
+            page.click("header .logout button")
+            page.wait_for_url("**/dashboard/login")
+            assert page.request.get(server.url + "/api/leads").status == 401
             browser.close()
     finally:
         server.stop()

@@ -25,6 +25,7 @@ import trio
 import trio_websocket
 
 from server import logs
+from leads.fields import sid_for
 from server.session import CallDeps, CallResult, run_call
 from server.settings import Settings
 from server.transport import TransportClosed
@@ -136,9 +137,25 @@ class SocketRun:
     port: int  # the server's loopback port (closed again when the run returns)
 
 
+ACCOUNT_SID = "AC" + "0" * 32
+
+
+async def admit_line(line: "CallerLine", port: int) -> None:
+    """Fetch the call's TwiML like Twilio, so the line's `start` carries its websocket token."""
+    import functools
+
+    from server.caller.call import CallIds
+    from server.caller.client import fetch_stream
+
+    ids = CallIds(call_sid=line.call_sid, stream_sid=line.stream_sid, account_sid=line.account_sid,
+                  from_number=line.from_number)
+    _, params = await trio.to_thread.run_sync(functools.partial(fetch_stream, f"http://127.0.0.1:{port}/twiml", ids))
+    line.custom_parameters = params
+
+
 def new_socket_call(sc: Scenario) -> SocketCall:
     line = CallerLine(snr_db=sc.snr_db, echo=sc.echo, bursts=sc.bursts,  # type: ignore[arg-type]
-                      call_sid=f"CA{sc.name}", stream_sid=f"MZ{sc.name}")
+                      call_sid=sid_for("CA", sc.name), stream_sid=sid_for("MZ", sc.name), account_sid=ACCOUNT_SID)
     oracle = OracleRecognizer(lambda: line.placed, line.now, latency_s=sc.asr_latency_s)
     return SocketCall(sc, line, oracle, RealTimeAgentVoice(sc.language, sc.agent))
 
@@ -158,6 +175,7 @@ async def run_scenario_over_socket(sc: Scenario, limit_s: float = 60.0) -> Socke
         async with running_server(call.wiring, {"AGENT_LANGUAGE": sc.language}) as (_, port):
             ports.append(port)
             url = f"ws://127.0.0.1:{port}{WS_PATH}"
+            await admit_line(line, port)
             async with trio_websocket.open_websocket_url(url, subprotocols=["audio.twilio.com"]) as ws:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(bridge, line, ws)
@@ -188,6 +206,6 @@ async def run_scenarios_over_sockets(
             nursery.start_soon(one, sc)
     lines = [json.loads(x) for x in stream.getvalue().splitlines() if x.startswith("{")]
     for name, run in runs.items():
-        run.record.log_lines = [x for x in lines if x.get("call_sid") == f"CA{name}"]
+        run.record.log_lines = [x for x in lines if x.get("call_sid") == sid_for("CA", name)]
     return runs
 

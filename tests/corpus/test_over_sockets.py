@@ -29,6 +29,8 @@ import pytest
 import trio
 from trio.testing import MockClock
 
+from leads.fields import sid_for
+
 from .harness import run_scenario
 from .judge import Verdict, judge
 from .scenarios import BY_NAME
@@ -68,7 +70,7 @@ def test_caller_hears_a_person_over_real_sockets(over_sockets, name: str) -> Non
     # It was a whole call over the socket: every frame the caller's line sent reached the
     # session, nothing was malformed, and the server closed the socket after the caller's stop.
     result = rec.result
-    assert result is not None and result.call_sid == f"CA{name}"
+    assert result is not None and result.call_sid == sid_for("CA", name)
     assert result.close_reason == "twilio_stop" and rec.line.closed_by == "server"
     assert result.protocol_errors == 0 and result.rejected_events == 0
     assert result.frames_in >= 50 * (rec.line.stop_sent_at or 0) - 10

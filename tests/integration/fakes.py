@@ -125,6 +125,7 @@ class FakeWorld:
         deps = CallDeps(
             config=settings.timing, new_recognizer=new_recognizer, synthesizer=self.synthesizer,
             new_brain=new_brain, recorder=self.recorder, language=settings.agent_language,
+            max_call_s=settings.max_call_minutes * 60.0,
         )
         return Wiring(run_call=recording_run_call, call_deps=deps,
                       providers={"asr": "fake-asr", "tts": "fake-tts", "brain": "fake-brain"},
@@ -136,3 +137,17 @@ def env_wiring(settings: Settings) -> Wiring:
     answers every caller turn with a long reply and never hangs up."""
     world = FakeWorld(["okay"] * 100_000, turns=10**9, always_long=True)
     return world.wiring(settings)
+
+
+def dashboard_wiring(settings: Settings) -> Wiring:
+    """env_wiring plus the real store (DATABASE_URL) and the dashboard: every HTTP route of
+    the production app is there (the security suite fuzzes them in a server process)."""
+    from leads.store import open_store
+    from server.dashboard import dashboard_bp
+
+    wiring = env_wiring(settings)
+    recorder = open_store(settings.database_url)
+    wiring.call_deps.recorder = recorder
+    wiring.recorder = recorder
+    wiring.blueprints = [dashboard_bp]
+    return wiring

@@ -6,10 +6,9 @@ import os
 from typing import AsyncIterator, Callable
 
 import trio
-from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from server.app import AgentApp, create_app
+from server.app import AgentApp, create_app, server_config
 from server.settings import Settings
 from server.demo import free_port
 from server.wiring import Wiring
@@ -21,10 +20,8 @@ async def running_server(
 ) -> AsyncIterator[tuple[AgentApp, int]]:
     settings = Settings.from_env(env or {})
     app = create_app(settings, wiring_factory, configure_logs=False)
-    config = Config()
     port = free_port()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
+    config = server_config("127.0.0.1", port)
     config.errorlog = None
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -97,3 +94,26 @@ async def server_process(log_path: "os.PathLike[str] | str", env: dict[str, str]
             await trio.to_thread.run_sync(lambda: proc.wait(timeout=15))
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+async def admitted_ids(port: int, ids: "object | None" = None, auth_token: str | None = None,
+                       signed_url: str | None = None) -> "object":
+    """CallIds whose `start` the server admits: the call's TwiML fetched first, like Twilio
+    does, so its customParameters carry the websocket token minted for this CallSid."""
+    import dataclasses
+    import functools
+
+    from server.caller.call import CallIds
+    from server.caller.client import fetch_stream
+
+    ids = ids or CallIds()
+    _, params = await trio.to_thread.run_sync(functools.partial(
+        fetch_stream, f"http://127.0.0.1:{port}/twiml", ids, auth_token, signed_url))
+    return dataclasses.replace(ids, parameters=params)
+
+
+def start_frames(ids: "object") -> list[str]:
+    """`connected` and `start` as Twilio sends them for ``ids`` (see admitted_ids)."""
+    from server.caller.call import SimulatedCall
+
+    return SimulatedCall([], ids).start_messages()  # type: ignore[arg-type]

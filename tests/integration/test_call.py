@@ -12,7 +12,7 @@ from server.caller.call import PreparedAudio, PreparedBarge, PreparedHangup, Pre
 from server.caller.client import place_call
 
 from .fakes import FakeWorld, tone
-from .harness import running_server
+from .harness import admitted_ids, running_server
 
 WAIT = PreparedWait(quiet_ms=600, timeout_s=10.0)
 
@@ -60,18 +60,19 @@ async def test_malformed_frames_do_not_crash_the_server() -> None:
     world = FakeWorld(["hello"], turns=1)
     async with running_server(world.wiring, {"AGENT_LANGUAGE": "en-US"}) as (_, port):
         url = f"ws://127.0.0.1:{port}/ws/twilio-media"
+        ids = await admitted_ids(port)
         async with trio_websocket.open_websocket_url(url) as ws:
-            sid = "MZbad"
+            sid = ids.stream_sid
             await ws.send_message(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
             await ws.send_message(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": sid, "start": {
-                "accountSid": "AC1", "callSid": "CAbad", "streamSid": sid, "tracks": ["inbound"],
-                "customParameters": {"From": "+1555", "To": "+1666"},
+                "accountSid": ids.account_sid, "callSid": ids.call_sid, "streamSid": sid, "tracks": ["inbound"],
+                "customParameters": ids.parameters,
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
             for junk in ("{", "[]", "null", '{"event": 5}', '{"event": "media", "media": {"payload": "!!"}}',
-                         '{"event": "media", "streamSid": "MZbad", "media": {}}', '{"event": "warp"}',
+                         '{"event": "media", "streamSid": "%s", "media": {}}' % sid, '{"event": "warp"}',
                          '{"event": "mark"}', "\x00\xff", b"\x00binary"):
                 await ws.send_message(junk)
-            await ws.send_message(json.dumps({"event": "stop", "streamSid": sid, "stop": {"callSid": "CAbad"}}))
+            await ws.send_message(json.dumps({"event": "stop", "streamSid": sid, "stop": {"callSid": ids.call_sid}}))
             with trio.fail_after(5):
                 try:
                     while True:
@@ -100,7 +101,7 @@ async def test_caller_drops_mid_speech_and_the_call_winds_down() -> None:
         async with trio_websocket.open_websocket_url(url) as ws:
             from server.caller.call import SimulatedCall
 
-            call = SimulatedCall(steps)
+            call = SimulatedCall(steps, await admitted_ids(port))
             for m in call.start_messages():
                 await ws.send_message(m)
             with trio.fail_after(5):

@@ -41,7 +41,7 @@ CALLER_LINES = [
     "כן",  # book it
     "לא, תודה",  # nothing else: the agent says goodbye and hangs up
 ]
-CALL_SID = "CA4eb7e300000000000000000000000000"  # a well-formed SID: the store keeps no other
+CALL_SID = "CA" + "4eb1e3" + "0" * 26  # a Twilio-format CallSid (CA + 32 hex)
 HEBREW = re.compile(r"[\u05d0-\u05ea]")
 
 

@@ -53,7 +53,7 @@ from tests.corpus.judge import AgentAudio
 from tests.corpus.line import CallerLine
 from tests.corpus.oracle_asr import OracleRecognizer
 from tests.corpus.scenarios import answer, en, he, interrupt, repeat
-from tests.corpus.sockets import WS_PATH, RealTimeAgentVoice, bridge
+from tests.corpus.sockets import ACCOUNT_SID, WS_PATH, RealTimeAgentVoice, admit_line, bridge
 from tests.corpus.voices import prerender
 from tests.dialog.fake_openai import FakeOpenAI, Script
 
@@ -97,7 +97,7 @@ class OpenAICall:
 
     @property
     def call_sid(self) -> str:
-        return sid_for("CA", f"openai{self.name}")
+        return sid_for("CA", f"openai-{self.name}")
 
     def heard_after(self, t: float) -> list[Heard]:
         return [h for h in self.heard if h.start >= t]
@@ -130,7 +130,7 @@ async def get_json(port: int, path: str) -> Any:
 
 async def run_call(call: OpenAICall, db: Path) -> None:
     clips = prerender([s.voice for s in call.steps])
-    line = CallerLine(snr_db=30.0, call_sid=call.call_sid, stream_sid=sid_for("MZ", call.name))
+    line = CallerLine(snr_db=30.0, call_sid=call.call_sid, stream_sid=sid_for("MZ", call.name), account_sid=ACCOUNT_SID)
     oracle = OracleRecognizer(lambda: line.placed, line.now)
     voice = RealTimeAgentVoice(call.language, call.agent)
     script = CallerScript(call.steps, clips, oracle)
@@ -153,6 +153,7 @@ async def run_call(call: OpenAICall, db: Path) -> None:
             async with running_server(wiring, env) as (_, port):
                 call.version = await get_json(port, "/version")
                 url = f"ws://127.0.0.1:{port}{WS_PATH}"
+                await admit_line(line, port)
                 async with trio_websocket.open_websocket_url(url, subprotocols=["audio.twilio.com"]) as ws:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(bridge, line, ws)

@@ -1,6 +1,7 @@
 """Review: the websocket adapter must not let a send race ahead of what the peer said last."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import trio
@@ -11,9 +12,9 @@ from server.settings import Settings
 from server.transport import Transport, TransportClosed
 from server.wiring import Wiring
 
-from .harness import running_server
+from .harness import admitted_ids, running_server, start_frames
 
-STOP = '{"event":"stop","sequenceNumber":"9","streamSid":"MZ1","stop":{"accountSid":"AC1","callSid":"CA1"}}'
+STOP = '{"event":"stop","sequenceNumber":"9","streamSid":"%s","stop":{"accountSid":"%s","callSid":"%s"}}'
 HEARTBEAT = '{"event":"mark","streamSid":"MZ1","mark":{"name":"hb1"}}'
 
 
@@ -55,10 +56,14 @@ async def test_a_send_after_the_peer_left_does_not_preempt_its_unread_stop() -> 
 
     async with running_server(factory) as (_, port):
         url = f"ws://127.0.0.1:{port}/ws/twilio-media"
+        ids = await admitted_ids(port)
+        stop = STOP % (ids.stream_sid, ids.account_sid, ids.call_sid)
         async with trio_websocket.open_websocket_url(url) as ws:
-            await ws.send_message('{"event":"connected"}')
-            await ws.send_message(STOP)
+            for frame in start_frames(ids):
+                await ws.send_message(frame)
+            await ws.send_message(stop)
         with trio.fail_after(5):
             await done.wait()
-    assert got == {"first": '{"event":"connected"}', "send_before": "ok", "next": STOP, "then": "closed",
-                   "send_after": "closed"}
+    first = json.loads(got.pop("first"))  # the `start`, as the server's door rebuilt it
+    assert first["event"] == "start" and first["start"]["callSid"] == ids.call_sid
+    assert got == {"send_before": "ok", "next": stop, "then": "closed", "send_after": "closed"}

@@ -15,10 +15,11 @@ from server.settings import Settings
 from server.transport import Transport, TransportClosed
 from server.wiring import Wiring
 
-from .harness import ahttp, running_server
+from .harness import admitted_ids, ahttp, running_server, start_frames
 
 TOKEN = "test-auth-token-123"
-CALL = {"CallSid": "CA123", "From": "+972501234567", "To": "+97231234567", "AccountSid": "AC1"}
+CALL_SID = "CA" + "12" * 16
+CALL = {"CallSid": CALL_SID, "From": "+972501234567", "To": "+97231234567", "AccountSid": "AC" + "0" * 32}
 
 
 class Seen:
@@ -62,7 +63,8 @@ async def test_version_reports_providers() -> None:
 
 
 async def test_twiml_points_at_our_websocket_behind_a_proxy() -> None:
-    async with running_server(quiet_wiring(Seen())) as (_, port):
+    # Unsigned requests through a proxy: only with AGENTLOCATOR_INSECURE=1 (tests/security has the rest)
+    async with running_server(quiet_wiring(Seen()), {"AGENTLOCATOR_INSECURE": "1"}) as (_, port):
         status, headers, body = await ahttp(
             "POST", port, "/twiml", form=CALL,
             headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "agent.example.com"},
@@ -75,7 +77,8 @@ async def test_twiml_points_at_our_websocket_behind_a_proxy() -> None:
     assert stream.get("url") == "wss://agent.example.com/ws/twilio-media"
     assert stream.get("statusCallback") == "https://agent.example.com/stream_status"
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
-    assert params["From"] == CALL["From"] and params["To"] == CALL["To"] and params["CallSid"] == "CA123"
+    assert params["From"] == CALL["From"] and params["To"] == CALL["To"] and params["CallSid"] == CALL_SID
+    assert params["token"]  # the call's websocket token (tests/security/test_stream_tokens.py)
 
 
 async def test_twiml_uses_public_base_url() -> None:
@@ -137,24 +140,29 @@ async def test_websocket_upgrade_signature() -> None:
         except trio_websocket.ConnectionRejected as exc:
             assert exc.status_code == 403
         sig = SignatureChecker(TOKEN).sign("wss://agent.example.com/ws/twilio-media", {})
+        ids = await admitted_ids(port, auth_token=TOKEN, signed_url="https://agent.example.com/twiml")
         async with trio_websocket.open_websocket_url(url, extra_headers=[("X-Twilio-Signature", sig)]) as ws:
-            await ws.send_message('{"event": "connected"}')
+            for frame in start_frames(ids):
+                await ws.send_message(frame)
             with trio.fail_after(5):
                 while not seen.frames:
                     await trio.sleep(0.01)
-    assert seen.frames == ['{"event": "connected"}']
+    assert json.loads(seen.frames[0])["start"]["callSid"] == ids.call_sid
 
 
 async def test_subprotocol_is_echoed_and_close_reaches_the_call() -> None:
     seen = Seen()
     async with running_server(quiet_wiring(seen)) as (_, port):
         url = f"ws://127.0.0.1:{port}/ws/twilio-media"
+        ids = await admitted_ids(port)
         async with trio_websocket.open_websocket_url(url, subprotocols=["audio.twilio.com"]) as ws:
             assert ws.subprotocol == "audio.twilio.com"
+            for frame in start_frames(ids):
+                await ws.send_message(frame)
             await ws.send_message("hello")
         with trio.fail_after(5):
             await seen.done.wait()
-    assert seen.frames == ["hello"]
+    assert json.loads(seen.frames[0])["event"] == "start" and seen.frames[1:] == ["hello"]
     assert seen.closed is not None
 
 

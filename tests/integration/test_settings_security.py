@@ -36,7 +36,9 @@ def test_bad_settings_name_the_variable(env: dict[str, str], needle: str) -> Non
 def test_request_base_prefers_public_then_forwarded() -> None:
     assert request_base("https://pub.example", "http", "127.0.0.1:8080", {}) == "https://pub.example"
     fwd = {"X-Forwarded-Proto": "https, http", "X-Forwarded-Host": "tunnel.example, proxy.local"}
-    assert request_base(None, "http", "127.0.0.1:8080", fwd) == "https://tunnel.example"
+    assert request_base(None, "http", "127.0.0.1:8080", fwd, trusted=True) == "https://tunnel.example"
+    # from a peer that is not a trusted proxy, forwarded headers are not believed
+    assert request_base(None, "http", "127.0.0.1:8080", fwd) == "http://127.0.0.1:8080"
     assert request_base(None, "ws", "127.0.0.1:8080", {}) == "http://127.0.0.1:8080"
     assert request_base(None, "wss", "h.example", {}) == "https://h.example"
 

@@ -89,18 +89,14 @@ def build_wiring_factory(lines: list[str]):  # type: ignore[no-untyped-def]
 
 
 async def serve(db: str, port: int, lines: list[str], env: dict[str, str]) -> None:
-    from hypercorn.config import Config
     from hypercorn.trio import serve as hypercorn_serve
 
-    from server.app import create_app
+    from server.app import create_app, server_config
     from server.settings import Settings
 
     settings = Settings.from_env({"DATABASE_URL": db, "AGENT_LANGUAGE": "he-IL", **env})
     app = create_app(settings, build_wiring_factory(lines))
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    await hypercorn_serve(app, config)
+    await hypercorn_serve(app, server_config("127.0.0.1", port))
 
 
 # -- the harness side: run the script as a child process, call it ----------------------------

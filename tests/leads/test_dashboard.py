@@ -13,7 +13,8 @@ from leads import schema
 from leads.base import CallInfo, CallMetrics
 from leads.outbox import claim_due, record_result
 from leads.store import SqlRecorder, Store
-from server.dashboard import allowed, dashboard_bp
+from server.dashboard import dashboard_bp
+from server.webauth import is_local
 from server.security import SignatureChecker
 
 T0 = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.timezone.utc)
@@ -160,34 +161,41 @@ async def test_calls_stored_before_the_turn_taking_figures(sqlite_store: Store) 
 async def test_pages_render_with_vendored_assets(sqlite_store: Store) -> None:
     client = make_app(sqlite_store).test_client()
     page = await (await client.get("/dashboard")).get_data(as_text=True)
-    assert 'dir="rtl"' in page and "uPlot.iife.min.js" in page and "http" not in page.split("<body>")[1].split("AL.")[0]
+    body = page.split('<body data-page="dashboard">')[1]
+    assert 'dir="rtl"' in page and "uPlot.iife.min.js" in page and "http" not in body and "<script>" not in body
     assert (await client.get("/dashboard/static/uPlot.iife.min.js")).status_code == 200
     assert (await client.get("/dashboard/static/dashboard.js")).status_code == 200
     call = await (await client.get("/dashboard/calls/CA00000000000000000000000000000001")).get_data(as_text=True)
-    assert 'AL.callPage("CA00000000000000000000000000000001")' in call
+    # no inline script (the CSP forbids it): the page names itself, dashboard.js starts it
+    assert 'data-page="call" data-call-sid="CA00000000000000000000000000000001"' in call and "<script>" not in call
 
 
 async def test_token_protects_dashboard_and_api(sqlite_store: Store) -> None:
     client = make_app(sqlite_store, token="s3cret").test_client()
     denied = await client.get("/api/calls")
-    assert denied.status_code == 401 and "Basic" in denied.headers["WWW-Authenticate"]
-    assert (await client.get("/dashboard")).status_code == 401
+    assert denied.status_code == 401 and "Bearer" in denied.headers["WWW-Authenticate"]
+    page = await client.get("/dashboard")
+    assert page.status_code == 401 and 'action="/dashboard/login"' in await page.get_data(as_text=True)
     assert (await client.get("/api/calls", headers={"Authorization": "Bearer wrong"})).status_code == 401
     assert (await client.get("/api/calls", headers={"Authorization": "Bearer s3cret"})).status_code == 200
-    assert (await client.get("/api/calls?token=s3cret")).status_code == 200
+    # the token is not taken from API URLs, nor as a Basic password (browsers replay those)
+    assert (await client.get("/api/calls?token=s3cret")).status_code == 401
     basic = base64.b64encode(b"owner:s3cret").decode()
-    assert (await client.get("/dashboard", headers={"Authorization": f"Basic {basic}"})).status_code == 200
+    assert (await client.get("/dashboard", headers={"Authorization": f"Basic {basic}"})).status_code == 401
+    # a browser signs in once and is then served by its cookie
+    signed_in = await client.post("/dashboard/login", form={"token": "s3cret"})
+    assert signed_in.status_code == 303 and "al_session=" in signed_in.headers["Set-Cookie"]
+    assert (await client.get("/api/calls")).status_code == 200
 
 
-def test_without_a_token_only_loopback_is_allowed() -> None:
-    assert allowed(None, {}, {}, "127.0.0.1")
-    assert allowed(None, {}, {}, "::1")
-    assert not allowed(None, {}, {}, "10.0.0.7")
-    assert allowed(None, {}, {}, None)  # unix socket / in-process
-    # A local proxy forwarding an outside client is not a local request.
-    assert not allowed(None, {"X-Forwarded-For": "203.0.113.9"}, {}, "127.0.0.1")
-    assert allowed("tok", {}, {"token": "tok"}, "203.0.113.9")
-    assert not allowed("tok", {}, {"token": "tok2"}, "127.0.0.1")
+def test_without_a_token_only_local_requests() -> None:
+    assert is_local("127.0.0.1", {})
+    assert is_local("::1", {})
+    assert not is_local("10.0.0.7", {})
+    assert is_local(None, {})  # unix socket / in-process
+    # A local proxy (or tunnel) forwarding an outside client is not a local request.
+    assert not is_local("127.0.0.1", {"X-Forwarded-For": "203.0.113.9"})
+    assert not is_local("127.0.0.1", {"X-Real-IP": "127.0.0.1"})
 
 
 async def test_remote_request_refused_without_token(sqlite_store: Store) -> None:

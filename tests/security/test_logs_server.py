@@ -101,7 +101,8 @@ async def _run(tmp_path: Path, database_url: str, extra_env: dict[str, str]) -> 
                     assert status == 403
                     cmd = [sys.executable, "-m", "server.cli", "call", "--url", f"ws://127.0.0.1:{port}/ws/twilio-media",
                            "--script", str(script), "--from", CALLER, "--to", "+97231234567",
-                           "--auth-token", SECRETS["TWILIO_AUTH_TOKEN"], "--subprotocol", "audio.twilio.com",
+                           "--auth-token", SECRETS["TWILIO_AUTH_TOKEN"], "--account-sid", "AC" + "3" * 32,
+                           "--subprotocol", "audio.twilio.com",
                            "--out", str(tmp_path / "out"), "--quiet"]
                     call = await trio.run_process(cmd, cwd=ROOT, capture_stdout=True, capture_stderr=True, check=False)
                     assert call.returncode == 0, call.stderr.decode()[-2000:] + call.stdout.decode()[-2000:]

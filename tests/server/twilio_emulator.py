@@ -98,8 +98,13 @@ class TwilioEmulator:
         voice_amplitude: int = 3000,
         noise_amplitude: int = 20,
         payload_bytes: int = 160,
+        account_sid: str = "AC1",
     ) -> None:
         self.call_sid, self.stream_sid, self.from_number = call_sid, stream_sid, from_number
+        self.account_sid = account_sid
+        # Over a real socket the server admits a `start` only with the parameters (and the
+        # websocket token) of the call's TwiML: set these from it (see server.caller.client).
+        self.custom_parameters: dict[str, str] | None = None
         self.echo_mark = echo_mark
         self.payload_bytes = payload_bytes
         to_server_send, to_server_recv = trio.open_memory_channel[str](math.inf)
@@ -163,7 +168,7 @@ class TwilioEmulator:
         self._seq += 1
         await self._to_server.send(json.dumps({
             "event": "stop", "sequenceNumber": str(self._seq), "streamSid": self.stream_sid,
-            "stop": {"accountSid": "AC1", "callSid": self.call_sid},
+            "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
         }))
 
     def drop(self, code: int = 1006) -> None:
@@ -192,8 +197,9 @@ class TwilioEmulator:
             await self._to_server.send(json.dumps({
                 "event": "start", "sequenceNumber": "1", "streamSid": self.stream_sid,
                 "start": {
-                    "accountSid": "AC1", "streamSid": self.stream_sid, "callSid": self.call_sid,
-                    "tracks": ["inbound"], "customParameters": {"from": self.from_number, "to": "+97231234567"},
+                    "accountSid": self.account_sid, "streamSid": self.stream_sid, "callSid": self.call_sid,
+                    "tracks": ["inbound"],
+                    "customParameters": self.custom_parameters or {"from": self.from_number, "to": "+97231234567"},
                     "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
                 },
             }))
