@@ -282,6 +282,9 @@ class RuleDialog:
         question = self._confirm_question(values) if values else None
         if question is None:
             return self.say["clarify"]
+        if self.pending and extract.yes_no(text) is None:
+            # a caller who goes on to something new let the earlier check pass: it stands
+            self._store({k: v for k, v in self.pending.items() if k not in values})
         self.pending = values
         self._asking = self.expecting = next(iter(values))
         return question
@@ -306,7 +309,8 @@ class RuleDialog:
 
     def settle_pending(self, text: str) -> Settled:
         """The caller's answer to the value check: a yes stores the values, a bare no drops
-        them (ask again), and a new value or anything else drops them and goes on as usual."""
+        them (ask again), a new value for a slot replaces that one, and a caller who just goes
+        on to something else let the check pass: the values stand (as people do on the phone)."""
         pending, self.pending = self.pending or {}, None
         yes = extract.yes_no(text)
         found = self._values(text, None if yes else self.expecting)  # "כן" is not a name
@@ -316,6 +320,8 @@ class RuleDialog:
             return Settled("more" if new else "confirmed", stored)
         if yes is False and not new:
             return Settled("denied", (next(iter(pending), "area"),))
+        if yes is None:
+            return Settled("more", tuple(self._store({k: v for k, v in pending.items() if k not in new})))
         return Settled("more")
 
     def slot_question(self, key: str) -> str:

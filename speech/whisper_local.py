@@ -126,20 +126,18 @@ def transcribe_pcm(model: Any, pcm16_8k: bytes, language: str, hotwords: str | N
     )
     texts: list[str] = []
     logprobs: list[float] = []
-    no_speech: list[float] = []
     for seg in segments:
         if seg.no_speech_prob > 0.8 and seg.avg_logprob < -1.0:
             continue  # Whisper hallucinating over silence
         texts.append(seg.text.strip())
         logprobs.append(seg.avg_logprob)
-        no_speech.append(seg.no_speech_prob)
     text = " ".join(t for t in texts if t)
     if not logprobs or not text:
         return text, 0.0
-    # Whisper's "you" / "Thank you." over a knock comes with a high no-speech probability: it
-    # lowers the confidence, so a short noise with such words is not taken for a turn.
-    confidence = math.exp(sum(logprobs) / len(logprobs)) * (1.0 - max(no_speech))
-    return text, min(1.0, max(0.0, confidence))
+    # (Hallucinations over noise are dropped above, and the turn machine gives a short noise
+    # with such words no reply: dialog.cues.is_noise_transcript + the voiced time.)
+    confidence = math.exp(sum(logprobs) / len(logprobs))
+    return text, min(1.0, confidence)
 
 
 class WhisperRecognizer(Recognizer):

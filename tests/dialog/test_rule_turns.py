@@ -153,6 +153,33 @@ async def test_a_correction_replaces_the_value(lang, heard, correction, value):
     assert one_question(reply)
 
 
+@pytest.mark.parametrize("lang, area, checked, moving_on, rooms", [
+    ("he-IL", "בתל אביב", "דירה בחיפה", "תוך שלושה חודשים", None),
+    ("en-US", "in Tel Aviv", "an apartment in Haifa", "within three months", None),
+])
+async def test_a_check_the_caller_lets_pass_stands(lang, area, checked, moving_on, rooms):
+    """Asked "In Haifa, right?", the caller goes on to something else: like a person on the
+    phone, the agent takes that as a yes (the value stands) and takes the new words too."""
+    brain = new(lang)
+    await say(brain, checked, confidence=0.3)
+    assert brain.dialog.pending
+    reply = await say(brain, moving_on)
+    slots = brain.lead.slots
+    assert slots.area in ("חיפה", "Haifa") and slots.property_type in ("דירה", "apartment")
+    assert slots.timeframe is not None and brain.dialog.pending is None
+    assert one_question(reply)
+
+
+async def test_a_second_unsure_value_lets_the_first_check_stand():
+    """The caller talks over the check with another value heard at low confidence: the first
+    value stands, the new one is checked."""
+    brain = new("en-US")
+    await say(brain, "an apartment in Haifa", confidence=0.3)
+    reply = await say(brain, "two million shekels", confidence=0.3, interrupted=True)
+    assert brain.lead.slots.area == "Haifa" and brain.lead.slots.property_type == "apartment"
+    assert brain.dialog.pending == {"budget_ils": 2_000_000} and one_question(reply)
+
+
 @pytest.mark.parametrize("lang, text, confidence", [
     ("he-IL", "בחיפה", 0.1),  # too unsure even to check back
     ("he-IL", "אממ ה", 0.4),  # no value in it
