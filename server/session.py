@@ -93,6 +93,7 @@ async def run_call(transport: Transport, deps: CallDeps) -> CallResult:
 
 
 BRAIN_CLOSE_TIMEOUT_S = 2.0
+MAX_AUDIO_AHEAD_MS = 3000  # caller audio this far ahead of the wall clock: not a phone line
 CALIBRATION_GRACE_MS = 300  # no caller audio by calibration + this: greet anyway
 AUDIBLE_PEAK = 300  # a TTS chunk with a sample above this is speech, not the engine's silence  # brain.aclose at the end of a call (e.g. its HTTP client)
 
@@ -263,7 +264,7 @@ class CallSession:
     async def _finish(self, start: Start | None) -> str:
         """Shielded end of the call: close the socket, log, and always tell the recorder."""
         if self.close_reason in ("agent_hangup", "twilio_stop", "error", "no_start", "shutdown", "inbound_timeout",
-                                 "max_duration"):
+                                 "max_duration", "flood"):
             with trio.move_on_after(1.0):
                 try:
                     await self.transport.close(self.close_code, self.close_reason)
@@ -451,6 +452,11 @@ class CallSession:
                         self._log_protocol(self.parser._error("media_size", f"payload of {len(event.payload)} bytes"))
                     if self._halt is not None:
                         await self._send_clear()
+                    if self.inbound.t > (now - self.t0) * 1000.0 + MAX_AUDIO_AHEAD_MS:
+                        # Twilio's audio is spoken in real time: it can arrive late (bursts),
+                        # never ahead. A peer that streams faster only runs up ASR costs.
+                        self.log("ERROR", where="receive", error="caller audio faster than real time")
+                        raise _EndCall("flood", 1008)
                 elif type(event) is Mark:
                     self._on_mark(event.name)
                 elif type(event) is Stop:

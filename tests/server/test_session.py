@@ -1,6 +1,7 @@
 """The call session end to end against the in-memory Twilio emulator, in virtual time."""
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -571,3 +572,21 @@ async def test_a_brain_that_raises_before_streaming_gets_the_clarify_line(autoju
     out = await run_scenario(sc, script)
     assert sc.synthesizer.texts[-1] == CLARIFY_EN
     assert out.result.close_reason == "twilio_stop" and out.result.metrics.provider_errors == 1
+
+
+async def test_caller_audio_faster_than_real_time_ends_the_call(autojump_clock) -> None:
+    """Twilio's audio is spoken in real time; a peer pushing minutes of it in a moment is not a
+    phone line (it only runs up ASR costs): the call ends with a policy close."""
+    sc = Scenario()
+    frame = json.dumps({"event": "media", "streamSid": "MZ0001",
+                        "media": {"track": "inbound", "chunk": "1", "timestamp": "0",
+                                  "payload": base64.b64encode(b"\xff" * 160).decode()}})
+
+    async def script(emu: TwilioEmulator) -> None:
+        await emu.wait_agent_speech(1)
+        emu.extra.extend([frame] * 500)  # 10 s of audio in one go
+        await trio.sleep(5)
+
+    out = await run_scenario(sc, script)
+    assert out.result.close_reason == "flood" and out.result.close_code == 1008
+    assert len(sc.recorder.ended) == 1  # the call is still recorded
