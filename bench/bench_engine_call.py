@@ -29,7 +29,7 @@ import trio
 from trio.testing import MockClock
 
 from native.config import TimingConfig
-from server import logs
+from telemetry import logs
 from server.session import run_call
 from tests.server.fakes import ScriptedBrain, ScriptedRecognizer, ToneSynthesizer
 from tests.server.harness import Scenario

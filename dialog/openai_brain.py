@@ -49,7 +49,7 @@ from dialog.base import Brain, CallerTurn
 from dialog.phrases import is_hebrew, table
 from dialog.prompt import CUT_MARK, FEW_SHOT, INTERRUPTED_MARK, SYSTEM_PROMPT_HE, TOOL_NAME, TOOLS, state_note
 from dialog.rules import CLARIFY_BELOW, CONFIRM_FROM, RuleDialog, count_violations
-from leads import metrics
+from telemetry import metrics
 
 CLOSE_STREAM_S = 1.0  # closing a cut reply's HTTP stream, shielded: never longer than this
 # The conversation window sent with each request: 12 exchanges (caller + agent), enough for

@@ -32,7 +32,7 @@ from typing import Any, AsyncIterator, Literal
 from dialog import cues, extract, guardrails, schedule, summary
 from dialog.base import Brain, CallerTurn, LeadState, Slots
 from dialog.phrases import is_hebrew, table
-from leads import metrics
+from telemetry import metrics
 
 CLARIFY_BELOW = 0.5  # ASR confidence under this: ask to repeat rather than guess
 CONFIRM_FROM = 0.2  # ...but from this confidence up, a clear slot value is checked back instead

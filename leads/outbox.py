@@ -29,9 +29,9 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from leads import fields, schema
-from leads.metrics import outbox_deliveries_total
+from telemetry.metrics import outbox_deliveries_total
 from leads.store import Store
-from server.logs import log_event
+from telemetry.logs import log_event
 
 SIGNATURE_HEADER = "X-AgentLocator-Signature"
 TIMESTAMP_HEADER = "X-AgentLocator-Timestamp"

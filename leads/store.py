@@ -27,7 +27,7 @@ from leads.base import CallInfo, CallMetrics, CallRecorder, Speaker
 from leads.fields import InvalidField
 from leads.lead import check_lead, lead_json, merge_lead, whatsapp_fallback_summary
 from leads.migrations import migrate
-from server.logs import log_event
+from telemetry.logs import log_event
 
 DEFAULT_URL = "sqlite:///agentlocator.db"
 WRITE_ERRORS = (sa.exc.SQLAlchemyError, OSError)

@@ -1,7 +1,7 @@
 """The call timeline for the dashboard, taken from the session's own log events.
 
 The session already logs every state change, EOU, ASR result, TTS start/end, mark and
-barge-in with its ``call_sid`` and call-clock ``t`` (server/logs.py). This handler hands
+barge-in with its ``call_sid`` and call-clock ``t`` (telemetry/logs.py). This handler hands
 those lines to the recorder's :meth:`~leads.base.CallRecorder.timeline_event`, so the
 timeline needs nothing more from the session. It sees what the log level lets through
 (INFO, the default, has them all).
@@ -39,7 +39,7 @@ class TimelineTap(logging.Handler):
 
 
 def attach_timeline(recorder: CallRecorder, logger_name: str = "agentlocator") -> TimelineTap:
-    """Start feeding ``recorder`` from the log (after server.logs.configure, which resets handlers)."""
+    """Start feeding ``recorder`` from the log (after telemetry.logs.configure, which resets handlers)."""
     tap = TimelineTap(recorder)
     logging.getLogger(logger_name).addHandler(tap)
     return tap

@@ -20,13 +20,14 @@ from quart import Response, request, websocket
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIWebsocketConnection
 
-from leads import metrics
-from server import __version__, logs, twiml
+from telemetry import metrics
+from server import __version__, twiml
+from telemetry import logs
 from server.calltokens import CallTokens, server_secret
 from server.edge import call_params as checked_call_params
 from server.edge import valid_sid
 from server.gate import Admitted, CallGate, ReplayTransport
-from server.logs import log_event
+from telemetry.logs import log_event
 from server.security import ClientView, SignatureChecker, TrustedProxies, client_view, signed_urls, view_base
 from server.settings import Settings
 from server.transport import TransportClosed

@@ -21,7 +21,7 @@ from quart import Blueprint, Response, abort, current_app, g, redirect, render_t
 from leads import queries
 from leads.outbox import apply_status_callback
 from leads.store import Store
-from server.logs import log_event
+from telemetry.logs import log_event
 from server.security import SignatureChecker, client_view, request_base, signed_urls
 from server.webauth import (
     COOKIE, CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, WebSecurity, bearer, cookie_header, is_local,

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import trio
 
-from leads import metrics
+from telemetry import metrics
 from server.calltokens import TOKEN_PARAM, CallTokens
 from server.edge import CALL_PARAMS, custom_params_problem, e164, valid_sid
-from server.logs import log_event
+from telemetry.logs import log_event
 from server.transport import Transport, TransportClosed
 from server.twilio_codec import Connected, Start, TwilioParser
 

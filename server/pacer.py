@@ -23,7 +23,7 @@ from typing import Awaitable, Callable
 
 import trio
 
-from leads import metrics
+from telemetry import metrics
 from native.config import FRAME_MS, FRAME_ULAW_BYTES, TimingConfig
 from native.framer import Framer
 from server.keepalive import Keepalive

@@ -28,13 +28,13 @@ import numpy as np
 import trio
 
 from dialog.base import CLARIFY_EN, CLARIFY_HE, Brain, CallerTurn, LeadState
-from leads import metrics as prom
+from telemetry import metrics as prom
 from leads.base import CallInfo, CallMetrics, CallRecorder
 from native.codec import ulaw_rms
 from native.config import FRAME_MS, FRAME_SAMPLES, TimingConfig
 from server import turn as T
 from server.inbound import Inbound
-from server.logs import CallLog, log_event
+from telemetry.logs import CallLog, log_event
 from server.pacer import Pacer
 from server.reply import Reply, guarded_sentences, one_line
 from server.transport import Transport, TransportClosed

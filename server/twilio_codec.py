@@ -16,7 +16,7 @@ from typing import Union
 
 import msgspec
 
-from leads import metrics
+from telemetry import metrics
 
 # ---------------------------------------------------------------------------------------------
 # Wire shapes (only the fields we use; extra fields are ignored by msgspec).

@@ -67,7 +67,7 @@ class Recognizer(abc.ABC):
         """The utterance was abandoned (call ending); drop its state."""
 
     def bind_log(self, log: Callable[..., None]) -> None:
-        """Optional: the call's logger (a server.logs.CallLog) for the recognizer's own ERROR /
+        """Optional: the call's logger (a telemetry.logs.CallLog) for the recognizer's own ERROR /
         PROVIDER_SWITCH lines, so they carry call_sid and t. Without it they are service-level."""
 
     on_partial: PartialCallback | None = None

@@ -8,8 +8,8 @@ from typing import Any, AsyncIterator, Callable
 
 import trio
 
-from leads import metrics
-from server.logs import log_event
+from telemetry import metrics
+from telemetry.logs import log_event
 from speech.base import ProviderError, Recognizer, Synthesizer, Transcript
 
 LogFn = Callable[..., None]

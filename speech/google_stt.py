@@ -20,7 +20,7 @@ import grpc
 import trio
 
 from native.config import FRAME_MS
-from server.logs import log_event
+from telemetry.logs import log_event
 from speech.audio import FrameRing
 from speech.base import ProviderError, Recognizer, Transcript
 from speech.google_stt_api import SpeechV1, SpeechV2

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import trio
 
 from native.config import TimingConfig
-from server import logs
+from telemetry import logs
 from server.session import CallDeps, CallResult, run_call
 
 from tests.server.fakes import RecordingRecorder

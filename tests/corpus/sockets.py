@@ -24,7 +24,7 @@ from typing import AsyncIterator
 import trio
 import trio_websocket
 
-from server import logs
+from telemetry import logs
 from leads.fields import sid_for
 from server.session import CallDeps, CallResult, run_call
 from server.settings import Settings

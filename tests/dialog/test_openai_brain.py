@@ -10,7 +10,7 @@ from dialog.base import CLARIFY_HE, CallerTurn
 from dialog.openai_brain import OpenAIBrain, OpenAIConfig, split_ready
 from dialog.prompt import CUT_MARK, FEW_SHOT, INTERRUPTED_MARK, SYSTEM_PROMPT_HE
 from fake_openai import Script
-from leads import metrics
+from telemetry import metrics
 
 # mission.md item 4, copied by hand: the brain must send exactly this.
 USER_PROMPT = (

@@ -177,11 +177,11 @@ async def test_metrics_exposes_the_design_names() -> None:
 
 
 async def test_metrics_exports_the_turn_taking_series() -> None:
-    """The six turn-taking series (leads.metrics, written by the session) are on /metrics,
+    """The six turn-taking series (telemetry.metrics, written by the session) are on /metrics,
     and what the session records there shows up: the app serves that registry."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from leads import metrics as prom
+    from telemetry import metrics as prom
 
     def samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         return {(s.name, tuple(sorted(s.labels.items()))): s.value

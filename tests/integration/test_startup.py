@@ -16,7 +16,7 @@ from dialog.base import CLARIFY_EN, CLARIFY_HE, CallerTurn
 from dialog.rules import RuleBrain
 from leads.base import NullRecorder
 from server import app as app_module
-from server import logs
+from telemetry import logs
 from server.settings import Settings
 from dialog.phrases import fixed_lines
 from server.wiring import Wiring

@@ -63,7 +63,7 @@ def test_status_callbacks_only_move_forward() -> None:
 
 
 def counted(result: str) -> float:
-    from leads.metrics import REGISTRY
+    from telemetry.metrics import REGISTRY
 
     return REGISTRY.get_sample_value("agentlocator_outbox_deliveries_total",
                                      {"channel": "whatsapp", "result": result}) or 0.0

@@ -150,7 +150,7 @@ async def test_calls_started_after_the_restart_are_left_alone(store: Store) -> N
 
 
 async def test_db_errors_are_logged_and_the_call_goes_on(store: Store, capsys) -> None:
-    from server import logs
+    from telemetry import logs
     logs.configure()
     rec = SqlRecorder(store)
     await rec.call_started(info())

@@ -9,8 +9,8 @@ from leads import queries
 from leads.base import CallInfo
 from leads.store import SqlRecorder, Store
 from leads.timeline import attach_timeline
-from server import logs
-from server.logs import CallLog, log_event
+from telemetry import logs
+from telemetry.logs import CallLog, log_event
 
 
 async def test_log_events_become_the_call_timeline(sqlite_url: str) -> None:

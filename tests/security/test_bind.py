@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from quart_trio import QuartTrio
 
-from server import logs
+from telemetry import logs
 from server.dashboard import dashboard_bp
 from server.app import create_app
 from server.caller.call import CallIds

@@ -214,7 +214,7 @@ def test_a_huge_caller_id_does_not_grow_the_sqlite_file(sqlite_url: str) -> None
 
 @pytest.fixture
 def log_lines():  # type: ignore[no-untyped-def]
-    from server import logs
+    from telemetry import logs
 
     stream = io.StringIO()
     logs.configure("INFO", stream, env={})

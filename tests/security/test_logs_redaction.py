@@ -1,6 +1,6 @@
-"""server/logs.py: no secret reaches a log line, and phone numbers are masked unless LOG_PII=1.
+"""telemetry/logs.py: no secret reaches a log line, and phone numbers are masked unless LOG_PII=1.
 
-Every line of the process goes through server.logs (log_event, CallLog, and anything logged
+Every line of the process goes through telemetry.logs (log_event, CallLog, and anything logged
 on the "agentlocator" logger), so these checks run at that one place.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ import logging
 
 import pytest
 
-from server import logs
-from server.logs import CallLog, log_event
+from telemetry import logs
+from telemetry.logs import CallLog, log_event
 
 PHONE = "+972501234567"
 MASKED = "+97250•••4567"

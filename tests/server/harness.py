@@ -9,7 +9,7 @@ from typing import Awaitable, Callable
 import trio
 
 from native.config import TimingConfig
-from server import logs
+from telemetry import logs
 from server.session import CallDeps, CallResult, run_call
 
 from .fakes import RecordingRecorder, ScriptedBrain, ScriptedRecognizer, ToneSynthesizer

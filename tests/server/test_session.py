@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from dialog.base import CLARIFY_EN
-from leads import metrics as prom
+from telemetry import metrics as prom
 from native.config import TimingConfig
 from speech.base import ProviderError
 

@@ -9,7 +9,7 @@ import json
 import trio
 
 from native.config import TimingConfig
-from server import logs
+from telemetry import logs
 from server.session import run_call
 
 from .fakes import ScriptedBrain, ScriptedRecognizer

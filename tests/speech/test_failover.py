@@ -3,7 +3,7 @@ import pytest
 import trio
 import trio.testing
 
-from leads import metrics
+from telemetry import metrics
 from speech.base import ProviderError, Recognizer, Synthesizer, Transcript
 from speech.failover import FailoverRecognizer, FailoverSynthesizer
 

@@ -5,7 +5,7 @@ import pytest
 import trio
 
 from fake_google import Fault
-from leads import metrics
+from telemetry import metrics
 from speech.base import ProviderError
 from speech.failover import FailoverRecognizer
 from speech.google_stt import GoogleSttSettings, GoogleStreamingRecognizer, make_speech_client
