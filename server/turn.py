@@ -268,7 +268,9 @@ TRANSITIONS: dict[State, dict[type, State]] = {
         VoiceOnset: Z, VoiceStart: Z, VoiceStop: Z, PartialText: Z, EndOfUtterance: Z, UtteranceTimeout: Z,
         Sentence: Z, Tick: Z, Calibrated: Z,
     },
-    E: {},
+    # The call is over (a goodbye at the call's time limit may still be playing): the caller's
+    # audio goes on arriving and is of no consequence.
+    E: {VoiceStart: E, VoiceStop: E, VoiceOnset: E, PartialText: E, Tick: E, Calibrated: E},
 }
 
 

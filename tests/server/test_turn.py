@@ -280,6 +280,8 @@ def test_stale_and_unknown_events() -> None:
     m.handle(T.Hangup("stop"))
     assert m.state is E and m.handle(T.CallStarted()) == [T.Rejected(E, "CallStarted")]
     assert m.mark_event(T.final_mark(m.turn_no)) is None
+    # the caller's audio after the end (a time-limit goodbye still playing) is no error
+    assert m.handle(T.VoiceStart(5000)) == [] and m.handle(T.VoiceStop(5200)) == [] and m.rejected == 4
 
 
 def test_diagram_is_generated_from_the_table() -> None:
