@@ -28,13 +28,11 @@ import numpy as np
 import trio
 
 from dialog.base import CLARIFY_EN, CLARIFY_HE, Brain, CallerTurn, LeadState
-from telemetry import metrics as prom
 from leads.base import CallInfo, CallMetrics, CallRecorder
 from native.codec import ulaw_rms
 from native.config import FRAME_MS, FRAME_SAMPLES, TimingConfig
 from server import turn as T
 from server.inbound import Inbound
-from telemetry.logs import CallLog, log_event
 from server.pacer import Pacer
 from server.reply import Reply, guarded_sentences, one_line
 from server.transport import Transport, TransportClosed
@@ -42,6 +40,8 @@ from server.twilio_codec import (
     Connected, Dtmf, Mark, Media, ProtocolError, Start, Stop, TwilioFrames, TwilioParser, UnknownEvent,
 )
 from speech.base import ProviderError, Recognizer, Synthesizer, Transcript
+from telemetry import metrics as prom
+from telemetry.logs import CallLog, log_event
 
 JERUSALEM = ZoneInfo("Asia/Jerusalem")
 
