@@ -342,6 +342,9 @@ def budget_reading(text: str, *, expecting: bool = False, deal: str | None = Non
                 amount += extra  # "שבעת אלפים וחמש מאות"
                 consumed.update(range(i + 1, i + 1 + len(after)))
             found.append(round(amount))
+            top = _range_top(toks, i + 1 + (len(after) if extra is not None and extra < 1000 else 0), value)
+            if top is not None:  # "שבע מאות אלף עד שמונה מאות": the top, in the same thousands
+                found.append(round(top * 1000))
         elif _is_digits(tok):
             value = float(tok)
             if value >= 100_000:
@@ -356,9 +359,9 @@ def budget_reading(text: str, *, expecting: bool = False, deal: str | None = Non
     if found or (weak and expecting):
         amount = (found or weak)[-1]
         return Budget(amount, said_deal or _deal_of(amount, text))
-    if not expecting:
+    if not expecting and not (known and _cued_number(toks)):
         return Budget(None, said_deal)
-    value = _bare_number(toks)
+    value = _bare_number(toks if expecting else toks[_cued_number(toks) :])
     if value is None:
         return Budget(None, said_deal)
     if known == RENT:
@@ -381,10 +384,32 @@ def budget_reading(text: str, *, expecting: bool = False, deal: str | None = Non
     return Budget(amount, said_deal or (None if known else _deal_of(amount, text)))
 
 
+def _range_top(toks: list[str], j: int, low: float) -> float | None:
+    """A range's top said without its unit after ``j``: "(700 אלף) עד שמונה מאות"."""
+    if j >= len(toks) or toks[j] not in ("עד", "ל", "או", "to", "or"):
+        return None
+    run = _run_after(toks, j + 1)
+    end = j + 1 + len(run)
+    top = words_value(run) if run else None
+    if top is None or end < len(toks) and (toks[end] in _MONEY_WORDS or toks[end] in _COUNTED):
+        return None
+    return top if low < top <= 2 * low else None
+
+
 def _deal_of(amount: int, text: str) -> str | None:
     if _monthly(tokens(text)) or amount <= RENT_AT_MOST:
         return RENT
     return BUY if amount >= BUY_FROM else None
+
+
+def _cued_number(toks: list[str]) -> int:
+    """Where a number said right after "עד", "בסביבות", "תקציב"... starts (0: none)."""
+    for i, tok in enumerate(toks[:-1]):
+        if tok in ("עד", "מקסימום", "בסביבות", "תקציב", "up", "budget", "around") and (
+            toks[i + 1] in _NUM_WORDS or _is_digits(toks[i + 1]) or (tok == "up" and i + 2 < len(toks))
+        ):
+            return i + 1
+    return 0
 
 
 def _bare_number(toks: list[str]) -> float | None:
@@ -392,9 +417,17 @@ def _bare_number(toks: list[str]) -> float | None:
     for i, tok in enumerate(toks):
         if (tok in _NUM_WORDS or _is_digits(tok) or tok in _HALF) and not (i > 0 and toks[i - 1] in ("יום", "ביום")):
             run = _run_after(toks, i)
-            if run and not _counts_something(toks, i + len(run)):
-                return words_value(run)
-            return None
+            if not run or _counts_something(toks, i + len(run)):
+                return None
+            value = words_value(run)
+            nxt = toks[i + len(run)] if i + len(run) < len(toks) else ""
+            more = _NUM_WORDS.get(nxt)
+            if len(run) == 1 and value is not None and value < 10 and more is not None and 1 <= more < 10 and (
+                i + len(run) + 1 >= len(toks) or toks[i + len(run) + 1] not in _COUNTED | _MONEY_WORDS
+            ):
+                # "שתיים שמונה" is 2.8 (million); "שתיים שלוש" a range, its top
+                return more if more == value + 1 else value + more / 10
+            return value
     return None
 
 
@@ -439,6 +472,8 @@ def rooms_in(text: str, *, expecting: bool = False) -> float | None:
             value = 1.0  # "חדר אחד"
         if value is None and tok in ("חדר", "room") and left == [] and i > 0 and toks[i - 1] in ("דירת",):
             value = 1.0  # "דירת חדר"
+        if value is not None and value == int(value) and toks[i + 1 : i + 3] == ["ו", "חצי"]:
+            value += 0.5  # "2 חדרים וחצי"
         if value is not None:
             value = _range_low(toks, i - len(left), value)
         if value is not None and 1 <= value <= 12:
@@ -690,6 +725,10 @@ def _duration_in(toks: list[str], hebrew: bool) -> str | None:
             tok = tok[1:]  # "בחודשיים", "לשנה"
         if tok in _FIXED_UNITS:
             months = _FIXED_UNITS[tok]
+            base = {"חודשיים": 1, "שבועיים": 0.25, "שנתיים": 12}[tok]
+            more = _NUM_WORDS.get(toks[i + 1]) if i + 1 < len(toks) else None
+            if more is not None and more * base == months + base:
+                months = more * base  # "חודשיים שלושה": the far end
         elif tok in _UNITS:
             before = toks[max(0, i - 3) : i]
             after = toks[i + 1] if i + 1 < len(toks) else ""

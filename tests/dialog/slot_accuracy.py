@@ -19,9 +19,9 @@ if __package__ in (None, ""):  # run as a file
 from dialog import extract  # noqa: E402
 
 try:
-    from tests.dialog.utterances import EN, HE, SLOTS, YES_NO_ASKED, U
+    from tests.dialog.utterances import EN, HE, HE_HELDOUT, SLOTS, YES_NO_ASKED, U
 except ImportError:  # pytest puts tests/dialog itself on the path
-    from utterances import EN, HE, SLOTS, YES_NO_ASKED, U  # type: ignore[no-redef]
+    from utterances import EN, HE, HE_HELDOUT, SLOTS, YES_NO_ASKED, U  # type: ignore[no-redef]
 
 GOAL = 0.95
 JUDGED = (*SLOTS, "yes")
@@ -70,28 +70,26 @@ def score(rows: list[U], hebrew: bool) -> dict[str, Score]:
     return scores
 
 
-def table(he: dict[str, Score], en: dict[str, Score]) -> str:
-    lines = [
-        "| slot | he-IL right / judged | he-IL accuracy | en-US right / judged | en-US accuracy |",
-        "|---|---|---|---|---|",
-    ]
+def table(columns: list[tuple[str, dict[str, Score]]]) -> str:
+    head = "| slot | " + " | ".join(f"{name} right / judged | {name} accuracy" for name, _ in columns) + " |"
+    lines = [head, "|---|" + "---|---|" * len(columns)]
     for slot in JUDGED:
-        h, e = he[slot], en[slot]
-        lines.append(f"| {slot} | {h.right} / {h.judged} | {h.accuracy:.1%} | {e.right} / {e.judged} | {e.accuracy:.1%} |")
-    for name, scores in (("he", he), ("en", en)):
-        right = sum(s.right for s in scores.values())
-        judged = sum(s.judged for s in scores.values())
-        lines.append(f"| **all ({name})** | {right} / {judged} | {right / judged:.1%} | | |" if name == "he" else
-                     f"| **all ({name})** | | | {right} / {judged} | {right / judged:.1%} |")
+        cells = [f"{sc[slot].right} / {sc[slot].judged} | {sc[slot].accuracy:.1%}" for _, sc in columns]
+        lines.append(f"| {slot} | " + " | ".join(cells) + " |")
+    cells = []
+    for _, sc in columns:
+        right, judged = sum(s.right for s in sc.values()), sum(s.judged for s in sc.values())
+        cells.append(f"**{right} / {judged}** | **{right / judged:.1%}**")
+    lines.append("| **all** | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    he, en = score(HE, True), score(EN, False)
-    print(f"{len(HE)} Hebrew utterances, {len(EN)} English\n")
-    print(table(he, en))
+    columns = [("he-IL", score(HE, True)), ("he-IL held-out", score(HE_HELDOUT, True)), ("en-US", score(EN, False))]
+    print(f"{len(HE)} Hebrew utterances (+ {len(HE_HELDOUT)} held out), {len(EN)} English\n")
+    print(table(columns))
     if "--misses" in argv:
-        for name, scores in (("he-IL", he), ("en-US", en)):
+        for name, scores in columns:
             for slot, s in scores.items():
                 for miss in s.misses:
                     print(f"{name} {miss}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from slot_accuracy import GOAL, JUDGED, score
-from utterances import EN, HE, SLOTS
+from utterances import EN, HE, HE_HELDOUT, SLOTS
 
 
 def test_corpus_is_big_enough():
@@ -17,7 +17,8 @@ def test_corpus_is_big_enough():
     assert sum("yes" in row.want for row in HE) >= 40
 
 
-@pytest.mark.parametrize("rows, language", [(HE, "he-IL"), (EN, "en-US")], ids=["he-IL", "en-US"])
+@pytest.mark.parametrize("rows, language", [(HE, "he-IL"), (HE_HELDOUT, "he-IL"), (EN, "en-US")],
+                         ids=["he-IL", "he-IL-held-out", "en-US"])
 def test_every_slot_meets_the_goal(rows, language):
     scores = score(rows, language == "he-IL")
     below = {slot: s for slot, s in scores.items() if s.judged and s.accuracy < GOAL}
