@@ -16,6 +16,8 @@ may not carry punctuation, and glues one-letter prefixes to the next word ("בח
   "you", "[Music]", "♪", "...", Hebrew Whisper's "תודה רבה." on silence.
 - :func:`ends_mid_phrase` — a partial that stops on "and", "של", "ב", "אממ", "two point":
   the caller is probably not done.
+- :func:`asked_about` — the slot an agent's question asks for ("מה התקציב בערך?" -> budget_ils),
+  for a model's questions, which carry no label.
 - :func:`yes_no` — the answer to a yes/no question: "בטח", "סגור", "יאללה", "אחלה" are yes;
   "לא ממש", "עזבי", "בטח שלא" are no; "לא יודע", "אולי" neither.
 
@@ -374,6 +376,40 @@ def yes_no(text: str, language: str | None = None) -> bool | None:
                 break
         if best is not None:
             return {"yes": True, "no": False}.get(best)
+    return None
+
+
+# What an agent's question asks for, by its words (most specific first). For the OpenAI brain,
+# whose questions carry no label: the extractor's reading of a bare answer, and the
+# recogniser's phrase hints for it, depend on what was just asked.
+_ASKS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (slot, re.compile(pattern, re.IGNORECASE)) for slot, pattern in (
+        ("deal", r"לקנות\s+או\s+לשכור|לקנייה\s+או\s+לשכירות|קנייה\s+או\s+שכירות|buy\s+or\s+(?:to\s+)?rent|rent\s+or\s+buy"),
+        ("budget_ils", r"תקציב|כמה\s+(?:אתם\s+|את\s+|אתה\s+)?(?:מתכננים|מוכנים|רוצים)\s+(?:להוציא|לשלם)|מחיר|budget|spend|price\s+range"),
+        ("property_type", r"סוג\s+(?:ה)?נכס|איזה\s+נכס|דירה\s+או\s+בית|what\s+kind\s+of\s+property|type\s+of\s+property|apartment\s+or\s+a\s+house"),
+        ("rooms", r"כמה\s+חדרים|בכמה\s+חדרים|how\s+many\s+(?:bed)?rooms"),
+        ("area", r"אזור|איזור|איפה|באיזו\s+עיר|באיזה\s+מקום|which\s+area|where|what\s+area|which\s+city|neighbou?rhood"),
+        ("timeframe", r"תוך\s+כמה\s+זמן|מתי|לוח\s+זמנים|when|timeframe|how\s+soon"),
+        ("phone", r"מספר|טלפון|number|phone"),
+        ("name", r"איך\s+קוראים|מה\s+השם|שמך|your\s+name|who\s+am\s+i\s+speaking"),
+        ("meeting", r"להיפגש|פגישה|נוח\s+(?:יותר|לך)|meet|suits\s+you|works\s+better"),
+        ("confirm", r"לקבוע|נכון\?|book\s+it|right\?"),
+    )
+)
+
+
+def asked_about(question: str | None) -> str | None:
+    """The slot a question asks for ("מה התקציב בערך?" -> "budget_ils", "באיזה אזור?" ->
+    "area", "Which area...?" -> "area"), or None. Only a question counts: the words of its
+    last sentence ending in "?"."""
+    if not question or "?" not in question:
+        return None
+    last = question[: question.rfind("?") + 1]
+    cut = max(last.rfind(". ", 0, len(last) - 1), last.rfind("! ", 0, len(last) - 1))
+    last = last[cut + 1 :] if cut >= 0 else last
+    for slot, pattern in _ASKS:
+        if pattern.search(last):
+            return slot
     return None
 
 
