@@ -16,6 +16,10 @@ may not carry punctuation, and glues one-letter prefixes to the next word ("בח
   "you", "[Music]", "♪", "...", Hebrew Whisper's "תודה רבה." on silence.
 - :func:`ends_mid_phrase` — a partial that stops on "and", "של", "ב", "אממ", "two point":
   the caller is probably not done.
+- :func:`asked_about` — the slot an agent's question asks for ("מה התקציב בערך?" -> budget_ils),
+  for a model's questions, which carry no label.
+- :func:`yes_no` — the answer to a yes/no question: "בטח", "סגור", "יאללה", "אחלה" are yes;
+  "לא ממש", "עזבי", "בטח שלא" are no; "לא יודע", "אולי" neither.
 
 Tokens come from :func:`dialog.extract.tokens` (the same normalisation the slot extractors
 use); a word list is matched against the whole token sequence, so "כן, בחיפה" is not a
@@ -108,6 +112,60 @@ _CLOSING_EN = (
     "nothing else", "no thanks", "no thank you", "cheers", "all good", "i'm good", "we're good", "that's everything",
     "no more questions", "that'll be all", "talk soon", "talk to you later", "good night", "have a good one",
 )
+
+# The answer to a yes/no question, judged on how the utterance starts (the longest phrase
+# there wins: "לא יודע" is unsure, not "לא"; "בטח שלא" is no, not "בטח").
+_YES_HE = (
+    "כן", "כן כן", "נכון", "נכון מאוד", "זה נכון", "בטח", "בדיוק", "אכן", "מאשר", "מאשרת", "סגור", "סגרנו", "מתאים",
+    "מתאים לי", "זה מתאים", "בסדר", "בסדר גמור", "יאללה", "אוקיי", "אוקי", "או קיי", "ok", "okay", "ברור", "מעולה",
+    "מצוין", "כמובן", "אחלה", "סבבה", "יופי", "בהחלט", "נשמע טוב", "נשמע מצוין", "נשמע מעולה", "בשמחה", "למה לא",
+    "הולך", "זה עובד", "עובד לי", "טוב", "תקבעי", "תקבעי את זה", "קבענו", "בוודאי", "ודאי", "אין בעיה", "מסכים",
+    "מסכימה", "אפשר", "בכיף", "מושלם", "אשמח",
+)
+_NO_HE = (
+    "לא", "לא לא", "ממש לא", "לא ממש", "עזבי", "עזוב", "עזבו", "תעזבי", "לא תודה", "בטח שלא", "ברור שלא",
+    "לא מתאים", "זה לא מתאים", "לא כל כך", "לא כזה", "אין מצב", "לא נראה לי", "נראה לי שלא", "בכלל לא",
+    "אני לא חושב", "אני לא חושבת", "לא חושב", "לא חושבת", "חס וחלילה", "פחות", "לא צריך", "אין צורך", "שלילי",
+    "לא רוצה", "לא מעוניין", "לא מעוניינת", "לא נכון", "טעות",
+)
+_UNSURE_HE = (
+    "לא יודע", "לא יודעת", "אני לא יודע", "אני לא יודעת", "לא בטוח", "לא בטוחה", "אני לא בטוח", "אני לא בטוחה",
+    "אולי", "תלוי", "יכול להיות", "לא יודע עדיין", "עוד לא יודע", "עוד לא יודעת", "צריך לחשוב", "אני אחשוב",
+    "לא החלטתי", "לא החלטנו",
+)
+_YES_EN = (
+    "yes", "yeah", "yep", "yup", "ya", "yea", "correct", "right", "that's right", "sure", "sure thing", "ok", "okay",
+    "perfect", "fine", "great", "absolutely", "definitely", "of course", "sounds good", "sounds great",
+    "that works", "works for me", "go ahead", "why not", "alright", "all right", "exactly", "certainly", "please",
+    "yes please", "good", "cool", "i agree", "let's do it", "book it",
+)
+_NO_EN = (
+    "no", "nope", "nah", "not really", "no way", "forget it", "of course not", "definitely not", "absolutely not",
+    "no thanks", "no thank you", "i don't think so", "don't think so", "not at all", "wrong", "that's wrong",
+    "not quite", "never mind", "nevermind", "not interested", "that's not right", "not right",
+)
+_UNSURE_EN = (
+    "maybe", "perhaps", "not sure", "i'm not sure", "i am not sure", "i don't know", "don't know", "depends",
+    "it depends", "let me think", "i'll think about it", "possibly",
+)
+_ANSWER_LEAD_HE = ("אה", "אהה", "אממ", "אמ", "אז", "נו", "אוף", "וואלה")
+_ANSWER_LEAD_EN = ("oh", "uh", "um", "umm", "well", "hmm", "so", "ah")
+
+
+def _answer_table(pairs: Iterable[tuple[str, Iterable[str]]]) -> dict[tuple[str, ...], str]:
+    table: dict[tuple[str, ...], str] = {}
+    for kind, phrases in pairs:
+        for phrase in phrases:
+            table.setdefault(tuple(tokens(phrase)), kind)
+    return table
+
+
+_ANSWERS = (
+    _answer_table([("unsure", _UNSURE_HE), ("no", _NO_HE), ("yes", _YES_HE)]),
+    _answer_table([("unsure", _UNSURE_EN), ("no", _NO_EN), ("yes", _YES_EN)]),
+)
+_ANSWER_LEADS = (frozenset(_ANSWER_LEAD_HE), frozenset(_ANSWER_LEAD_EN))
+
 
 # Whisper's (and other recognisers') writing for a knock, a cough or silence.
 _NOISE_EN = (
@@ -296,6 +354,63 @@ def is_noise_transcript(text: str, language: str) -> bool:
     if not toks:  # nothing but punctuation, symbols, tags, or a script we do not read
         return True
     return _pick(_NOISE, language).parse(toks) is not None
+
+
+def yes_no(text: str, language: str | None = None) -> bool | None:
+    """The answer to a yes/no question, from how the utterance starts (after "אה", "um"...):
+    True — "כן", "בטח", "סגור", "יאללה", "אחלה", "סבבה", "בשמחה", "sure", "sounds good";
+    False — "לא", "לא ממש", "עזבי", "בטח שלא", "אין מצב", "not really", "nah", "forget it";
+    None — anything else, including unsure ("לא יודע", "אולי", "maybe") and questions ("מה?").
+    Without a language both lexicons are tried."""
+    toks = _toks(text)
+    choices = range(2) if language is None else ((0,) if is_hebrew(language) else (1,))
+    for which in choices:
+        table, leads = _ANSWERS[which], _ANSWER_LEADS[which]
+        i = 0
+        while i < len(toks) - 1 and toks[i] in leads:
+            i += 1
+        best: str | None = None
+        for size in range(min(5, len(toks) - i), 0, -1):
+            best = table.get(tuple(toks[i : i + size]))
+            if best is not None:
+                break
+        if best is not None:
+            return {"yes": True, "no": False}.get(best)
+    return None
+
+
+# What an agent's question asks for, by its words (most specific first). For the OpenAI brain,
+# whose questions carry no label: the extractor's reading of a bare answer, and the
+# recogniser's phrase hints for it, depend on what was just asked.
+_ASKS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (slot, re.compile(pattern, re.IGNORECASE)) for slot, pattern in (
+        ("deal", r"לקנות\s+או\s+לשכור|לקנייה\s+או\s+לשכירות|קנייה\s+או\s+שכירות|buy\s+or\s+(?:to\s+)?rent|rent\s+or\s+buy"),
+        ("budget_ils", r"תקציב|כמה\s+(?:אתם\s+|את\s+|אתה\s+)?(?:מתכננים|מוכנים|רוצים)\s+(?:להוציא|לשלם)|מחיר|budget|spend|price\s+range"),
+        ("property_type", r"סוג\s+(?:ה)?נכס|איזה\s+נכס|דירה\s+או\s+בית|what\s+kind\s+of\s+property|type\s+of\s+property|apartment\s+or\s+a\s+house"),
+        ("rooms", r"כמה\s+חדרים|בכמה\s+חדרים|how\s+many\s+(?:bed)?rooms"),
+        ("area", r"אזור|איזור|איפה|באיזו\s+עיר|באיזה\s+מקום|which\s+area|where|what\s+area|which\s+city|neighbou?rhood"),
+        ("timeframe", r"תוך\s+כמה\s+זמן|מתי|לוח\s+זמנים|when|timeframe|how\s+soon"),
+        ("phone", r"מספר|טלפון|number|phone"),
+        ("name", r"איך\s+קוראים|מה\s+השם|שמך|your\s+name|who\s+am\s+i\s+speaking"),
+        ("meeting", r"להיפגש|פגישה|נוח\s+(?:יותר|לך)|meet|suits\s+you|works\s+better"),
+        ("confirm", r"לקבוע|נכון\?|book\s+it|right\?"),
+    )
+)
+
+
+def asked_about(question: str | None) -> str | None:
+    """The slot a question asks for ("מה התקציב בערך?" -> "budget_ils", "באיזה אזור?" ->
+    "area", "Which area...?" -> "area"), or None. Only a question counts: the words of its
+    last sentence ending in "?"."""
+    if not question or "?" not in question:
+        return None
+    last = question[: question.rfind("?") + 1]
+    cut = max(last.rfind(". ", 0, len(last) - 1), last.rfind("! ", 0, len(last) - 1))
+    last = last[cut + 1 :] if cut >= 0 else last
+    for slot, pattern in _ASKS:
+        if pattern.search(last):
+            return slot
+    return None
 
 
 def _is_number(tok: str) -> bool:

@@ -25,7 +25,10 @@ Per turn:
   brain, seeded with the same lead, answers this turn and the rest of the call;
 - a reply that ends before its ``update_lead`` call was applied (a barge-in closed it, the
   stream failed) keeps the caller's words through the rules' extraction; a tool call that
-  does arrive stays authoritative.
+  does arrive stays authoritative for words (area, type, timeframe, name), but numbers are
+  cross-checked: an amount or a room count the rules read in the caller's words ("מיליון
+  שמונה" = 1,800,000) overrules a different one from the model, or fills one it left out
+  (counted in ``brain_tool_corrections_total``).
 The history sent to the model holds only what the caller heard (:meth:`heard`);
 :meth:`retract` takes a whole unheard turn back out of it. It is bounded: each request
 carries the system prompt, the few-shot examples, the state note (every slot, the offered
@@ -51,6 +54,9 @@ from dialog.prompt import CUT_MARK, FEW_SHOT, INTERRUPTED_MARK, SYSTEM_PROMPT_HE
 from dialog.rules import CLARIFY_BELOW, CONFIRM_FROM, RuleDialog, count_violations
 from telemetry import metrics
 
+# Slots whose value in the caller's words the rules read better than a model does (numbers said
+# the Israeli way); the model's word slots stand.
+_CROSS_CHECKED = ("budget_ils", "rooms")
 CLOSE_STREAM_S = 1.0  # closing a cut reply's HTTP stream, shielded: never longer than this
 # The conversation window sent with each request: 12 exchanges (caller + agent), enough for
 # the model to follow the thread (a repeated question, a correction a few turns back); what
@@ -152,6 +158,7 @@ class _Before:
     finished: bool
     fallback: bool
     violations: int
+    expecting: str | None
 
 
 def make_client(config: OpenAIConfig) -> Any:
@@ -197,6 +204,8 @@ class OpenAIBrain(Brain):
         self._turn = 0  # bumped by respond() and retract(): an older reply must not touch the state
         self._applied = 0  # tool calls applied so far
         self._omitted = False  # the history window has dropped older messages
+        self.expecting: str | None = "area"  # what the last question the model asked asks for (cues.asked_about)
+        self._heard_expecting: str | None = "area"  # ...as the caller heard it before this turn
 
 
     # -- Brain -------------------------------------------------------------------------------------
@@ -215,6 +224,7 @@ class OpenAIBrain(Brain):
         said = said[:MAX_MESSAGE_CHARS]
         self.history.append({"role": "assistant", "content": said if heard_fully else said.rstrip() + CUT_MARK})
         self.rules.heard(said, heard_fully)
+        self.expecting = cues.asked_about(said)  # None when the question was cut before its end
 
     def summary(self) -> str:
         return self.rules.summary()
@@ -231,7 +241,7 @@ class OpenAIBrain(Brain):
         self._trim_history()
         self._before = _Before(
             self.rules.snapshot(), len(self.history), self._unheard, tuple(self.windows), self.chosen,
-            self._finished, self.fallback, len(self.violations),
+            self._finished, self.fallback, len(self.violations), self.expecting,
         )
         self._turn += 1
         return self._respond(turn, self._turn)
@@ -249,6 +259,7 @@ class OpenAIBrain(Brain):
         self.chosen = before.chosen
         self._finished = before.finished
         self.fallback = before.fallback
+        self.expecting = before.expecting
 
     def _trim_history(self) -> None:
         """Keep the last MAX_HISTORY_MESSAGES - 2 messages (this turn adds up to two: the
@@ -264,6 +275,7 @@ class OpenAIBrain(Brain):
             self.history.append({"role": "assistant", "content": self._unheard[:MAX_MESSAGE_CHARS]})
             self._unheard = None
         text = turn.text.strip()
+        self._heard_expecting = self.expecting
         content = (INTERRUPTED_MARK if turn.interrupted_agent else "") + (text[:MAX_MESSAGE_CHARS] or "…")
         self.history.append({"role": "user", "content": content})
         if self.finished:  # the caller talked over the goodbye, or right after it
@@ -314,12 +326,13 @@ class OpenAIBrain(Brain):
         applied = self._applied
         taken = False  # the rules took this turn's words (the API failed)
         done = False
-        inner = self._model_turn()
+        inner = self._model_turn(turn.text)
         try:
             try:
                 async for sentence in inner:
                     spoken.append(sentence)
                     self.rules.note_asked(sentence)
+                    self._note_expecting(sentence)
                     yield sentence
             except BrainFailure:
                 self._switch_to_rules()
@@ -354,7 +367,7 @@ class OpenAIBrain(Brain):
 
     # -- the model turn ----------------------------------------------------------------------------
 
-    async def _model_turn(self) -> AsyncIterator[str]:
+    async def _model_turn(self, caller_text: str = "") -> AsyncIterator[str]:
         held = False
         regenerated = False
         while True:
@@ -400,7 +413,7 @@ class OpenAIBrain(Brain):
             if dropped_first:
                 regenerated = True
                 continue
-            self._apply(tools)
+            self._apply(tools, caller_text)
             if self.finished:
                 if not guard.spoken:
                     yield self._goodbye()
@@ -460,7 +473,7 @@ class OpenAIBrain(Brain):
 
     # -- slots from the tool call ------------------------------------------------------------------
 
-    def _apply(self, tools: _ToolArgs) -> None:
+    def _apply(self, tools: _ToolArgs, caller_text: str = "") -> None:
         updates, bad = tools.updates()
         if bad:
             self._record(["bad_tool_call"] * bad)
@@ -498,7 +511,19 @@ class OpenAIBrain(Brain):
                 self._finished = True
             if args.get("call_done") is True:
                 self._finished = True
+        if caller_text:
+            self._cross_check(caller_text)
         self._after_update()
+
+    def _cross_check(self, caller_text: str) -> None:
+        """The caller's numbers, as the rules read them, over the model's reading of them."""
+        s = self.lead.slots
+        found = extract.extract(caller_text, self.hebrew, self._heard_expecting)
+        for key in _CROSS_CHECKED:
+            value = getattr(found, key)
+            if value is not None and getattr(s, key) != value:
+                setattr(s, key, value)
+                metrics.brain_tool_corrections_total.labels(slot=key).inc()
 
     def _after_update(self) -> None:
         """Slots filled: the lead is qualified and the windows to offer are chosen."""
@@ -522,7 +547,13 @@ class OpenAIBrain(Brain):
     def _said(self, text: str) -> str:
         self._unheard = text
         self.rules.note_asked(text)
+        self._note_expecting(text)
         return text
+
+    def _note_expecting(self, text: str) -> None:
+        asked = cues.asked_about(text)
+        if asked is not None or "?" in text:
+            self.expecting = asked
 
     def _after_confirm(self) -> str:
         """A yes to the value check: a short ack and the next question."""

@@ -54,6 +54,11 @@ provider_fallbacks_total = Counter(
 rule_violations_total = Counter(
     "agentlocator_rule_violations_total", "brain replies that broke a rule", ["rule"], registry=REGISTRY
 )
+brain_tool_corrections_total = Counter(
+    "agentlocator_brain_tool_corrections_total",
+    "slot values the model reported (or left out) that the caller's own words, read by the rules, corrected",
+    ["slot"], registry=REGISTRY,
+)
 protocol_errors_total = Counter(
     "agentlocator_protocol_errors_total", "malformed / unknown Twilio frames", ["kind"], registry=REGISTRY
 )

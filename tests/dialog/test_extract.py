@@ -141,3 +141,42 @@ def test_words_value_reads_one_number_only(toks, value):
 def test_adjacent_numbers_do_not_merge(text, budget, rooms):
     assert extract.budget_in(text) == budget
     assert extract.rooms_in(text) == rooms
+
+
+@pytest.mark.parametrize("text, deal, amount, said, unclear", [
+    ("שמונה", None, None, None, 8),  # 8 million or 8,000 a month: the dialog asks
+    ("שמונה", "rent", 8000, None, None),
+    ("שמונה", "buy", 8_000_000, None, None),
+    ("עד שמונה אלף לחודש", None, 8000, "rent", None),
+    ("מיליון שמונה", None, 1_800_000, "buy", None),
+    ("5000", None, 5000, "rent", None),
+    ("שתיים וחצי", None, 2_500_000, "buy", None),
+])
+def test_budget_reading_after_the_budget_question(text, deal, amount, said, unclear):
+    reading = extract.budget_reading(text, expecting=True, deal=deal)
+    assert (reading.amount, reading.unclear) == (amount, unclear)
+    if deal is None:
+        assert reading.deal == said
+
+
+@pytest.mark.parametrize("text, deal", [
+    ("לשכור, לא לקנות", "rent"), ("זה לשכירות, לא לקנייה", "rent"), ("אני שוכר כרגע ורוצה לקנות", "buy"),
+    ("6000 שקל בחודש", "rent"), ("בחודש הבא", None), ("תוך חודשיים", None), ("renting, not buying", "rent"),
+    ("8,000 a month", "rent"), ("within a month", None), ("יש לנו אישור עקרוני למשכנתא", "buy"),
+])
+def test_deal(text, deal):
+    assert extract.deal_in(text) == deal
+
+
+def test_tokens_split_prefixes_off_amounts_only():
+    assert extract.tokens("לא יותר משלושה מיליון") == ["לא", "יותר", "מ", "שלושה", "מיליון"]
+    assert extract.tokens("בסביבות המיליון") == ["בסביבות", "ה", "מיליון"]
+    assert extract.tokens("ששת אלפים ושש") == ["ששת", "אלפים", "ו", "שש"]
+    assert extract.tokens("בשמונה") == ["ב", "שמונה"]
+    assert extract.tokens("שמונה שבע שלוש משהו") == ["שמונה", "שבע", "שלוש", "משהו"]
+
+
+def test_words_value_teens_and_digits_with_a_half():
+    assert extract.words_value(["חמש", "עשרה"]) == 15
+    assert extract.words_value(["3", "ו", "חצי"]) == 3.5
+    assert extract.words_value(["3", "4"]) is None

@@ -88,6 +88,29 @@ async def test_slots_come_from_the_tool_call_not_the_spoken_text(fake_openai):
     assert (s.area, s.property_type, s.rooms, s.budget_ils) == ("רמת גן", "דירה", 4.0, 1_800_000)
 
 
+def corrections(slot: str) -> float:
+    return metrics.brain_tool_corrections_total.labels(slot=slot)._value.get()
+
+
+async def test_the_callers_numbers_overrule_the_models_reading_of_them(fake_openai):
+    before = corrections("budget_ils"), corrections("rooms")
+    fake_openai.push(
+        Script("מה התקציב בערך?", tool_args={"area": "חולון"}),
+        # "מיליון שמונה" is 1.8 million; the model heard one million
+        Script("רשמתי. תוך כמה זמן?", tool_args={"budget_ils": 1000000, "area": "חולון"}),
+    )
+    brain = make(fake_openai)
+    brain.heard(brain.opening(), True)
+    await say(brain, "בחולון, שלוש וחצי חדרים")  # the model forgot the rooms
+    assert brain.lead.slots.rooms == 3.5
+    assert brain.expecting == "budget_ils"
+    await say(brain, "מיליון שמונה")
+    s = brain.lead.slots
+    assert (s.area, s.budget_ils) == ("חולון", 1_800_000)
+    assert (corrections("budget_ils"), corrections("rooms")) == (before[0] + 1, before[1] + 1)
+    assert brain.expecting == "timeframe"
+
+
 async def test_malformed_tool_arguments_are_counted_and_ignored(fake_openai):
     before = violations("bad_tool_call")
     fake_openai.push(Script("מה התקציב?", tool_fragments=['{"area": "חולון", ', "oops"]))
