@@ -131,6 +131,10 @@ class CallTokens:
         head = token.split(".", 1)[0]
         return float(head) if head.isdigit() else 0.0
 
+    def minted_at(self, token: str) -> float:
+        """When a (checked) token was minted, to the second, rounded down."""
+        return self.expiry_of(token) - self.ttl_s
+
     def __len__(self) -> int:
         return self._shared.count() if self._shared is not None else len(self._used)
 
