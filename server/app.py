@@ -318,7 +318,7 @@ def create_app(
             "STARTUP", version=__version__, commit=app.commit, language=s.agent_language,
             providers=app.wiring.providers, speech=app.wiring.speech, public_base_url=s.public_base_url,
             signatures=app.checker is not None, notes=app.wiring.notes,
-            stream_tokens=secret_source, max_calls=s.max_calls, max_call_minutes=s.max_call_minutes,
+            ws_hmac_from=secret_source, max_calls=s.max_calls, max_call_minutes=s.max_call_minutes,
             forwarded_allow_ips=s.forwarded_allow_ips, metrics_token=s.metrics_token is not None,
             drain_seconds=s.drain_seconds,
         )

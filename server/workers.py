@@ -19,7 +19,9 @@ What the parent sets up for its workers, in their environment:
   random one and hands it to every worker as AGENTLOCATOR_SECRET (tokens minted by one worker
   are checked by another; so are dashboard sessions);
 - ``AGENTLOCATOR_WORKER`` (0..N-1, on every log line), the socket's descriptor, a pipe to say
-  "ready" on, and the parent's pid (a worker dies with its parent: PR_SET_PDEATHSIG).
+  "ready" on, the parent's pid (a worker dies with its parent: PR_SET_PDEATHSIG), and the
+  server's start time (the store's crash recovery takes only calls older than that:
+  :func:`instance_started_at`).
 
 The first worker starts alone (a bad configuration fails once, with one message; the
 database is migrated once), the others when it is ready. Signals: SIGTERM is forwarded to
@@ -46,7 +48,8 @@ RUN_DIR_ENV = "AGENTLOCATOR_RUN_DIR"
 LISTEN_FD_ENV = "AGENTLOCATOR_LISTEN_FD"
 READY_FD_ENV = "AGENTLOCATOR_READY_FD"
 PARENT_PID_ENV = "AGENTLOCATOR_PARENT_PID"
-SECRET_SOURCE_ENV = "AGENTLOCATOR_SECRET_SOURCE"
+SECRET_SOURCE_ENV = "AGENTLOCATOR_HMAC_FROM"  # not a secret: where it came from (no secret-like name: logs would redact it)
+STARTED_AT_ENV = "AGENTLOCATOR_STARTED_AT"  # the server's start (epoch seconds), the same for every worker
 WORKER_ENV = "AGENTLOCATOR_WORKER"  # = telemetry.logs.WORKER_ENV
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MAX_RESTARTS = 5
@@ -68,6 +71,19 @@ def used_calls_dir(env: Mapping[str, str]) -> Path | None:
     """The workers' shared single-use token record (None: a lone server keeps it in memory)."""
     run = (env.get(RUN_DIR_ENV) or "").strip()
     return Path(run) / "used-calls" if run else None
+
+
+def instance_started_at(env: Mapping[str, str]) -> "dt.datetime | None":
+    """When this server (all its workers) started; None for a lone process. The store's crash
+    recovery closes open calls older than its own start: a worker started (or restarted) after
+    the others must not take their live calls for a crash's, so every worker uses this."""
+    import datetime as dt
+
+    raw = (env.get(STARTED_AT_ENV) or "").strip()
+    try:
+        return dt.datetime.fromtimestamp(float(raw), dt.timezone.utc) if raw else None
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def in_memory_database(url: str) -> bool:
@@ -155,6 +171,7 @@ class Supervisor:
         out[LISTEN_FD_ENV] = str(self.sock.fileno())
         out[READY_FD_ENV] = str(self.ready_w)
         out[PARENT_PID_ENV] = str(os.getpid())
+        out[STARTED_AT_ENV] = repr(time.time())
         if not (out.get("AGENTLOCATOR_SECRET") or "").strip() and not (out.get("TWILIO_AUTH_TOKEN") or "").strip():
             out["AGENTLOCATOR_SECRET"] = shared_secret()
             out[SECRET_SOURCE_ENV] = f"random per server, shared by its {self.n} workers (local mode)"
@@ -243,8 +260,8 @@ class Supervisor:
                 if not announced and self.stopping is None and len(self.workers) == self.n \
                         and all(w.ready for w in self.workers.values()):
                     announced = True
-                    _log("STARTUP", workers=self.n, pids=[w.proc.pid for w in self.workers.values()],
-                         note="every worker is serving")
+                    _log("STARTUP", workers=self.n, pids=[self.workers[i].proc.pid for i in sorted(self.workers)],
+                         run_dir=str(self.run_dir), note="every worker is serving")
                 slow = [w.index for w in self.workers.values()
                         if not w.ready and time.monotonic() - w.started > STARTUP_TIMEOUT_S]
                 if slow and self.stopping is None:
