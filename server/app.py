@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import trio
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Response, request, websocket
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIWebsocketConnection
@@ -24,6 +24,7 @@ from telemetry import metrics
 from server import __version__, twiml
 from telemetry import logs
 from server.calltokens import CallTokens, server_secret
+from server.drain import Drain
 from server.edge import call_params as checked_call_params
 from server.edge import valid_sid
 from server.gate import Admitted, CallGate, ReplayTransport
@@ -198,6 +199,7 @@ class AgentApp(QuartTrio):
     gate: CallGate
     proxies: TrustedProxies
     local_only: bool  # no TWILIO_AUTH_TOKEN and not AGENTLOCATOR_INSECURE: Twilio routes answer this machine only
+    drain: Drain  # SIGTERM: no new calls, live ones finish (server.drain)
 
 
 def _harden_hypercorn() -> None:
@@ -285,6 +287,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_HTTP_BODY
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_HTTP_BODY
     app.config["MAX_FORM_PARTS"] = 100
+    app.drain = Drain(settings.drain_seconds if settings is not None else 900.0)
 
     @app.before_serving
     async def startup() -> None:
@@ -296,7 +299,14 @@ def create_app(
         app.commit = git_commit()
         app.checker = SignatureChecker(s.twilio_auth_token) if s.twilio_auth_token else None
         master, secret_source = server_secret(s.agentlocator_secret, s.twilio_auth_token)
-        app.gate = CallGate(CallTokens(master), s.max_calls, s.twilio_account_sid)
+        from server.workers import SECRET_SOURCE_ENV, used_calls_dir
+
+        secret_source = s.env.get(SECRET_SOURCE_ENV) or secret_source  # the parent's, under --workers
+        app.drain.seconds = s.drain_seconds
+        app.gate = CallGate(CallTokens(master, shared_dir=used_calls_dir(s.env)), s.max_calls,
+                            s.twilio_account_sid, drain=app.drain)
+        if hasattr(app.wiring.call_deps, "closing"):  # the drain's "end politely now" reaches every call
+            app.wiring.call_deps.closing = app.drain.closing
         app.proxies = TrustedProxies(s.forwarded_allow_ips)
         app.local_only = app.checker is None and not s.insecure
         app.extensions["agentlocator.web"] = WebSecurity.build(
@@ -308,8 +318,9 @@ def create_app(
             "STARTUP", version=__version__, commit=app.commit, language=s.agent_language,
             providers=app.wiring.providers, speech=app.wiring.speech, public_base_url=s.public_base_url,
             signatures=app.checker is not None, notes=app.wiring.notes,
-            stream_tokens=secret_source, max_calls=s.max_calls, max_call_minutes=s.max_call_minutes,
+            ws_hmac_from=secret_source, max_calls=s.max_calls, max_call_minutes=s.max_call_minutes,
             forwarded_allow_ips=s.forwarded_allow_ips, metrics_token=s.metrics_token is not None,
+            drain_seconds=s.drain_seconds,
         )
         if app.checker is None and s.insecure:
             log_event(
@@ -387,13 +398,13 @@ def create_app(
             return _metrics_refused()
         # providers {asr, tts, brain} is the contract; speech adds the fallbacks and why each was chosen
         return {"version": __version__, "commit": app.commit, "providers": app.wiring.providers,
-                "speech": app.wiring.speech}
+                "speech": app.wiring.speech, "draining": app.drain.draining}
 
     @app.get("/metrics")
     async def prometheus() -> Response:
         if not _metrics_token_ok():
             return _metrics_refused()
-        return Response(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
     @app.route("/twiml", methods=["GET", "POST"])
     async def twiml_route() -> Any:
@@ -406,6 +417,9 @@ def create_app(
             log_event("WEBHOOK", logging.WARNING, path="/twiml", status=400, error="CallSid missing or malformed")
             return Response("CallSid missing or malformed", 400)
         call_params = checked_call_params(raw)
+        if app.drain.draining:  # stopping: the polite busy line; the caller calls again (another instance)
+            log_event("WEBHOOK", logging.WARNING, path="/twiml", call_sid=call_sid, busy=True, draining=True)
+            return Response(twiml.busy(app.settings.agent_language), content_type="application/xml")
         if app.gate.full:
             log_event("WEBHOOK", logging.WARNING, path="/twiml", call_sid=call_sid, busy=True,
                       active_calls=len(app.gate.active), max_calls=app.gate.max_calls)

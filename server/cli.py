@@ -22,6 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--insecure", action="store_true",
                        help="without TWILIO_AUTH_TOKEN, listen on a non-loopback address anyway "
                             "(same as AGENTLOCATOR_INSECURE=1): anyone who reaches it can place calls")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="server processes sharing the port, each its own Trio loop (default: $WORKERS, "
+                            "else the number of cores; 1 with an in-memory database). SIGTERM drains every "
+                            "worker (DRAIN_SECONDS), SIGINT stops at once")
 
     call = sub.add_parser("call", help="place a simulated Twilio call against a running server")
     call.add_argument("--url", required=True, help="ws://127.0.0.1:PORT/ws/twilio-media")
@@ -60,12 +64,17 @@ def _serve(args: argparse.Namespace) -> int:
 
     from native.config import ConfigError
     from server.app import create_app, server_config
+    from server.drain import stop_on_signals
     from server.security import is_loopback_host
     from server.settings import Settings
     from server.wiring import build_wiring
+    from server import workers as W
 
     # Settings and providers are checked before the socket opens: a bad setup is one clear
     # line and exit code 2, not a traceback from inside the ASGI lifespan.
+    listen_fd = W.worker_listen_fd(os.environ)  # set: this is a worker of `serve --workers N`
+    if listen_fd is not None:
+        W.die_with_parent(os.environ)
     try:
         settings = Settings.from_env()
         if args.insecure and not settings.insecure:
@@ -74,31 +83,73 @@ def _serve(args: argparse.Namespace) -> int:
         if refusal:
             print(f"agentlocator: {refusal}", file=sys.stderr)
             return 2
+        workers = worker_count(args.workers, settings.workers, settings.database_url)
+        port = args.port if args.port is not None else settings.port
+        if workers > 1 and listen_fd is None:
+            return W.run_workers(workers, args.host, port, ["--insecure"] if args.insecure else [],
+                                 settings.log_level)
         wiring = build_wiring(settings)
     except ConfigError as exc:
         print(f"agentlocator: configuration error: {exc}", file=sys.stderr)
         return 2
-    if not settings.twilio_auth_token and not is_loopback_host(args.host):
+    if not settings.twilio_auth_token and not is_loopback_host(args.host) and listen_fd is None:
         print("agentlocator: WARNING: INSECURE mode: TWILIO_AUTH_TOKEN is not set and the server listens on "
               f"{args.host}; anyone who can reach it can place calls", file=sys.stderr)
-    port = args.port if args.port is not None else settings.port
     config = server_config(args.host, port)
+    if listen_fd is not None:
+        config.bind = [f"fd://{listen_fd}"]  # the parent's listening socket, shared by every worker
     config.errorlog = "-"
 
     async def main() -> None:
-        async def until_signal() -> None:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    return
+        app = create_app(settings, lambda _: wiring)
+        stop = trio.Event()  # hypercorn's shutdown trigger: SIGINT at once, SIGTERM after the drain
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                async def serving(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                    await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
+                    nursery.cancel_scope.cancel()
 
-        await serve(create_app(settings, lambda _: wiring), config, shutdown_trigger=until_signal)
+                nursery.start_soon(stop_on_signals, signals, app, stop)
+                await nursery.start(serving)
+                W.say_ready(os.environ)
 
     try:
         trio.run(main)
-    except LifespanFailureError as exc:
-        print(f"agentlocator: startup failed: {exc}", file=sys.stderr)
+    except (LifespanFailureError, BaseExceptionGroup) as exc:
+        failure = _lifespan_failure(exc, LifespanFailureError)
+        if failure is None:
+            raise
+        print(f"agentlocator: startup failed: {failure}", file=sys.stderr)
         return 2
     return 0
+
+
+def _lifespan_failure(exc: BaseException, kind: type) -> BaseException | None:
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _lifespan_failure(inner, kind)
+            if found is not None:
+                return found
+    return None
+
+
+def worker_count(flag: int | None, env_workers: int | None, database_url: str) -> int:
+    """--workers, else WORKERS, else the cores; an in-memory database cannot be shared, so
+    it means one process (asked for more explicitly: a configuration error)."""
+    from native.config import ConfigError
+    from server.workers import default_workers, in_memory_database
+
+    asked = flag if flag is not None else env_workers
+    if asked is not None and asked < 1:
+        raise ConfigError(f"--workers {asked}: must be 1 or more")
+    if in_memory_database(database_url):
+        if asked is not None and asked > 1:
+            raise ConfigError(f"--workers {asked} with DATABASE_URL={database_url}: workers share the database, "
+                              "and an in-memory one lives in one process (use a file or PostgreSQL)")
+        return 1
+    return asked if asked is not None else default_workers()
 
 
 def bind_refusal(host: str, twilio_auth_token: str | None, insecure: bool) -> str | None:

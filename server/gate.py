@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -39,7 +40,7 @@ class Admitted:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    reason: str  # no_start | bad_start | bad_token | replay | busy | closed (metric label)
+    reason: str  # no_start | bad_start | bad_token | replay | busy | draining | closed (metric label)
     detail: str
     code: int
     call_sid: str = ""
@@ -49,8 +50,9 @@ class CallGate:
     """One per app: the token checker, the calls that are up, and the pending sockets."""
 
     def __init__(self, tokens: CallTokens, max_calls: int, account_sid: str | None = None,
-                 start_timeout_s: float = START_TIMEOUT_S) -> None:
+                 start_timeout_s: float = START_TIMEOUT_S, drain: Any = None) -> None:
         self.tokens = tokens
+        self.drain = drain  # server.drain.Drain: while draining, calls answered since are refused
         self.max_calls = max_calls
         self.account_sid = account_sid
         self.start_timeout_s = start_timeout_s
@@ -89,6 +91,9 @@ class CallGate:
         why = self.tokens.check(token, sid, bound)
         if why is not None:
             return Refused("bad_token", f"websocket token {why}", CLOSE_POLICY, sid)
+        if self.drain is not None and self.drain.refuses_token_minted_at(self.tokens.minted_at(token or "")):
+            # answered (by another instance) after this one stopped taking calls
+            return Refused("draining", "the server is draining: no new calls", CLOSE_TRY_LATER, sid)
         if sid in self.active or not self.tokens.consume(sid, CallTokens.expiry_of(token or "")):
             return Refused("replay", "this CallSid has already connected", CLOSE_POLICY, sid)
         if self.full:

@@ -68,6 +68,9 @@ class CallDeps:
     # MAX_CALL_MINUTES: this long after `start` the agent says its goodbye and hangs up
     # (close reason max_duration). 0 or less: no limit.
     max_call_s: float = 3600.0
+    # The server's "end politely now" (set at the drain deadline, server.drain): every live
+    # call ends as at MAX_CALL_MINUTES, with close reason drain. None: no drain.
+    closing: trio.Event | None = None
     wall_clock: Callable[[], dt.datetime] = _utcnow  # aware UTC; injectable for tests
 
 
@@ -76,6 +79,7 @@ class CallResult:
     call_sid: str
     stream_sid: str
     # twilio_stop | agent_hangup | remote_close | dropped | inbound_timeout | no_start | error | shutdown
+    # | max_duration | drain | flood
     close_reason: str
     close_code: int
     metrics: CallMetrics
@@ -264,7 +268,7 @@ class CallSession:
     async def _finish(self, start: Start | None) -> str:
         """Shielded end of the call: close the socket, log, and always tell the recorder."""
         if self.close_reason in ("agent_hangup", "twilio_stop", "error", "no_start", "shutdown", "inbound_timeout",
-                                 "max_duration", "flood"):
+                                 "max_duration", "drain", "flood"):
             with trio.move_on_after(1.0):
                 try:
                     await self.transport.close(self.close_code, self.close_reason)
@@ -387,19 +391,29 @@ class CallSession:
             self.dispatch(T.Calibrated())
 
     async def _call_limit(self) -> None:
-        """MAX_CALL_MINUTES: at the limit the agent says the brain's goodbye line and hangs up.
+        """The agent's polite end of a call: at MAX_CALL_MINUTES (close reason max_duration) or
+        when the server's drain says so (``deps.closing``, close reason drain), the agent says
+        the brain's goodbye line and hangs up.
 
         Kept outside the turn-taking on purpose: the turn machine is told the call is over
         (Hangup, as when the caller hangs up: what was heard of the current turn goes to the
         transcript), the current reply is dropped and cleared at Twilio, and the goodbye is
-        synthesized straight into the pacer; once it has played, the call ends (max_duration)."""
+        synthesized straight into the pacer; once it has played, the call ends."""
         limit = self.deps.max_call_s
-        if not limit or limit <= 0 or math.isinf(limit):
+        timed = bool(limit) and limit > 0 and not math.isinf(limit)
+        closing = self.deps.closing
+        if not timed and closing is None:
             return
-        await trio.sleep(limit)
+        reason = "max_duration"
+        with trio.move_on_after(limit if timed else math.inf):
+            if closing is None:
+                await trio.sleep_forever()
+            else:
+                await closing.wait()
+                reason = "drain"
         speaking = self.machine.state is T.State.SPEAKING
         if self.machine.state is not T.State.ENDED:
-            for action in self.machine.handle(T.Hangup("max_duration", self._partial_words() if speaking else 0)):
+            for action in self.machine.handle(T.Hangup(reason, self._partial_words() if speaking else 0)):
                 if type(action) is T.TellHeard:
                     self._tell_heard(action)
         if self._asr_scope is not None:
@@ -411,7 +425,8 @@ class CallSession:
         await self._send(self.frames.clear())
         line = goodbye_line(self.deps.language)
         started_ms = round(self._now_ms())
-        self.log("TTS_START", turn=None, segment=0, latency_ms=None, text=line, cause="max_call_minutes")
+        self.log("TTS_START", turn=None, segment=0, latency_ms=None, text=line,
+                 cause="max_call_minutes" if reason == "max_duration" else reason)
         with trio.move_on_after(CALL_LIMIT_GOODBYE_S):
             epoch = self.pacer.epoch
             await self.synthesize(line, epoch)
@@ -420,7 +435,7 @@ class CallSession:
                 await trio.sleep(0.05)
         self._record(self.deps.recorder.transcript_turn, self.call_sid, "agent", line, started_ms,
                      round(self._now_ms()), True)
-        raise _EndCall("max_duration", 1000)
+        raise _EndCall(reason, 1000)
 
     async def _recognizer_task(self) -> None:
         assert self.recognizer is not None

@@ -58,6 +58,18 @@ def _positive(name: str, value: str | None, default: float, integer: bool = Fals
     return number
 
 
+def _non_negative(name: str, value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} must be a number of seconds (0 or more)") from None
+    if not number >= 0 or number == float("inf"):
+        raise ConfigError(f"{name}={value!r} must be a number of seconds (0 or more)")
+    return number
+
+
 def _proxy_list(name: str, value: str | None) -> str:
     from server.security import TrustedProxies
 
@@ -117,6 +129,10 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     max_calls: int = 50
     max_call_minutes: float = 60.0
+    # SIGTERM: no new calls; live ones go on this long, then hear the closing line (README
+    # "Running at scale"). 0: the closing line at once.
+    drain_seconds: float = 900.0
+    workers: int | None = None  # WORKERS: `serve`'s default for --workers (None: the number of cores)
     timing: TimingConfig = field(default_factory=TimingConfig)
     # The raw environment, for the provider selectors of speech/ and dialog/ (they read
     # their own details from it; the checks above are the ones every setup shares).
@@ -172,6 +188,8 @@ class Settings:
             metrics_token=get("METRICS_TOKEN"),
             max_calls=int(_positive("MAX_CALLS", get("MAX_CALLS"), 50, integer=True)),
             max_call_minutes=_positive("MAX_CALL_MINUTES", get("MAX_CALL_MINUTES"), 60.0),
+            drain_seconds=_non_negative("DRAIN_SECONDS", get("DRAIN_SECONDS"), 900.0),
+            workers=int(_positive("WORKERS", get("WORKERS"), 1, integer=True)) if get("WORKERS") else None,
             timing=TimingConfig.from_env(env),
             env=env,
         )

@@ -41,7 +41,12 @@ def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, 
     from leads.store import open_store
     from server.dashboard import dashboard_bp
 
+    from server.workers import instance_started_at
+
     recorder = open_store(settings.database_url)
+    started = instance_started_at(settings.env)
+    if started is not None:  # a worker: the calls of its sibling workers are not a crash's
+        recorder.store.opened_at = started
     notes.append(f"store: {settings.database_url}")
     return recorder, [outbox_task(recorder, settings.env)], [dashboard_bp]
 

@@ -38,7 +38,7 @@ EVENTS = frozenset(
         "WS_KEEPALIVE", "WS_CLOSE", "BARGE_IN", "CALL_START", "CALL_END", "LEAD_SAVED",
         "WHATSAPP_SENT", "ERROR",
         # service-level (not per call)
-        "STARTUP", "WEBHOOK", "PROVIDER_SWITCH", "PROTOCOL",
+        "STARTUP", "SHUTDOWN", "WEBHOOK", "PROVIDER_SWITCH", "PROTOCOL",
     }
 )
 
@@ -53,6 +53,8 @@ MIN_SECRET_LEN = 8  # an environment secret shorter than this is not searched fo
 
 _encoder = msgspec.json.Encoder()
 _logger = logging.getLogger("agentlocator")
+WORKER_ENV = "AGENTLOCATOR_WORKER"  # set by `serve --workers N` for each worker (0..N-1)
+_static: dict[str, Any] = {}  # on every line: {"worker": n} in a worker process
 
 # -- secrets ------------------------------------------------------------------------------------
 
@@ -247,10 +249,15 @@ def _truthy(value: str | None) -> bool:
 
 def configure(level: str = "INFO", stream: Any = None, env: Mapping[str, str] | None = None) -> None:
     """Send the log to ``stream`` (stdout) at ``level``. Reads, once, from ``env`` (the process
-    environment): ``LOG_PII`` (full phone numbers when "1") and the secrets to redact."""
+    environment): ``LOG_PII`` (full phone numbers when "1"), the secrets to redact, and
+    AGENTLOCATOR_WORKER (a worker of `serve --workers N`: every line says which)."""
     global _cleaner
     env = os.environ if env is None else env
     _cleaner = _Cleaner(environment_secrets(env), pii=_truthy(env.get(PII_ENV)))
+    worker = (env.get(WORKER_ENV) or "").strip()
+    _static.clear()
+    if worker.isdigit():
+        _static["worker"] = int(worker)
     _logger.handlers[:] = [_JsonLineHandler(stream or sys.stdout)]
     _logger.setLevel(level.upper())
     _logger.propagate = False
@@ -262,7 +269,7 @@ def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
         raise ValueError(f"unknown log event {event!r}")
     if not _logger.isEnabledFor(level):
         return
-    _logger.log(level, event, extra={"payload": {"event": event, **fields}})
+    _logger.log(level, event, extra={"payload": {"event": event, **_static, **fields}})
 
 
 class CallLog:

@@ -2,12 +2,33 @@
 
 Buckets are placed around the user's targets so the dashboard can read the share under
 target straight from the histogram.
+
+Under ``agentlocator serve --workers N`` the parent sets PROMETHEUS_MULTIPROC_DIR (a fresh
+directory it removes at exit) before the workers start: prometheus-client then keeps every
+worker's values in files there, and :func:`exposition` (/metrics, whichever worker answers)
+adds them up. Gauges say how: ``calls_active`` is summed over the live workers.
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# Read once, as prometheus-client itself does when it is first imported (values.ValueClass).
+MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def exposition() -> bytes:
+    """The /metrics body: this process's metrics, or every worker's added up."""
+    if MULTIPROC_DIR is None:
+        return generate_latest(REGISTRY)
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, MULTIPROC_DIR)
+    return generate_latest(registry)
+
 
 turn_latency_seconds = Histogram(
     "agentlocator_turn_latency_seconds", "EOU -> first TTS audio on the wire",
@@ -35,7 +56,8 @@ turns_to_meeting = Histogram(
 state_cycles_total = Counter(
     "agentlocator_state_cycles_total", "LISTENING->PROCESSING->SPEAKING->LISTENING cycles", registry=REGISTRY
 )
-calls_active = Gauge("agentlocator_calls_active", "calls in progress", registry=REGISTRY)
+calls_active = Gauge("agentlocator_calls_active", "calls in progress", multiprocess_mode="livesum",
+                     registry=REGISTRY)
 ws_connections_total = Counter("agentlocator_ws_connections_total", "media websockets accepted", registry=REGISTRY)
 call_duration_seconds = Histogram(
     "agentlocator_call_duration_seconds", "call length",

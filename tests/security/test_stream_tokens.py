@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from pathlib import Path
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -184,3 +185,53 @@ async def test_no_start_at_all_is_closed_within_five_seconds() -> None:
         code, _ = await try_start(port, [CONNECTED, CONNECTED, CONNECTED, CONNECTED])
         assert code == 1008
         assert nothing_of_a_call(world)
+
+
+def test_tokens_single_use_is_shared_between_workers(tmp_path: Path) -> None:
+    """`serve --workers N`: every worker's CallTokens shares one used-CallSid record (a file
+    per CallSid, O_EXCL): a token used on one worker is refused on another; expired entries
+    are replaced and pruned; a record full of live entries fails closed."""
+    from server.calltokens import PRUNE_SLACK_S, CallTokens
+
+    now = [1000.0]
+    master = b"m" * 32
+    shared = tmp_path / "used"
+    a = CallTokens(master, ttl_s=120, capacity=3, clock=lambda: now[0], shared_dir=shared)
+    b = CallTokens(master, ttl_s=120, capacity=3, clock=lambda: now[0], shared_dir=shared)
+    sid = "CA" + "a" * 32
+    tok = a.mint(sid, {})
+    assert b.check(tok, sid, {}) is None  # one secret: minted on a, good on b
+    assert a.consume(sid, CallTokens.expiry_of(tok))
+    assert not b.consume(sid, CallTokens.expiry_of(tok)) and not a.consume(sid, CallTokens.expiry_of(tok))
+    assert (shared / sid).stat().st_mode & 0o777 == 0o600 and shared.stat().st_mode & 0o777 == 0o700
+    now[0] += 121  # that token has expired: the CallSid may connect once more with a new one
+    assert b.consume(sid, now[0] + 120) and not a.consume(sid, now[0] + 120)
+    assert a.consume("CA" + "1" * 32) and b.consume("CA" + "2" * 32)
+    assert not a.consume("CA" + "3" * 32)  # full of live entries (every worker's): fail closed
+    late = CallTokens(master, ttl_s=120, capacity=3, clock=lambda: now[0], shared_dir=shared)
+    assert not late.consume("CA" + "3" * 32)
+    now[0] += 121 + PRUNE_SLACK_S
+    assert a.consume("CA" + "3" * 32) and len(a) == len(b) == 1  # expired ones were pruned
+
+
+def _take_in_process(shared: str, sid: str, barrier: "object", results: "object") -> None:
+    from server.calltokens import CallTokens
+
+    tokens = CallTokens(b"m" * 32, shared_dir=shared)
+    barrier.wait()  # type: ignore[attr-defined]
+    results.put(tokens.consume(sid))  # type: ignore[attr-defined]
+
+
+def test_tokens_shared_record_has_one_winner_across_processes(tmp_path: Path) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(6), ctx.Queue()
+    procs = [ctx.Process(target=_take_in_process, args=(str(tmp_path / "used"), "CA" + "f" * 32, barrier, results))
+             for _ in range(6)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert sorted(outcomes) == [False] * 5 + [True]
