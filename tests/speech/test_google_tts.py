@@ -52,7 +52,8 @@ async def test_warm_lines_start_instantly(fake_google):
     n = len(fake_google.tts.requests)
     t0 = trio.current_time()
     chunks = [c async for c in s.synthesize(CLARIFY_HE)]
-    assert trio.current_time() - t0 < 0.05 and len(fake_google.tts.requests) == n
+    # no new request, and no wait as long as one server round trip (a wall-clock bound a busy box keeps)
+    assert len(fake_google.tts.requests) == n and trio.current_time() - t0 < fake_google.tts.delay_s
     assert len(chunks) == 1
     assert np.array_equal(np.frombuffer(chunks[0], dtype="<i2"), expected(CLARIFY_HE))
 

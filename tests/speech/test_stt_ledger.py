@@ -68,3 +68,22 @@ def test_a_reopened_utterance_is_taken_again_whole():
     # the next utterance does not get them again
     ledger.add(span, [Word("yes", 5_000, 5_300, 0.9)])
     assert [w.text for w in ledger.take(4_700, 5_600)] == ["yes"]
+
+
+def test_shipped_restart_defaults_stay_inside_googles_stream_limit():
+    """What a deployment really runs (the provider selection, not a hand-built policy): a quiet
+    restart at 240 s, a hard one at 285 s, both before Google ends a stream at ~305 s; the gRPC
+    deadline only backs them up (it must never cut a stream before the hard restart)."""
+    from speech.google_stt import GoogleStreamingRecognizer
+    from speech.providers import select_speech
+
+    env = {"ASR_PROVIDER": "google", "GOOGLE_SPEECH_ENDPOINT": "127.0.0.1:9", "OPENAI_API_KEY": "sk-test",
+           "AGENT_LANGUAGE": "he-IL", "TTS_PROVIDER": "espeak"}
+    recognizer = select_speech(env).new_recognizer("he-IL")
+    google = getattr(recognizer, "primary", recognizer)
+    assert isinstance(google, GoogleStreamingRecognizer)
+    policy = google.settings.policy
+    assert (policy.restart_after_ms, policy.hard_limit_ms) == (240_000, 285_000)
+    assert policy.hard_limit_ms < 300_000
+    assert google.settings.stream_deadline_s * 1000 > policy.hard_limit_ms
+    assert RestartPolicy() == policy
