@@ -49,11 +49,20 @@ class LeadState:
     meeting_at: dt.datetime | None = None  # aware, Asia/Jerusalem
 
 
+# What one caller turn can hold: ~MAX_UTT of speech is a few dozen words; merged continuations
+# a few hundred characters. More is not speech, and no brain should spend time on it.
+MAX_TURN_CHARS = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class CallerTurn:
     text: str
     confidence: float
     interrupted_agent: bool = False  # the caller barged in on the previous agent turn
+
+    def __post_init__(self) -> None:
+        if len(self.text) > MAX_TURN_CHARS:
+            object.__setattr__(self, "text", self.text[:MAX_TURN_CHARS])
 
 
 class Brain(abc.ABC):
