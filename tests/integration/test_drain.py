@@ -70,6 +70,7 @@ async def test_sigterm_drains_live_calls_and_loses_nothing(tmp_path: Path) -> No
             for _ in range(4):
                 status, _, body = await ahttp("GET", server.port, "/version")
                 assert status == 200 and b'"draining":true' in body
+                assert (await ahttp("GET", server.port, "/health"))[0] == 503
             status, _, body = await ahttp("POST", server.port, "/twiml", form=CallIds().webhook_params())
             twiml = ET.fromstring(body)
             assert status == 200 and twiml.find("Connect") is None
@@ -151,7 +152,9 @@ async def test_drain_deadline_reuses_the_call_limit_goodbye_in_process() -> None
             with trio.fail_after(10):
                 while not app.gate.active:
                     await trio.sleep(0.02)
+            assert (await ahttp("GET", port, "/health"))[0] == 200
             assert app.drain.begin() and not app.drain.begin()
+            assert (await ahttp("GET", port, "/health"))[:3:2] == (503, b'{"status":"draining"}')
             _, _, body = await ahttp("GET", port, "/version")
             assert b'"draining":true' in body
             _, _, body = await ahttp("POST", port, "/twiml", form=CallIds().webhook_params())
