@@ -75,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     listen_fd = W.worker_listen_fd(os.environ)  # set: this is a worker of `serve --workers N`
     if listen_fd is not None:
         W.die_with_parent(os.environ)
+        W.stop_quietly_until_serving()
     try:
         settings = Settings.from_env()
         if args.insecure and not settings.insecure:
