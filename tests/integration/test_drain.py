@@ -9,6 +9,7 @@
   a websocket of a call answered since (a token another instance minted) is refused 1013;
 - the parent forwarded SIGTERM to both workers; every process exits 0, once the last call is
   written; the store has every call closed and every follow-up queued: nothing lost.
+On SQLite and on the throwaway PostgreSQL (both workers on one database).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+import pytest
 import sqlalchemy as sa
 import trio
 
@@ -31,6 +33,23 @@ from tests.security.support import CONNECTED, start_message, try_start
 from .harness import admitted_ids, ahttp
 from .procs import ServerProc, long_call
 
+def _load_pg_fixtures():  # type: ignore[no-untyped-def]
+    """tests/leads/conftest.py's throwaway PostgreSQL (as tests/security/test_logs_server.py does)."""
+    import importlib.util
+    import sys
+
+    name = "agentlocator_drain_leads_fixtures"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "leads/conftest.py")
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return sys.modules[name]
+
+
+_pg = _load_pg_fixtures()
+postgres_server, postgres_db, postgres_url = _pg.postgres_server, _pg.postgres_db, _pg.postgres_url
+
 SECRET = "drain-test-secret-0123456789abcdef"  # known to the test: it mints a token as another instance would
 DRAIN_S = 10.0
 
@@ -40,8 +59,9 @@ def _heard_rms(call: object, start_s: float, end_s: float) -> float:
     return float(np.sqrt(np.mean(data * data))) if data.size else 0.0
 
 
-async def test_sigterm_drains_live_calls_and_loses_nothing(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 'agent.db'}"
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_sigterm_drains_live_calls_and_loses_nothing(tmp_path: Path, db: str, request: pytest.FixtureRequest) -> None:
+    db_url = request.getfixturevalue("postgres_url") if db == "postgres" else f"sqlite:///{tmp_path / 'agent.db'}"
     server = ServerProc(tmp_path, {"DATABASE_URL": db_url, "DRAIN_SECONDS": str(DRAIN_S), "AGENTLOCATOR_SECRET": SECRET},
                         ["--workers", "2"])
     url = f"ws://127.0.0.1:{server.port}/ws/twilio-media"
