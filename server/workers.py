@@ -32,6 +32,7 @@ start stops the server with its exit code.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import select
@@ -73,12 +74,10 @@ def used_calls_dir(env: Mapping[str, str]) -> Path | None:
     return Path(run) / "used-calls" if run else None
 
 
-def instance_started_at(env: Mapping[str, str]) -> "dt.datetime | None":
+def instance_started_at(env: Mapping[str, str]) -> dt.datetime | None:
     """When this server (all its workers) started; None for a lone process. The store's crash
     recovery closes open calls older than its own start: a worker started (or restarted) after
     the others must not take their live calls for a crash's, so every worker uses this."""
-    import datetime as dt
-
     raw = (env.get(STARTED_AT_ENV) or "").strip()
     try:
         return dt.datetime.fromtimestamp(float(raw), dt.timezone.utc) if raw else None
