@@ -96,10 +96,15 @@ async def test_two_workers_share_port_metrics_tokens_and_store(tmp_path: Path) -
                 await server.line(20, event="CALL_START", call_sid=r_ids.call_sid)
             finally:
                 steer.__exit__(None, None, None)
-            with server.only(0):
-                status, _, body = await ahttp("GET", server.port, "/api/calls")
-            assert status == 200
-            calls = {c["call_sid"]: c for c in json.loads(body)}
+            with trio.fail_after(10):  # (the call's row is written just after its CALL_START line)
+                while True:
+                    with server.only(0):
+                        status, _, body = await ahttp("GET", server.port, "/api/calls")
+                    assert status == 200
+                    calls = {c["call_sid"]: c for c in json.loads(body)}
+                    if r_ids.call_sid in calls:
+                        break
+                    await trio.sleep(0.1)
             assert calls[r_ids.call_sid]["ended_at"] is None  # live, on worker 1
             assert calls[sid_p]["close_reason"] == calls[sid_q]["close_reason"] == "twilio_stop"
         assert outcome["r"].call.errors == [] and outcome["r"].call.problems == []
