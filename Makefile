@@ -11,6 +11,9 @@ PORT ?= 8080
 # `serve` listens on every interface; without TWILIO_AUTH_TOKEN it refuses to (nothing could be
 # verified): `make serve HOST=127.0.0.1` for a local run.
 HOST ?= 0.0.0.0
+# `serve` runs one worker process per core (so it uses every core; README "Running at scale");
+# `make serve WORKERS=1` for one process.
+WORKERS ?=
 
 .PHONY: all venv native test bench demo serve soak clean
 
@@ -45,7 +48,7 @@ demo: native
 	$(PY) -m server.cli demo
 
 serve: native
-	$(VENV)/bin/agentlocator serve --host $(HOST) --port $(PORT)
+	$(VENV)/bin/agentlocator serve --host $(HOST) --port $(PORT) $(if $(WORKERS),--workers $(WORKERS),)
 
 clean:
 	rm -rf build native/*.so native/*.c $(NATIVE_STAMP)

@@ -400,6 +400,14 @@ def create_app(
         return {"version": __version__, "commit": app.commit, "providers": app.wiring.providers,
                 "speech": app.wiring.speech, "draining": app.drain.draining}
 
+    @app.get("/health")
+    async def health() -> Any:
+        # For load balancers' health checks (no token: it says nothing else): 503 while the
+        # server drains (SIGTERM), so new calls go to the other instances.
+        if app.drain.draining:
+            return Response('{"status":"draining"}', 503, content_type="application/json")
+        return {"status": "ok"}
+
     @app.get("/metrics")
     async def prometheus() -> Response:
         if not _metrics_token_ok():

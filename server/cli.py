@@ -75,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     listen_fd = W.worker_listen_fd(os.environ)  # set: this is a worker of `serve --workers N`
     if listen_fd is not None:
         W.die_with_parent(os.environ)
+        W.stop_quietly_until_serving()
     try:
         settings = Settings.from_env()
         if args.insecure and not settings.insecure:
@@ -85,6 +86,9 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
         workers = worker_count(args.workers, settings.workers, settings.database_url)
         port = args.port if args.port is not None else settings.port
+        if not settings.twilio_auth_token and not is_loopback_host(args.host) and listen_fd is None:
+            print("agentlocator: WARNING: INSECURE mode: TWILIO_AUTH_TOKEN is not set and the server listens on "
+                  f"{args.host}; anyone who can reach it can place calls", file=sys.stderr)
         if workers > 1 and listen_fd is None:
             return W.run_workers(workers, args.host, port, ["--insecure"] if args.insecure else [],
                                  settings.log_level)
@@ -92,9 +96,6 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"agentlocator: configuration error: {exc}", file=sys.stderr)
         return 2
-    if not settings.twilio_auth_token and not is_loopback_host(args.host) and listen_fd is None:
-        print("agentlocator: WARNING: INSECURE mode: TWILIO_AUTH_TOKEN is not set and the server listens on "
-              f"{args.host}; anyone who can reach it can place calls", file=sys.stderr)
     config = server_config(args.host, port)
     if listen_fd is not None:
         config.bind = [f"fd://{listen_fd}"]  # the parent's listening socket, shared by every worker

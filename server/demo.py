@@ -220,7 +220,7 @@ async def _run(out: Path, script_text: str, script_path: Path | None, keep_serve
     server_log_path = out / "demo-server.log"
     print(f"  starting the server on 127.0.0.1:{port} (offline providers; log: {server_log_path}) ...")
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
     )
     outcome = None

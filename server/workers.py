@@ -32,6 +32,7 @@ start stops the server with its exit code.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import select
@@ -73,12 +74,10 @@ def used_calls_dir(env: Mapping[str, str]) -> Path | None:
     return Path(run) / "used-calls" if run else None
 
 
-def instance_started_at(env: Mapping[str, str]) -> "dt.datetime | None":
+def instance_started_at(env: Mapping[str, str]) -> dt.datetime | None:
     """When this server (all its workers) started; None for a lone process. The store's crash
     recovery closes open calls older than its own start: a worker started (or restarted) after
     the others must not take their live calls for a crash's, so every worker uses this."""
-    import datetime as dt
-
     raw = (env.get(STARTED_AT_ENV) or "").strip()
     try:
         return dt.datetime.fromtimestamp(float(raw), dt.timezone.utc) if raw else None
@@ -112,6 +111,14 @@ def die_with_parent(env: Mapping[str, str]) -> None:
     parent = (env.get(PARENT_PID_ENV) or "").strip()
     if parent.isdigit() and os.getppid() != int(parent):  # it died before the prctl
         os._exit(1)
+
+
+def stop_quietly_until_serving() -> None:
+    """Until the server's own signal handling takes over (server.drain.stop_on_signals), a
+    SIGTERM / SIGINT forwarded by the parent ends a starting worker at once and quietly: it
+    has no calls yet (instead of a KeyboardInterrupt traceback from the middle of an import)."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _s, _f: os._exit(0))
 
 
 def say_ready(env: Mapping[str, str]) -> None:
@@ -198,14 +205,17 @@ class Supervisor:
                 except ProcessLookupError:
                     pass
 
-    def _read_ready(self) -> None:
+    def _read_ready(self, announced: bool) -> None:
         try:
             data = os.read(self.ready_r, 4096)
         except BlockingIOError:
             return
         for line in data.decode(errors="replace").split():
             if line.isdigit() and int(line) in self.workers:
-                self.workers[int(line)].ready = True
+                worker = self.workers[int(line)]
+                worker.ready = True
+                if announced:
+                    _log("STARTUP", worker=worker.index, pid=worker.proc.pid, note="worker serving again")
 
     def _reap(self) -> None:
         from prometheus_client.multiprocess import mark_process_dead
@@ -217,7 +227,10 @@ class Supervisor:
             del self.workers[index]
             mark_process_dead(worker.proc.pid, str(self.metrics_dir))  # its live gauges no longer count
             if self.stopping is not None:
-                if code != 0:
+                # a worker still starting has no signal handler yet: ended by the very signal
+                # forwarded to it, it simply stopped (it had no calls)
+                stopped = code == -self.stopping and not worker.ready
+                if code != 0 and not stopped:
                     self.exit_code = self.exit_code or (code if code > 0 else 1)
                 _log("SHUTDOWN", phase="worker exited", worker=index, pid=worker.proc.pid, code=code)
                 continue
@@ -249,7 +262,7 @@ class Supervisor:
             while self.workers:
                 readable, _, _ = select.select([self.ready_r], [], [], POLL_S)
                 if readable:
-                    self._read_ready()
+                    self._read_ready(announced)
                 while self._pending_signals:
                     self._forward(self._pending_signals.pop(0))
                 self._reap()

@@ -60,10 +60,12 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
-async def server_process(log_path: "os.PathLike[str] | str", env: dict[str, str] | None = None) -> AsyncIterator[tuple[int, int]]:
+async def server_process(log_path: "os.PathLike[str] | str", env: dict[str, str] | None = None,
+                         workers: int = 1) -> AsyncIterator[tuple[int, int]]:
     """`agentlocator serve` as its own process (as in production: Twilio is not in our
     process) on a free loopback port; yields (port, pid); its JSON log goes to ``log_path``.
-    ``AGENTLOCATOR_TEST_WIRING`` in ``env`` selects fake providers."""
+    ``AGENTLOCATOR_TEST_WIRING`` in ``env`` selects fake providers. ``workers``: `--workers`
+    (with 1, the default, the pid is the server itself; more: the supervisor's)."""
     import os
     import signal
     import subprocess
@@ -73,7 +75,8 @@ async def server_process(log_path: "os.PathLike[str] | str", env: dict[str, str]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "GOOGLE_", "OPENAI_"))}
     full_env.update({"AGENT_LANGUAGE": "en-US", "DATABASE_URL": "sqlite:///:memory:", **(env or {})})
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                                 "--workers", str(workers)],
                                 cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     try:
         with trio.fail_after(60):

@@ -97,8 +97,13 @@ class ServerProc:
 
     def worker_pids(self) -> list[int]:
         """[pid of worker 0, worker 1, ...] once every worker serves (the parent says so)."""
-        said = [ln for ln in self.lines() if ln.get("supervisor") and ln.get("note") == "every worker is serving"]
-        return list(said[-1]["pids"]) if said else []
+        pids: list[int] = []
+        for ln in self.lines():
+            if ln.get("supervisor") and ln.get("note") == "every worker is serving":
+                pids = list(ln["pids"])
+            elif pids and ln.get("supervisor") and ln.get("note") == "worker serving again":
+                pids[ln["worker"]] = ln["pid"]  # a replacement
+        return pids
 
     @contextmanager
     def only(self, index: int) -> Iterator[None]:

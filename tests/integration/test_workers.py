@@ -96,10 +96,15 @@ async def test_two_workers_share_port_metrics_tokens_and_store(tmp_path: Path) -
                 await server.line(20, event="CALL_START", call_sid=r_ids.call_sid)
             finally:
                 steer.__exit__(None, None, None)
-            with server.only(0):
-                status, _, body = await ahttp("GET", server.port, "/api/calls")
-            assert status == 200
-            calls = {c["call_sid"]: c for c in json.loads(body)}
+            with trio.fail_after(10):  # (the call's row is written just after its CALL_START line)
+                while True:
+                    with server.only(0):
+                        status, _, body = await ahttp("GET", server.port, "/api/calls")
+                    assert status == 200
+                    calls = {c["call_sid"]: c for c in json.loads(body)}
+                    if r_ids.call_sid in calls:
+                        break
+                    await trio.sleep(0.1)
             assert calls[r_ids.call_sid]["ended_at"] is None  # live, on worker 1
             assert calls[sid_p]["close_reason"] == calls[sid_q]["close_reason"] == "twilio_stop"
         assert outcome["r"].call.errors == [] and outcome["r"].call.problems == []
@@ -115,3 +120,60 @@ async def test_two_workers_share_port_metrics_tokens_and_store(tmp_path: Path) -
         assert sorted((ln["worker"], ln["code"]) for ln in exits) == [(0, 0), (1, 0)]
     finally:
         server.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_a_dead_worker_is_replaced_and_workers_die_with_their_parent(tmp_path: Path) -> None:
+    server = ServerProc(tmp_path, {"DATABASE_URL": f"sqlite:///{tmp_path / 'agent.db'}"}, ["--workers", "2"])
+    try:
+        await server.ready(workers=2)
+        first = server.worker_pids()
+        import os
+
+        os.kill(first[1], signal.SIGKILL)
+        await server.line(event="ERROR", where="workers", worker=1)
+        again = await server.line(60, event="STARTUP", worker=1, note="worker serving again")
+        assert again["pid"] not in first and server.proc.poll() is None
+        assert server.worker_pids() == [first[0], again["pid"]]
+        with server.only(0):  # worker 0 went on serving throughout
+            assert (await ahttp("GET", server.port, "/health"))[0] == 200
+        replacement = [again["pid"]]
+        # the replacement serves too: stop worker 0 and ask
+        os.kill(first[0], signal.SIGSTOP)
+        try:
+            assert (await ahttp("GET", server.port, "/health"))[0] == 200
+        finally:
+            os.kill(first[0], signal.SIGCONT)
+        # the supervisor killed outright: its workers do not outlive it (no orphan holds the port)
+        server.proc.kill()
+        server.proc.wait()
+        with trio.fail_after(10):
+            while any(_alive(p) for p in (first[0], replacement[0])):
+                await trio.sleep(0.1)
+    finally:
+        server.close()
+
+
+def test_a_worker_that_cannot_start_stops_the_server_with_one_message(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from .harness import ROOT
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("TWILIO_", "OPENAI_", "AGENTLOCATOR_"))}
+    env.update({"AGENT_LANGUAGE": "en-US", "DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}", "BRAIN": "bogus"})
+    out = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+                          "--workers", "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.count("configuration error") == 1 and "BRAIN" in out.stderr
+    env["DATABASE_URL"] = "sqlite:///:memory:"
+    out = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+                          "--workers", "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "in-memory one lives in one process" in out.stderr

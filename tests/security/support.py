@@ -170,7 +170,9 @@ class ServerProcess:
                          "AGENTLOCATOR_TEST_WIRING": "tests.integration.fakes:dashboard_wiring", **(env or {})})
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            # one process: its RSS is the server's, and a crash is seen (no supervisor restarts it)
+            [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", "1"],
             cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while True:
