@@ -28,7 +28,8 @@ class Slots:
     area: str | None = None
     property_type: str | None = None
     rooms: float | None = None
-    budget_ils: int | None = None
+    budget_ils: int | None = None  # the most they will pay; a month's rent when deal == "rent"
+    deal: str | None = None  # "buy" | "rent" (not required: asked only when a budget is ambiguous)
     timeframe: str | None = None
     name: str | None = None
     phone: str | None = None  # caller ID, confirmed by the caller
