@@ -17,6 +17,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Literal
 
+from speech.base import SpeechContext
+
 LeadStatus = Literal["new", "qualified", "meeting_booked", "lost"]
 
 CLARIFY_HE = "לא בטוח ששמעתי נכון, אפשר לחזור על זה?"
@@ -93,6 +95,19 @@ class Brain(abc.ABC):
     @abc.abstractmethod
     def summary(self) -> str:
         """The WhatsApp summary text (Hebrew for he-IL): the lead's details and the meeting."""
+
+    def asking(self) -> str | None:
+        """The slot the agent's last question asks for ("budget_ils", "area", "deal"...), or None."""
+        return None
+
+    def speech_context(self) -> SpeechContext:
+        """What the recognizer should expect next: the slot just asked for and, for the area
+        question, the places next to the area already given. Cheap (a recognizer polls it,
+        :meth:`speech.base.Recognizer.follow_context`)."""
+        from dialog.places import near
+
+        area = self.lead.slots.area
+        return SpeechContext(self.asking(), near(area) if area else ())
 
     async def aclose(self) -> None:
         """Release network resources; the session calls it when the call ends (any way it ends).

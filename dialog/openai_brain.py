@@ -230,6 +230,11 @@ class OpenAIBrain(Brain):
     def summary(self) -> str:
         return self.rules.summary()
 
+    def asking(self) -> str | None:
+        if self.finished:
+            return None
+        return self.rules._asking if self.fallback else self.expecting
+
     async def aclose(self) -> None:
         if self._client is not None and self._owns_client:
             client, self._client = self._client, None

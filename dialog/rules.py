@@ -572,5 +572,8 @@ class RuleBrain(Brain):
     def heard(self, said: str, heard_fully: bool) -> None:
         self.dialog.heard(said, heard_fully)
 
+    def asking(self) -> str | None:
+        return None if self.dialog.finished else self.dialog._asking
+
     def summary(self) -> str:
         return self.dialog.summary()
