@@ -476,8 +476,8 @@ class RuleDialog:
             self.phase = "confirm"
             window = schedule.say_window(chosen.at, self.now, self.hebrew)
             return self._ask("confirm", lead_in, self.say["confirm"].format(window=window))
-        if chosen.kind == "none":
-            return self._offer(lead_in, self.say["offer_again"])
+        if chosen.kind == "none" or (chosen.kind != "window" and extract.yes_no(text, self.language) is False):
+            return self._offer(lead_in, self.say["offer_again"])  # "אף אחד לא מתאים", "לא ממש", "עזבי"
         offer = schedule.say_offer(self.windows, self.now, self.hebrew)
         return self._ask("meeting", lead_in, self.say["offer_which"].format(offer=offer))
 
