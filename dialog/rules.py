@@ -486,7 +486,8 @@ class RuleDialog:
         candidates = [*self.windows, self.choice]
         chosen = schedule.pick(text, candidates, self.now)
         yes = extract.yes_no(text)
-        if chosen.kind == "window" and chosen.at is not None and chosen.at != self.choice and yes is not True:
+        if chosen.kind == "window" and chosen.at is not None and chosen.at != self.choice:
+            # another window named, even after a yes ("טוב, אבל עדיף ביום שישי"): confirm that one
             self.choice = chosen.at
             window = schedule.say_window(chosen.at, self.now, self.hebrew)
             return self._ask("confirm", lead_in, self.say["confirm"].format(window=window))
