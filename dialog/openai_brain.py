@@ -527,7 +527,7 @@ class OpenAIBrain(Brain):
     def _cross_check(self, caller_text: str) -> None:
         """The caller's numbers, as the rules read them, over the model's reading of them."""
         s = self.lead.slots
-        found = extract.extract(caller_text, self.hebrew, self._heard_expecting, deal=s.deal)
+        found = extract.extract(caller_text[:MAX_MESSAGE_CHARS], self.hebrew, self._heard_expecting, deal=s.deal)
         for key in _CROSS_CHECKED:
             value = getattr(found, key)
             if value is not None and getattr(s, key) != value:
