@@ -17,6 +17,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Literal
 
+from speech.base import SpeechContext
+
 LeadStatus = Literal["new", "qualified", "meeting_booked", "lost"]
 
 CLARIFY_HE = "לא בטוח ששמעתי נכון, אפשר לחזור על זה?"
@@ -28,7 +30,8 @@ class Slots:
     area: str | None = None
     property_type: str | None = None
     rooms: float | None = None
-    budget_ils: int | None = None
+    budget_ils: int | None = None  # the most they will pay; a month's rent when deal == "rent"
+    deal: str | None = None  # "buy" | "rent" (not required: asked only when a budget is ambiguous)
     timeframe: str | None = None
     name: str | None = None
     phone: str | None = None  # caller ID, confirmed by the caller
@@ -101,6 +104,19 @@ class Brain(abc.ABC):
     @abc.abstractmethod
     def summary(self) -> str:
         """The WhatsApp summary text (Hebrew for he-IL): the lead's details and the meeting."""
+
+    def asking(self) -> str | None:
+        """The slot the agent's last question asks for ("budget_ils", "area", "deal"...), or None."""
+        return None
+
+    def speech_context(self) -> SpeechContext:
+        """What the recognizer should expect next: the slot just asked for and, for the area
+        question, the places next to the area already given. Cheap (a recognizer polls it,
+        :meth:`speech.base.Recognizer.follow_context`)."""
+        from dialog.places import near
+
+        area = self.lead.slots.area
+        return SpeechContext(self.asking(), near(area) if area else ())
 
     async def aclose(self) -> None:
         """Release network resources; the session calls it when the call ends (any way it ends).

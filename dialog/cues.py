@@ -120,7 +120,7 @@ _YES_HE = (
     "מתאים לי", "זה מתאים", "בסדר", "בסדר גמור", "יאללה", "אוקיי", "אוקי", "או קיי", "ok", "okay", "ברור", "מעולה",
     "מצוין", "כמובן", "אחלה", "סבבה", "יופי", "בהחלט", "נשמע טוב", "נשמע מצוין", "נשמע מעולה", "בשמחה", "למה לא",
     "הולך", "זה עובד", "עובד לי", "טוב", "תקבעי", "תקבעי את זה", "קבענו", "בוודאי", "ודאי", "אין בעיה", "מסכים",
-    "מסכימה", "אפשר", "בכיף", "מושלם", "אשמח",
+    "מסכימה", "בכיף", "מושלם", "אשמח",
 )
 _NO_HE = (
     "לא", "לא לא", "ממש לא", "לא ממש", "עזבי", "עזוב", "עזבו", "תעזבי", "לא תודה", "בטח שלא", "ברור שלא",
@@ -136,7 +136,7 @@ _UNSURE_HE = (
 _YES_EN = (
     "yes", "yeah", "yep", "yup", "ya", "yea", "correct", "right", "that's right", "sure", "sure thing", "ok", "okay",
     "perfect", "fine", "great", "absolutely", "definitely", "of course", "sounds good", "sounds great",
-    "that works", "works for me", "go ahead", "why not", "alright", "all right", "exactly", "certainly", "please",
+    "that works", "works for me", "go ahead", "why not", "alright", "all right", "exactly", "certainly",
     "yes please", "good", "cool", "i agree", "let's do it", "book it",
 )
 _NO_EN = (

@@ -17,6 +17,10 @@ from dialog.places import PLACES, Place
 
 # -- normalisation ---------------------------------------------------------------------------
 
+# A caller's turn is seconds of speech; anything longer is read from its start only, so a runaway
+# transcript cannot make extraction slow.
+MAX_CHARS = 2000
+
 _PUNCT = re.compile(r"[,;:!?()\[\]…״“”\"]")
 
 
@@ -591,17 +595,19 @@ def area_in(text: str, hebrew: bool) -> str | None:
     """Where the caller looks: the last place named ("not Holon, Bat Yam" -> Bat Yam), not one
     named as a landmark or as home ("ליד", "קרוב ל", "גרים ב") unless it is the only one; a
     neighbourhood named with its city is the neighbourhood ("בנווה שאנן בחיפה")."""
-    t = normalize(text)
+    t = normalize(text[:MAX_CHARS])
     hits: list[tuple[int, int, Place]] = []
+    covered = bytearray(len(t) + 1)
     for pattern, place in _PLACE_PATTERNS:
         for m in pattern.finditer(t):
-            if any(s <= m.start() < e for s, e, _ in hits):
+            if covered[m.start()]:
                 continue  # inside a longer name already found
             hits.append((m.start(), m.end(), place))
+            covered[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     if not hits:
         return None
     hits.sort(key=lambda h: h[0])
-    main = [h for h in hits if not _ASIDE.search(t[: h[0]])] or hits
+    main = [h for h in hits if not _ASIDE.search(t[max(0, h[0] - 40) : h[0]])] or hits
     place = main[-1][2]
     if place.city_he is None:
         inside = [h[2] for h in hits if h[2].city_he == place.he]
@@ -983,6 +989,7 @@ def extract(text: str, hebrew: bool, expecting: str | None = None, deal: str | N
     """Everything the utterance says about the lead. ``expecting`` is the slot just asked
     about; ``deal`` what is known already ("buy" / "rent"), which decides what a bare
     "שמונה" after the budget question is."""
+    text = text[:MAX_CHARS]
     timeframe = timeframe_in(text, hebrew, expecting=expecting == "timeframe")
     rooms = rooms_in(text, expecting=expecting in ("rooms", "property_type"))
     asked_budget = expecting in ("budget", "budget_ils") and timeframe is None and rooms is None

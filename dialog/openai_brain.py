@@ -56,7 +56,8 @@ from telemetry import metrics
 
 # Slots whose value in the caller's words the rules read better than a model does (numbers said
 # the Israeli way); the model's word slots stand.
-_CROSS_CHECKED = ("budget_ils", "rooms")
+_CROSS_CHECKED = ("budget_ils", "rooms", "deal")
+_DEALS = {"buy": "buy", "rent": "rent", "קנייה": "buy", "קניה": "buy", "שכירות": "rent", "purchase": "buy"}
 CLOSE_STREAM_S = 1.0  # closing a cut reply's HTTP stream, shielded: never longer than this
 # The conversation window sent with each request: 12 exchanges (caller + agent), enough for
 # the model to follow the thread (a repeated question, a correction a few turns back); what
@@ -228,6 +229,11 @@ class OpenAIBrain(Brain):
 
     def summary(self) -> str:
         return self.rules.summary()
+
+    def asking(self) -> str | None:
+        if self.finished:
+            return None
+        return self.rules._asking if self.fallback else self.expecting
 
     async def aclose(self) -> None:
         if self._client is not None and self._owns_client:
@@ -488,9 +494,12 @@ class OpenAIBrain(Brain):
             rooms = args.get("rooms")
             if isinstance(rooms, (int, float)) and not isinstance(rooms, bool) and 0.5 <= rooms <= 20:
                 s.rooms = float(rooms)
+            deal = args.get("deal")
+            if isinstance(deal, str) and deal.strip().lower() in _DEALS:
+                s.deal = _DEALS[deal.strip().lower()]
             budget = args.get("budget_ils")
-            if isinstance(budget, (int, float)) and not isinstance(budget, bool) and 10_000 <= budget <= 1_000_000_000:
-                s.budget_ils = int(budget)
+            if isinstance(budget, (int, float)) and not isinstance(budget, bool) and 1000 <= budget <= 1_000_000_000:
+                s.budget_ils = int(budget)  # from 1,000: a month's rent is a budget too
             if args.get("budget_declined") is True and s.budget_ils is None:
                 self.rules.declined.add("budget_ils")
             phone = args.get("phone")
@@ -518,12 +527,22 @@ class OpenAIBrain(Brain):
     def _cross_check(self, caller_text: str) -> None:
         """The caller's numbers, as the rules read them, over the model's reading of them."""
         s = self.lead.slots
-        found = extract.extract(caller_text, self.hebrew, self._heard_expecting)
+        found = extract.extract(caller_text[:MAX_MESSAGE_CHARS], self.hebrew, self._heard_expecting, deal=s.deal)
         for key in _CROSS_CHECKED:
             value = getattr(found, key)
             if value is not None and getattr(s, key) != value:
                 setattr(s, key, value)
                 metrics.brain_tool_corrections_total.labels(slot=key).inc()
+        # "שמונה" after the budget question, then "לשכירות" after "לקנייה או לשכירות?": the
+        # rules' own bookkeeping of the unclear amount, in case the model leaves it out
+        r = self.rules
+        if found.budget_unclear is not None and s.budget_ils is None and s.deal is None:
+            r.unclear_budget = found.budget_unclear
+        elif r.unclear_budget is not None and s.deal is not None:
+            if s.budget_ils is None:
+                s.budget_ils = round(r.unclear_budget * (1000 if s.deal == extract.RENT else 1_000_000))
+                metrics.brain_tool_corrections_total.labels(slot="budget_ils").inc()
+            r.unclear_budget = None
 
     def _after_update(self) -> None:
         """Slots filled: the lead is qualified and the windows to offer are chosen."""

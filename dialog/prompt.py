@@ -28,7 +28,7 @@ FEW_SHOT: list[dict[str, str]] = [
     {"role": "assistant", "content": "מעולה, דירת 4 חדרים ברמת גן. ומה ה" + CUT_MARK},
     {"role": "user", "content": INTERRUPTED_MARK + "רגע, רגע"},
     {"role": "assistant", "content": "סליחה, אני מקשיבה. מה רצית להגיד?"},
-    {"role": "user", "content": "עד מיליון ושמונה מאות, ואנחנו רוצים לעבור תוך חצי שנה. קוראים לי רון, והמספר שלי נכון."},
+    {"role": "user", "content": "לקנות, עד מיליון ושמונה מאות, ואנחנו רוצים לעבור תוך חצי שנה. קוראים לי רון, והמספר שלי נכון."},
     {"role": "assistant", "content": "תודה רון, רשמתי. אפשר להיפגש מחר בעשר או ביום חמישי בארבע?"},
     {"role": "user", "content": "חמישי בארבע"},
     {"role": "assistant", "content": "אז ביום חמישי בארבע, לקבוע?"},
@@ -52,7 +52,12 @@ TOOLS: list[dict[str, Any]] = [
                     "area": {"type": "string", "description": "city or neighbourhood, as the caller said it"},
                     "property_type": {"type": "string", "description": "e.g. דירה, דירת גן, פנטהאוז, בית פרטי"},
                     "rooms": {"type": "number"},
-                    "budget_ils": {"type": "integer", "description": "maximum budget in shekels"},
+                    "budget_ils": {"type": "integer", "description": (
+                        "maximum budget in shekels, as a number: 'מיליון שמונה' = 1800000, 'שתיים וחצי מיליון' = "
+                        "2500000; for a rent, per month ('שמונה אלף לחודש' = 8000)")},
+                    "deal": {"type": "string", "enum": ["buy", "rent"], "description": (
+                        "buy (קנייה) or rent (שכירות); a bare amount like 'שמונה' is ambiguous: ask "
+                        "'לקנייה או לשכירות?' before recording the budget")},
                     "budget_declined": {"type": "boolean", "description": "the caller will not say a budget"},
                     "timeframe": {"type": "string"},
                     "name": {"type": "string"},
@@ -76,13 +81,17 @@ def state_note(
 ) -> str:
     """The facts the model must not invent: what is known, what is missing, the real free slots."""
     s = lead.slots
-    known = {k: getattr(s, k) for k in ("area", "property_type", "rooms", "budget_ils", "timeframe", "name")}
+    known = {k: getattr(s, k) for k in ("area", "property_type", "rooms", "budget_ils", "deal", "timeframe", "name")}
     lines = [
         f"עכשיו: {now.astimezone(TZ):%A %d.%m.%Y %H:%M} (שעון ישראל).",
         "ידוע: " + ", ".join(f"{k}={v}" for k, v in known.items() if v is not None) if any(
             v is not None for v in known.values()) else "ידוע: עדיין כלום.",
         "חסר: " + (", ".join(m for m in s.missing() if m not in declined) or "כלום — הצעי פגישה."),
     ]
+    if s.deal == "rent":
+        lines.append("שכירות: התקציב הוא לחודש.")
+    elif s.deal is None and s.budget_ils is None:
+        lines.append("סכום בלי יחידה (למשל 'שמונה') לא ברור: שאלי רק 'לקנייה או לשכירות?' ואז רשמי.")
     if caller_phone and not s.phone_confirmed:
         lines.append(f"מספר המתקשר ידוע (מסתיים ב-{caller_phone[-4:]}): בקשי אישור, אל תבקשי ספרות.")
     if windows:

@@ -42,7 +42,7 @@ MAX_WRAPUP = 3
 
 Phase = Literal["collect", "offer", "confirm", "wrapup", "done"]
 _SLOT_ORDER = ("area", "property_type", "budget_ils", "timeframe", "name", "phone")
-_VALUE_KEYS = ("area", "property_type", "rooms", "budget_ils", "timeframe", "name")  # what extract finds
+_VALUE_KEYS = ("area", "property_type", "rooms", "budget_ils", "deal", "timeframe", "name")  # what extract finds
 
 
 def last_question(text: str) -> str | None:
@@ -104,6 +104,9 @@ class RuleDialog:
         self.finished = False
         self.violations: list[str] = []
         self.pending: dict[str, Any] | None = None  # values heard at low confidence, awaiting a yes
+        # A bare number after the budget question ("שמונה"): 8 million to a buyer, 8,000 a month
+        # to a renter. Kept until the caller says which (one short question: q_deal).
+        self.unclear_budget: float | None = None
         self.question: str | None = None  # the last question asked (as heard, when it was heard)
         self.last_bye: str | None = None  # the last goodbye said, for "what?" over it
         self.status_before_lost: str = "new"  # what a "not interested" replaced, should the call reopen
@@ -236,7 +239,16 @@ class RuleDialog:
     def absorb(self, text: str) -> list[str]:
         """Apply what the caller said to the slots; the names of the slots that changed."""
         s = self.lead.slots
-        changed = self._store(self._values(text, self.expecting))
+        found = extract.extract(text, self.hebrew, self.expecting, deal=s.deal)
+        changed = self._store({k: getattr(found, k) for k in _VALUE_KEYS if getattr(found, k) is not None})
+        if found.budget_unclear is not None and found.budget_ils is None and s.deal is None:
+            self.unclear_budget = found.budget_unclear
+        elif self.unclear_budget is not None and (found.budget_ils is not None or s.budget_ils is not None):
+            self.unclear_budget = None
+        if self.unclear_budget is not None and s.deal is not None:
+            amount = round(self.unclear_budget * (1000 if s.deal == extract.RENT else 1_000_000))
+            self.unclear_budget = None
+            changed += [k for k in self._store({"budget_ils": amount}) if k not in changed]
         if self.expecting == "phone" or self.expecting == "phone_number":
             phone = extract.phone_in(text)
             yes = extract.yes_no(text)
@@ -257,7 +269,7 @@ class RuleDialog:
         return changed
 
     def _values(self, text: str, expecting: str | None) -> dict[str, Any]:
-        found = extract.extract(text, self.hebrew, expecting)
+        found = extract.extract(text, self.hebrew, expecting, deal=self.lead.slots.deal)
         return {k: getattr(found, k) for k in _VALUE_KEYS if getattr(found, k) is not None}
 
     def _store(self, values: dict[str, Any]) -> list[str]:
@@ -290,12 +302,14 @@ class RuleDialog:
         return question
 
     def _confirm_question(self, values: dict[str, Any]) -> str | None:
-        shown = {k: v for k, v in values.items() if k != "budget_ils"}
+        shown = {k: v for k, v in values.items() if k != "budget_ils" and not (k == "deal" and "budget_ils" in values)}
         slots = Slots(**shown)
         parts = summary.echo(slots, list(shown), self.hebrew)
         if "budget_ils" in values:
             amount = values["budget_ils"]
             said = summary.say_budget_words(amount, self.hebrew) or summary.say_budget(amount, self.hebrew)
+            if (values.get("deal") or self.lead.slots.deal) == extract.RENT:
+                said += " לחודש" if self.hebrew else " a month"
             parts.append(("עד " if self.hebrew else "up to ") + said)
         if values.get("name"):
             parts.append(values["name"])
@@ -328,7 +342,12 @@ class RuleDialog:
         """The question that asks for one slot."""
         if key == "property_type":
             return self.say["q_property_type_only" if self.lead.slots.rooms is not None else "q_property_type"]
-        return self.say[{"budget_ils": "q_budget"}.get(key, f"q_{key}")]
+        if key == "budget_ils":
+            return self._budget_question()
+        return self.say[f"q_{key}"]
+
+    def _budget_question(self) -> str:
+        return self.say["q_budget_rent" if self.lead.slots.deal == extract.RENT else "q_budget"]
 
     def ask_again(self, key: str) -> str:
         """ "No" to a value check: ask for that slot again."""
@@ -404,7 +423,9 @@ class RuleDialog:
                     return self.say["q_phone"]
                 if key == "property_type" and s.rooms is not None:
                     return self.say["q_property_type_only"]
-                return self.say[f"q_{'budget' if key == 'budget_ils' else key}"]
+                if key == "budget_ils":
+                    return self._budget_question()
+                return self.say[f"q_{key}"]
         if self.windows:
             return self.say["offer_which"].format(offer=schedule.say_offer(self.windows, self.now, self.hebrew))
         return self.say["anything_else"]
@@ -412,6 +433,11 @@ class RuleDialog:
     def _collect(self, lead_in: str, changed: list[str]) -> Reply:
         s = self.lead.slots
         missing = self._missing()
+        if self.unclear_budget is not None and s.deal is None:
+            if self.asks["deal"] < 2:
+                self.asks["deal"] += 1
+                return self._ask("deal", lead_in, self.say["q_deal"])  # "שמונה": million or thousand?
+            self.unclear_budget = None
         if (
             "property_type" in changed and s.rooms is None and not self.rooms_asked
             and s.property_type not in ("מגרש", "plot", "משרד", "office")
@@ -450,8 +476,8 @@ class RuleDialog:
             self.phase = "confirm"
             window = schedule.say_window(chosen.at, self.now, self.hebrew)
             return self._ask("confirm", lead_in, self.say["confirm"].format(window=window))
-        if chosen.kind == "none":
-            return self._offer(lead_in, self.say["offer_again"])
+        if chosen.kind == "none" or (chosen.kind != "window" and extract.yes_no(text, self.language) is False):
+            return self._offer(lead_in, self.say["offer_again"])  # "אף אחד לא מתאים", "לא ממש", "עזבי"
         offer = schedule.say_offer(self.windows, self.now, self.hebrew)
         return self._ask("meeting", lead_in, self.say["offer_which"].format(offer=offer))
 
@@ -460,7 +486,8 @@ class RuleDialog:
         candidates = [*self.windows, self.choice]
         chosen = schedule.pick(text, candidates, self.now)
         yes = extract.yes_no(text)
-        if chosen.kind == "window" and chosen.at is not None and chosen.at != self.choice and yes is not True:
+        if chosen.kind == "window" and chosen.at is not None and chosen.at != self.choice:
+            # another window named, even after a yes ("טוב, אבל עדיף ביום שישי"): confirm that one
             self.choice = chosen.at
             window = schedule.say_window(chosen.at, self.now, self.hebrew)
             return self._ask("confirm", lead_in, self.say["confirm"].format(window=window))
@@ -545,6 +572,9 @@ class RuleBrain(Brain):
 
     def heard(self, said: str, heard_fully: bool) -> None:
         self.dialog.heard(said, heard_fully)
+
+    def asking(self) -> str | None:
+        return None if self.dialog.finished else self.dialog._asking
 
     def summary(self) -> str:
         return self.dialog.summary()

@@ -94,6 +94,29 @@ def say_property(slots: Slots, hebrew: bool) -> str | None:
     return f"{rooms} rooms" if rooms else None
 
 
+def say_deal(deal: str, hebrew: bool) -> str:
+    if hebrew:
+        return {"buy": "לקנייה", "rent": "לשכירות"}.get(deal, deal)
+    return {"buy": "to buy", "rent": "to rent"}.get(deal, deal)
+
+
+def deal_label(deal: str | None, hebrew: bool) -> str | None:
+    """The deal as a noun, for the summary and the dashboard: "קנייה" / "שכירות"."""
+    if deal is None:
+        return None
+    if hebrew:
+        return {"buy": "קנייה", "rent": "שכירות"}.get(deal, deal)
+    return {"buy": "buying", "rent": "renting"}.get(deal, deal)
+
+
+def say_budget_of(slots: Slots, hebrew: bool) -> str:
+    """The budget as echoed: "עד 2 מיליון", "עד 8 אלף שקל לחודש" for a rent."""
+    said = ("עד " if hebrew else "up to ") + say_budget(slots.budget_ils or 0, hebrew)
+    if slots.deal == "rent":
+        said += " לחודש" if hebrew else " a month"
+    return said
+
+
 def say_area(area: str, hebrew: bool) -> str:
     return f"ב{area}" if hebrew else f"in {area}"
 
@@ -117,8 +140,15 @@ def echo(slots: Slots, keys: list[str], hebrew: bool) -> list[str]:
             parts[-1] = f"{parts[-1]} {area}" if "," not in parts[-1] else f"{parts[-1]}, {area}"
         else:
             parts.append(area)
+    if "deal" in keys and slots.deal and not ("budget_ils" in keys and slots.budget_ils):
+        # said on its own ("לשכור"); with an amount the amount says it ("לחודש")
+        deal = say_deal(slots.deal, hebrew)
+        if parts and "," not in parts[-1]:  # "דירה בחולון לשכירות"
+            parts[-1] = f"{parts[-1]} {deal}"
+        else:
+            parts.append(deal)
     if "budget_ils" in keys and slots.budget_ils:
-        parts.append(("עד " if hebrew else "up to ") + say_budget(slots.budget_ils, hebrew))
+        parts.append(say_budget_of(slots, hebrew))
     if "timeframe" in keys and slots.timeframe:
         parts.append(say_timeframe(slots.timeframe, hebrew))
     return parts
@@ -145,8 +175,10 @@ def whatsapp(lead: LeadState, hebrew: bool) -> str:
         wants = [x for x in (say_property(s, True), s.area and f"ב{s.area}") if x]
         if wants:
             lines.append("מחפשים: " + " ".join(wants) + ".")
+        if s.deal:
+            lines.append(f"עסקה: {deal_label(s.deal, True)}.")
         if s.budget_ils:
-            lines.append(f"תקציב: עד {s.budget_ils:,} ₪.")
+            lines.append(f"תקציב: עד {s.budget_ils:,} ₪{' לחודש' if s.deal == 'rent' else ''}.")
         if s.timeframe:
             lines.append(f"מועד: {say_timeframe(s.timeframe, True)}.")
         if lead.meeting_at:
@@ -163,8 +195,10 @@ def whatsapp(lead: LeadState, hebrew: bool) -> str:
         wants = [x for x in (say_property(s, False), s.area and f"in {s.area}") if x]
         if wants:
             lines.append("Looking for: " + " ".join(wants) + ".")
+        if s.deal:
+            lines.append(f"Deal: {deal_label(s.deal, False)}.")
         if s.budget_ils:
-            lines.append(f"Budget: up to {s.budget_ils:,} ILS.")
+            lines.append(f"Budget: up to {s.budget_ils:,} ILS{' a month' if s.deal == 'rent' else ''}.")
         if s.timeframe:
             lines.append(f"Timeframe: {s.timeframe}.")
         if lead.meeting_at:

@@ -175,6 +175,17 @@ def budget(value: object) -> int | None:
     return value
 
 
+DEALS = ("buy", "rent")
+
+
+def deal(value: object) -> str | None:
+    if value is None:
+        return None
+    if value not in DEALS:
+        raise InvalidField("deal", f"not one of {DEALS}", value)
+    return value  # type: ignore[return-value]
+
+
 def slot_texts(values: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
     """The lead's text slots cut to :data:`SLOT_TEXT_MAX`."""
     return {name: text(values.get(name), SLOT_TEXT_MAX, name) for name in names}

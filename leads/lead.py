@@ -10,7 +10,7 @@ from leads import fields
 from leads.schema import utc
 
 JERUSALEM = ZoneInfo("Asia/Jerusalem")
-SLOT_FIELDS = ("name", "area", "property_type", "rooms", "budget_ils", "timeframe")
+SLOT_FIELDS = ("name", "area", "property_type", "rooms", "budget_ils", "deal", "timeframe")
 TEXT_SLOTS = ("name", "area", "property_type", "timeframe")  # each cut to fields.SLOT_TEXT_MAX
 
 
@@ -19,6 +19,7 @@ def check_lead(lead: LeadState) -> None:
     s = lead.slots
     fields.rooms(s.rooms)
     fields.budget(s.budget_ils)
+    fields.deal(s.deal)
     for name in TEXT_SLOTS:
         fields.text(getattr(s, name), fields.SLOT_TEXT_MAX, name)
     fields.text(lead.status, fields.OUTCOME_MAX, "status")
@@ -64,6 +65,7 @@ def lead_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "property_type": row.get("property_type"),
         "rooms": rooms,
         "budget_ils": row.get("budget_ils"),
+        "deal": row.get("deal"),  # "buy" | "rent" (budget_ils is then per month) | null
         "timeframe": row.get("timeframe"),
         "status": row.get("status") or "new",
         "meeting_at": iso_local(row.get("meeting_at")),
@@ -80,7 +82,8 @@ def whatsapp_fallback_summary(lead: LeadState) -> str:
     parts = [
         ("שם", s.name), ("אזור", s.area), ("סוג נכס", s.property_type),
         ("חדרים", f"{s.rooms:g}" if s.rooms is not None else None),
-        ("תקציב", f"{s.budget_ils:,} ₪" if s.budget_ils is not None else None),
+        ("עסקה", {"buy": "קנייה", "rent": "שכירות"}.get(s.deal or "")),
+        ("תקציב", f"{s.budget_ils:,} ₪{' לחודש' if s.deal == 'rent' else ''}" if s.budget_ils is not None else None),
         ("מועד", s.timeframe),
     ]
     lines = ["תודה ששוחחת עם AgentLocator! סיכום השיחה:"]

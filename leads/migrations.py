@@ -37,9 +37,14 @@ def _turns_to_meeting(conn: sa.Connection) -> None:
     _add_column_if_missing(conn, schema.calls, schema.calls.c.turns_to_meeting)
 
 
+def _lead_deal(conn: sa.Connection) -> None:
+    _add_column_if_missing(conn, schema.leads, schema.leads.c.deal)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, leads, transcripts, timeline, outbox", _initial),
     (2, "calls.turns_to_meeting", _turns_to_meeting),
+    (3, "leads.deal", _lead_deal),
 ]
 
 

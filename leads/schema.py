@@ -48,6 +48,7 @@ leads = sa.Table(
     sa.Column("rooms", sa.Float),
     sa.Column("budget_ils", sa.BigInteger),
     sa.Column("timeframe", sa.Text),
+    sa.Column("deal", sa.String(8)),  # "buy" | "rent"; budget_ils is per month for a rent (migration 3)
     sa.Column("phone_confirmed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("status", sa.String(32), nullable=False, server_default="new"),
     sa.Column("meeting_at", sa.DateTime(timezone=True)),

@@ -37,6 +37,20 @@ class Transcript:
 PartialCallback = Callable[[Transcript], None]
 
 
+@dataclass(frozen=True, slots=True)
+class SpeechContext:
+    """What the agent just asked, so the recognizer can expect the answer: the slot its last
+    question asks for ("budget_ils", "area", "rooms", "property_type", "deal", "timeframe",
+    "name", "phone", "meeting", "confirm"; None: nothing in particular) and, for the area
+    question, the places next to the area already given."""
+
+    expecting: str | None = None
+    near: tuple[str, ...] = ()
+
+
+ContextSource = Callable[[], "SpeechContext | None"]
+
+
 class Recognizer(abc.ABC):
     """A streaming recognizer for one call. Created per call, run inside the call's nursery."""
 
@@ -70,7 +84,19 @@ class Recognizer(abc.ABC):
         """Optional: the call's logger (a telemetry.logs.CallLog) for the recognizer's own ERROR /
         PROVIDER_SWITCH lines, so they carry call_sid and t. Without it they are service-level."""
 
+    def set_context(self, context: SpeechContext | None) -> None:
+        """What the agent is asking now: the next engine stream may carry phrase hints for the
+        answer (Google: one stream per utterance, so each carries the hints of the question
+        just asked). Engines without phrase hints ignore it."""
+
+    def follow_context(self, source: ContextSource | None) -> None:
+        """Read the context from ``source`` (e.g. ``brain.speech_context``) whenever it may have
+        changed, instead of being told with :meth:`set_context`. The session wires it once
+        per call; a recognizer without phrase hints ignores it."""
+        self.context_source = source
+
     on_partial: PartialCallback | None = None
+    context_source: ContextSource | None = None
 
 
 class Synthesizer(abc.ABC):

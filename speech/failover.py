@@ -10,7 +10,7 @@ import trio
 
 from telemetry import metrics
 from telemetry.logs import log_event
-from speech.base import ProviderError, Recognizer, Synthesizer, Transcript
+from speech.base import ContextSource, ProviderError, Recognizer, SpeechContext, Synthesizer, Transcript
 
 LogFn = Callable[..., None]
 
@@ -64,6 +64,15 @@ class FailoverRecognizer(Recognizer):
     def push(self, pcm16: bytes) -> None:
         self.primary.push(pcm16)
         self.fallback.push(pcm16)
+
+    def set_context(self, context: SpeechContext | None) -> None:
+        self.primary.set_context(context)
+        self.fallback.set_context(context)
+
+    def follow_context(self, source: ContextSource | None) -> None:
+        self.context_source = source
+        self.primary.follow_context(source)
+        self.fallback.follow_context(source)
 
     def begin_utterance(self, onset_ms: int) -> None:
         self.primary.begin_utterance(onset_ms)

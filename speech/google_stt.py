@@ -7,6 +7,11 @@ The decisions (when to restart, which stream owns a word) are sans-IO in stt_led
 Streams rotate: at every EOU (half-close = fast final), before the ~5-minute limit at a quiet
 moment (with ~0.5 s of replay), and after UNAVAILABLE / DEADLINE_EXCEEDED (reconnect with
 backoff, replaying what was not yet finalized). The call never notices.
+
+Each stream is opened with the phrase hints of the question the agent just asked
+(:meth:`set_context` / :meth:`follow_context`, speech/hints.py): a new question while the
+caller is silent rotates the stream at once (with the same replay as a quiet rotation), so
+the answer is heard by a stream that expects it; while the caller talks it waits for the EOU.
 """
 from __future__ import annotations
 
@@ -22,9 +27,9 @@ import trio
 from native.config import FRAME_MS
 from telemetry.logs import log_event
 from speech.audio import FrameRing
-from speech.base import ProviderError, Recognizer, Transcript
+from speech.base import ContextSource, ProviderError, Recognizer, SpeechContext, Transcript
 from speech.google_stt_api import SpeechV1, SpeechV2
-from speech.hints import hints_for
+from speech.hints import context_phrases, hints_for
 from speech.stt_ledger import RestartPolicy, StreamSpan, Word, WordLedger, restart_due, rotation_cut
 
 RETRYABLE = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "OUT_OF_RANGE", "ABORTED", "INTERNAL", "RESOURCE_EXHAUSTED"}
@@ -44,6 +49,7 @@ class GoogleSttSettings:
     hints: tuple[str, ...] = ()
     boost: float = 10.0
     chunk_ms: int = 100
+    class_tokens: bool = True  # Google's class tokens for the question, where the locale has any
     policy: RestartPolicy = field(default_factory=RestartPolicy)
     final_timeout_s: float = 3.0
     stream_deadline_s: float = 330.0
@@ -72,6 +78,7 @@ class GoogleSttSettings:
             language_override=env.get("GOOGLE_SPEECH_LANGUAGE") or None,
             hints=extra,
             boost=float(env.get("GOOGLE_SPEECH_BOOST") or 10.0),
+            class_tokens=(env.get("GOOGLE_SPEECH_CLASS_TOKENS") or "1").lower() not in ("0", "false", "no"),
         )
 
 
@@ -112,6 +119,7 @@ class _Stream:
         self.requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.sent_until_ms = span.start_ms
         self.half_closed = False
+        self.groups: tuple[tuple[tuple[str, ...], float], ...] = ()  # the question's phrase hints
         self.done = trio.Event()
         self.error: BaseException | None = None
         self.error_code: str = ""
@@ -170,7 +178,42 @@ class GoogleStreamingRecognizer(Recognizer):
         self._in_utterance = False
         self._draining: set[_Stream] = set()
         self._last_error: str = ""
-        self.restarts: dict[str, int] = {"eou": 0, "quiet": 0, "hard": 0, "reconnect": 0}
+        self.restarts: dict[str, int] = {"eou": 0, "quiet": 0, "hard": 0, "reconnect": 0, "context": 0}
+        self._context: SpeechContext | None = None
+        self._groups: tuple[tuple[tuple[str, ...], float], ...] = ()
+        self._context_due = False  # a new question while the caller talked: rotate after the EOU
+        self._frames = 0
+
+    # -- what the agent just asked ----------------------------------------------------------------
+    def set_context(self, context: SpeechContext | None) -> None:
+        if context == self._context:
+            return
+        self._context = context
+        groups = tuple((tuple(p), b) for p, b in context_phrases(self.language, context, self.settings.class_tokens))
+        if groups == self._groups:
+            return
+        self._groups = groups
+        stream = self._stream
+        if stream is None or stream.groups == groups or self._nursery is None:
+            return  # the next stream opens with them
+        if self._in_utterance:
+            self._context_due = True  # the stream at this utterance's EOU will carry them
+        else:
+            self._rotate("context")
+
+    def follow_context(self, source: ContextSource | None) -> None:
+        self.context_source = source
+        if source is not None:
+            self.set_context(source())
+
+    def _poll_context(self) -> None:
+        source = self.context_source
+        if source is not None:
+            try:
+                context = source()
+            except Exception:  # the brain's view of its question must never break the audio path
+                return
+            self.set_context(context)
 
     @property
     def stream_start_ms(self) -> int:
@@ -218,6 +261,8 @@ class GoogleStreamingRecognizer(Recognizer):
         span = StreamSpan(start_ms=start, owns_from=owns_from)
         self._streams_opened += 1
         stream = _Stream(span, self._streams_opened)
+        stream.groups = self._groups
+        self._context_due = False
         now = self._ring.end_ms
         replay = self._ring.slice(start, now)
         for i in range(0, len(replay), self._chunk_bytes):
@@ -269,7 +314,7 @@ class GoogleStreamingRecognizer(Recognizer):
 
     # -- worker thread -------------------------------------------------------------------------
     def _requests(self, stream: _Stream) -> Iterator[Any]:
-        yield self._api.config_request()
+        yield self._api.config_request(stream.groups)
         while True:
             audio = stream.requests.get()
             if audio is None:
@@ -331,6 +376,9 @@ class GoogleStreamingRecognizer(Recognizer):
         reason = restart_due(self.settings.policy, stream.span.start_ms, self._ring.end_ms, self._in_utterance)
         if reason is not None and self._nursery is not None:
             self._rotate(reason)
+        self._frames += 1
+        if self.context_source is not None and self._frames % 5 == 0:  # every 100 ms
+            self._poll_context()
 
     def bind_log(self, log: Any) -> None:
         self.log = log

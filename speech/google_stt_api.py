@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import grpc
 
@@ -38,8 +38,15 @@ class _SpeechApi:
     _first: Any
     t: Any
 
-    def config_request(self) -> Any:
-        return self._first
+    def config_request(self, groups: Sequence[tuple[Sequence[str], float]] = ()) -> Any:
+        """The stream's first message; ``groups`` are the phrase hints of the question just
+        asked ((phrases, boost) each), on top of the standing ones."""
+        if not groups:
+            return self._first
+        return self._with_groups(tuple((tuple(p), b) for p, b in groups))
+
+    def _with_groups(self, groups: tuple[tuple[tuple[str, ...], float], ...]) -> Any:
+        raise NotImplementedError
 
     def audio_request(self, audio: bytes) -> Any:
         return self.t.StreamingRecognizeRequest(**{self._audio_field: audio})
@@ -76,7 +83,14 @@ class SpeechV1(_SpeechApi):
         from google.cloud.speech_v1 import types
 
         self.t = types
-        t = types
+        self._args = (language, model, use_enhanced)
+        self._hints = (tuple(hints), boost)
+        self._first = self._request(())
+
+    def _request(self, groups: tuple[tuple[tuple[str, ...], float], ...]) -> Any:
+        t = self.t
+        language, model, use_enhanced = self._args
+        contexts = [t.SpeechContext(phrases=list(p), boost=b) for p, b in (self._hints, *groups) if p]
         config = t.RecognitionConfig(
             encoding=t.RecognitionConfig.AudioEncoding.LINEAR16,  # never μ-law to the ASR
             sample_rate_hertz=8000,
@@ -86,10 +100,18 @@ class SpeechV1(_SpeechApi):
             use_enhanced=use_enhanced,
             enable_automatic_punctuation=True,
             enable_word_time_offsets=True,  # word times drive de-duplication across streams
-            speech_contexts=[t.SpeechContext(phrases=list(hints), boost=boost)],
+            speech_contexts=contexts,
         )
-        self._first = t.StreamingRecognizeRequest(
+        return t.StreamingRecognizeRequest(
             streaming_config=t.StreamingRecognitionConfig(config=config, interim_results=True))
+
+    def _with_groups(self, groups: tuple[tuple[tuple[str, ...], float], ...]) -> Any:
+        cache = self.__dict__.setdefault("_cache", {})
+        if groups not in cache:
+            if len(cache) >= 32:
+                cache.clear()
+            cache[groups] = self._request(groups)
+        return cache[groups]
 
 
 
@@ -104,8 +126,18 @@ class SpeechV2(_SpeechApi):
         from google.cloud.speech_v2 import types
 
         self.t = types
-        t = types
-        phrases = [t.PhraseSet.Phrase(value=h, boost=boost) for h in hints]
+        self._args = (language, model)
+        self._hints = (tuple(hints), boost)
+        self.recognizer = recognizer
+        self._first = self._request(())
+
+    def _request(self, groups: tuple[tuple[tuple[str, ...], float], ...]) -> Any:
+        t = self.t
+        language, model = self._args
+        seen: dict[str, float] = {}
+        for phrases, boost in (self._hints, *groups):  # one phrase once, at its highest boost
+            for phrase in phrases:
+                seen[phrase] = max(boost, seen.get(phrase, 0.0))
         config = t.RecognitionConfig(
             explicit_decoding_config=t.ExplicitDecodingConfig(
                 encoding=t.ExplicitDecodingConfig.AudioEncoding.LINEAR16, sample_rate_hertz=8000,
@@ -113,13 +145,20 @@ class SpeechV2(_SpeechApi):
             language_codes=[language],
             model=model,
             features=t.RecognitionFeatures(enable_word_time_offsets=True, enable_automatic_punctuation=True),
-            adaptation=t.SpeechAdaptation(phrase_sets=[
-                t.SpeechAdaptation.AdaptationPhraseSet(inline_phrase_set=t.PhraseSet(phrases=phrases))]),
+            adaptation=t.SpeechAdaptation(phrase_sets=[t.SpeechAdaptation.AdaptationPhraseSet(
+                inline_phrase_set=t.PhraseSet(phrases=[t.PhraseSet.Phrase(value=v, boost=b) for v, b in seen.items()]))]),
         )
-        self.recognizer = recognizer
-        self._first = t.StreamingRecognizeRequest(
-            recognizer=recognizer,
+        return t.StreamingRecognizeRequest(
+            recognizer=self.recognizer,
             streaming_config=t.StreamingRecognitionConfig(
                 config=config, streaming_features=t.StreamingRecognitionFeatures(interim_results=True)),
         )
+
+    def _with_groups(self, groups: tuple[tuple[tuple[str, ...], float], ...]) -> Any:
+        cache = self.__dict__.setdefault("_cache", {})
+        if groups not in cache:
+            if len(cache) >= 32:
+                cache.clear()
+            cache[groups] = self._request(groups)
+        return cache[groups]
 

@@ -158,14 +158,18 @@ def _recognizer_factory(env: Mapping[str, str], asr: str, fallback: str | None, 
 
 
 def _synthesizer(env: Mapping[str, str], tts: str, language: str) -> tuple[Synthesizer, str | None]:
+    """The synthesizer for the calls, wrapped so that every engine is fed the spoken form of
+    each line (speech/spoken.py: numbers in words with the right gender, times, prices,
+    phone digits, the brand in Hebrew letters); the session keeps the written form."""
     from speech.espeak_tts import EspeakSynthesizer
+    from speech.spoken_tts import SpokenSynthesizer
 
     espeak = EspeakSynthesizer(language)
     if tts == "espeak":
-        return espeak, None
+        return SpokenSynthesizer(espeak, language), None
     from speech.failover import FailoverSynthesizer
     from speech.google_tts import GoogleSynthesizer, GoogleTtsSettings, make_tts_client
 
     settings = GoogleTtsSettings.from_env(env, language)
     google = GoogleSynthesizer(make_tts_client(env), settings)
-    return FailoverSynthesizer(google, espeak), "espeak"
+    return SpokenSynthesizer(FailoverSynthesizer(google, espeak), language), "espeak"

@@ -41,6 +41,7 @@ const AL = (() => {
   const ltr = (text) => el("bdi", { dir: "ltr", class: "ltr" }, text ?? "—");
 
   const STATUS = { new: "חדש", qualified: "מתאים", meeting_booked: "נקבעה פגישה", lost: "לא רלוונטי" };
+  const DEAL = { buy: "קנייה", rent: "שכירות" };
   const WHATSAPP = {
     held: "ממתין לסוף השיחה", pending: "בתור", sending: "נשלח…", queued: "בתור אצל Twilio",
     accepted: "התקבל", sent: "נשלח", delivered: "נמסר", read: "נקרא", failed: "נכשל",
@@ -193,6 +194,18 @@ const AL = (() => {
     document.querySelector("#calls tbody").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 8, class: "empty" }, "אין עדיין שיחות"))]));
   }
 
+  // the budget with the deal: "קנייה · 1,800,000 ₪", "שכירות · 8,000 ₪ לחודש"
+  function budgetCell(l) {
+    const deal = DEAL[l.deal] ?? null;
+    if (l.budget_ils == null) return deal ?? "—";
+    const amount = ltr(num(l.budget_ils) + " ₪");
+    const parts = [];
+    if (deal) parts.push(deal + " · ");
+    parts.push(amount);
+    if (l.deal === "rent") parts.push(" לחודש");
+    return el("span", {}, ...parts);
+  }
+
   function drawLeads(leads, outbox) {
     const whatsapp = {};
     for (const item of outbox) if (item.channel === "whatsapp" && !(item.phone in whatsapp)) whatsapp[item.phone] = item;
@@ -200,7 +213,7 @@ const AL = (() => {
       const w = whatsapp[l.phone];
       return el("tr", { "data-phone": l.phone },
         el("td", {}, ltr(l.phone)), el("td", {}, l.name ?? "—"), el("td", {}, l.area ?? "—"), el("td", {}, l.property_type ?? "—"),
-        el("td", {}, num(l.rooms)), el("td", {}, l.budget_ils == null ? "—" : ltr(num(l.budget_ils) + " ₪")), el("td", {}, l.timeframe ?? "—"),
+        el("td", {}, num(l.rooms)), el("td", {}, budgetCell(l)), el("td", {}, l.timeframe ?? "—"),
         el("td", {}, el("span", { class: "badge " + l.status }, STATUS[l.status] ?? l.status)),
         el("td", {}, fmtTime(l.meeting_at)),
         el("td", {}, w ? el("span", { class: "badge wa-" + w.state, title: w.last_error ?? "" }, WHATSAPP[w.state] ?? w.state) : "—"),

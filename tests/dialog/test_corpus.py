@@ -79,3 +79,19 @@ def test_conversation(conv: Conv):
     assert summary and ("AgentLocator" in summary)
     if brain.lead.meeting_at:
         assert f"{brain.lead.meeting_at:%H:%M}" in summary
+
+
+@pytest.mark.parametrize("conv", CORPUS, ids=lambda c: c.name)
+def test_every_line_reaches_the_voice_in_words(conv: Conv):
+    """What the synthesizer is fed (speech/spoken.py) for each line the brain wrote: no digits,
+    no shekel sign, no Latin letters in Hebrew ("דירת 4 חדרים" is voiced "דירת ארבעה חדרים")."""
+    from speech.sentences import split_sentences
+    from speech.spoken import spoken
+
+    brain, agent = run(conv)
+    for line in agent:
+        for sentence in split_sentences(line):  # the session synthesizes sentence by sentence
+            said = spoken(sentence, conv.lang)
+            assert not re.search(r"[0-9₪%$]", said), (sentence, said)
+            if conv.lang == "he-IL":
+                assert not re.search(r"[A-Za-z]", said), (sentence, said)

@@ -112,6 +112,28 @@ async def test_the_callers_numbers_overrule_the_models_reading_of_them(fake_open
     assert brain.expecting == "timeframe"
 
 
+async def test_deal_from_the_tool_and_an_unclear_amount_resolved_by_it(fake_openai):
+    fake_openai.push(
+        Script("מה התקציב לחודש, בערך?", tool_args={"area": "חולון", "property_type": "דירה", "deal": "rent"}),
+        Script("רשמתי. תוך כמה זמן?", tool_args={"budget_ils": 8000}),
+        Script("לקנייה או לשכירות?"),  # a second caller, unsure: the model asks
+        Script("רשמתי. תוך כמה זמן?", tool_args={"deal": "buy"}),  # ...and forgets the amount
+    )
+    brain = make(fake_openai)
+    await say(brain, "מחפש לשכור דירה בחולון")
+    await say(brain, "שמונה")
+    s = brain.lead.slots
+    assert (s.deal, s.budget_ils) == ("rent", 8000)
+    other = make(fake_openai)
+    other.expecting = "budget_ils"
+    await say(other, "שמונה")
+    assert other.lead.slots.budget_ils is None and other.expecting == "deal"
+    await say(other, "לקנות")
+    assert (other.lead.slots.deal, other.lead.slots.budget_ils) == ("buy", 8_000_000)
+    tools = fake_openai.requests[0]["tools"][0]["function"]["parameters"]["properties"]
+    assert tools["deal"]["enum"] == ["buy", "rent"] and "לחודש" in tools["budget_ils"]["description"]
+
+
 async def test_malformed_tool_arguments_are_counted_and_ignored(fake_openai):
     before = violations("bad_tool_call")
     fake_openai.push(Script("מה התקציב?", tool_fragments=['{"area": "חולון", ', "oops"]))

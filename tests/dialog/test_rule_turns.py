@@ -177,7 +177,7 @@ async def test_a_second_unsure_value_lets_the_first_check_stand():
     await say(brain, "an apartment in Haifa", confidence=0.3)
     reply = await say(brain, "two million shekels", confidence=0.3, interrupted=True)
     assert brain.lead.slots.area == "Haifa" and brain.lead.slots.property_type == "apartment"
-    assert brain.dialog.pending == {"budget_ils": 2_000_000} and one_question(reply)
+    assert brain.dialog.pending == {"budget_ils": 2_000_000, "deal": "buy"} and one_question(reply)  # a buyer's amount
 
 
 @pytest.mark.parametrize("lang, text, confidence", [

@@ -60,7 +60,7 @@ async def test_api_shapes_match_the_contract(sqlite_store: Store) -> None:
     assert set(calls[0]) == {"call_sid", "from", "to", "started_at", "ended_at", "close_reason", "turns", "outcome"}
     assert calls[0]["ended_at"] is None  # live
     leads = await (await client.get("/api/leads")).get_json()
-    assert set(leads[0]) == {"phone", "name", "area", "property_type", "rooms", "budget_ils", "timeframe",
+    assert set(leads[0]) == {"phone", "name", "area", "property_type", "rooms", "budget_ils", "deal", "timeframe",
                              "status", "meeting_at", "updated_at"}
     assert leads[0]["meeting_at"] == "2026-11-30T10:00:00+02:00"
     detail = await (await client.get("/api/calls/CA00000000000000000000000000000001")).get_json()

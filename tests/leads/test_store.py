@@ -12,6 +12,8 @@ from leads.base import CallInfo, CallMetrics
 from leads.migrations import MIGRATIONS, applied_versions, migrate
 from leads.store import SqlRecorder, Store
 
+import pytest
+
 T0 = dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.timezone.utc)
 JLM_MEETING = dt.datetime(2026, 11, 29, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
 
@@ -175,10 +177,47 @@ def test_migration_2_upgrades_a_version_1_database(db_url: str, monkeypatch) -> 
         migrations._initial(conn)
         conn.execute(sa.text("ALTER TABLE calls DROP COLUMN turns_to_meeting"))
     monkeypatch.undo()
-    assert migrate(engine) == [2]
+    assert migrate(engine) == [v for v, *_ in MIGRATIONS[1:]]  # 2 and every later step
     with engine.connect() as conn:
         assert "turns_to_meeting" in {c["name"] for c in sa.inspect(conn).get_columns("calls")}
     engine.dispose()
+
+
+def test_migration_3_adds_the_deal_to_a_version_2_database(db_url: str, monkeypatch) -> None:
+    from leads import migrations
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:  # the v2 tables as released: without leads.deal
+        schema.schema_version.create(conn)
+        for version in (1, 2):
+            conn.execute(schema.schema_version.insert().values(version=version, applied_at=T0))
+        migrations._initial(conn)
+        conn.execute(sa.text("ALTER TABLE leads DROP COLUMN deal"))
+    monkeypatch.undo()
+    assert migrate(engine) == [v for v, *_ in MIGRATIONS[2:]]  # 3 and every later step
+    with engine.connect() as conn:
+        assert "deal" in {c["name"] for c in sa.inspect(conn).get_columns("leads")}
+    assert migrate(engine) == []
+    engine.dispose()
+
+
+async def test_the_deal_is_stored_and_served(store: Store) -> None:
+    from leads.fields import InvalidField
+    from leads.lead import check_lead, lead_json, whatsapp_fallback_summary
+
+    lead = LeadState(Slots(area="חולון", budget_ils=8000, deal="rent"), status="qualified")
+    rec = SqlRecorder(store, lead_webhook=True)
+    await rec.call_started(info())
+    await rec.lead_updated("CA00000000000000000000000000000001", "+972501234567", lead)
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(schema.leads)).mappings().one()
+    assert (row["deal"], row["budget_ils"]) == ("rent", 8000)
+    assert lead_json(row)["deal"] == "rent"
+    assert [(x["deal"], x["budget_ils"]) for x in queries.list_leads(store)] == [("rent", 8000)]
+    assert "שכירות" in whatsapp_fallback_summary(lead) and "8,000 ₪ לחודש" in whatsapp_fallback_summary(lead)
+    with pytest.raises(InvalidField):
+        check_lead(LeadState(Slots(deal="lease")))
 
 
 async def test_turns_to_meeting_counted_by_the_store(store: Store) -> None:

@@ -37,6 +37,13 @@ with warnings.catch_warnings():  # audioop: the reference μ-law encoder, gone i
 HEBREW = {"iw-IL", "he-IL"}
 
 
+def _max_boosts(pairs) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for phrase, boost in pairs:
+        out[phrase] = max(boost, out.get(phrase, 0.0))
+    return out
+
+
 def _td(ms: int) -> dt.timedelta:
     return dt.timedelta(milliseconds=ms)
 
@@ -50,6 +57,7 @@ class StreamRecord:
     sample_rate: int = 0
     interim: bool = False
     phrases: list[str] = field(default_factory=list)
+    boosts: dict[str, float] = field(default_factory=dict)  # phrase -> its (highest) boost
     api: str = "v1"
     recognizer: str = ""
     audio_ms: int = 0
@@ -131,7 +139,9 @@ class FakeSpeech:
         setup = dict(api="v2", recognizer=first.recognizer, language=",".join(cfg.language_codes), model=cfg.model,
                      encoding=dec.encoding.name, sample_rate=dec.sample_rate_hertz,
                      interim=first.streaming_config.streaming_features.interim_results,
-                     phrases=[p.value for ps in cfg.adaptation.phrase_sets for p in ps.inline_phrase_set.phrases])
+                     phrases=[p.value for ps in cfg.adaptation.phrase_sets for p in ps.inline_phrase_set.phrases],
+                     boosts=_max_boosts((p.value, p.boost) for ps in cfg.adaptation.phrase_sets
+                                        for p in ps.inline_phrase_set.phrases))
         audio = (r.audio for r in requests)
         for kind, word, start, end in self._recognize(setup, audio, context):
             if kind == "final":
@@ -162,7 +172,8 @@ class FakeSpeech:
                           "The requested model is currently not supported for language : iw-IL.")
         setup = dict(language=cfg.language_code, model=cfg.model, encoding=cfg.encoding.name,
                      sample_rate=cfg.sample_rate_hertz, interim=first.streaming_config.interim_results,
-                     phrases=[p for c in cfg.speech_contexts for p in c.phrases])
+                     phrases=[p for c in cfg.speech_contexts for p in c.phrases],
+                     boosts=_max_boosts((p, c.boost) for c in cfg.speech_contexts for p in c.phrases))
         audio = (r.audio_content for r in requests)
         for kind, word, start, end in self._recognize(setup, audio, context):
             if kind == "final":

@@ -3,6 +3,7 @@ import pytest
 from native.config import ConfigError
 from speech.espeak_tts import EspeakSynthesizer
 from speech.providers import select_speech
+from speech.spoken_tts import SpokenSynthesizer
 from speech.whisper_local import WhisperRecognizer
 
 
@@ -10,7 +11,8 @@ def test_offline_english_pair():
     sp = select_speech({"AGENT_LANGUAGE": "en-US"})
     assert (sp.asr_name, sp.tts_name) == ("whisper", "espeak")
     assert sp.asr_fallback is None
-    assert isinstance(sp.synthesizer, EspeakSynthesizer)
+    assert isinstance(sp.synthesizer, SpokenSynthesizer) and isinstance(sp.synthesizer.inner, EspeakSynthesizer)
+    assert sp.synthesizer.name == "espeak" and sp.synthesizer.language == "en-US"
     assert isinstance(sp.new_recognizer("en-US"), WhisperRecognizer)
     info = sp.describe()
     assert info["asr"] == "whisper" and any("offline" in why for why in info["why"])
@@ -75,7 +77,8 @@ def test_google_everything_with_fallbacks(fake_google):
     assert (sp.asr_name, sp.asr_fallback, sp.tts_name, sp.tts_fallback) == ("google", "openai-whisper", "google", "espeak")
     rec = sp.new_recognizer("he-IL")
     assert isinstance(rec, FailoverRecognizer) and rec.primary.language == "iw-IL"
-    assert isinstance(sp.synthesizer, FailoverSynthesizer)
+    # every engine (Google, and espeak-ng behind it) is fed the spoken form
+    assert isinstance(sp.synthesizer, SpokenSynthesizer) and isinstance(sp.synthesizer.inner, FailoverSynthesizer)
 
 
 def test_google_hebrew_without_a_hebrew_fallback_says_so(fake_google):
