@@ -25,8 +25,11 @@ from server.caller.client import place_call
 from tests.integration.fakes import tone
 from tests.integration.harness import ROOT, server_process
 
-CALLS = 4
-CALL_S = 25.0
+from bench.support import pick
+
+CALLS = pick(4, 2)
+CALL_S = pick(25.0, 6.0)
+IDLE_S = pick(5.0, 0.5)
 
 
 def _cpu_s(pid: int) -> float:
@@ -61,8 +64,8 @@ def test_server_cpu_per_call_second(benchmark) -> None:
         env = {"AGENTLOCATOR_TEST_WIRING": "tests.integration.fakes:env_wiring"}
         async with server_process(log_path, env) as (port, pid):
             idle0 = _cpu_s(pid)
-            await trio.sleep(5.0)  # /proc counts in 10 ms ticks: a longer idle window
-            idle_cpu_per_s = (_cpu_s(pid) - idle0) / 5.0
+            await trio.sleep(IDLE_S)  # /proc counts in 10 ms ticks: a longer idle window
+            idle_cpu_per_s = (_cpu_s(pid) - idle0) / IDLE_S
             results: list = [None] * CALLS
 
             async def one(i: int) -> None:
