@@ -63,7 +63,9 @@ def add_load_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     load.add_argument("--ramp", action="store_true",
                       help="steps of 1, 2, 5, 10, 20, 50... calls up to --calls; report the highest N per core "
                            "at which jitter p99 <= 10 ms and halt p99 <= 220 ms hold")
-    load.add_argument("--per-process", type=int, default=4, help="calls per caller process")
+    load.add_argument("--per-process", type=int, default=10, help="calls per caller process")
+    load.add_argument("--client", choices=("lean", "trio"), default="lean",
+                      help="caller shell: one selector loop per process (lean, cheap) or trio-websocket per call")
     load.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"),
                       help="with --url: sign like Twilio (default: $TWILIO_AUTH_TOKEN)")
     load.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
@@ -75,6 +77,7 @@ def _load(args: argparse.Namespace) -> int:
 
     steps = run_load(args.calls, args.seconds, url=args.url, server_pid=args.server_pid, ramp=args.ramp,
                      per_process=max(1, args.per_process), auth_token=args.auth_token if args.url else None,
+                     client=args.client,
                      log_path=args.server_log, json_path=args.json)
     return 0 if args.ramp or all(s.holds for s in steps) else 1
 

@@ -22,8 +22,11 @@ from typing import Any, Callable
 import numpy as np
 
 from native.config import FRAME_SAMPLES, SAMPLE_RATE
+from native.codec import pcm16_rms
 from server.caller.audio import pcm16_to_ulaw, ulaw_to_pcm16, voiced_span
 
+_MEDIA = ('{"event": "media", "sequenceNumber": "%d", "streamSid": "%s", "media": {"track": "inbound", '
+          '"chunk": "%d", "timestamp": "%d", "payload": "%s"}}')
 BLOCK = 80  # 10 ms: resolution of the caller's "is the agent audible" decisions
 AUDIBLE_RMS = 200.0  # agent audio above this is "heard" (TTS silence is digital zero)
 
@@ -222,9 +225,8 @@ class SimulatedCall:
             frame = np.clip(frame.astype(np.float64) + hiss, -32768, 32767).astype(np.int16)
         self.caller.write(k * FRAME_SAMPLES, frame)
         payload = base64.b64encode(pcm16_to_ulaw(frame.tobytes())).decode()
-        out.append(self._msg("media", media={
-            "track": "inbound", "chunk": str(k + 1), "timestamp": str(k * 20), "payload": payload,
-        }))
+        self._seq += 1  # what _msg("media", ...) makes, byte for byte, without building a dict
+        out.append(_MEDIA % (self._seq, self.ids.stream_sid, k + 1, k * 20, payload))
         self.frames_sent += 1
         return out
 
@@ -245,7 +247,7 @@ class SimulatedCall:
         data = self.heard.data
         for b in range(self._scanned_blocks, upto):
             block = data[b * BLOCK : (b + 1) * BLOCK]
-            if len(block) and float(np.sqrt(np.mean(block.astype(np.float64) ** 2))) > AUDIBLE_RMS:
+            if len(block) and pcm16_rms(block) > AUDIBLE_RMS:
                 t_start = b * BLOCK / SAMPLE_RATE
                 self._last_audible = t_start + BLOCK / SAMPLE_RATE
                 if (

@@ -89,53 +89,83 @@ class WorkerSpec:
     offsets: list[float]
     auth_token: str | None = None
     tag: str = "load"
+    client: str = "lean"  # lean: one selector loop per process (lean.py); trio: place_call per call
 
 
 def _pct(values: list[float], p: float) -> float | None:
     return float(np.percentile(np.asarray(values, dtype=np.float64), p)) if values else None
 
 
-async def _worker_main(spec: WorkerSpec) -> dict[str, Any]:
-    import trio
+def _row(i: int, call_sid: str, outcome: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"index": i, "call_sid": call_sid}
+    if isinstance(outcome, Exception):
+        row.update(failed=f"{type(outcome).__name__}: {outcome}"[:300])
+        return row
+    call, fig = outcome.call, outcome.figures
+    row.update(
+        duration=call.duration, close_code=call.close_code, errors=call.errors[:5],
+        problems=call.problems[:5], media_received=call.media_received,
+        jitter_ms=[round(v, 3) for v in fig.media_jitter_ms], halt_ms=[round(v, 1) for v in fig.halt_ms],
+        turn_ms=[round(v, 1) for v in fig.turn_latency_ms], unanswered=fig.unanswered_turns,
+        barge_ins=fig.barge_ins, not_halted=fig.barge_ins_not_halted,
+        gaps=len(call.gaps), gap_ms=round(sum(g for _, g in call.gaps), 1),
+        tick_late_p99_ms=_pct(call.tick_late_ms, 99), tick_late_max_ms=max(call.tick_late_ms, default=0.0),
+    )
+    return row
 
+
+def _ids(spec: WorkerSpec, i: int) -> Any:
     from leads.fields import sid_for
     from server.caller.call import CallIds
+
+    tag = f"{spec.tag}-{i}-{os.getpid()}"
+    return CallIds(call_sid=sid_for("CA", tag), stream_sid=sid_for("MZ", tag))
+
+
+def _worker_lean(spec: WorkerSpec) -> dict[str, Any]:
+    """Every call of this process in one selector loop (lean.py): the cheap caller."""
+    from server.caller.lean import LeanSpec, run_calls
+
+    late_start = max(0.0, time.monotonic() - spec.start_at)
+    time.sleep(max(0.0, spec.start_at - time.monotonic()))
+    cpu0 = time.process_time()
+    ids = [_ids(spec, i) for i in spec.indices]
+    specs = [LeanSpec(caller_steps(i, spec.seconds), cid, start_offset_s=off, end_at_s=spec.seconds,
+                      max_duration_s=spec.seconds + 30)
+             for i, cid, off in zip(spec.indices, ids, spec.offsets)]
+    outcomes = run_calls(spec.url, specs, auth_token=spec.auth_token, deadline_s=spec.stagger_s + spec.seconds + 60)
+    cpu = time.process_time() - cpu0
+    rows = [_row(i, cid.call_sid, o) for i, cid, o in zip(spec.indices, ids, outcomes)]
+    return {"pid": os.getpid(), "calls": rows, "cpu_s": cpu, "late_start_s": late_start}
+
+
+async def _worker_trio(spec: WorkerSpec) -> dict[str, Any]:
+    """One trio task group per call (client.place_call, trio-websocket): the reference shell."""
+    import trio
+
     from server.caller.client import place_call
 
-    results: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     late_start = max(0.0, time.monotonic() - spec.start_at)
 
     async def one(i: int, offset: float) -> None:
         await trio.sleep(max(0.0, spec.start_at + offset - time.monotonic()))
-        ids = CallIds(call_sid=sid_for("CA", f"{spec.tag}-{i}-{os.getpid()}"),
-                      stream_sid=sid_for("MZ", f"{spec.tag}-{i}-{os.getpid()}"))
-        row: dict[str, Any] = {"index": i, "call_sid": ids.call_sid}
+        ids = _ids(spec, i)
         try:
             with trio.fail_after(spec.seconds + 60):
-                outcome = await place_call(spec.url, caller_steps(i, spec.seconds), ids=ids,
-                                           max_duration_s=spec.seconds + 30, end_at_s=spec.seconds,
-                                           auth_token=spec.auth_token)
+                outcome: Any = await place_call(spec.url, caller_steps(i, spec.seconds), ids=ids,
+                                                max_duration_s=spec.seconds + 30, end_at_s=spec.seconds,
+                                                auth_token=spec.auth_token)
         except Exception as exc:  # noqa: BLE001 - one failed call is a result, not a crash
-            row.update(failed=f"{type(exc).__name__}: {exc}"[:300])
-            results.append(row)
-            return
-        call, fig = outcome.call, outcome.figures
-        row.update(
-            duration=call.duration, close_code=call.close_code, errors=call.errors[:5],
-            problems=call.problems[:5], media_received=call.media_received,
-            jitter_ms=[round(v, 3) for v in fig.media_jitter_ms], halt_ms=[round(v, 1) for v in fig.halt_ms],
-            turn_ms=[round(v, 1) for v in fig.turn_latency_ms], unanswered=fig.unanswered_turns,
-            barge_ins=fig.barge_ins, not_halted=fig.barge_ins_not_halted,
-            gaps=len(call.gaps), gap_ms=round(sum(g for _, g in call.gaps), 1),
-            tick_late_p99_ms=_pct(call.tick_late_ms, 99), tick_late_max_ms=max(call.tick_late_ms, default=0.0),
-        )
-        results.append(row)
+            outcome = exc
+        rows.append(_row(i, ids.call_sid, outcome))
 
+    await trio.sleep(max(0.0, spec.start_at - time.monotonic()))
     cpu0 = time.process_time()
     async with trio.open_nursery() as nursery:
         for i, off in zip(spec.indices, spec.offsets):
             nursery.start_soon(one, i, off)
-    return {"pid": os.getpid(), "calls": results, "cpu_s": time.process_time() - cpu0, "late_start_s": late_start}
+    return {"pid": os.getpid(), "calls": rows, "cpu_s": time.process_time() - cpu0, "late_start_s": late_start}
 
 
 def worker_entry(argv: list[str]) -> int:
@@ -143,7 +173,7 @@ def worker_entry(argv: list[str]) -> int:
     import trio
 
     spec = WorkerSpec(**json.loads(argv[0]))
-    out = trio.run(_worker_main, spec)
+    out = trio.run(_worker_trio, spec) if spec.client == "trio" else _worker_lean(spec)
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
     return 0
@@ -290,6 +320,7 @@ class StepResult:
     failed_calls: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     caller_tick_late_p99_ms: float | None = None
+    client: str = "lean"
     caller_bound: bool = False
     holds: bool = False
     why_not: list[str] = field(default_factory=list)
@@ -302,16 +333,16 @@ def _pcts(values: list[float]) -> dict[str, float | None]:
     return {"n": len(values), "p50": _pct(values, 50), "p95": _pct(values, 95), "p99": _pct(values, 99)}
 
 
-def run_step(url: str, calls: int, seconds: float, *, per_process: int = 4, server_pid: int | None = None,
+def run_step(url: str, calls: int, seconds: float, *, per_process: int = 10, server_pid: int | None = None,
              server: OwnServer | None = None, auth_token: str | None = None, stagger_s: float | None = None,
-             tag: str = "load", log: Any = print) -> StepResult:
+             tag: str = "load", client: str = "lean") -> StepResult:
     """N calls from ceil(N / per_process) caller processes; blocks until all have ended."""
     nproc = max(1, math.ceil(calls / per_process))
     stagger = min(2.0, 0.05 * calls) if stagger_s is None else stagger_s
     rng = np.random.default_rng(calls)
     offsets = sorted(float(x) for x in rng.uniform(0.0, stagger, calls)) if calls > 1 else [0.0]
     groups = [list(range(calls))[p::nproc] for p in range(nproc)]
-    step = StepResult(calls=calls, seconds=seconds, processes=nproc)
+    step = StepResult(calls=calls, seconds=seconds, processes=nproc, client=client)
 
     if server_pid is not None:
         c0 = sum(tree_cpu(server_pid).values())
@@ -324,7 +355,7 @@ def run_step(url: str, calls: int, seconds: float, *, per_process: int = 4, serv
     start_at = time.monotonic() + 1.5 + 0.15 * nproc  # every caller process imported and waiting
     for g in groups:
         spec = WorkerSpec(url=url, indices=g, seconds=seconds, start_at=start_at, stagger_s=stagger,
-                          offsets=[offsets[i] for i in g], auth_token=auth_token, tag=tag)
+                          offsets=[offsets[i] for i in g], auth_token=auth_token, tag=tag, client=client)
         procs.append(subprocess.Popen([sys.executable, "-m", "server.caller.load", json.dumps(dataclasses.asdict(spec))],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=source_root()))
     before: dict[int, float] = {}
@@ -416,7 +447,8 @@ def describe(step: StepResult) -> list[str]:
         + (f"  ({step.server_cpu_ms_per_call_s / 10:.2f}% of a core per call; {step.server_cores} server process(es) busy;"
            f" idle {_f(step.server_idle_cpu_ms_per_s)} ms/s)" if step.server_cpu_ms_per_call_s is not None else
            "  (pass --server-pid to measure a server we did not start)"),
-        f"  caller CPU per call-second   {_f(step.caller_cpu_ms_per_call_s, '{:.2f}')} ms (the callers' own, for scale)",
+        f"  caller CPU per call-second   {_f(step.caller_cpu_ms_per_call_s, '{:.2f}')} ms (the callers' own, for scale;"
+        f" {step.client} client)",
         f"  outbound jitter              p50 {_f(step.jitter_p50_ms, '{:.2f}')}  p99 {_f(step.jitter_p99_ms, '{:.2f}')} ms"
         f"  (target p99 <= {JITTER_P99_MS:g}; {step.steady_frames} steady-state frames)",
         f"  late / gaps / missing        {step.late_frames} late (> {LATE_MS:g} ms off the grid), {step.gaps} audible gaps"
@@ -448,7 +480,7 @@ def ramp_steps(max_calls: int, start: int = 1) -> list[int]:
 
 
 def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: int | None = None,
-             ramp: bool = False, per_process: int = 4, auth_token: str | None = None,
+             ramp: bool = False, per_process: int = 10, auth_token: str | None = None, client: str = "lean",
              log_path: Path | None = None, json_path: Path | None = None, out: Any = print) -> list[StepResult]:
     """The whole run: (start the server,) one step or a ramp, a printed report; returns the steps."""
     from server.security import is_loopback_host
@@ -465,7 +497,7 @@ def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: 
     def one_step(u: str, pid: int | None, server: OwnServer | None) -> None:
         for n in steps_n:
             step = run_step(u, n, seconds, per_process=per_process, server_pid=pid, server=server,
-                            auth_token=auth_token, tag=f"load{len(results)}")
+                            auth_token=auth_token, tag=f"load{len(results)}", client=client)
             results.append(step)
             for line in describe(step):
                 out(line)

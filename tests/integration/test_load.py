@@ -29,7 +29,7 @@ def test_two_calls_for_five_seconds(tmp_path) -> None:
     (step,) = run_load(2, 5.0, log_path=tmp_path / "server.log", json_path=tmp_path / "load.json", out=lines.append)
     report = "\n".join(lines)
     assert step.failed_calls == [] and step.errors == [], report
-    assert step.processes == 1 and 9.0 <= step.call_seconds <= 11.0, report
+    assert step.processes == 1 and step.client == "lean" and 9.0 <= step.call_seconds <= 11.0, report
     assert step.server_cpu_ms_per_call_s is not None and step.server_cpu_ms_per_call_s > 0, report
     assert step.steady_frames > 0 and step.jitter_p99_ms is not None, report  # the greeting was heard, paced
     assert step.missing_frames == 0, report
@@ -37,3 +37,18 @@ def test_two_calls_for_five_seconds(tmp_path) -> None:
                  "halt (caller-heard)", "verdict"):
         assert what in report
     assert (tmp_path / "load.json").read_text().startswith("{")
+
+
+def test_lean_client_frames_round_trip() -> None:
+    from server.caller.lean import client_frame, parse_frames
+
+    for n in (0, 5, 125, 126, 300, 65535, 65536):
+        payload = bytes(range(256)) * (n // 256) + bytes(range(n % 256))
+        frame = client_frame(0x1, payload)
+        assert frame[1] & 0x80 and frame[0] == 0x81  # masked, FIN + text
+        buf = bytearray(frame + frame[:3])  # a whole frame, then the start of the next
+        assert parse_frames(buf) == [(True, 0x1, payload)]
+        assert bytes(buf) == frame[:3]
+    # a server frame (unmasked), fragmented: text + continuation
+    buf = bytearray(b"\x01\x02ab" + b"\x80\x01c")
+    assert parse_frames(buf) == [(False, 0x1, b"ab"), (True, 0x0, b"c")] and not buf
