@@ -481,6 +481,7 @@ def ramp_steps(max_calls: int, start: int = 1) -> list[int]:
 
 def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: int | None = None,
              ramp: bool = False, per_process: int = 10, auth_token: str | None = None, client: str = "lean",
+             refine: int = 2,
              log_path: Path | None = None, json_path: Path | None = None, out: Any = print) -> list[StepResult]:
     """The whole run: (start the server,) one step or a ramp, a printed report; returns the steps."""
     from server.security import is_loopback_host
@@ -495,14 +496,31 @@ def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: 
     load_before = os.getloadavg()
 
     def one_step(u: str, pid: int | None, server: OwnServer | None) -> None:
-        for n in steps_n:
+        def run(n: int) -> StepResult:
             step = run_step(u, n, seconds, per_process=per_process, server_pid=pid, server=server,
                             auth_token=auth_token, tag=f"load{len(results)}", client=client)
             results.append(step)
             for line in describe(step):
                 out(line)
+            return step
+
+        passed = 0
+        for n in steps_n:
+            step = run(n)
             if ramp and (not step.holds or step.caller_bound):
+                # bisect between the last step that held and this one, a few more steps
+                failed = n
+                for _ in range(refine if not step.caller_bound else 0):
+                    mid = (passed + failed) // 2
+                    mid = mid - mid % 5 if mid > 20 else mid
+                    if mid <= passed or mid >= failed:
+                        break
+                    step = run(mid)
+                    if step.caller_bound:
+                        break
+                    passed, failed = (mid, failed) if step.holds else (passed, mid)
                 break
+            passed = n
 
     out(f"agentlocator load: {started}; {os.cpu_count()} cores; load average before {load_before[0]:.2f}")
     if url is not None:
@@ -521,11 +539,12 @@ def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: 
         held = [s for s in results if s.holds and not s.caller_bound]
         if held:
             best = max(held, key=lambda s: s.calls)
+            failed = [s for s in results if s.calls > best.calls]
             out(f"ramp: highest N that held (jitter p99 <= {JITTER_P99_MS:g} ms, halt p99 <= {HALT_P99_MS:g} ms, clean): "
                 f"{best.calls} calls on {best.server_cores} server core(s) = {best.calls / best.server_cores:.0f} per core"
-                + (f" (the largest step: raise --calls to find the limit)" if best is results[-1] else
-                   f"; the next step, {results[-1].calls} calls, " + ("was caller-bound" if results[-1].caller_bound
-                                                                       else "did not hold")))
+                + (" (the largest step: raise --calls to find the limit)" if not failed else
+                   f"; {min(s.calls for s in failed)} calls did not"
+                   + (" (caller-bound)" if any(s.caller_bound for s in failed) else "")))
         else:
             out("ramp: no step held")
     if json_path is not None:
