@@ -181,12 +181,15 @@ def worker_entry(argv: list[str]) -> int:
 
 # -- the server side -----------------------------------------------------------------------------------
 
-def _proc_cpu_s(pid: int) -> float:
+def _proc_cpu_s(pid: int, which: str = "both") -> float:
+    """utime + stime (``which``: "user" or "system" for one of them), seconds."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    user, system = int(fields[11]), int(fields[12])
+    ticks = user if which == "user" else system if which == "system" else user + system
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def process_tree(pid: int) -> list[int]:
@@ -208,8 +211,8 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def tree_cpu(pid: int) -> dict[int, float]:
-    return {p: _proc_cpu_s(p) for p in process_tree(pid)}
+def tree_cpu(pid: int, which: str = "both") -> dict[int, float]:
+    return {p: _proc_cpu_s(p, which) for p in process_tree(pid)}
 
 
 def source_root() -> Path:
@@ -303,6 +306,7 @@ class StepResult:
     call_seconds: float = 0.0
     server_cpu_ms_per_call_s: float | None = None
     server_cores: int = 1
+    server_kernel_share: float | None = None  # of the server's CPU, the part in the kernel (stime)
     server_idle_cpu_ms_per_s: float | None = None
     caller_cpu_ms_per_call_s: float | None = None
     jitter_p50_ms: float | None = None
@@ -321,6 +325,7 @@ class StepResult:
     errors: list[str] = field(default_factory=list)
     caller_tick_late_p99_ms: float | None = None
     client: str = "lean"
+    cpu_layers: list[tuple[str, float]] = field(default_factory=list)
     caller_bound: bool = False
     holds: bool = False
     why_not: list[str] = field(default_factory=list)
@@ -335,7 +340,7 @@ def _pcts(values: list[float]) -> dict[str, float | None]:
 
 def run_step(url: str, calls: int, seconds: float, *, per_process: int = 10, server_pid: int | None = None,
              server: OwnServer | None = None, auth_token: str | None = None, stagger_s: float | None = None,
-             tag: str = "load", client: str = "lean") -> StepResult:
+             tag: str = "load", client: str = "lean", profile: Path | None = None) -> StepResult:
     """N calls from ceil(N / per_process) caller processes; blocks until all have ended."""
     nproc = max(1, math.ceil(calls / per_process))
     stagger = min(2.0, 0.05 * calls) if stagger_s is None else stagger_s
@@ -359,9 +364,20 @@ def run_step(url: str, calls: int, seconds: float, *, per_process: int = 10, ser
         procs.append(subprocess.Popen([sys.executable, "-m", "server.caller.load", json.dumps(dataclasses.asdict(spec))],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=source_root()))
     before: dict[int, float] = {}
+    spy = None
     if server_pid is not None:
         time.sleep(max(0.0, start_at - time.monotonic()))
         before = tree_cpu(server_pid)
+        before_sys = sum(tree_cpu(server_pid, "system").values())
+        exe = _py_spy() if profile is not None else None
+        if profile is not None and exe is None:
+            step.errors.append("--profile: py-spy is not installed (pip install py-spy)")
+        elif exe is not None and profile is not None:
+            # every call up (the stagger), then sample the server without pausing it
+            profile.parent.mkdir(parents=True, exist_ok=True)
+            spy = subprocess.Popen([exe, "record", *PY_SPY_MODE, "--subprocesses", "-r", "200", "-f", "raw",
+                                    "-o", str(profile), "-d", str(max(1, int(seconds - 4))), "-p", str(server_pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     outs = []
     deadline = time.monotonic() + (start_at - time.monotonic()) + stagger + seconds + 90
     for p in procs:
@@ -374,8 +390,19 @@ def run_step(url: str, calls: int, seconds: float, *, per_process: int = 10, ser
             step.errors.append(f"caller process {p.pid} exited {p.returncode}: {stderr.decode(errors='replace')[-300:]}")
             continue
         outs.append(json.loads(stdout.decode().strip().splitlines()[-1]))
+    if spy is not None:
+        try:
+            _, err = spy.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            _, err = spy.communicate()
+        if profile is not None and profile.exists():
+            step.cpu_layers = cpu_layers(profile)
+        else:
+            step.errors.append(f"py-spy failed: {err.decode(errors='replace')[-200:]}")
     if server_pid is not None:
         after = tree_cpu(server_pid)
+        system_cpu = sum(tree_cpu(server_pid, "system").values()) - before_sys
         used = {pid: after.get(pid, 0.0) - before.get(pid, 0.0) for pid in after}
         top = max(used.values(), default=0.0)
         step.server_cores = max(1, sum(1 for v in used.values() if top and v >= 0.1 * top))
@@ -386,6 +413,7 @@ def run_step(url: str, calls: int, seconds: float, *, per_process: int = 10, ser
     step.call_seconds = sum(r["duration"] for r in ok)
     if server_pid is not None and step.call_seconds > 0:
         step.server_cpu_ms_per_call_s = server_cpu / step.call_seconds * 1000
+        step.server_kernel_share = system_cpu / server_cpu if server_cpu > 0 else None
     if step.call_seconds > 0:
         step.caller_cpu_ms_per_call_s = sum(o["cpu_s"] for o in outs) / step.call_seconds * 1000
     jitter = [v for r in ok for v in r["jitter_ms"]]
@@ -413,6 +441,61 @@ def run_step(url: str, calls: int, seconds: float, *, per_process: int = 10, ser
     step.why_not = _verdict(step)
     step.holds = not step.why_not
     return step
+
+
+# -- where the server's CPU goes (py-spy) ------------------------------------------------------------
+
+_LAYERS = (
+    ("trio/_socket.py", "_nonblocking_helper", "trio: socket calls (Python side)"),
+    ("trio/_core/_io_epoll.py", "", "trio: epoll bookkeeping"),
+    ("trio/", "", "trio: scheduler, channels, cancel scopes"),
+    ("outcome/", "", "trio: scheduler, channels, cancel scopes"),
+    ("wsproto/", "", "wsproto (websocket framing)"),
+    ("h11/", "", "hypercorn + h11"),
+    ("hypercorn/", "", "hypercorn + h11"),
+    ("quart_trio/", "", "quart / quart-trio"),
+    ("quart/", "", "quart / quart-trio"),
+    ("werkzeug/", "", "quart / quart-trio"),
+    ("msgspec/", "", "ours (incl. msgspec, native)"),
+    ("native/", "", "ours (incl. msgspec, native)"),
+    ("server/", "", "ours (incl. msgspec, native)"),
+    ("telemetry/", "", "ours (incl. msgspec, native)"),
+    ("prometheus_client/", "", "ours (incl. msgspec, native)"),
+    ("tests/", "", "the fake providers (test wiring)"),
+)
+
+
+def cpu_layers(raw_path: Path) -> list[tuple[str, float]]:
+    """Share of py-spy samples (raw/collapsed format) by the layer of the innermost frame."""
+    import re
+
+    counts: dict[str, int] = {}
+    total = 0
+    for line in raw_path.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        m = re.search(r"\((.*?):\d+\)", leaf)
+        path = "/" + (m.group(1) if m else leaf)
+        name = "other (stdlib, contextlib, logging...)"
+        for part, fn, layer in _LAYERS:
+            if "/" + part in path and fn in leaf:
+                name = layer
+                break
+        counts[name] = counts.get(name, 0) + int(n)
+        total += int(n)
+    return sorted(((k, v / total) for k, v in counts.items()), key=lambda kv: -kv[1]) if total else []
+
+
+PY_SPY_MODE = ["--gil", "--nonblocking"]  # on-CPU Python only (syscalls release the GIL); never pauses the server
+
+
+def _py_spy() -> str | None:
+    import shutil
+
+    here = Path(sys.executable).parent / "py-spy"
+    return str(here) if here.exists() else shutil.which("py-spy")
 
 
 def _verdict(step: StepResult) -> list[str]:
@@ -445,6 +528,7 @@ def describe(step: StepResult) -> list[str]:
         f"{step.calls} calls x {step.seconds:g} s from {step.processes} caller processes: {step.call_seconds:.0f} call-seconds",
         f"  server CPU per call-second   {_f(step.server_cpu_ms_per_call_s, '{:.2f}')} ms"
         + (f"  ({step.server_cpu_ms_per_call_s / 10:.2f}% of a core per call; {step.server_cores} server process(es) busy;"
+           f" {_f(None if step.server_kernel_share is None else step.server_kernel_share * 100, '{:.0f}')}% of it in the kernel;"
            f" idle {_f(step.server_idle_cpu_ms_per_s)} ms/s)" if step.server_cpu_ms_per_call_s is not None else
            "  (pass --server-pid to measure a server we did not start)"),
         f"  caller CPU per call-second   {_f(step.caller_cpu_ms_per_call_s, '{:.2f}')} ms (the callers' own, for scale;"
@@ -463,6 +547,9 @@ def describe(step: StepResult) -> list[str]:
         + (f": {(step.failed_calls + step.errors)[:3]}" if step.errors or step.failed_calls else ""),
         f"  verdict                      {'HOLDS' if step.holds else 'does not hold: ' + '; '.join(step.why_not)}",
     ]
+    if step.cpu_layers:
+        lines.append("  server Python CPU by layer (py-spy --gil, innermost frame; the kernel's share is above):")
+        lines += [f"    {share * 100:5.1f}%  {name}" for name, share in step.cpu_layers]
     return lines
 
 
@@ -481,7 +568,7 @@ def ramp_steps(max_calls: int, start: int = 1) -> list[int]:
 
 def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: int | None = None,
              ramp: bool = False, per_process: int = 10, auth_token: str | None = None, client: str = "lean",
-             refine: int = 2,
+             refine: int = 2, profile: Path | None = None,
              log_path: Path | None = None, json_path: Path | None = None, out: Any = print) -> list[StepResult]:
     """The whole run: (start the server,) one step or a ramp, a printed report; returns the steps."""
     from server.security import is_loopback_host
@@ -498,7 +585,8 @@ def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: 
     def one_step(u: str, pid: int | None, server: OwnServer | None) -> None:
         def run(n: int) -> StepResult:
             step = run_step(u, n, seconds, per_process=per_process, server_pid=pid, server=server,
-                            auth_token=auth_token, tag=f"load{len(results)}", client=client)
+                            auth_token=auth_token, tag=f"load{len(results)}", client=client,
+                            profile=None if profile is None else profile.with_name(f"{profile.stem}-{n}{profile.suffix}"))
             results.append(step)
             for line in describe(step):
                 out(line)
