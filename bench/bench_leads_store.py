@@ -134,6 +134,7 @@ def test_event_loop_stall_while_recording(benchmark) -> None:
           f"{p_ours * 1000:.2f} ms (target < one 20 ms frame, {verdict}), writes on the loop "
           f"{p_loop * 1000:.2f} ms -> {ratio:.1f}x less; idle loop {p_idle * 1000:.2f} ms; worst: threads "
           f"{max(ours) * 1000:.1f} ms, on the loop {max(on_loop) * 1000:.1f} ms")
+    target("leads", "event-loop lateness p99 while recording (DB busy)", p_ours * 1000, 20, "ms")
     benchmark.extra_info.update(p99_threads_ms=round(p_ours * 1000, 2), p99_on_loop_ms=round(p_loop * 1000, 2),
                                 p99_idle_ms=round(p_idle * 1000, 2), ratio=round(ratio, 2))
 

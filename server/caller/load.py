@@ -211,6 +211,21 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
+def run_queue_wait_s(pid: int) -> tuple[float, int]:
+    """(seconds the process tree spent runnable but waiting for a CPU, timeslices), from
+    /proc/PID/task/*/schedstat: how much a busy machine, not the server, delayed it."""
+    wait, slices = 0.0, 0
+    for p in process_tree(pid):
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                _, waited, n = (task / "schedstat").read_text().split()
+            except (OSError, ValueError):
+                continue
+            wait += int(waited) / 1e9
+            slices += int(n)
+    return wait, slices
+
+
 def tree_cpu(pid: int, which: str = "both") -> dict[int, float]:
     return {p: _proc_cpu_s(p, which) for p in process_tree(pid)}
 
@@ -307,6 +322,10 @@ class StepResult:
     server_cpu_ms_per_call_s: float | None = None
     server_cores: int = 1
     server_kernel_share: float | None = None  # of the server's CPU, the part in the kernel (stime)
+    # time the server was runnable but another process had the CPU (a shared box), per second
+    # of the step and per timeslice
+    server_run_queue_ms_per_s: float | None = None
+    server_run_queue_ms_per_slice: float | None = None
     server_idle_cpu_ms_per_s: float | None = None
     caller_cpu_ms_per_call_s: float | None = None
     jitter_p50_ms: float | None = None
@@ -369,6 +388,7 @@ def run_step(url: str, calls: int, seconds: float, *, per_process: int = 10, ser
         time.sleep(max(0.0, start_at - time.monotonic()))
         before = tree_cpu(server_pid)
         before_sys = sum(tree_cpu(server_pid, "system").values())
+        wait0, slices0, wall0 = *run_queue_wait_s(server_pid), time.monotonic()
         exe = _py_spy() if profile is not None else None
         if profile is not None and exe is None:
             step.errors.append("--profile: py-spy is not installed (pip install py-spy)")
@@ -403,6 +423,9 @@ def run_step(url: str, calls: int, seconds: float, *, per_process: int = 10, ser
     if server_pid is not None:
         after = tree_cpu(server_pid)
         system_cpu = sum(tree_cpu(server_pid, "system").values()) - before_sys
+        wait1, slices1 = run_queue_wait_s(server_pid)
+        step.server_run_queue_ms_per_s = (wait1 - wait0) / max(1e-9, time.monotonic() - wall0) * 1000
+        step.server_run_queue_ms_per_slice = (wait1 - wait0) / max(1, slices1 - slices0) * 1000
         used = {pid: after.get(pid, 0.0) - before.get(pid, 0.0) for pid in after}
         top = max(used.values(), default=0.0)
         step.server_cores = max(1, sum(1 for v in used.values() if top and v >= 0.1 * top))
@@ -531,6 +554,8 @@ def describe(step: StepResult) -> list[str]:
            f" {_f(None if step.server_kernel_share is None else step.server_kernel_share * 100, '{:.0f}')}% of it in the kernel;"
            f" idle {_f(step.server_idle_cpu_ms_per_s)} ms/s)" if step.server_cpu_ms_per_call_s is not None else
            "  (pass --server-pid to measure a server we did not start)"),
+        f"  server waiting for a CPU     {_f(step.server_run_queue_ms_per_s)} ms per second, "
+        f"{_f(step.server_run_queue_ms_per_slice, '{:.2f}')} ms per wake-up on average (run queue: other processes on the box)",
         f"  caller CPU per call-second   {_f(step.caller_cpu_ms_per_call_s, '{:.2f}')} ms (the callers' own, for scale;"
         f" {step.client} client)",
         f"  outbound jitter              p50 {_f(step.jitter_p50_ms, '{:.2f}')}  p99 {_f(step.jitter_p99_ms, '{:.2f}')} ms"
