@@ -15,7 +15,7 @@ HOST ?= 0.0.0.0
 # `make serve WORKERS=1` for one process.
 WORKERS ?=
 
-.PHONY: all venv native test bench demo serve soak clean
+.PHONY: all venv native test bench demo serve soak load clean
 
 all: native
 
@@ -40,6 +40,14 @@ test: native
 
 bench: native
 	$(PY) -m pytest -q bench -p no:randomly --benchmark-columns=min,median,ops -s -o addopts="--import-mode=importlib -p no:cacheprovider"
+
+# `make load CALLS=30 SECONDS=60` (LOAD_ARGS=--ramp for the highest N that holds): simulated
+# callers in their own processes against a server with instant fake providers, loopback only.
+CALLS ?= 10
+SECONDS ?= 30
+LOAD_ARGS ?=
+load: native
+	$(PY) -m server.cli load --calls $(CALLS) --seconds $(SECONDS) $(LOAD_ARGS)
 
 soak: native
 	$(PY) -m pytest -q -m soak -s -o addopts="--import-mode=importlib -p no:cacheprovider"

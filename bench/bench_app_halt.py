@@ -27,7 +27,9 @@ from server.caller.client import place_call
 from tests.integration.fakes import tone
 from tests.integration.harness import ROOT, server_process
 
-BARGES = 24
+from bench.support import pick, target
+
+BARGES = pick(24, 2)
 
 
 def _voice(ms: int, lead_samples: int) -> PreparedAudio:
@@ -38,7 +40,9 @@ def _run(log_path: Path):
     steps = [PreparedWait(600, 10.0), _voice(1000, 400)]
     for i in range(BARGES):
         steps.append(PreparedBarge(350 + (i * 137) % 600, _voice(900, 400 + (i * 53) % 160), 10.0))
-    steps += [PreparedWait(600, 15.0), PreparedHangup()]
+    # smoke: hang up half a second after the last barge-in, not after the whole long reply
+    tail = pick(PreparedWait(600, 15.0), PreparedAudio("silence", np.zeros(4000, np.int16)))
+    steps += [tail, PreparedHangup()]
 
     async def main():
         env = {"AGENTLOCATOR_TEST_WIRING": "tests.integration.fakes:env_wiring"}
@@ -79,7 +83,10 @@ def test_barge_in_halt_time(benchmark) -> None:
     halt = pct(fig.halt_ms)
     print(f"[app]   caller-heard halt p99 / floor (min_voice {floor} ms) = {halt[99] / floor:.3f}x;"
           f" target p99 <= {floor + 20} ms (ratio {(floor + 20) / floor:.2f}x)")
+    target("app", "caller-heard halt p99 over sockets", halt[99], floor + 20, "ms")
+    if trig_clear:
+        target("app", "trigger -> clear on the wire p99 (server)", pct(trig_clear)[99], 5, "ms")
     benchmark.extra_info.update({"halt_p50_ms": halt[50], "halt_p99_ms": halt[99],
                                  "trigger_to_clear_p99_ms": pct(trig_clear)[99] if trig_clear else None})
     assert call.errors == [] and call.problems == []
-    assert fig.barge_ins >= 20 and fig.barge_ins_not_halted == 0
+    assert fig.barge_ins >= BARGES - pick(4, 0) and fig.barge_ins_not_halted == 0

@@ -17,7 +17,11 @@ import trio
 from leads.base import NullRecorder
 from server.wiring import Wiring
 
-N = 600
+from bench.support import check, pick, target
+
+CHUNKS = pick(6, 1)
+CHUNK = pick(100, 15)
+N = CHUNKS * CHUNK
 FORM = urllib.parse.urlencode({
     "AccountSid": "AC" + "0" * 32, "CallSid": "CA" + "1" * 32, "StreamSid": "MZ" + "2" * 32,
     "StreamEvent": "stream-started", "Timestamp": "2026-11-26T08:00:00Z", "CallStatus": "in-progress",
@@ -72,11 +76,12 @@ def _run() -> dict[str, np.ndarray]:
         async with running_server(_wiring) as (app, port):
             webhook_paths = [("/stream_status", "/stream_ended", "/call_status")[i % 3] for i in range(N)]
             # warm-up, then interleave so both see the same machine load
-            await _measure(port, webhook_paths[:60] + ["/_baseline"] * 60)
+            warm = pick(60, 3)
+            await _measure(port, webhook_paths[:warm] + ["/_baseline"] * warm)
             hooks, base = [], []
-            for chunk in range(6):
-                hooks.append(await _measure(port, webhook_paths[chunk * 100 : (chunk + 1) * 100]))
-                base.append(await _measure(port, ["/_baseline"] * 100))
+            for chunk in range(CHUNKS):
+                hooks.append(await _measure(port, webhook_paths[chunk * CHUNK : (chunk + 1) * CHUNK]))
+                base.append(await _measure(port, ["/_baseline"] * CHUNK))
             return {"webhooks": np.concatenate(hooks), "baseline": np.concatenate(base)}
 
     return trio.run(main)
@@ -113,4 +118,5 @@ def test_webhook_latency(benchmark, monkeypatch) -> None:
     print(f"[app]   webhook p99 / baseline p99 = {ratio:.2f}x   (target: webhook p99 < 10 ms; user: < 100 ms)")
     benchmark.extra_info.update({"webhook_p99_ms": round(rows["webhook 204"][99], 2),
                                  "baseline_p99_ms": round(rows["bare 204 route (baseline)"][99], 2)})
-    assert rows["webhook 204"][99] < 100  # the user's hard limit; the 10 ms target is reported
+    target("app", "webhook 204 round trip p99", rows["webhook 204"][99], 10, "ms")
+    check(rows["webhook 204"][99] < 100, "webhook p99 over the user's 100 ms limit")  # the user's hard limit

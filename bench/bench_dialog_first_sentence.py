@@ -27,9 +27,11 @@ from dialog.openai_brain import OpenAIBrain, OpenAIConfig  # noqa: E402
 from dialog.prompt import TOOLS  # noqa: E402
 from dialog.schedule import TZ  # noqa: E402
 
+from bench.support import check, pick  # noqa: E402
+
 NOW = dt.datetime(2026, 11, 25, 15, 0, tzinfo=TZ)
 REPLY = "מעולה, דירה בתל אביב. מה התקציב בערך?"
-N = 150
+N = pick(150, 3)
 
 
 async def _main() -> dict[str, np.ndarray]:
@@ -69,7 +71,7 @@ async def _main() -> dict[str, np.ndarray]:
                 pass
             return elapsed
 
-        for _ in range(20):  # warm-up: connection, imports, pydantic models
+        for _ in range(pick(20, 1)):  # warm-up: connection, imports, pydantic models
             await baseline()
             await ours()
         base, mine = [], []
@@ -94,4 +96,4 @@ def test_first_sentence_overhead(benchmark) -> None:
           f"(first-sentence deadline 1500 ms)")
     benchmark.extra_info.update({"brain_p50_ms": round(float(np.percentile(mine, 50)), 2),
                                  "baseline_p50_ms": round(float(np.percentile(base, 50)), 2)})
-    assert np.percentile(mine, 95) < 200
+    check(np.percentile(mine, 95) < 200, "brain p95 to the first sentence over 200 ms on a zero-latency model")

@@ -35,7 +35,9 @@ from tests.server.fakes import ScriptedBrain, ScriptedRecognizer, ToneSynthesize
 from tests.server.harness import Scenario
 from tests.server.twilio_emulator import TwilioEmulator
 
-BARGES = 24
+from bench.support import pick, target
+
+BARGES = pick(24, 2)
 
 
 def pct(values: list[float]) -> dict[int, float]:
@@ -52,7 +54,7 @@ async def _barge_call() -> tuple[list[dict], TwilioEmulator, list[tuple[float, f
     sc = Scenario(
         recognizer=ScriptedRecognizer([f"utterance {i}" for i in range(BARGES + 2)]),
         brain=ScriptedBrain(),  # "Reply n, anything else?" per turn
-        synthesizer=ToneSynthesizer(ms_per_char=100),  # ~2.3 s replies: long enough to interrupt
+        synthesizer=ToneSynthesizer(ms_per_char=pick(100, 60)),  # ~2.3 s replies (smoke ~1.4 s): long enough to interrupt
     )
     sink = io.StringIO()
     logs.configure("INFO", sink)
@@ -66,7 +68,8 @@ async def _barge_call() -> tuple[list[dict], TwilioEmulator, list[tuple[float, f
             start = await emu.wait_agent_speech(i + 2)
             await emu.sleep_until(start + 0.45 + (i * 0.037) % 0.3 + (i * 0.0031) % 0.02)
             voices.append(emu.say(1.0))
-        await emu.wait_marks(".end", 2)
+        if pick(True, False):  # smoke: hang up without hearing the last reply out
+            await emu.wait_marks(".end", 2)
         await trio.sleep(0.3)
 
     emu = TwilioEmulator()
@@ -127,12 +130,12 @@ def _per_frame_cost_us() -> float:
         def on_media(payload: bytes) -> None:
             media(payload, 0.0)
         best = math.inf
-        for _ in range(7):
+        for _ in range(pick(7, 1)):
             t = time.perf_counter()
-            for _ in range(20):
+            for _ in range(pick(20, 1)):
                 for text in texts:
                     on_media(parse(text).payload)
-            best = min(best, (time.perf_counter() - t) / (20 * len(texts)))
+            best = min(best, (time.perf_counter() - t) / (pick(20, 1) * len(texts)))
         return best * 1e6
 
     return trio.run(main)
@@ -141,8 +144,8 @@ def _per_frame_cost_us() -> float:
 def test_engine_realtime(benchmark) -> None:
     frame_us = _per_frame_cost_us()
     lines, emu, voices = benchmark.pedantic(lambda: trio.run(_barge_call), rounds=1, iterations=1)
-    bare = trio.run(_bare_sleep_jitter, 1500)
-    tick = trio.run(_checkpoint_latency_ms, 5000)
+    bare = trio.run(_bare_sleep_jitter, pick(1500, 20))
+    tick = trio.run(_checkpoint_latency_ms, pick(5000, 100))
     cfg = TimingConfig()
     barges = [x for x in lines if x["event"] == "BARGE_IN"]
     trig_clear = [x["clear_after_trigger_ms"] for x in barges]
@@ -175,15 +178,19 @@ def test_engine_realtime(benchmark) -> None:
     # The barge-in detector needs min_voice of real voice, counted from the onset the classifier
     # reports (its hysteresis decides whether, not how long); the frame phase takes 0-20 ms off.
     floor = cfg.barge_in_min_voice_ms
-    target = floor + 20
+    target_ms = floor + 20
     p_heard = pct(heard)[99]
     print(f"[engine]   caller-heard halt p99 / detector floor ({floor} ms) = {p_heard / floor:.3f}x "
-          f"(target <= {target} ms: {'met' if p_heard <= target else 'MISSED'})")
+          f"(target <= {target_ms} ms: {'met' if p_heard <= target_ms else 'MISSED'})")
+    target("engine", "trigger -> clear p99 (in-memory transport)", p_tc, 5, "ms")
+    target("engine", "EOU -> first frame p99, instant providers", p_turn, 10, "ms")
+    target("engine", "outbound frame jitter p99 (sent)", p_j, 2, "ms")
+    target("engine", "caller-heard halt p99 (in-memory transport)", p_heard, target_ms, "ms")
     benchmark.extra_info.update(
         trigger_to_clear_p99_ms=p_tc, turn_overhead_p99_ms=p_turn, jitter_p99_ms=p_j, bare_jitter_p99_ms=p_b,
         frame_us=frame_us, caller_heard_halt_p99_ms=p_heard,
     )
-    assert len(barges) >= 20 and not errors
+    assert len(barges) >= BARGES - pick(4, 0) and not errors
 
 
 async def _cpu_call(seconds: float, with_session: bool) -> float:
@@ -211,10 +218,10 @@ async def _cpu_call(seconds: float, with_session: bool) -> float:
 
 
 def test_cpu_per_call_second(benchmark) -> None:
-    seconds = 120.0
+    seconds = pick(120.0, 10.0)
     both = benchmark.pedantic(lambda: trio.run(_cpu_call, seconds, True, clock=MockClock(autojump_threshold=0)),
                               rounds=1, iterations=1)
-    emu_only = min(trio.run(_cpu_call, seconds, False, clock=MockClock(autojump_threshold=0)) for _ in range(2))
+    emu_only = min(trio.run(_cpu_call, seconds, False, clock=MockClock(autojump_threshold=0)) for _ in range(pick(2, 1)))
     engine = max(both - emu_only, 1e-9)
     per_s_ms = engine / seconds * 1000
     print(f"\n[engine] CPU per call-second: {per_s_ms:.2f} ms (= {per_s_ms / 10:.2f}% of one core);"

@@ -26,7 +26,9 @@ from dialog.base import LeadState, Slots
 from leads.base import CallInfo, CallMetrics
 from leads.store import SqlRecorder, Store
 
-TURNS = 40
+from bench.support import pick, target
+
+TURNS = pick(40, 4)
 
 
 def _info(sid: str) -> CallInfo:
@@ -93,7 +95,7 @@ def _lateness(store: Store | None, sid: str, threaded: bool, path: Path | None =
             nursery.start_soon(_ticker, stop, late)
             await trio.sleep(0.01)
             if store is None:
-                await trio.sleep(1.0)
+                await trio.sleep(pick(1.0, 0.1))
             else:
                 await _record_call(store, sid, threaded)
             await trio.sleep(0.01)
@@ -121,8 +123,8 @@ def test_event_loop_stall_while_recording(benchmark) -> None:
         def threaded() -> None:
             ours.extend(_lateness(store, f"CA{len(ours):032x}", True, path))
 
-        benchmark.pedantic(threaded, rounds=3, iterations=1)
-        on_loop = [x for i in range(3) for x in _lateness(store, f"CA{0xb0 + i:032x}", False, path)]
+        benchmark.pedantic(threaded, rounds=pick(3, 1), iterations=1)
+        on_loop = [x for i in range(pick(3, 1)) for x in _lateness(store, f"CA{0xb0 + i:032x}", False, path)]
         idle = _lateness(None, "", False)
         store.close()
     p_ours, p_loop, p_idle = _p99(ours), _p99(on_loop), _p99(idle)
@@ -132,27 +134,87 @@ def test_event_loop_stall_while_recording(benchmark) -> None:
           f"{p_ours * 1000:.2f} ms (target < one 20 ms frame, {verdict}), writes on the loop "
           f"{p_loop * 1000:.2f} ms -> {ratio:.1f}x less; idle loop {p_idle * 1000:.2f} ms; worst: threads "
           f"{max(ours) * 1000:.1f} ms, on the loop {max(on_loop) * 1000:.1f} ms")
+    target("leads", "event-loop lateness p99 while recording (DB busy)", p_ours * 1000, 20, "ms")
     benchmark.extra_info.update(p99_threads_ms=round(p_ours * 1000, 2), p99_on_loop_ms=round(p_loop * 1000, 2),
                                 p99_idle_ms=round(p_idle * 1000, 2), ratio=round(ratio, 2))
 
 
+def _raw_connection(path: Path, journal: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA journal_mode={journal}")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
 def test_turn_write_cost(benchmark) -> None:
+    """Store.record_turn against plain sqlite3 doing the same durable work: the same database
+    file and schema, WAL + synchronous=FULL + foreign keys, BEGIN IMMEDIATE, the very statements
+    (and parameters) record_turn sent, caught from SQLAlchemy and replayed, then COMMIT. What is
+    left is our price: SQLAlchemy (statement build, pool) and field checks. A single-INSERT
+    commit in WAL and in rollback-journal mode are shown as the floor (the old baseline was
+    the rollback-journal one: a journal mode the store does not run)."""
+    import sqlalchemy as sa
+
+    n = pick(200, 5)
+    sid = "CA00000000000000000000000000000001"
+    text = "שורה " * 8
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store.open(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        store.record_call_start(_info("CA00000000000000000000000000000001"))
-        benchmark(store.record_turn, "CA00000000000000000000000000000001", "caller", "שורה " * 8, 0, 2000, True)
-        ours = benchmark.stats.stats.median
-        raw = sqlite3.connect(Path(tmp) / "raw.db")
-        raw.execute("CREATE TABLE t (call_sid TEXT, speaker TEXT, text TEXT, a INT, b INT, c INT)")
-        samples = []
-        for _ in range(200):
-            t = time.perf_counter()
-            raw.execute("INSERT INTO t VALUES (?,?,?,?,?,?)", ("CA00000000000000000000000000000001", "caller", "שורה " * 8, 0, 2000, 1))
-            raw.commit()
-            samples.append(time.perf_counter() - t)
+        path = Path(tmp) / "bench.db"
+        store = Store.open(f"sqlite:///{path}")
+        store.record_call_start(_info(sid))
+        benchmark(store.record_turn, sid, "caller", text, 0, 2000, True)
+        caught: list[tuple[str, tuple]] = []
+
+        def catch(conn, cursor, statement, params, context, many) -> None:  # type: ignore[no-untyped-def]
+            caught.append((statement, tuple(params)))
+
+        sa.event.listen(store.engine, "before_cursor_execute", catch)
+        store.record_turn(sid, "caller", text, 0, 2000, True)
+        sa.event.remove(store.engine, "before_cursor_execute", catch)
+        statements = [(q, p) for q, p in caught if not q.startswith("BEGIN")]
+        assert any(q.startswith("INSERT INTO transcripts") for q, _ in statements), caught
+        raw = _raw_connection(path, "WAL")
+
+        def same_work() -> None:
+            raw.execute("BEGIN IMMEDIATE")
+            for q, p in statements:
+                raw.execute(q, p)
+            raw.execute("COMMIT")
+
+        row = (sid, "caller", text, 0, 2000, 1)
+        plain = {}
+        for journal in ("WAL", "DELETE"):
+            plain[journal] = _raw_connection(Path(tmp) / f"plain-{journal}.db", journal)
+            plain[journal].execute("CREATE TABLE t (call_sid TEXT, speaker TEXT, text TEXT, a INT, b INT, c INT)")
+
+        def one_insert(conn: sqlite3.Connection):  # type: ignore[no-untyped-def]
+            def run() -> None:
+                conn.execute("BEGIN")
+                conn.execute("INSERT INTO t VALUES (?,?,?,?,?,?)", row)
+                conn.execute("COMMIT")
+            return run
+
+        # interleaved, one of each per round: the same disk and machine load for all four
+        runs = {"ours": lambda: store.record_turn(sid, "caller", text, 0, 2000, True), "same": same_work,
+                "WAL": one_insert(plain["WAL"]), "DELETE": one_insert(plain["DELETE"])}
+        samples: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(n):
+            for k, fn in runs.items():
+                t = time.perf_counter()
+                fn()
+                samples[k].append(time.perf_counter() - t)
+        med = {k: sorted(v)[len(v) // 2] for k, v in samples.items()}
+        ours, same, floors = med["ours"], med["same"], {"WAL": med["WAL"], "DELETE": med["DELETE"]}
         raw.close()
+        for conn in plain.values():
+            conn.close()
         store.close()
-    base = sorted(samples)[len(samples) // 2]
-    print(f"\n[leads] one transcript turn: Store.record_turn {ours * 1e6:.0f} us, plain sqlite3 insert+commit "
-          f"{base * 1e6:.0f} us -> {ours / base:.1f}x the plain cost (informational: WAL + FULL + call upkeep)")
-    benchmark.extra_info.update(ours_us=round(ours * 1e6, 1), plain_us=round(base * 1e6, 1), ratio=round(ours / base, 2))
+    print(f"\n[leads] one transcript turn, durable (median of {n}):")
+    print(f"[leads]   Store.record_turn                                      {ours * 1e6:7.0f} us")
+    print(f"[leads]   same statements, plain sqlite3, same file, WAL + FULL   {same * 1e6:7.0f} us -> ours {ours / same:.2f}x")
+    print(f"[leads]   one INSERT + COMMIT, WAL + FULL (floor)                {floors['WAL'] * 1e6:7.0f} us -> ours {ours / floors['WAL']:.2f}x")
+    print(f"[leads]   one INSERT + COMMIT, rollback journal + FULL (old base) {floors['DELETE'] * 1e6:7.0f} us -> ours {ours / floors['DELETE']:.2f}x")
+    benchmark.extra_info.update(ours_us=round(ours * 1e6, 1), same_work_us=round(same * 1e6, 1),
+                                ratio_same_work=round(ours / same, 2), wal_insert_us=round(floors["WAL"] * 1e6, 1),
+                                ratio_wal_insert=round(ours / floors["WAL"], 2))

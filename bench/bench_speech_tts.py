@@ -24,8 +24,10 @@ from speech.espeak import render  # noqa: E402
 from speech.espeak_tts import EspeakSynthesizer  # noqa: E402
 from speech.google_tts import GoogleSynthesizer, GoogleTtsSettings, make_tts_client  # noqa: E402
 
+from bench.support import pick  # noqa: E402
+
 SENTENCE_HE = "מצוין, ובאיזה אזור בתל אביב אתם מחפשים דירה לקנייה?"
-ROUNDS = 25
+ROUNDS = pick(25, 2)
 
 
 def ttfa_ms(synth, text: str, rounds: int = ROUNDS) -> tuple[float, float]:
@@ -134,8 +136,8 @@ def test_google_streaming_vs_unary_first_audio(benchmark, fake) -> None:
         streaming = GoogleSynthesizer(client, GoogleTtsSettings(voice="he-IL-Chirp3-HD-Aoede"))
         unary = GoogleSynthesizer(client, GoogleTtsSettings(voice="he-IL-Wavenet-A"))
         text = "שלום! " + SENTENCE_HE
-        s_first, _ = ttfa_ms(streaming, text, rounds=10)
-        u_first, _ = ttfa_ms(unary, text, rounds=10)
+        s_first, _ = ttfa_ms(streaming, text, rounds=pick(10, 2))
+        u_first, _ = ttfa_ms(unary, text, rounds=pick(10, 2))
         benchmark.pedantic(lambda: None, rounds=1)
         report(benchmark, "first audio, Chirp3-HD streaming (fake, one input per sentence)", s_first, u_first,
                "unary sentence-by-sentence")
@@ -147,8 +149,8 @@ def test_cached_line_first_audio(benchmark, fake) -> None:
     from dialog.base import CLARIFY_HE
 
     synth = GoogleSynthesizer(make_tts_client({"GOOGLE_TTS_ENDPOINT": fake.endpoint}), GoogleTtsSettings())
-    cold, _ = ttfa_ms(synth, CLARIFY_HE, rounds=10)
+    cold, _ = ttfa_ms(synth, CLARIFY_HE, rounds=pick(10, 2))
     trio.run(synth.warm, [CLARIFY_HE])
-    warm, _ = ttfa_ms(synth, CLARIFY_HE, rounds=10)
+    warm, _ = ttfa_ms(synth, CLARIFY_HE, rounds=pick(10, 2))
     benchmark.pedantic(lambda: None, rounds=1)
     report(benchmark, "cached clarify line, first audio", warm, cold, "uncached")

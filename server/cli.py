@@ -52,7 +52,41 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-server-log", action="store_true", help="also echo the server's non-JSON lines")
     demo.add_argument("--show-script", action="store_true",
                       help="print the demo caller's script (a starting point for `agentlocator call`) and exit")
+    add_load_parser(sub)
     return parser
+
+
+def add_load_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    load = sub.add_parser("load", help="N simulated callers (separate processes) against one server, measured")
+    load.add_argument("--calls", type=int, default=10, help="simultaneous calls (with --ramp: the largest step)")
+    load.add_argument("--seconds", type=float, default=30.0, help="length of every call")
+    load.add_argument("--url", default=None,
+                      help="a running server's ws://127.0.0.1:PORT/ws/twilio-media (loopback only); default: "
+                           "start one with instant fake providers")
+    load.add_argument("--server-pid", type=int, default=None, help="with --url: the server's pid, for its CPU")
+    load.add_argument("--ramp", action="store_true",
+                      help="steps of 1, 2, 5, 10, 20, 50... calls up to --calls; report the highest N per core "
+                           "at which jitter p99 <= 10 ms and halt p99 <= 220 ms hold")
+    load.add_argument("--per-process", type=int, default=10, help="calls per caller process")
+    load.add_argument("--client", choices=("lean", "trio"), default="lean",
+                      help="caller shell: one selector loop per process (lean, cheap) or trio-websocket per call")
+    load.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"),
+                      help="with --url: sign like Twilio (default: $TWILIO_AUTH_TOKEN)")
+    load.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
+    load.add_argument("--server-log", type=Path, default=None, help="where the started server logs")
+    load.add_argument("--profile", type=Path, default=None,
+                      help="sample the server with py-spy during each step (raw stacks to PATH-<calls>.txt) and "
+                           "print where its CPU goes")
+
+
+def _load(args: argparse.Namespace) -> int:
+    from server.caller.load import run_load
+
+    steps = run_load(args.calls, args.seconds, url=args.url, server_pid=args.server_pid, ramp=args.ramp,
+                     per_process=max(1, args.per_process), auth_token=args.auth_token if args.url else None,
+                     client=args.client, profile=args.profile,
+                     log_path=args.server_log, json_path=args.json)
+    return 0 if args.ramp or all(s.holds for s in steps) else 1
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -217,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "call":
         return _call(args)
+    if args.command == "load":
+        return _load(args)
     if args.command == "demo":
         from server.demo import DEMO_SCRIPT, run_demo
 

@@ -22,8 +22,11 @@ from typing import Any, Callable
 import numpy as np
 
 from native.config import FRAME_SAMPLES, SAMPLE_RATE
+from native.codec import pcm16_rms
 from server.caller.audio import pcm16_to_ulaw, ulaw_to_pcm16, voiced_span
 
+_MEDIA = ('{"event": "media", "sequenceNumber": "%d", "streamSid": "%s", "media": {"track": "inbound", '
+          '"chunk": "%d", "timestamp": "%d", "payload": "%s"}}')
 BLOCK = 80  # 10 ms: resolution of the caller's "is the agent audible" decisions
 AUDIBLE_RMS = 200.0  # agent audio above this is "heard" (TTS silence is digital zero)
 
@@ -129,8 +132,15 @@ class SimulatedCall:
         steps: list[Prepared],
         ids: CallIds | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        end_at_s: float | None = None,
+        quiet_before_end_s: float = 3.0,
     ) -> None:
+        """``end_at_s``: hang up (a clean `stop`) at this call time whatever step the script is
+        in; from ``quiet_before_end_s`` before it no new utterance starts, so the last turn is
+        answered before the line goes (load runs: calls of an exact length)."""
         self.ids = ids or CallIds()
+        self.end_at_s = end_at_s
+        self._quiet_from = None if end_at_s is None else end_at_s - quiet_before_end_s
         self.steps = list(steps)
         self.on_event = on_event
         self.caller = _Track()
@@ -156,6 +166,13 @@ class SimulatedCall:
         self._last_audible = -1.0  # end time of the last audible 10 ms block
         self._first_audible_since_step: float | None = None
         self.frames_sent = 0
+        self.media_received = 0
+        # audible gaps: agent audio that arrived after the caller's playback had run dry in
+        # the middle of a reply (the pacer's lead used up): (t, gap ms)
+        self.gaps: list[tuple[float, float]] = []
+        self._last_media_rx = -1.0
+        # how late the shell's 20 ms ticks ran (ms): the caller side's own health under load
+        self.tick_late_ms: list[float] = []
         self._line_noise_rms = 0.0
         self._rng = np.random.default_rng(11)
 
@@ -196,7 +213,7 @@ class SimulatedCall:
         if self.done:
             return out
         self._scan_heard(now)
-        frame = self._caller_frame(k, now)
+        frame = None if self.end_at_s is not None and now >= self.end_at_s else self._caller_frame(k, now)
         if frame is None:
             self.done = True
             self.ended_at = now
@@ -208,9 +225,8 @@ class SimulatedCall:
             frame = np.clip(frame.astype(np.float64) + hiss, -32768, 32767).astype(np.int16)
         self.caller.write(k * FRAME_SAMPLES, frame)
         payload = base64.b64encode(pcm16_to_ulaw(frame.tobytes())).decode()
-        out.append(self._msg("media", media={
-            "track": "inbound", "chunk": str(k + 1), "timestamp": str(k * 20), "payload": payload,
-        }))
+        self._seq += 1  # what _msg("media", ...) makes, byte for byte, without building a dict
+        out.append(_MEDIA % (self._seq, self.ids.stream_sid, k + 1, k * 20, payload))
         self.frames_sent += 1
         return out
 
@@ -231,7 +247,7 @@ class SimulatedCall:
         data = self.heard.data
         for b in range(self._scanned_blocks, upto):
             block = data[b * BLOCK : (b + 1) * BLOCK]
-            if len(block) and float(np.sqrt(np.mean(block.astype(np.float64) ** 2))) > AUDIBLE_RMS:
+            if len(block) and pcm16_rms(block) > AUDIBLE_RMS:
                 t_start = b * BLOCK / SAMPLE_RATE
                 self._last_audible = t_start + BLOCK / SAMPLE_RATE
                 if (
@@ -271,6 +287,9 @@ class SimulatedCall:
             if self._step >= len(self.steps):
                 return None
             step = self.steps[self._step]
+            if (self._quiet_from is not None and now >= self._quiet_from
+                    and isinstance(step, (PreparedAudio, PreparedBarge))):
+                return silence  # winding down to end_at_s: no new utterance
             if self._step_started is None:
                 self._begin_step(now)
             if isinstance(step, PreparedHangup):
@@ -347,6 +366,10 @@ class SimulatedCall:
                 self.error(now, "media: missing or invalid base64 payload")
                 return []
             self.rx.append(Rx(now, "media"))
+            self.media_received += 1
+            if 0 <= now - self._last_media_rx < 0.1 and now > self._busy_until + 0.001:
+                self.gaps.append((now, (now - self._busy_until) * 1000))
+            self._last_media_rx = now
             self._play(now, np.frombuffer(ulaw_to_pcm16(payload), dtype="<i2"))
             return []
         if event == "mark":

@@ -123,16 +123,18 @@ async def place_call(
     fetch_twiml: bool = True,
     auth_token: str | None = None,
     signed_twiml_url: str | None = None,
+    end_at_s: float | None = None,
 ) -> CallOutcome:
     """Like Twilio: fetch the call's TwiML (its stream token), connect, run the script in
     real time, hang up (or be hung up on). ``fetch_twiml=False`` skips the first step (the
-    server will then refuse the stream: that is what the security tests want)."""
+    server will then refuse the stream: that is what the security tests want).
+    ``end_at_s``: hang up at this call time, wherever the script is (see SimulatedCall)."""
     ids = ids or CallIds()
     if fetch_twiml and not ids.parameters:
         _, params = await trio.to_thread.run_sync(functools.partial(
             fetch_stream, twiml_url or twiml_url_for(url), ids, auth_token, signed_twiml_url))
         ids = dataclasses.replace(ids, parameters=params)
-    call = SimulatedCall(steps, ids, on_event)
+    call = SimulatedCall(steps, ids, on_event, end_at_s=end_at_s)
     async with trio_websocket.open_websocket_url(
         url, subprotocols=subprotocols or [], extra_headers=headers or [], message_queue_size=256,
     ) as ws:
@@ -170,7 +172,9 @@ async def place_call(
                 while not call.done:
                     deadline = t0 + (k + 1) * FRAME_MS / 1000
                     await trio.sleep_until(deadline)
-                    for out in call.tick(k, trio.current_time() - t0):
+                    woke = trio.current_time()
+                    call.tick_late_ms.append((woke - deadline) * 1000)
+                    for out in call.tick(k, woke - t0):
                         await ws.send_message(out)
                     k += 1
                     if k * FRAME_MS / 1000 > max_duration_s:

@@ -134,8 +134,10 @@ class FakeWorld:
 
 def env_wiring(settings: Settings) -> Wiring:
     """For AGENTLOCATOR_TEST_WIRING: a server process with instant fake providers that
-    answers every caller turn with a long reply and never hangs up."""
-    world = FakeWorld(["okay"] * 100_000, turns=10**9, always_long=True)
+    answers every caller turn with a long reply and never hangs up. Every utterance is heard
+    as a real request (not a backchannel like "okay", which the turn-taking treats as a false
+    interruption and talks on), so each barge-in over real sockets starts a new reply."""
+    world = FakeWorld(["I am looking for a flat in the north of the city"] * 100_000, turns=10**9, always_long=True)
     return world.wiring(settings)
 
 
