@@ -41,7 +41,7 @@ def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, 
     from leads.store import open_store
     from server.dashboard import dashboard_bp
 
-    recorder = open_store(settings.database_url)
+    recorder = open_store(settings.database_url, settings.env)
     notes.append(f"store: {settings.database_url}")
     return recorder, [outbox_task(recorder, settings.env)], [dashboard_bp]
 
