@@ -71,7 +71,7 @@ def _dialect_insert(conn: sa.Connection) -> Any:
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -83,7 +83,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         # FULL: a committed lead survives a power cut too, not only a killed process.
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=15000")
+        cur.execute("PRAGMA busy_timeout=5000")  # one attempt of a write; the recorder retries
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -671,8 +671,10 @@ class SqlRecorder(CallRecorder):
         policy, store = self.policy, self.store
         deadline = trio.current_time() + policy.budget_s
         attempt = 0
+        longest = 0.0  # an attempt that hangs (a connect timeout) is not started again past the budget
         while True:
             attempt += 1
+            started = trio.current_time()
             try:
                 await store.run(store.apply, op)
                 store.health.ok()
@@ -681,8 +683,9 @@ class SqlRecorder(CallRecorder):
                 if is_permanent(exc):
                     return exc
                 last = exc
+            longest = max(longest, trio.current_time() - started)
             delay = policy.backoff(attempt)
-            if not retries or attempt >= policy.attempts or trio.current_time() + delay > deadline:
+            if not retries or attempt >= policy.attempts or trio.current_time() + delay + longest > deadline:
                 store.health.failed(last, f"store.{what}")
                 return last
             log_event("ERROR", logging.WARNING, call_sid=op.call_sid, where=f"store.{what}", attempt=attempt,
