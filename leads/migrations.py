@@ -8,6 +8,7 @@ skips it: see :func:`_add_column_if_missing`).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Callable
 
 import sqlalchemy as sa
@@ -41,10 +42,27 @@ def _lead_deal(conn: sa.Connection) -> None:
     _add_column_if_missing(conn, schema.leads, schema.leads.c.deal)
 
 
+def _instances(conn: sa.Connection) -> None:
+    _add_column_if_missing(conn, schema.calls, schema.calls.c.owner)
+    _add_column_if_missing(conn, schema.outbox, schema.outbox.c.claimed_by)
+    schema.metadata.create_all(
+        conn, tables=[schema.instances, schema.journal_applied, schema.store_meta], checkfirst=True
+    )
+    for index in schema.calls.indexes:
+        if index.name == "ix_calls_open_owner":
+            index.create(conn, checkfirst=True)
+    have = conn.execute(
+        sa.select(schema.store_meta.c.value).where(schema.store_meta.c.key == "database_id")
+    ).first()
+    if have is None:
+        conn.execute(schema.store_meta.insert().values(key="database_id", value=uuid.uuid4().hex))
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, leads, transcripts, timeline, outbox", _initial),
     (2, "calls.turns_to_meeting", _turns_to_meeting),
     (3, "leads.deal", _lead_deal),
+    (4, "instances (leases), calls.owner, outbox.claimed_by, journal_applied, store_meta", _instances),
 ]
 
 

@@ -4,8 +4,15 @@ Items are written by the store first (leads.store, in the same transaction as th
 end), then this task delivers them. Per item: claim (state ``sending``, attempts + 1), send
 in a worker thread, record the result; a failure is retried with exponential backoff until
 ``max_attempts``, a permanent one (Twilio 4xx, webhook 4xx) fails at once. One item per call
-and channel makes delivery idempotent per call; an item claimed by a sender that then died
-is released at the next start (at-least-once for that narrow window).
+and channel makes delivery idempotent per call.
+
+Several instances on one database each run a sender: on PostgreSQL the claim is
+``SELECT ... FOR UPDATE SKIP LOCKED`` (each due item goes to exactly one sender); on SQLite the
+claim's transaction takes the write lock up front (BEGIN IMMEDIATE), which serialises the
+processes sharing the file the same way. An item claimed by an instance that then died
+(``claimed_by`` names it; its lease is gone) is handed back by the store keeper
+(leads.keeper): at-least-once only for the narrow window between Twilio's answer and the
+write that records it.
 
 Without Twilio credentials a WhatsApp item is logged and marked ``dry_run``.
 """
@@ -28,10 +35,13 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from leads import fields, schema
+from leads import fields, keeper, schema
 from telemetry.metrics import outbox_deliveries_total
 from leads.store import Store
 from telemetry.logs import log_event
+
+# Threads for the far ends' HTTP calls (Twilio, the lead webhook), apart from speech's pool.
+SEND_THREADS = 4
 
 SIGNATURE_HEADER = "X-AgentLocator-Signature"
 TIMESTAMP_HEADER = "X-AgentLocator-Timestamp"
@@ -145,16 +155,15 @@ class OutboxItem:
     attempts: int  # including the one just claimed
 
 
-def release_stuck(store: Store, claimed_before: dt.datetime | None = None) -> int:
-    """Items a dead sender left in ``sending`` go back to pending (at-least-once); with
-    ``claimed_before``, only those claimed before it (a pass that died on a DB error)."""
+def release_stuck(store: Store, claimed_before: dt.datetime) -> int:
+    """Items claimed before ``claimed_before`` and still in ``sending`` go back to pending: a
+    pass that died on a DB error left them (a send is bounded by http_timeout_s, so no live
+    sender holds an item that long). Dead instances' items: Store.recover_interrupted."""
     o = schema.outbox
-    where = [o.c.state == "sending", o.c.provider_id.is_(None)]
-    if claimed_before is not None:
-        where.append(o.c.updated_at < claimed_before)
     with store.engine.begin() as conn:
         return conn.execute(
-            o.update().where(*where).values(state="pending", next_attempt_at=_now(), updated_at=_now())
+            o.update().where(o.c.state == "sending", o.c.provider_id.is_(None), o.c.updated_at < claimed_before)
+            .values(state="pending", next_attempt_at=_now(), updated_at=_now(), claimed_by=None)
         ).rowcount
 
 
@@ -172,7 +181,7 @@ def claim_due(store: Store, now: dt.datetime, limit: int = 20) -> list[OutboxIte
         for r in rows:
             conn.execute(
                 o.update().where(o.c.id == r["id"]).values(
-                    state="sending", attempts=r["attempts"] + 1, updated_at=now
+                    state="sending", attempts=r["attempts"] + 1, updated_at=now, claimed_by=store.instance_id,
                 )
             )
             items.append(OutboxItem(r["id"], r["key"], r["call_sid"], r["phone"], r["channel"], r["body"],
@@ -279,6 +288,7 @@ class OutboxSender:
         self.cfg = cfg
         self.whatsapp = None if cfg.dry_run else WhatsAppSender(cfg)
         self.webhook = WebhookSender(cfg) if cfg.webhook_url else None
+        self.send_limiter = trio.CapacityLimiter(SEND_THREADS)
 
     def _send_blocking(self, item: OutboxItem) -> tuple[str, str | None]:
         """(final state, provider id) or raises the far end's error."""
@@ -295,7 +305,8 @@ class OutboxSender:
 
     async def deliver(self, item: OutboxItem) -> str:
         try:
-            state, provider_id = await trio.to_thread.run_sync(self._send_blocking, item, abandon_on_cancel=True)
+            state, provider_id = await trio.to_thread.run_sync(
+                self._send_blocking, item, abandon_on_cancel=True, limiter=self.send_limiter)
         except Exception as exc:  # noqa: BLE001 - every far-end failure is recorded on the item
             error = describe_error(exc)
             if is_permanent(exc) or item.attempts >= self.cfg.max_attempts:
@@ -304,7 +315,7 @@ class OutboxSender:
                 state = "pending"
                 due = _now() + dt.timedelta(seconds=backoff_s(item.attempts, self.cfg.backoff_base_s,
                                                               self.cfg.backoff_cap_s))
-            await trio.to_thread.run_sync(
+            await self.store.run(
                 lambda: record_result(self.store, item.id, state=state, error=error, next_attempt_at=due)
             )
             outbox_deliveries_total.labels(item.channel, "retry" if state == "pending" else "failed").inc()
@@ -313,7 +324,7 @@ class OutboxSender:
                       error=error, next_state=state)
             return state
         with trio.CancelScope(shield=True):  # it went out: a shutdown now must not forget that
-            await trio.to_thread.run_sync(
+            await self.store.run(
                 lambda: record_result(self.store, item.id, state=state, provider_id=provider_id)
             )
         outbox_deliveries_total.labels(item.channel, state).inc()
@@ -328,8 +339,8 @@ class OutboxSender:
         # A pass that raised (the DB failed while recording a result) left its claimed items
         # in 'sending'; without this they would wait for the next process start.
         stale = _now() - dt.timedelta(seconds=self.cfg.stale_sending_s)
-        await trio.to_thread.run_sync(release_stuck, self.store, stale)
-        items = await trio.to_thread.run_sync(claim_due, self.store, _now())
+        await self.store.run(release_stuck, self.store, stale)
+        items = await self.store.run(claim_due, self.store, _now())
         for item in items:
             await self.deliver(item)
         return len(items)
@@ -338,35 +349,37 @@ class OutboxSender:
 async def run_outbox_sender(
     store: Store, settings: Any = None, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Deliver the outbox forever. At start: close calls a crash left open (no activity since
-    before the store was opened; their held follow-ups become due) and release items a dead
-    sender had claimed."""
+    """Deliver the outbox forever, with the store keeper (leads.keeper: lease, crash recovery,
+    journal replay) beside it. At start, before the first pass: replay the journals, close the
+    calls of instances that are certainly dead (their held follow-ups become due) and hand
+    back the items they were sending."""
     cfg = OutboxConfig.coerce(settings)
-    # Since the store was opened, not since this task started: a supervisor restarting the
-    # task mid-day must not take this process's quiet live calls for crashed ones.
-    recovered = await trio.to_thread.run_sync(
-        lambda: store.recover_interrupted(store.opened_at, lead_webhook=bool(cfg.webhook_url))
-    )
-    released = await trio.to_thread.run_sync(release_stuck, store)
+    lead_webhook = bool(cfg.webhook_url)
+    store.outbox_wakeup = trio.Event()
+    recovered, released = await keeper.startup(store, lead_webhook)
     sender = OutboxSender(store, cfg)
     notes = ["whatsapp: dry-run (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN / TWILIO_WHATSAPP_FROM unset)"
              if cfg.dry_run else "whatsapp: twilio"]
     if cfg.webhook_url and not cfg.webhook_secret:
         notes.append("lead webhook: LEAD_WEBHOOK_SECRET unset - posts are NOT signed")
-    log_event("STARTUP", component="outbox", notes=notes, recovered_calls=recovered, released=released)
-    store.outbox_wakeup = trio.Event()
-    task_status.started()
-    while True:
-        store.outbox_wakeup = trio.Event()  # fresh before the pass: a wake during it is kept
-        try:
-            if await sender.pass_once():
-                continue
-            delay = await trio.to_thread.run_sync(seconds_until_due, store, _now())
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
-            log_event("ERROR", logging.ERROR, where="outbox.loop", error=f"{type(exc).__name__}: {exc}"[:500])
-            delay = cfg.backoff_base_s
-        with trio.move_on_after(cfg.idle_poll_s if delay is None else min(delay, cfg.idle_poll_s)):
-            await store.outbox_wakeup.wait()
+    log_event("STARTUP", component="outbox", notes=notes, recovered_calls=recovered, released=released,
+              instance=store.instance_id, lease_s=store.me.ttl_s,
+              journal=str(store.journal.path) if store.journal.path else "memory")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: keeper.run_store_keeper(
+            store, lead_webhook=lead_webhook, task_status=task_status))
+        task_status.started()
+        while True:
+            store.outbox_wakeup = trio.Event()  # fresh before the pass: a wake during it is kept
+            try:
+                if await sender.pass_once():
+                    continue
+                delay = await store.run(seconds_until_due, store, _now())
+            except (sa.exc.SQLAlchemyError, OSError) as exc:
+                log_event("ERROR", logging.ERROR, where="outbox.loop", error=f"{type(exc).__name__}: {exc}"[:500])
+                delay = cfg.backoff_base_s
+            with trio.move_on_after(cfg.idle_poll_s if delay is None else min(delay, cfg.idle_poll_s)):
+                await store.outbox_wakeup.wait()
 
 
 def outbox_task(recorder: Any, env: Mapping[str, str] | None = None) -> Callable[[], Awaitable[None]]:

@@ -36,8 +36,14 @@ calls = sa.Table(
     sa.Column("metrics", sa.JSON),  # leads.base.CallMetrics as a dict, written at the end
     # The latest WhatsApp summary the session handed us mid-call: what a crash recovery sends.
     sa.Column("pending_summary", sa.Text),
+    # The server instance (instances.id) running the call (migration 3): a crash recovery
+    # closes only calls whose owner's lease is gone. NULL: written before migration 3.
+    sa.Column("owner", sa.String(64)),
 )
 sa.Index("ix_calls_started_at", calls.c.started_at)
+# Small: only live calls (and crashed ones not yet recovered) are in it.
+sa.Index("ix_calls_open_owner", calls.c.owner,
+         sqlite_where=calls.c.ended_at.is_(None), postgresql_where=calls.c.ended_at.is_(None))
 
 leads = sa.Table(
     "leads", metadata,
@@ -93,11 +99,41 @@ outbox = sa.Table(
     sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
     sa.Column("last_error", sa.Text),
     sa.Column("provider_id", sa.String(64)),  # Twilio MessageSid
+    sa.Column("claimed_by", sa.String(64)),  # the instance sending it (state 'sending'; migration 3)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 sa.Index("ix_outbox_due", outbox.c.state, outbox.c.next_attempt_at)
 sa.Index("ix_outbox_provider_id", outbox.c.provider_id)
+
+# One row per running server instance (migration 3): its lease, renewed every few seconds.
+# A call whose owner's lease expired (or whose row is gone) belongs to a dead instance.
+instances = sa.Table(
+    "instances", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),  # hostname | boot id | pid namespace
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("proc_start", sa.String(32), nullable=False, server_default=""),  # /proc/<pid>/stat starttime
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("renewed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Journal records (leads.journal) already applied: a replay after a crash between the
+# database commit and the journal's own "done" mark applies nothing twice (migration 3).
+journal_applied = sa.Table(
+    "journal_applied", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Facts about this database (migration 3): "database_id", a random id that names the local
+# journals written for it, so a journal is never replayed into another database.
+store_meta = sa.Table(
+    "store_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
 
 
 def utc(value: dt.datetime | None) -> dt.datetime | None:

@@ -15,7 +15,6 @@ import secrets
 from typing import Any, Callable
 from urllib.parse import urlencode
 
-import trio
 from quart import Blueprint, Response, abort, current_app, g, redirect, render_template, request
 
 from leads import queries
@@ -221,7 +220,7 @@ async def logout() -> Any:
 
 async def _read(fn: Callable[..., Any], *args: Any) -> Any:
     store = store_of(current_app)
-    return await trio.to_thread.run_sync(lambda: fn(store, *args))
+    return await store.run(lambda: fn(store, *args))  # the store's threads, not speech's
 
 
 def _limit(default: int) -> int:
@@ -314,9 +313,7 @@ async def whatsapp_status() -> Any:
         return "MessageSid and MessageStatus required", 400
     store = store_of(current_app)
     try:
-        changed = await trio.to_thread.run_sync(
-            apply_status_callback, store, sid, status, params.get("ErrorCode") or None
-        )
+        changed = await store.run(apply_status_callback, store, sid, status, params.get("ErrorCode") or None)
     except Exception as exc:  # noqa: BLE001 - Twilio retries on 5xx; our log says why
         log_event("ERROR", logging.ERROR, where="whatsapp_status", error=repr(exc)[:300], message_sid=sid)
         return "store error", 500

@@ -61,7 +61,7 @@ class CallDeps:
     asr_timeout_s: float = 3.0  # EOU -> final transcript; past it the agent asks to repeat
     brain_timeout_s: float = 8.0  # per sentence of the reply
     start_timeout_s: float = 5.0  # connected/start must arrive this soon after the upgrade
-    recorder_timeout_s: float = 10.0  # the shielded end-of-call writes
+    recorder_timeout_s: float = 10.0  # each recorder write (the recorder journals what it cannot store in time)
     # Twilio sends caller audio every 20 ms for the whole call: nothing at all for this long
     # means the path died without a FIN/RST, and the call must end rather than hang.
     inbound_timeout_s: float = 15.0
@@ -307,22 +307,23 @@ class CallSession:
             barge_ins=self.metrics.barge_ins, heartbeats=self.metrics.heartbeats, outcome=outcome,
             frames_in=self.inbound.t // FRAME_MS, frames_out=pacer.frames_sent if pacer is not None else 0,
         )
-        with trio.move_on_after(self.deps.recorder_timeout_s):
-            # what the writer task did not get to before it was cancelled, in order
-            self._rec_send.close()
-            async for method, args in self._rec_recv:
-                await self._call_recorder(method, args)
-            summary = ""
-            if brain is not None:
-                try:
-                    summary = brain.summary()
-                except Exception as exc:
-                    self.log("ERROR", where="brain.summary", error=repr(exc))
-            await self._call_recorder(
-                self.deps.recorder.call_ended,
-                (self.call_sid, self.deps.wall_clock(), self.close_reason, outcome, self.metrics, self.phone,
-                 lead, summary),
-            )
+        # What the writer task did not get to before it was cancelled, in order, then the end:
+        # each write bounded on its own (the recorder retries and journals within that), so
+        # slow writes before it can never crowd the call's end out.
+        self._rec_send.close()
+        async for method, args in self._rec_recv:
+            await self._bounded_record(method, args)
+        summary = ""
+        if brain is not None:
+            try:
+                summary = brain.summary()
+            except Exception as exc:
+                self.log("ERROR", where="brain.summary", error=repr(exc))
+        await self._bounded_record(
+            self.deps.recorder.call_ended,
+            (self.call_sid, self.deps.wall_clock(), self.close_reason, outcome, self.metrics, self.phone,
+             lead, summary),
+        )
         if brain is not None:  # any way the call ended: release the brain's connections
             with trio.CancelScope(shield=True), trio.move_on_after(BRAIN_CLOSE_TIMEOUT_S) as scope:
                 try:
@@ -371,11 +372,14 @@ class CallSession:
             # goodbye's heard report is queued in the very tick the agent hangs up, and a
             # cancelled write would be lost (the end-of-call drain only sees what is queued).
             with trio.CancelScope(shield=True):
-                with trio.move_on_after(self.deps.recorder_timeout_s) as scope:
-                    await self._call_recorder(method, args)
-            if scope.cancelled_caught:
-                self.log("ERROR", where=f"recorder.{_method_name(method)}",
-                         error=f"no answer within {self.deps.recorder_timeout_s}s")
+                await self._bounded_record(method, args)
+
+    async def _bounded_record(self, method: Callable[..., Awaitable[None]], args: tuple) -> None:
+        with trio.move_on_after(self.deps.recorder_timeout_s) as scope:
+            await self._call_recorder(method, args)
+        if scope.cancelled_caught:
+            self.log("ERROR", where=f"recorder.{_method_name(method)}",
+                     error=f"no answer within {self.deps.recorder_timeout_s}s")
 
     async def _call_recorder(self, method: Callable[..., Awaitable[None]], args: tuple) -> None:
         try:

@@ -43,9 +43,9 @@ def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, 
 
     from server.workers import instance_started_at
 
-    recorder = open_store(settings.database_url)
+    recorder = open_store(settings.database_url, settings.env)
     started = instance_started_at(settings.env)
-    if started is not None:  # a worker: the calls of its sibling workers are not a crash's
+    if started is not None:  # a worker: sibling workers' calls written before leases (owner NULL) are not a crash's
         recorder.store.opened_at = started
     notes.append(f"store: {settings.database_url}")
     return recorder, [outbox_task(recorder, settings.env)], [dashboard_bp]

@@ -39,6 +39,8 @@ EVENTS = frozenset(
         "WHATSAPP_SENT", "ERROR",
         # service-level (not per call)
         "STARTUP", "SHUTDOWN", "WEBHOOK", "PROVIDER_SWITCH", "PROTOCOL",
+        # the store: database down / up, writes journaled / replayed, dead instances recovered
+        "STORE",
     }
 )
 

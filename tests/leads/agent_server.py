@@ -73,7 +73,7 @@ def build_wiring_factory(lines: list[str]):  # type: ignore[no-untyped-def]
     from server.wiring import Wiring
 
     def factory(settings: Settings) -> Wiring:
-        recorder = open_store(settings.database_url)
+        recorder = open_store(settings.database_url, settings.env)
         brain = select_brain({"BRAIN": "rules"})
         deps = CallDeps(
             config=settings.timing, new_recognizer=lambda language: LinesRecognizer(lines),

@@ -127,28 +127,75 @@ async def test_call_end_twice_queues_one_follow_up(store: Store) -> None:
     assert len(outbox_rows(store)) == 1
 
 
-async def test_recovery_closes_crashed_calls_and_releases_their_follow_up(store: Store) -> None:
+def _url(store: Store) -> str:
+    return store.engine.url.render_as_string(hide_password=False)
+
+
+def _expire_lease(store: Store, instance_id: str) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(schema.instances.update().where(schema.instances.c.id == instance_id).values(
+            expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)))
+
+
+async def test_recovery_closes_a_dead_instances_calls_and_releases_their_follow_up(store: Store) -> None:
     rec = SqlRecorder(store, lead_webhook=True)
     await rec.call_started(info())
     lead = LeadState(Slots(area="רמת גן", property_type="דירה"), status="qualified")
     await rec.lead_updated("CA00000000000000000000000000000001", "+972501234567", lead, whatsapp_summary="סיכום חלקי: רמת גן, דירה")
     assert queries.list_calls(store)[0]["ended_at"] is None  # live
-    restart = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
-    assert store.recover_interrupted(restart, lead_webhook=True) == ["CA00000000000000000000000000000001"]
-    [call] = queries.list_calls(store)
-    assert (call["close_reason"], call["outcome"]) == ("server_restart", "interrupted")
-    assert call["ended_at"] is not None
-    rows = outbox_rows(store)
-    assert [(r["channel"], r["state"]) for r in rows] == [("whatsapp", "pending"), ("webhook", "pending")]
-    assert rows[0]["body"] == "סיכום חלקי: רמת גן, דירה"
-    assert store.recover_interrupted(restart) == []
+    other = Store.open(_url(store))  # a second instance on the same database
+    try:
+        # The first one's lease is valid: nothing of it is touched, by either instance.
+        assert other.recover_interrupted(lead_webhook=True) == []
+        assert store.recover_interrupted(lead_webhook=True) == []
+        _expire_lease(store, store.instance_id)  # it stopped renewing (killed)
+        # Expiry is only believed by an instance whose own lease has held for a while (the keeper says so).
+        assert other.recover_interrupted(lead_webhook=True, trust_expiry=False) == []
+        assert other.recover_interrupted(lead_webhook=True) == ["CA00000000000000000000000000000001"]
+        [call] = queries.list_calls(store)
+        assert (call["close_reason"], call["outcome"]) == ("server_restart", "interrupted")
+        assert call["ended_at"] is not None
+        rows = outbox_rows(store)
+        assert [(r["channel"], r["state"]) for r in rows] == [("whatsapp", "pending"), ("webhook", "pending")]
+        assert rows[0]["body"] == "סיכום חלקי: רמת גן, דירה"
+        assert other.recover_interrupted(lead_webhook=True) == []
+        with store.engine.connect() as conn:  # the dead lease is cleared away
+            assert conn.execute(sa.select(schema.instances.c.id)).scalars().all() == [other.instance_id]
+    finally:
+        other.close()
 
 
-async def test_calls_started_after_the_restart_are_left_alone(store: Store) -> None:
+async def test_a_live_instances_quiet_calls_are_left_alone(store: Store) -> None:
     rec = SqlRecorder(store)
-    restart = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5)
-    await rec.call_started(info(started=dt.datetime.now(dt.timezone.utc)))
-    assert store.recover_interrupted(restart) == []
+    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)
+    await rec.call_started(info(started=long_ago))  # no activity for hours, but its server lives
+    other = Store.open(_url(store))
+    try:
+        assert other.recover_interrupted(legacy_before=dt.datetime.now(dt.timezone.utc)) == []
+        assert queries.list_calls(store)[0]["ended_at"] is None
+    finally:
+        other.close()
+
+
+async def test_calls_of_a_cleanly_closed_instance_are_recovered_at_once(store: Store) -> None:
+    first = Store.open(_url(store))
+    await SqlRecorder(first).call_started(info())
+    first.close()  # gave its lease up with a call still open (its process is going away)
+    assert store.recover_interrupted(trust_expiry=False) == ["CA00000000000000000000000000000001"]
+
+
+async def test_calls_written_before_leases_are_recovered_by_their_age(store: Store) -> None:
+    await SqlRecorder(store).call_started(info(started=dt.datetime.now(dt.timezone.utc)))
+    with store.engine.begin() as conn:
+        conn.execute(schema.calls.update().values(owner=None))
+    other = Store.open(_url(store))
+    try:
+        before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+        assert other.recover_interrupted(legacy_before=before) == []  # active within the grace
+        assert other.recover_interrupted(legacy_before=dt.datetime.now(dt.timezone.utc)) == [
+            "CA00000000000000000000000000000001"]
+    finally:
+        other.close()
 
 
 async def test_db_errors_are_logged_and_the_call_goes_on(store: Store, capsys) -> None:
@@ -198,6 +245,33 @@ def test_migration_3_adds_the_deal_to_a_version_2_database(db_url: str, monkeypa
     assert migrate(engine) == [v for v, *_ in MIGRATIONS[2:]]  # 3 and every later step
     with engine.connect() as conn:
         assert "deal" in {c["name"] for c in sa.inspect(conn).get_columns("leads")}
+    assert migrate(engine) == []
+    engine.dispose()
+
+
+def test_migration_4_upgrades_a_version_3_database(db_url: str) -> None:
+    from leads import migrations
+
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:  # the v3 tables as released: no owners, leases, journal ids
+        schema.schema_version.create(conn)
+        for version in (1, 2, 3):
+            conn.execute(schema.schema_version.insert().values(version=version, applied_at=T0))
+        migrations._initial(conn)
+        conn.execute(sa.text("DROP INDEX ix_calls_open_owner"))
+        conn.execute(sa.text("ALTER TABLE calls DROP COLUMN owner"))
+        conn.execute(sa.text("ALTER TABLE outbox DROP COLUMN claimed_by"))
+        conn.execute(sa.text("INSERT INTO calls (call_sid, started_at, last_activity_at) VALUES "
+                             "('CA00000000000000000000000000000001', '2026-01-01', '2026-01-01')"))
+    assert migrate(engine) == [4]
+    with engine.connect() as conn:
+        assert "owner" in {c["name"] for c in sa.inspect(conn).get_columns("calls")}
+        assert "claimed_by" in {c["name"] for c in sa.inspect(conn).get_columns("outbox")}
+        assert {"instances", "journal_applied", "store_meta"} <= set(sa.inspect(conn).get_table_names())
+        assert "ix_calls_open_owner" in {i["name"] for i in sa.inspect(conn).get_indexes("calls")}
+        [database_id] = conn.execute(sa.select(schema.store_meta.c.value)).scalars().all()
+        assert len(database_id) == 32
+        assert conn.execute(sa.select(schema.calls.c.owner)).scalar_one() is None
     assert migrate(engine) == []
     engine.dispose()
 

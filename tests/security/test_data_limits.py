@@ -285,7 +285,7 @@ def _outcomes(store: Store) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - a DB error is an outcome that must not differ
             out[name] = f"error {type(exc).__name__}"
     skip = {"id", "started_at", "last_activity_at", "ended_at", "created_at", "updated_at", "next_attempt_at",
-            "meeting_at"}
+            "meeting_at", "owner", "claimed_by"}  # owner: each store is its own instance
     for table in (schema.calls, schema.leads, schema.transcripts, schema.timeline, schema.outbox):
         out[table.name] = sorted(
             (json.dumps({k: v for k, v in r.items() if k not in skip}, sort_keys=True, ensure_ascii=False, default=str)
