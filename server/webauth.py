@@ -21,7 +21,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Mapping, MutableMapping
 from urllib.parse import urlsplit
 
 from server.calltokens import subkey
@@ -153,6 +153,6 @@ SECURITY_HEADERS = {
 }
 
 
-def security_headers(headers: "MutableHeaders") -> None:  # type: ignore[name-defined]  # noqa: F821
+def security_headers(headers: MutableMapping[str, str]) -> None:
     for name, value in SECURITY_HEADERS.items():
         headers.setdefault(name, value)
