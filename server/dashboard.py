@@ -255,6 +255,9 @@ async def api_call(sid: str) -> Any:
     detail = await _read(queries.call_detail, sid)
     if detail is None:
         abort(404)
+    from server.callmedia import recording_url
+
+    detail["recording_url"] = recording_url(current_app, sid)
     return detail
 
 
@@ -319,3 +322,9 @@ async def whatsapp_status() -> Any:
         return "store error", 500
     log_event("WEBHOOK", path="/whatsapp_status", message_sid=sid, status=status, applied=changed)
     return "", 204
+
+
+# The recording, listen-in and browser test call routes register on this blueprint.
+from server import callmedia  # noqa: E402
+
+ROUTE_MODULES = (callmedia,)

@@ -41,6 +41,8 @@ EVENTS = frozenset(
         "STARTUP", "SHUTDOWN", "WEBHOOK", "PROVIDER_SWITCH", "PROTOCOL",
         # the store: database down / up, writes journaled / replayed, dead instances recovered
         "STORE",
+        # call recordings: one finished (seconds, bytes, encoder CPU), old ones pruned
+        "RECORDING",
     }
 )
 
