@@ -123,7 +123,7 @@ async def listen(sid: str) -> Any:
     if tape is None:
         return Response("this call is not live in this server process", 404)
     await websocket.accept()
-    listener = tape.listen()
+    listener = tape.listen(audio=websocket.args.get("audio") != "0")
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_until_closed, nursery.cancel_scope)

@@ -121,7 +121,8 @@ class Recordings:
 class Listener:
     """One browser listening in: a bounded queue, oldest dropped first."""
 
-    def __init__(self, maxlen: int = LISTEN_QUEUE) -> None:
+    def __init__(self, maxlen: int = LISTEN_QUEUE, audio: bool = True) -> None:
+        self.audio = audio  # False: the lines only (the browser test call's transcript)
         self.queue: deque[tuple[int, int, bytes] | str] = deque(maxlen=maxlen)
         self.wake = trio.Event()
         self.dropped = 0
@@ -250,7 +251,8 @@ class CallTape:
         if self.listeners:
             item = (0, pos, bytes(frame))
             for listener in self.listeners:
-                listener.put(item)
+                if listener.audio:
+                    listener.put(item)
 
     def agent(self, stream_ms: float, frame: bytes | bytearray) -> None:
         """An agent frame (μ-law) that starts playing at the caller at ``stream_ms``."""
@@ -259,7 +261,8 @@ class CallTape:
         if self.listeners:
             item = (1, pos, bytes(frame))
             for listener in self.listeners:
-                listener.put(item)
+                if listener.audio:
+                    listener.put(item)
 
     def cut(self, stream_ms: float) -> None:
         """Barge-in: the agent's audio stopped at the caller at ``stream_ms``; what was sent
@@ -283,8 +286,8 @@ class CallTape:
 
     # -- listeners -----------------------------------------------------------------------------
 
-    def listen(self, maxlen: int = LISTEN_QUEUE) -> Listener:
-        listener = Listener(maxlen)
+    def listen(self, maxlen: int = LISTEN_QUEUE, audio: bool = True) -> Listener:
+        listener = Listener(maxlen, audio)
         self.listeners.append(listener)
         return listener
 
