@@ -127,5 +127,24 @@ const ALMedia = (() => {
     };
   }
 
-  return { RATE, DECODE, encode, toBase64, fromBase64, buffer, listen, wsUrl, csrf };
+  // A live transcript line into ``list``, kept in call-time order: an agent turn is reported
+  // when it ends (what the caller heard of it), possibly after the caller's next words began.
+  function addLine(list, line, who) {
+    const li = document.createElement("li");
+    li.className = "turn " + line.speaker;
+    li.dataset.t = String(line.t_start_ms);
+    const head = document.createElement("div");
+    head.className = "who";
+    head.textContent = who;
+    const text = document.createElement("div");
+    text.className = "text";
+    text.dir = "auto";
+    text.textContent = line.text;
+    li.append(head, text);
+    const after = Array.from(list.children).find((node) => Number(node.dataset.t) > line.t_start_ms);
+    list.insertBefore(li, after ?? null);
+    li.scrollIntoView({ block: "nearest" });
+  }
+
+  return { RATE, DECODE, encode, toBase64, fromBase64, buffer, listen, wsUrl, csrf, addLine };
 })();

@@ -145,15 +145,7 @@
         },
         onMessage(m) {
           if (m.type === "line") {
-            const li = document.createElement("li");
-            li.className = "turn " + m.speaker;
-            const text = document.createElement("div");
-            text.className = "text";
-            text.dir = "auto";
-            text.textContent = m.text;
-            li.append(text);
-            $("live-lines").append(li);
-            li.scrollIntoView({ block: "nearest" });
+            ALMedia.addLine($("live-lines"), m, m.speaker === "agent" ? "סוכנת" : "לקוח");
           } else if (m.type === "state") {
             status.dataset.state = m.state;
           } else if (m.type === "end") {

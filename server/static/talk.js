@@ -55,19 +55,7 @@
       link.textContent = m.callSid;
       document.body.dataset.callSid = m.callSid;
     } else if (m.event === "transcript" && m.line.type === "line") {
-      const line = m.line;
-      const li = document.createElement("li");
-      li.className = "turn " + line.speaker;
-      const who = document.createElement("div");
-      who.className = "who";
-      who.textContent = line.speaker === "agent" ? "סוכנת" : "את/ה";
-      const text = document.createElement("div");
-      text.className = "text";
-      text.dir = "auto";
-      text.textContent = line.text;
-      li.append(who, text);
-      $("talk-lines").append(li);
-      li.scrollIntoView({ block: "nearest" });
+      ALMedia.addLine($("talk-lines"), m.line, m.line.speaker === "agent" ? "סוכנת" : "את/ה");
     }
     show();
   }
