@@ -166,12 +166,18 @@ def test_recording_player_and_listen_in(tmp_path: Path) -> None:
         server.stop()
 
 
-def espeak_wav(path: Path, text: str) -> None:
-    """espeak-ng's voice, 0.8 s of silence before and 4 s after (the fake mic loops the file)."""
+def espeak_wav(path: Path, text: str, before_s: float = 0.8, after_s: float = 4.0) -> None:
+    """espeak-ng's voice with silence before and after (the fake mic loops the file)."""
     raw = subprocess.run(["espeak-ng", "-v", "en", "-s", "150", "--stdout", text], capture_output=True, check=True).stdout
     voice, rate = soundfile.read(io.BytesIO(raw), dtype="int16")
     pad = lambda s: np.zeros(int(rate * s), np.int16)  # noqa: E731
-    soundfile.write(str(path), np.concatenate([pad(0.8), voice, pad(4.0)]), rate, subtype="PCM_16")
+    soundfile.write(str(path), np.concatenate([pad(before_s), voice, pad(after_s)]), rate, subtype="PCM_16")
+
+
+def fake_mic_browser(pw, wav: Path):  # type: ignore[no-untyped-def]
+    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=MEDIA_FLAGS + [
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}"])
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -185,9 +191,7 @@ def test_browser_test_call_is_answered(tmp_path: Path) -> None:
                              env={"RECORDINGS_DIR": str(tmp_path / "recordings")})
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=MEDIA_FLAGS + [
-                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}"])
+            browser = fake_mic_browser(pw, wav)
             context = browser.new_context(locale="he-IL")
             page = context.new_page()
             errors: list[str] = []
@@ -217,5 +221,38 @@ def test_browser_test_call_is_answered(tmp_path: Path) -> None:
         log = (tmp_path / "server.log").read_text()
         assert "browser_test_call" in log
         assert not [json.loads(x) for x in log.splitlines() if '"ERROR"' in x]
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_browser_test_call_barge_in_clears_the_page(tmp_path: Path) -> None:
+    """The caller (the fake mic) talks over a slow-speaking agent: the server's `clear` reaches
+    the page, which stops the queued audio and echoes the pending marks, as Twilio does."""
+    mod = agent_server_module()
+    wav = tmp_path / "caller.wav"
+    espeak_wav(wav, "wait, wait, I want to say something else", before_s=1.6, after_s=1.5)
+    server = mod.AgentServer(f"sqlite:///{tmp_path / 'agentlocator.db'}", tmp_path / "server.log",
+                             env={"TONE_MS_PER_WORD": "400"})  # a greeting of ~3 s
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            browser = fake_mic_browser(pw, wav)
+            page = browser.new_page(locale="he-IL")
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(server.url + "/dashboard/talk")
+            page.locator("#talk-start").click()
+            wait_js(page, "Number(document.getElementById('talk-status').dataset.clears || 0) > 0", timeout=30)
+            # the cleared reply's marks were echoed at once (the session goes on: no stale turn)
+            wait_js(page, "Number(document.getElementById('talk-status').dataset.marks || 0) > 0")
+            page.locator("#talk-stop").click()
+            page.wait_for_selector("body[data-talk='closed']", timeout=10000)
+            browser.close()
+        assert errors == []
+        lines = [json.loads(x) for x in (tmp_path / "server.log").read_text().splitlines() if x.startswith("{")]
+        assert any(x.get("event") == "BARGE_IN" for x in lines)
+        assert not [x for x in lines if x.get("event") == "ERROR"]
     finally:
         server.stop()

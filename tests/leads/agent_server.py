@@ -78,7 +78,8 @@ def build_wiring_factory(lines: list[str]):  # type: ignore[no-untyped-def]
         brain = select_brain({"BRAIN": "rules"})
         deps = CallDeps(
             config=settings.timing, new_recognizer=lambda language: LinesRecognizer(lines),
-            synthesizer=ToneSynthesizer(), new_brain=brain.new_brain, recorder=recorder,
+            synthesizer=ToneSynthesizer(int(settings.env.get("TONE_MS_PER_WORD", "45"))), new_brain=brain.new_brain,
+            recorder=recorder,
             language=settings.agent_language, live=LiveCalls(),
             # recorded only when the test asks (RECORDINGS_DIR given): never into the checkout
             recordings=recordings_from(settings.recordings_dir, settings.recordings_days)
