@@ -12,6 +12,7 @@ have_cmd gcc || need+=(build-essential)
 have_cmd espeak-ng || need+=(espeak-ng)          # offline TTS and simulated caller speech
 have_cmd sox || need+=(sox)                      # audio checks in tests
 have_cmd chromium || need+=(chromium)            # dashboard browser tests (Playwright drives it)
+have_pkg libsndfile1 || need+=(libsndfile1)           # call recordings (soundfile; its wheel bundles one where it can)
 have_pkg fonts-dejavu-core || need+=(fonts-dejavu-core)   # Hebrew glyphs in Chromium and matplotlib
 { [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 
