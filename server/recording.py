@@ -238,7 +238,9 @@ class CallTape:
             if end <= 0:
                 return
             frame, i = bytes(frame)[-i:], 0
-        if end - len(buf) > MAX_GAP:  # a time this far ahead is a bug elsewhere: never gigabytes
+        # More than MAX_GAP past the caller's audio is a bug elsewhere (a clock gone wrong):
+        # dropped, never gigabytes. (The call ends after 15 s without caller audio anyway.)
+        if end - (self.caller_end - self.base) > MAX_GAP:
             self.dropped += 1
             return
         while end > len(buf):  # grown a second at a time: one extend per 50 frames

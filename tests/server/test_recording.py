@@ -216,6 +216,9 @@ def test_a_senseless_time_allocates_nothing() -> None:
     tape = CallTape("CA1", t0=0.0)
     tape.agent(86400.0 * 30, b"\x00" * 160)  # a month into the call
     assert len(tape._agent) == 0 and tape.dropped == 1
+    for k in range(1000):  # a clock running away in steps just under the gap: bounded too
+        tape.agent(k * 50.0, b"\x00" * 160)
+    assert len(tape._agent) <= 61 * 8000
 
 
 def test_listener_drops_oldest() -> None:
