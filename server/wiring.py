@@ -40,6 +40,7 @@ def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, 
     from leads.outbox import outbox_task
     from leads.store import open_store
     from server.dashboard import dashboard_bp
+    from server.whatsapp import whatsapp_bp
 
     from server.workers import instance_started_at
 
@@ -48,7 +49,7 @@ def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, 
     if started is not None:  # a worker: sibling workers' calls written before leases (owner NULL) are not a crash's
         recorder.store.opened_at = started
     notes.append(f"store: {settings.database_url}")
-    return recorder, [outbox_task(recorder, settings.env)], [dashboard_bp]
+    return recorder, [outbox_task(recorder, settings.env)], [dashboard_bp, whatsapp_bp]
 
 
 TEST_WIRING_ENV = "AGENTLOCATOR_TEST_WIRING"
