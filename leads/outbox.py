@@ -398,7 +398,7 @@ class OutboxSender:
         # in 'sending'; without this they would wait for the next process start.
         stale = _now() - dt.timedelta(seconds=self.cfg.stale_sending_s)
         await self.store.run(release_stuck, self.store, stale)
-        items = await self.store.run(claim_due, self.store, _now())
+        items = await self.store.run(claim_due, self.store, self.clock())
         for item in items:
             await self.deliver(item)
         return len(items)

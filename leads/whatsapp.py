@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dialog.schedule import TZ
 from dialog.whatsapp import Decision, Thread
 from leads import fields, schema
 from leads.lead import iso_local
@@ -93,14 +94,25 @@ def _thread_of(conn: sa.Connection, phone: str) -> tuple[Thread, dt.datetime | N
     t, lead = schema.whatsapp_threads, schema.leads
     row = conn.execute(sa.select(t).where(t.c.phone == phone)).mappings().first()
     lead_row = conn.execute(sa.select(lead.c.meeting_at, lead.c.name).where(lead.c.phone == phone)).first()
-    meeting = schema.utc(lead_row.meeting_at) if lead_row is not None else None
+    # The schedule reads hours and weekdays in Israel's time: every time is handed over in it.
+    meeting = _local(lead_row.meeting_at) if lead_row is not None else None
     name = lead_row.name if lead_row is not None else None
     if row is None:
         return Thread(meeting_at=meeting, name=name), None
-    offered = tuple(dt.datetime.fromisoformat(v) for v in (row["offered"] or []))
+    offered = tuple(_local(dt.datetime.fromisoformat(v)) for v in (row["offered"] or []))
     return Thread(meeting_at=meeting, phase=row["phase"] or "idle", offered=offered,  # type: ignore[arg-type]
-                  chosen=schema.utc(row["chosen"]), misses=row["misses"] or 0, name=name), \
+                  chosen=_local(row["chosen"]), misses=row["misses"] or 0, name=name), \
         schema.utc(row["last_inbound_at"])
+
+
+def _local(value: dt.datetime | None) -> dt.datetime | None:
+    value = schema.utc(value)
+    return value.astimezone(TZ) if value is not None else None
+
+
+def _stored(value: dt.datetime | None) -> dt.datetime | None:
+    """Aware UTC for a DateTime column (SQLite keeps the wall time and drops the zone)."""
+    return value.astimezone(dt.timezone.utc) if value is not None else None
 
 
 def record_inbound(store: Store, msg: Inbound, now: dt.datetime | None = None) -> Received | None:
@@ -144,7 +156,7 @@ def apply_decision(
     state = decision.thread
     with store.engine.begin() as conn:
         conn.execute(th.update().where(th.c.phone == msg.phone).values(
-            phase=state.phase, offered=[w.isoformat() for w in state.offered] or None, chosen=state.chosen,
+            phase=state.phase, offered=[_stored(w).isoformat() for w in state.offered] or None, chosen=_stored(state.chosen),
             misses=state.misses, updated_at=now,
         ))
         values: dict[str, Any] = {"updated_at": now}
@@ -201,10 +213,13 @@ def thread(store: Store, phone: str, limit: int = 500) -> list[dict[str, Any]]:
         outs = conn.execute(
             sa.select(o).where(o.c.phone == phone, o.c.channel == "whatsapp").order_by(o.c.id.desc()).limit(limit)
         ).mappings().all()
-    items: list[tuple[dt.datetime, int, dict[str, Any]]] = []
+    # Oldest first; at the same instant (a frozen clock, a fast reply) a reply comes right
+    # after the message it answers.
+    items: list[tuple[dt.datetime, int, int, dict[str, Any]]] = []
+    order = {r["message_sid"]: r["id"] for r in ins}
     for r in ins:
         at = schema.utc(r["received_at"])
-        items.append((at, 0, {
+        items.append((at, r["id"], 0, {
             "direction": "in", "at": iso_local(at), "body": r["body"], "message_sid": r["message_sid"],
             "num_media": r["num_media"], "profile_name": r["profile_name"], "action": r["action"],
             "brain": r["brain"],
@@ -214,11 +229,12 @@ def thread(store: Store, phone: str, limit: int = 500) -> list[dict[str, Any]]:
         key = r["key"]
         kind = "followup" if key.startswith("whatsapp:") else "reply" if key.startswith((REPLY_PREFIX, OPT_OUT_PREFIX)) \
             else "other"
-        items.append((at, 1, {
+        answered = key.split(":", 1)[1] if kind == "reply" else None
+        items.append((at, order.get(answered or "", 0), 1, {
             "direction": "out", "at": iso_local(at), "body": r["body"], "message_sid": r["provider_id"],
             "kind": kind, "call_sid": r["call_sid"] or None, "state": r["state"], "sent_as": r["sent_as"],
             "attempts": r["attempts"], "error": r["last_error"], "updated_at": iso_local(r["updated_at"]),
-            "in_reply_to": key.split(":", 1)[1] if kind == "reply" else None,
+            "in_reply_to": answered,
         }))
-    items.sort(key=lambda item: (item[0], item[1]))
-    return [item[2] for item in items[-limit:]]
+    items.sort(key=lambda item: item[:3])
+    return [item[3] for item in items[-limit:]]
