@@ -33,6 +33,7 @@ Action = Literal[
 Phase = Literal["idle", "offer", "confirm", "cancelled"]
 MAX_MISSES = 1  # unreadable answers to an offer before a person takes over
 MAX_TEXT_CHARS = 1000  # one WhatsApp message as the rules read it (like a caller turn)
+NO_WINDOWS = "no free windows to offer"  # a handoff no model can undo
 
 _HEBREW = re.compile(r"[\u0590-\u05FF]")
 # Opting out: the whole message is the keyword (WhatsApp's and the user's words), or a clear
@@ -243,7 +244,7 @@ def decide(text: str, thread: Thread, now: dt.datetime, *, num_media: int = 0) -
         exclude = [*thread.offered, *([thread.meeting_at] if thread.meeting_at else [])]
         windows = new_windows(now, text, exclude)
         if len(windows) < 2:
-            return handoff(thread, r, "no free windows to offer", say["no_windows"])
+            return handoff(thread, r, NO_WINDOWS, say["no_windows"])
         offered = replace(thread, phase="offer", offered=tuple(windows), chosen=None, misses=0)
         return _decision("offer", r.offer(windows), offered, hebrew=hebrew)
 
@@ -260,7 +261,7 @@ def decide(text: str, thread: Thread, now: dt.datetime, *, num_media: int = 0) -
         if chosen.kind == "none" or answer is False:
             windows = new_windows(now, text, [*thread.offered, *([thread.meeting_at] if thread.meeting_at else [])])
             if len(windows) < 2:
-                return handoff(thread, r, "no free windows to offer", say["no_windows"])
+                return handoff(thread, r, NO_WINDOWS, say["no_windows"])
             return _decision("offer", r.offer(windows, "offer_again"),
                              replace(thread, offered=tuple(windows), misses=0), hebrew=hebrew)
         if thread.misses < MAX_MISSES:
@@ -281,7 +282,7 @@ def decide(text: str, thread: Thread, now: dt.datetime, *, num_media: int = 0) -
         if answer is False or other.kind == "none":
             windows = new_windows(now, text, [*thread.offered, *([thread.meeting_at] if thread.meeting_at else [])])
             if len(windows) < 2:
-                return handoff(thread, r, "no free windows to offer", say["no_windows"])
+                return handoff(thread, r, NO_WINDOWS, say["no_windows"])
             return _decision("offer", r.offer(windows, "offer_again"),
                              replace(thread, phase="offer", offered=tuple(windows), chosen=None, misses=0),
                              hebrew=hebrew)
@@ -309,7 +310,7 @@ def offer_for(thread: Thread, now: dt.datetime, text: str, hebrew: bool) -> Deci
     r = Rules(hebrew, now)
     windows = new_windows(now, text, [*thread.offered, *([thread.meeting_at] if thread.meeting_at else [])])
     if len(windows) < 2:
-        return handoff(thread, r, "no free windows to offer", r.say["no_windows"])
+        return handoff(thread, r, NO_WINDOWS, r.say["no_windows"])
     return _decision("offer", r.offer(windows), replace(thread, phase="offer", offered=tuple(windows), chosen=None,
                                                         misses=0), hebrew=hebrew)
 

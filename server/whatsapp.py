@@ -75,7 +75,8 @@ class TextBrain:
     async def answer(self, msg: Inbound, thread: rules.Thread, history: list[dict[str, Any]]) -> tuple[rules.Decision, str]:
         now = self.clock()
         decision = rules.decide(msg.body, thread, now, num_media=msg.num_media)
-        if decision.action != "handoff" or self.openai is None or not msg.body.strip():
+        if decision.action != "handoff" or self.openai is None or not msg.body.strip() \
+                or decision.needs_person == rules.NO_WINDOWS:
             return decision, "rules"
         read = await self.openai.read(msg.body, thread, now, history)
         if read is None:  # the API failed, or its reading did not fit: a person takes it
