@@ -331,3 +331,50 @@ async def test_delivery_status_callbacks_reach_the_thread(app, store: Store, fak
         assert resp.status_code == 204
     thread = await (await client.get(f"/api/leads/{PHONE}/whatsapp")).get_json()
     assert thread[-1]["state"] == "read"
+
+
+def _fake_openai_module():  # type: ignore[no-untyped-def]
+    """tests/dialog/fake_openai.py (the OpenAI fake the brain tests use)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "agentlocator_tests_fake_openai"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "dialog" / "fake_openai.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+async def test_what_the_rules_cannot_read_goes_to_the_openai_text_brain(app, store: Store, fake_twilio, clock: Clock,
+                                                                      nursery) -> None:
+    from dialog.openai_brain import OpenAIConfig
+    from dialog.whatsapp_openai import TOOL_NAME, OpenAIText
+
+    mod = _fake_openai_module()
+    fake = mod.FakeOpenAI()
+    await nursery.start(fake.serve)
+    app.extensions[BRAIN_KEY] = TextBrain(
+        OpenAIText(OpenAIConfig(api_key="sk-test", model="fake-model", base_url=fake.base_url)), clock=clock)
+    await book_by_phone(store, dt.datetime(2026, 12, 1, 16, 0, tzinfo=TZ))
+    fake.push(mod.Script(status=500), mod.Script("", tool_args={"action": "reschedule"}, tool_name=TOOL_NAME))
+    client = app.test_client()
+    out = sender(store, fake_twilio, clock)
+    await deliver(store, out)  # the follow-up
+    await say(client, "אפשר לשאול משהו על החניה?")  # the API fails: the rules' handoff stands
+    await say(client, "יש מצב שנעשה את זה קצת יותר מאוחר השבוע?")
+    await say(client, "אפשר להזיז למחר?")  # the rules read this one: no request
+    assert len(fake.requests) == 2
+    # the conversation so far went with the request: the follow-up, as our message
+    assert any(m["role"] == "assistant" and "נתראה היום" in m["content"] for m in fake.requests[1]["messages"])
+    await deliver(store, out)
+    thread = await (await client.get(f"/api/leads/{PHONE}/whatsapp")).get_json()
+    ins = [(m["brain"], m["action"]) for m in thread if m["direction"] == "in"]
+    assert ins == [("rules", "handoff"), ("openai", "offer"), ("rules", "offer")]
+    assert lead_row(store)["needs_person"] == "not something the rules can answer"
+    bodies = [m["Body"] for m in fake_twilio.messages()[1:]]
+    assert bodies[0] == "תודה, נציג שלנו יחזור אליך כאן בהקדם." and bodies[1].startswith("אין בעיה. מתאים ")
+    # a new offer never repeats a window already offered (Wednesday 10:00 was)
+    assert bodies[2] == "אין בעיה. מתאים מחר (02.12) ב-13:00 או ב-16:00?"
