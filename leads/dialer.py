@@ -294,3 +294,21 @@ def dialer_task(store: Store, env: Mapping[str, str] | None = None) -> Callable[
         await dialer.run()
 
     return task
+
+
+def outbound_lookup(store: Store) -> Callable[[str, str], Awaitable[Any]]:
+    """For the call session (CallDeps.outbound_context): on a call we placed, whom we called
+    (the lead row, the dial job) as a dialog.outbound.OutboundContext; None for a number we
+    know nothing about (the agent then greets as on an inbound call)."""
+    from dialog.outbound import OutboundContext
+
+    async def lookup(phone: str, call_sid: str) -> OutboundContext | None:
+        lead, job = await store.run(dialjobs.lead_for_call, store, phone, call_sid)
+        if lead is None and job is None:
+            return None
+        dialer = getattr(store, "dialer", None)
+        hours = dialer.cfg.hours if dialer is not None else None
+        return OutboundContext.from_lead(phone, lead, reason=(job or {}).get("reason") or "intake",
+                                         job_id=(job or {}).get("id"), hours=hours)
+
+    return lookup
