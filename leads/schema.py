@@ -183,6 +183,7 @@ dial_jobs = sa.Table(
     sa.Column("outcome", sa.String(32)),  # the last attempt's: completed | no-answer | busy | failed | machine
     sa.Column("last_error", sa.Text),
     sa.Column("note", sa.Text),  # a callback's context ("asked to be called at 18:00")
+    sa.Column("origin_call_sid", sa.String(64)),  # the call in which the lead asked for this callback
     sa.Column("history", sa.JSON),  # [{"at", "call_sid", "outcome"}] one per attempt
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
