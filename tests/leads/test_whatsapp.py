@@ -378,3 +378,19 @@ async def test_what_the_rules_cannot_read_goes_to_the_openai_text_brain(app, sto
     assert bodies[0] == "תודה, נציג שלנו יחזור אליך כאן בהקדם." and bodies[1].startswith("אין בעיה. מתאים ")
     # a new offer never repeats a window already offered (Wednesday 10:00 was)
     assert bodies[2] == "אין בעיה. מתאים מחר (02.12) ב-13:00 או ב-16:00?"
+
+
+async def test_a_message_stored_but_never_answered_is_answered_on_twilios_retry(app, store: Store, fake_twilio,
+                                                                              clock: Clock) -> None:
+    from leads.whatsapp import Inbound, record_inbound
+
+    params = form("אפשר להזיז למחר?")
+    # the process stored it, then died before answering (Twilio saw no 200 and retries)
+    assert record_inbound(store, Inbound.from_form(params), T0) is not None
+    client = app.test_client()
+    assert (await post(client, params)).status_code == 200
+    assert (await post(client, params)).status_code == 200  # and once more: answered already
+    await deliver(store, sender(store, fake_twilio, clock))
+    assert len(fake_twilio.messages()) == 1 and fake_twilio.messages()[0]["Body"].startswith("אין בעיה. מתאים")
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(schema.whatsapp_messages.c.action)).scalars().all() == ["offer"]
