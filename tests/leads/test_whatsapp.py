@@ -394,3 +394,18 @@ async def test_a_message_stored_but_never_answered_is_answered_on_twilios_retry(
     assert len(fake_twilio.messages()) == 1 and fake_twilio.messages()[0]["Body"].startswith("אין בעיה. מתאים")
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(schema.whatsapp_messages.c.action)).scalars().all() == ["offer"]
+
+
+async def test_without_an_auth_token_only_local_requests(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("AGENTLOCATOR_INSECURE", raising=False)
+    app = QuartTrio(__name__)
+    app.config["STORE"] = store
+    app.register_blueprint(whatsapp_bp)
+    app.extensions[BRAIN_KEY] = TextBrain(clock=Clock(T0))
+    client = app.test_client()
+    remote = await client.post("/whatsapp_inbound", form=form("שלום"), scope_base={"client": ("198.51.100.4", 5555)})
+    assert remote.status_code == 403
+    proxied = await client.post("/whatsapp_inbound", form=form("שלום"), headers={"X-Forwarded-For": "203.0.113.9"})
+    assert proxied.status_code == 403
+    assert (await client.post("/whatsapp_inbound", form=form("שלום"))).status_code == 200
