@@ -16,7 +16,6 @@ Run: make bench  (or: .venv/bin/python -m pytest -q bench/bench_leads_whatsapp.p
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
