@@ -21,6 +21,7 @@ from leads.outbox import OutboxConfig, OutboxSender, template_variables
 from leads.store import SqlRecorder, Store
 from leads.whatsapp import send_mode
 from server.dashboard import dashboard_bp
+from server.inflow import inflow_bp
 from server.security import SignatureChecker
 from server.whatsapp import BRAIN_KEY, TextBrain, whatsapp_bp
 
@@ -57,6 +58,7 @@ def app(store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> QuartTri
     app.config["STORE"] = store
     app.config["DASHBOARD_TOKEN"] = ""
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(inflow_bp)
     app.register_blueprint(whatsapp_bp)
     app.extensions[BRAIN_KEY] = TextBrain(clock=clock)
     return app
@@ -174,6 +176,10 @@ async def test_an_unknown_number_becomes_a_whatsapp_lead_flagged_for_a_person(ap
     assert [(m["direction"], m.get("action") or m.get("kind")) for m in thread] == [("in", "handoff"), ("out", "reply")]
     assert thread[1]["state"] == "sent" and thread[1]["sent_as"] == "text"
     assert thread[1]["in_reply_to"] == thread[0]["message_sid"]
+    # the lead API (server.inflow) carries the same thread, and where the lead came from
+    detail = await (await client.get(f"/api/leads/{stranger}", headers=bearer)).get_json()
+    assert detail["messages"] == thread and detail["lead"]["source"] == "whatsapp"
+    assert detail["lead"]["needs_person"] is True
     # a person takes it: the flag goes down
     assert (await client.post(f"/api/leads/{stranger}/needs_person/clear")).status_code == 401
     cleared = await client.post(f"/api/leads/{stranger}/needs_person/clear", headers=bearer)
