@@ -46,7 +46,6 @@ print(json.dumps(out))
 
 
 def _run(tmp: Path) -> dict[str, np.ndarray]:
-    import subprocess
     import sys
 
     from leads.dialer import DialerConfig, TwilioCalls
