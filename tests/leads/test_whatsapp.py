@@ -415,3 +415,41 @@ async def test_without_an_auth_token_only_local_requests(store: Store, monkeypat
     proxied = await client.post("/whatsapp_inbound", form=form("שלום"), headers={"X-Forwarded-For": "203.0.113.9"})
     assert proxied.status_code == 403
     assert (await client.post("/whatsapp_inbound", form=form("שלום"))).status_code == 200
+
+
+def test_two_messages_of_one_lead_on_two_instances_are_answered_in_turn(db_url: str) -> None:
+    """Instance A is still deciding on "אפשר להזיז למחר?" when instance B gets "בעשר": B waits
+    for A's transaction and answers on the thread as A left it (a pick from A's offer)."""
+    import threading
+    import time as _time
+
+    from dialog import whatsapp as rules
+    from leads.whatsapp import Inbound, receive
+
+    a, b = Store.open(db_url), Store.open(db_url)
+    try:
+        now = T0
+        first, second = Inbound.from_form(form("אפשר להזיז למחר?")), Inbound.from_form(form("בעשר"))
+        deciding = threading.Event()
+        out: dict[str, object] = {}
+
+        def slow(thread, opted_out):  # type: ignore[no-untyped-def]
+            deciding.set()
+            _time.sleep(0.4)  # A holds its transaction while it decides
+            return rules.decide(first.body, thread, now)
+
+        def run_a() -> None:
+            out["a"] = receive(a, first, now, slow)
+
+        worker = threading.Thread(target=run_a)
+        worker.start()
+        assert deciding.wait(10)
+        out["b"] = receive(b, second, now, lambda thread, _o: rules.decide(second.body, thread, now))
+        worker.join(10)
+        assert out["a"].decision.action == "offer"  # type: ignore[union-attr]
+        got_b = out["b"]
+        assert got_b.thread.phase == "offer" and got_b.decision.action == "choose"  # type: ignore[union-attr]
+        assert got_b.decision.thread.chosen == dt.datetime(2026, 12, 2, 10, 0, tzinfo=TZ)  # type: ignore[union-attr]
+    finally:
+        a.close()
+        b.close()
