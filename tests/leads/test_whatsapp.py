@@ -243,10 +243,19 @@ async def test_a_yes_confirms_the_meeting_and_cancel_cancels_it(app, store: Stor
 
 
 async def test_stop_opts_out_of_whatsapp_and_calls(app, store: Store, fake_twilio, clock: Clock) -> None:
+    from leads import dialjobs
+
     await book_by_phone(store, dt.datetime(2026, 12, 2, 13, 0, tzinfo=TZ))
+    with store.engine.begin() as conn:  # a call the dialer was to place later
+        job_id, queued = dialjobs.enqueue(conn, PHONE, "operator", T0 + dt.timedelta(hours=3), now=T0)
+    assert queued == "queued"
     client = app.test_client()
     await say(client, "STOP")
     assert await store.run(is_opted_out, store, PHONE)
+    [job] = dialjobs.jobs_for(store, PHONE)
+    assert job["state"] == "cancelled"  # no more calls either
+    with store.engine.begin() as conn:
+        assert dialjobs.enqueue(conn, PHONE, "operator", T0, now=T0) == (None, "opted_out")
     out = sender(store, fake_twilio, clock)
     await deliver(store, out)
     # the call's follow-up (queued before) is not sent; the one line confirming the opt-out is
