@@ -68,10 +68,6 @@ class TextBrain:
 
         return cls(OpenAIText.from_env(env))
 
-    @property
-    def name(self) -> str:
-        return "openai" if self.openai is not None else "rules"
-
     def lock(self, phone: str) -> trio.Lock:
         return self.locks[hashlib.blake2b(phone.encode(), digest_size=2).digest()[0] % LOCKS]
 
