@@ -271,8 +271,16 @@ async def test_stop_opts_out_of_whatsapp_and_calls(app, store: Store, fake_twili
 
 
 async def test_hebrew_remove_word_opts_out(app, store: Store, fake_twilio, clock: Clock) -> None:
+    from telemetry.metrics import REGISTRY
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("agentlocator_whatsapp_inbound_total",
+                                         {"action": "opt_out", "brain": "rules"}) or 0.0
+
+    before = counted()
     client = app.test_client()
     await say(client, "הסר")
+    assert counted() - before == 1
     assert await store.run(is_opted_out, store, PHONE)
     await deliver(store, sender(store, fake_twilio, clock))
     assert last_body(fake_twilio) == "הוסרת מהרשימה: לא נשלח עוד הודעות ולא נתקשר. יום טוב."
