@@ -296,6 +296,20 @@ def job_json(row: Any) -> dict[str, Any]:
     }
 
 
+def list_jobs(store: Store, states: tuple[str, ...] = (), limit: int = 500) -> list[dict[str, Any]]:
+    """The dialer's queue for the dashboard: open jobs by when they are due (the next attempts),
+    then the settled ones, newest first; ``states`` filters."""
+    j = schema.dial_jobs
+    query = sa.select(j)
+    if states:
+        query = query.where(j.c.state.in_(states))
+    open_first = sa.case((j.c.state.in_(OPEN_STATES), 0), else_=1)
+    query = query.order_by(open_first, sa.case((j.c.state.in_(OPEN_STATES), j.c.due_at), else_=None),
+                           j.c.updated_at.desc(), j.c.id.desc()).limit(limit)
+    with store.engine.connect() as conn:
+        return [job_json(r) for r in conn.execute(query).mappings().all()]
+
+
 def jobs_for(store: Store, phone: str) -> list[dict[str, Any]]:
     j = schema.dial_jobs
     with store.engine.connect() as conn:

@@ -307,6 +307,24 @@ def lead_detail(store: Store, phone: str) -> dict[str, Any] | None:
     }
 
 
+STATES = ("pending", "dialing", "calling", "done", "failed", "cancelled")
+
+
+@inflow_bp.get("/api/dial_jobs")
+async def api_dial_jobs() -> Any:
+    """The dialer's queue: open jobs by due time (next attempts), then outcomes, newest first.
+    ``?state=pending,calling`` filters; ``?limit=`` (default 500)."""
+    wanted = tuple(s for s in (request.args.get("state") or "").split(",") if s)
+    if any(s not in STATES for s in wanted):
+        return _error(422, f"state must be among {', '.join(STATES)}", field="state")
+    try:
+        limit = max(1, min(int(request.args.get("limit", 500)), 5000))
+    except ValueError:
+        return _error(422, "limit must be a whole number", field="limit")
+    store = dashboard.store_of(current_app)
+    return await store.run(lambda: dialjobs.list_jobs(store, wanted, limit))
+
+
 @inflow_bp.get("/api/leads/<path:raw>")
 async def api_lead(raw: str) -> Any:
     if raw.endswith(("/call", "/opt_out")):
