@@ -35,7 +35,7 @@ inflow_bp = Blueprint("inflow", __name__)
 
 SIGNATURE_TOLERANCE_S = 300  # a signed intake older (or newer) than this is a replay: refused
 OWN_AUTH = ("inflow.intake_route", "inflow.facebook_verify", "inflow.facebook_leads", "inflow.dial_status",
-            "inflow.dial_amd")
+            "inflow.dial_amd", "inflow.dial_voicemail")
 DIALER_CFG = "agentlocator.dialer_cfg"
 
 
@@ -269,8 +269,61 @@ async def dial_amd() -> Any:
     log_event("DIAL", job=job, call_sid=params["CallSid"], answered_by=answered_by, voicemail=leave)
     dialer: Dialer | None = getattr(store, "dialer", None)
     if leave and dialer is not None:
-        current_app.nursery.start_soon(dialer.voicemail, job, params["CallSid"])
+        audio = _voicemail_url(job, dialer.cfg.public_base_url) if _synthesizer() is not None else None
+        current_app.nursery.start_soon(dialer.voicemail, job, params["CallSid"], audio)
     return "", 204
+
+
+# -- the voicemail line in the agent's own voice ----------------------------------------------------
+
+def _synthesizer() -> Any:
+    wiring = getattr(current_app, "wiring", None)
+    return getattr(getattr(wiring, "call_deps", None), "synthesizer", None)
+
+
+def _voicemail_sig(job: int) -> str:
+    from server.calltokens import subkey
+
+    key = subkey(dashboard.web_of(current_app).master, "voicemail")
+    return hmac.new(key, str(job).encode(), "sha256").hexdigest()[:32]
+
+
+def _voicemail_url(job: int, base: str | None) -> str | None:
+    if not base:
+        return None
+    return f"{base}/dial/voicemail.wav?job={job}&sig={_voicemail_sig(job)}"
+
+
+@inflow_bp.route("/dial/voicemail.wav", methods=["GET", "POST"])
+async def dial_voicemail() -> Any:
+    """The voicemail line as the agent says it (the calls' own synthesizer), for Twilio's
+    <Play>. The URL carries an HMAC of the job (AGENTLOCATOR_SECRET's key): nobody else can
+    make the server synthesize anything."""
+    job = request.args.get("job", "")
+    sig = request.args.get("sig", "")
+    if not job.isdigit() or len(job) > 12 or not hmac.compare_digest(sig.encode(), _voicemail_sig(int(job)).encode()):
+        return "forbidden", 403
+    store = dashboard.store_of(current_app)
+    dialer: Dialer | None = getattr(store, "dialer", None)
+    synthesizer = _synthesizer()
+    if dialer is None or synthesizer is None:
+        return "no voicemail here", 404
+    import io
+    import wave
+
+    import trio
+
+    pcm = bytearray()
+    with trio.fail_after(20):
+        async for chunk in synthesizer.synthesize(await dialer.voicemail_text(int(job))):
+            pcm += chunk
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(bytes(pcm))
+    return Response(out.getvalue(), 200, content_type="audio/wav")
 
 
 # -- the lead API (dashboard auth) ----------------------------------------------------------------------
