@@ -28,7 +28,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
-from leads import dialjobs
+from leads import dialjobs, schema
 from leads.hours import DEFAULT_EVE_HOURS, DEFAULT_HOURS, DEFAULT_RETRIES, CallingHours, Step, parse_retries
 from leads.outbox import describe_error, is_permanent
 from leads.store import Store
@@ -274,15 +274,11 @@ class Dialer:
 
 
 def _job_phone(store: Store, job_id: int) -> str | None:
-    from leads import schema
-
     with store.engine.connect() as conn:
         return conn.execute(sa.select(schema.dial_jobs.c.phone).where(schema.dial_jobs.c.id == job_id)).scalar()
 
 
 def _lead_name(store: Store, phone: str) -> str | None:
-    from leads import schema
-
     with store.engine.connect() as conn:
         return conn.execute(sa.select(schema.leads.c.name).where(schema.leads.c.phone == phone)).scalar()
 

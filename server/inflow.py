@@ -12,21 +12,29 @@
 """
 from __future__ import annotations
 
+import datetime as dt
 import hmac
+import io
 import json
 import logging
+import os
 import time
+import wave
 from typing import Any
 from urllib.parse import parse_qsl
 
+import sqlalchemy as sa
+import trio
 from quart import Blueprint, Response, current_app, request
 
 from leads import dialjobs, facebook, fields, intake, optout, queries, schema
 from leads.dialer import Dialer, DialerConfig
 from leads.fields import InvalidField
+from leads.lead import iso_local, lead_json
 from leads.outbox import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_webhook
 from leads.store import Store
 from server import dashboard
+from server.calltokens import subkey
 from server.security import request_base, signed_urls
 from server.webauth import bearer, is_local
 from telemetry.logs import log_event
@@ -40,8 +48,6 @@ DIALER_CFG = "agentlocator.dialer_cfg"
 
 
 def _env() -> Any:
-    import os
-
     settings = getattr(current_app, "settings", None)
     return getattr(settings, "env", None) or os.environ
 
@@ -191,8 +197,6 @@ async def facebook_leads() -> Any:
         payload = json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         return _error(400, "not JSON")
-    import trio
-
     store = dashboard.store_of(current_app)
     results = []
     for leadgen_id, value in facebook.leadgen_ids(payload):
@@ -282,8 +286,6 @@ def _synthesizer() -> Any:
 
 
 def _voicemail_sig(job: int) -> str:
-    from server.calltokens import subkey
-
     key = subkey(dashboard.web_of(current_app).master, "voicemail")
     return hmac.new(key, str(job).encode(), "sha256").hexdigest()[:32]
 
@@ -308,11 +310,6 @@ async def dial_voicemail() -> Any:
     synthesizer = _synthesizer()
     if dialer is None or synthesizer is None:
         return "no voicemail here", 404
-    import io
-    import wave
-
-    import trio
-
     pcm = bytearray()
     with trio.fail_after(20):
         async for chunk in synthesizer.synthesize(await dialer.voicemail_text(int(job))):
@@ -337,10 +334,6 @@ def _phone(raw: str) -> str:
 
 def lead_detail(store: Store, phone: str) -> dict[str, Any] | None:
     """The lead with its calls, dial jobs, intake history and opt-out (blocking)."""
-    import sqlalchemy as sa
-
-    from leads.lead import iso_local, lead_json
-
     leads_t, calls = schema.leads, schema.calls
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(leads_t).where(leads_t.c.phone == phone)).mappings().first()
@@ -401,16 +394,12 @@ async def api_lead_call(raw: str) -> Any:
         return _invalid(exc)
     store = dashboard.store_of(current_app)
     hours = dialer_config().hours
-    import datetime as dt
-
     due = hours.next_allowed(dt.datetime.now(dt.timezone.utc))
     job_id, status = await store.run(lambda: dialjobs.queue_call(store, phone, "operator", due))
     if status == "opted_out":
         return _error(409, "this number opted out: it is never called", field="phone")
     _wake(store)
     log_event("DIAL", job=job_id, to=phone, reason="operator", queued=status)
-    from leads.lead import iso_local
-
     return {"phone": phone, "job_id": job_id, "status": status, "due_at": iso_local(due)}
 
 
