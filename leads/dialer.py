@@ -28,7 +28,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
-from leads import dialjobs
+from leads import dialjobs, schema
 from leads.hours import DEFAULT_EVE_HOURS, DEFAULT_HOURS, DEFAULT_RETRIES, CallingHours, Step, parse_retries
 from leads.outbox import describe_error, is_permanent
 from leads.store import Store
@@ -129,14 +129,18 @@ def voicemail_line(name: str | None, hebrew: bool) -> str:
     return hello + "this is Noa from AgentLocator. We got your details and will call you again soon. Have a great day."
 
 
-def voicemail_twiml(line: str, language: str, voice: str | None) -> str:
-    """One short line, then hang up."""
+def voicemail_twiml(line: str, language: str, voice: str | None, audio_url: str | None = None) -> str:
+    """One short line, then hang up: the agent's own recording of it (``audio_url``, made by
+    the call's synthesizer), else Twilio's <Say> in the agent's Google voice."""
     response = VoiceResponse()
-    lang = "he-IL" if language.lower().startswith(("he", "iw")) else "en-US"
-    if voice:
-        response.say(line, language=lang, voice=voice)
+    if audio_url:
+        response.play(audio_url)
     else:
-        response.say(line, language=lang)
+        lang = "he-IL" if language.lower().startswith(("he", "iw")) else "en-US"
+        if voice:
+            response.say(line, language=lang, voice=voice)
+        else:
+            response.say(line, language=lang)
     response.hangup()
     return response.to_xml()
 
@@ -219,13 +223,16 @@ class Dialer:
                 nursery.start_soon(self.place, job)
         return len(jobs)
 
-    async def voicemail(self, job_id: int, call_sid: str) -> None:
-        """A machine answered: the voicemail line, then the call hangs up."""
+    async def voicemail_text(self, job_id: int) -> str:
         store = self.store
         phone = await store.run(_job_phone, store, job_id)
         name = await store.run(_lead_name, store, phone) if phone else None
-        twiml = voicemail_twiml(voicemail_line(name, self.cfg.language.lower().startswith(("he", "iw"))),
-                                self.cfg.language, self.cfg.voice)
+        return voicemail_line(name, self.cfg.language.lower().startswith(("he", "iw")))
+
+    async def voicemail(self, job_id: int, call_sid: str, audio_url: str | None = None) -> None:
+        """A machine answered: the voicemail line (``audio_url``: its recording in the agent's
+        voice, served by the app), then the call hangs up."""
+        twiml = voicemail_twiml(await self.voicemail_text(job_id), self.cfg.language, self.cfg.voice, audio_url)
         if self.calls is None:
             return
         try:
@@ -267,15 +274,11 @@ class Dialer:
 
 
 def _job_phone(store: Store, job_id: int) -> str | None:
-    from leads import schema
-
     with store.engine.connect() as conn:
         return conn.execute(sa.select(schema.dial_jobs.c.phone).where(schema.dial_jobs.c.id == job_id)).scalar()
 
 
 def _lead_name(store: Store, phone: str) -> str | None:
-    from leads import schema
-
     with store.engine.connect() as conn:
         return conn.execute(sa.select(schema.leads.c.name).where(schema.leads.c.phone == phone)).scalar()
 

@@ -74,7 +74,7 @@ def open_job(conn: sa.Connection, phone: str, states: tuple[str, ...] = OPEN_STA
 def enqueue(conn: sa.Connection, phone: str, reason: str, due_at: dt.datetime, *, now: dt.datetime | None = None,
             note: str | None = None, origin_call_sid: str | None = None) -> tuple[int | None, str]:
     """Queue a call to ``phone`` at ``due_at`` (the dialer moves it into calling hours), in
-    the caller's transaction. Returns (job id, what happened): ``queued``; ``already_queued``
+    the caller's transaction, which holds the lead's row locked (``SELECT ... FOR UPDATE``). Returns (job id, what happened): ``queued``; ``already_queued``
     (an open job exists: never two calls to one lead; a callback moves a pending job to the
     time the lead named); ``opted_out`` (no job)."""
     now = _utc(now)
@@ -116,8 +116,11 @@ def queue_call(store: Store, phone: str, reason: str = "operator", due_at: dt.da
 
 
 def _ensure_lead(conn: sa.Connection, phone: str, now: dt.datetime) -> None:
+    """The lead row exists, locked for this transaction: queueing for one lead is serialised
+    (two instances cannot both find no open job and queue two calls)."""
     insert = _dialect_insert(conn)(schema.leads).values(phone=phone, created_at=now, updated_at=now)
     conn.execute(insert.on_conflict_do_nothing(index_elements=["phone"]))
+    conn.execute(sa.select(schema.leads.c.phone).where(schema.leads.c.phone == phone).with_for_update())
 
 
 # -- claiming ------------------------------------------------------------------------------------
@@ -291,6 +294,20 @@ def job_json(row: Any) -> dict[str, Any]:
         "history": list(row["history"] or []), "created_at": iso_local(row["created_at"]),
         "updated_at": iso_local(row["updated_at"]),
     }
+
+
+def list_jobs(store: Store, states: tuple[str, ...] = (), limit: int = 500) -> list[dict[str, Any]]:
+    """The dialer's queue for the dashboard: open jobs by when they are due (the next attempts),
+    then the settled ones, newest first; ``states`` filters."""
+    j = schema.dial_jobs
+    query = sa.select(j)
+    if states:
+        query = query.where(j.c.state.in_(states))
+    open_first = sa.case((j.c.state.in_(OPEN_STATES), 0), else_=1)
+    query = query.order_by(open_first, sa.case((j.c.state.in_(OPEN_STATES), j.c.due_at), else_=None),
+                           j.c.updated_at.desc(), j.c.id.desc()).limit(limit)
+    with store.engine.connect() as conn:
+        return [job_json(r) for r in conn.execute(query).mappings().all()]
 
 
 def jobs_for(store: Store, phone: str) -> list[dict[str, Any]]:

@@ -12,21 +12,29 @@
 """
 from __future__ import annotations
 
+import datetime as dt
 import hmac
+import io
 import json
 import logging
+import os
 import time
+import wave
 from typing import Any
 from urllib.parse import parse_qsl
 
+import sqlalchemy as sa
+import trio
 from quart import Blueprint, Response, current_app, request
 
 from leads import dialjobs, facebook, fields, intake, optout, queries, schema
 from leads.dialer import Dialer, DialerConfig
 from leads.fields import InvalidField
+from leads.lead import iso_local, lead_json
 from leads.outbox import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_webhook
 from leads.store import Store
 from server import dashboard
+from server.calltokens import subkey
 from server.security import request_base, signed_urls
 from server.webauth import bearer, is_local
 from telemetry.logs import log_event
@@ -35,13 +43,11 @@ inflow_bp = Blueprint("inflow", __name__)
 
 SIGNATURE_TOLERANCE_S = 300  # a signed intake older (or newer) than this is a replay: refused
 OWN_AUTH = ("inflow.intake_route", "inflow.facebook_verify", "inflow.facebook_leads", "inflow.dial_status",
-            "inflow.dial_amd")
+            "inflow.dial_amd", "inflow.dial_voicemail")
 DIALER_CFG = "agentlocator.dialer_cfg"
 
 
 def _env() -> Any:
-    import os
-
     settings = getattr(current_app, "settings", None)
     return getattr(settings, "env", None) or os.environ
 
@@ -191,8 +197,6 @@ async def facebook_leads() -> Any:
         payload = json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         return _error(400, "not JSON")
-    import trio
-
     store = dashboard.store_of(current_app)
     results = []
     for leadgen_id, value in facebook.leadgen_ids(payload):
@@ -269,8 +273,54 @@ async def dial_amd() -> Any:
     log_event("DIAL", job=job, call_sid=params["CallSid"], answered_by=answered_by, voicemail=leave)
     dialer: Dialer | None = getattr(store, "dialer", None)
     if leave and dialer is not None:
-        current_app.nursery.start_soon(dialer.voicemail, job, params["CallSid"])
+        audio = _voicemail_url(job, dialer.cfg.public_base_url) if _synthesizer() is not None else None
+        current_app.nursery.start_soon(dialer.voicemail, job, params["CallSid"], audio)
     return "", 204
+
+
+# -- the voicemail line in the agent's own voice ----------------------------------------------------
+
+def _synthesizer() -> Any:
+    wiring = getattr(current_app, "wiring", None)
+    return getattr(getattr(wiring, "call_deps", None), "synthesizer", None)
+
+
+def _voicemail_sig(job: int) -> str:
+    key = subkey(dashboard.web_of(current_app).master, "voicemail")
+    return hmac.new(key, str(job).encode(), "sha256").hexdigest()[:32]
+
+
+def _voicemail_url(job: int, base: str | None) -> str | None:
+    if not base:
+        return None
+    return f"{base}/dial/voicemail.wav?job={job}&sig={_voicemail_sig(job)}"
+
+
+@inflow_bp.route("/dial/voicemail.wav", methods=["GET", "POST"])
+async def dial_voicemail() -> Any:
+    """The voicemail line as the agent says it (the calls' own synthesizer), for Twilio's
+    <Play>. The URL carries an HMAC of the job (AGENTLOCATOR_SECRET's key): nobody else can
+    make the server synthesize anything."""
+    job = request.args.get("job", "")
+    sig = request.args.get("sig", "")
+    if not job.isdigit() or len(job) > 12 or not hmac.compare_digest(sig.encode(), _voicemail_sig(int(job)).encode()):
+        return "forbidden", 403
+    store = dashboard.store_of(current_app)
+    dialer: Dialer | None = getattr(store, "dialer", None)
+    synthesizer = _synthesizer()
+    if dialer is None or synthesizer is None:
+        return "no voicemail here", 404
+    pcm = bytearray()
+    with trio.fail_after(20):
+        async for chunk in synthesizer.synthesize(await dialer.voicemail_text(int(job))):
+            pcm += chunk
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(bytes(pcm))
+    return Response(out.getvalue(), 200, content_type="audio/wav")
 
 
 # -- the lead API (dashboard auth) ----------------------------------------------------------------------
@@ -284,10 +334,6 @@ def _phone(raw: str) -> str:
 
 def lead_detail(store: Store, phone: str) -> dict[str, Any] | None:
     """The lead with its calls, dial jobs, intake history, opt-out and WhatsApp thread (blocking)."""
-    import sqlalchemy as sa
-
-    from leads.lead import iso_local, lead_json
-
     leads_t, calls = schema.leads, schema.calls
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(leads_t).where(leads_t.c.phone == phone)).mappings().first()
@@ -307,6 +353,24 @@ def lead_detail(store: Store, phone: str) -> dict[str, Any] | None:
         # the WhatsApp thread both ways, with delivery states (leads.whatsapp.thread)
         "messages": queries.lead_messages(store, phone),
     }
+
+
+STATES = ("pending", "dialing", "calling", "done", "failed", "cancelled")
+
+
+@inflow_bp.get("/api/dial_jobs")
+async def api_dial_jobs() -> Any:
+    """The dialer's queue: open jobs by due time (next attempts), then outcomes, newest first.
+    ``?state=pending,calling`` filters; ``?limit=`` (default 500)."""
+    wanted = tuple(s for s in (request.args.get("state") or "").split(",") if s)
+    if any(s not in STATES for s in wanted):
+        return _error(422, f"state must be among {', '.join(STATES)}", field="state")
+    try:
+        limit = max(1, min(int(request.args.get("limit", 500)), 5000))
+    except ValueError:
+        return _error(422, "limit must be a whole number", field="limit")
+    store = dashboard.store_of(current_app)
+    return await store.run(lambda: dialjobs.list_jobs(store, wanted, limit))
 
 
 @inflow_bp.get("/api/leads/<path:raw>")
@@ -332,16 +396,12 @@ async def api_lead_call(raw: str) -> Any:
         return _invalid(exc)
     store = dashboard.store_of(current_app)
     hours = dialer_config().hours
-    import datetime as dt
-
     due = hours.next_allowed(dt.datetime.now(dt.timezone.utc))
     job_id, status = await store.run(lambda: dialjobs.queue_call(store, phone, "operator", due))
     if status == "opted_out":
         return _error(409, "this number opted out: it is never called", field="phone")
     _wake(store)
     log_event("DIAL", job=job_id, to=phone, reason="operator", queued=status)
-    from leads.lead import iso_local
-
     return {"phone": phone, "job_id": job_id, "status": status, "due_at": iso_local(due)}
 
 

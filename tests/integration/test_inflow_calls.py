@@ -9,7 +9,11 @@ synthesizer (what the agent said is recorded as text).
 from __future__ import annotations
 
 import datetime as dt
+import html
+import io
 import json
+import re
+import wave
 import time
 from pathlib import Path
 from typing import Any
@@ -239,11 +243,20 @@ async def test_answering_machine_hears_the_voicemail_line(tmp_path: Path) -> Non
                 await until(settled, 30)
                 nursery.cancel_scope.cancel()
             job = (await lead(port))["dial_jobs"][0]
+            [placed] = fake.placed
+            [update] = placed.updates
+            # What Twilio plays: the line in the agent's own voice, fetched from us.
+            url = re.search(r"<Play>([^<]+)</Play><Hangup /></Response>$", update["Twiml"]).group(1)
+            url = html.unescape(url)
+            assert url.startswith("https://agent.example.com/dial/voicemail.wav?job=")
+            status, headers, audio = await ahttp("GET", port, url.removeprefix("https://agent.example.com"))
+            forged, _, _ = await ahttp("GET", port, url.removeprefix("https://agent.example.com")[:-4] + "0000")
     finally:
         fake.close()
-    [placed] = fake.placed
-    [update] = placed.updates
-    assert "<Say" in update["Twiml"] and "היי דנה" in update["Twiml"] and update["Twiml"].endswith("<Hangup /></Response>")
+    assert status == 200 and headers["content-type"] == "audio/wav" and forged == 403
+    with wave.open(io.BytesIO(audio)) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2) and wav.getnframes() > 8000
+    assert world.synth.spoken[-1].startswith("היי דנה, כאן נועה מ-AgentLocator")
     assert placed.statuses == [204, 204]  # the AMD verdict, then the final status
     assert any(h.get("voicemail") for h in job["history"])
     assert job["attempts"] == 1 and job["due_at"]  # tried again later, on the schedule

@@ -180,7 +180,12 @@ async def test_lead_api_is_guarded_like_the_dashboard(tmp_path: Path) -> None:
         call = await ahttp("POST", port, "/api/leads/0521234567/call", headers=auth)
         bad = await ahttp("GET", port, "/api/leads/not-a-phone", headers=auth)
         missing = (await ahttp("GET", port, "/api/leads/0529999999", headers=auth))[0]
-    assert (anon, anon_call, anon_out) == (401, 401, 401)
+        anon_queue = (await ahttp("GET", port, "/api/dial_jobs"))[0]
+        queue = await ahttp("GET", port, "/api/dial_jobs?state=pending", headers=auth)
+        bad_state = (await ahttp("GET", port, "/api/dial_jobs?state=nope", headers=auth))[0]
+    assert (anon, anon_call, anon_out, anon_queue) == (401, 401, 401, 401)
+    assert queue[0] == 200 and [j["phone"] for j in json.loads(queue[2])] == [LEAD, "+972521234567"]
+    assert bad_state == 422
     assert ok[0] == 200 and json.loads(ok[2])["lead"]["phone"] == LEAD
     assert call[0] == 200 and json.loads(call[2])["status"] == "queued"
     assert bad[0] == 422 and json.loads(bad[2])["field"] == "phone"
