@@ -105,6 +105,21 @@ class Brain(abc.ABC):
     def summary(self) -> str:
         """The WhatsApp summary text (Hebrew for he-IL): the lead's details and the meeting."""
 
+    def set_busy(self, busy: list[tuple[dt.datetime, dt.datetime]], rules: object) -> None:
+        """The realtor's calendar (dialog.booking): busy [start, end) intervals no offered window
+        may touch, and the meeting's :class:`dialog.schedule.MeetingRules`. Brains that offer no
+        windows ignore it."""
+        return None
+
+    def slot_taken(self, at: dt.datetime) -> str | None:
+        """The window the caller just confirmed turned out taken in the calendar: undo the
+        booking and return what to say instead (the next free windows). None: not supported."""
+        return None
+
+    def bind_call(self, call_sid: str) -> None:
+        """The session tells the brain which call it serves (the booking links to its page)."""
+        return None
+
     def asking(self) -> str | None:
         """The slot the agent's last question asks for ("budget_ils", "area", "deal"...), or None."""
         return None

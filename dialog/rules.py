@@ -94,6 +94,9 @@ class RuleDialog:
         self.windows: list[dt.datetime] = []
         self.offered: list[dt.datetime] = []
         self.choice: dt.datetime | None = None
+        # The realtor's calendar (dialog.booking): busy intervals no offered window may touch.
+        self.busy: list[schedule.Busy] = []
+        self.meeting_rules = schedule.MEETING
         self.declined: set[str] = set()
         self.asks: Counter[str] = Counter()
         self.expecting: str | None = "area"  # what the last question the caller heard asked for
@@ -146,7 +149,7 @@ class RuleDialog:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a reply may change, copied (the phrase table and the clock are shared)."""
-        state = {k: v for k, v in vars(self).items() if k not in ("say", "now", "lead", "language", "hebrew")}
+        state = {k: v for k, v in vars(self).items() if k not in ("say", "now", "lead", "language", "hebrew", "busy")}
         return {"state": copy.deepcopy(state), "lead": copy.deepcopy(self.lead)}
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -464,13 +467,15 @@ class RuleDialog:
     def _offer(self, lead_in: str, template: str) -> Reply:
         if self.lead.status == "new":
             self.lead.status = "qualified"
-        self.windows = schedule.offer_windows(self.now, 2, exclude=self.offered)
+        self.windows = schedule.offer_windows(self.now, 2, exclude=self.offered, busy=self.busy, rules=self.meeting_rules)
+        if not self.windows:  # every window offered already: the free ones again, from the first
+            self.windows = schedule.offer_windows(self.now, 2, busy=self.busy, rules=self.meeting_rules)
         self.offered.extend(self.windows)
         self.phase = "offer"
         return self._ask("meeting", lead_in, template.format(offer=schedule.say_offer(self.windows, self.now, self.hebrew)))
 
     def _on_offer(self, text: str, lead_in: str) -> Reply:
-        chosen = schedule.pick(text, self.windows, self.now)
+        chosen = schedule.pick(text, self.windows, self.now, self._free)
         if chosen.kind == "window" and chosen.at is not None:
             self.choice = chosen.at
             self.phase = "confirm"
@@ -484,7 +489,7 @@ class RuleDialog:
     def _on_confirm(self, text: str, lead_in: str) -> Reply:
         assert self.choice is not None
         candidates = [*self.windows, self.choice]
-        chosen = schedule.pick(text, candidates, self.now)
+        chosen = schedule.pick(text, candidates, self.now, self._free)
         yes = extract.yes_no(text)
         if chosen.kind == "window" and chosen.at is not None and chosen.at != self.choice:
             # another window named, even after a yes ("טוב, אבל עדיף ביום שישי"): confirm that one
@@ -498,6 +503,28 @@ class RuleDialog:
             return self._offer(lead_in, self.say["offer_again"])
         window = schedule.say_window(self.choice, self.now, self.hebrew)
         return self._ask("confirm", lead_in, self.say["confirm"].format(window=window))
+
+    def _free(self, at: dt.datetime) -> bool:
+        return schedule.is_free(at, self.busy, self.meeting_rules)
+
+    def set_busy(self, busy: list[schedule.Busy], rules: schedule.MeetingRules) -> None:
+        """The realtor's calendar as it is now (empty: no calendar, or it did not answer)."""
+        self.busy = list(busy)
+        self.meeting_rules = rules
+
+    def slot_taken(self, at: dt.datetime) -> Reply:
+        """The booking found ``at`` taken in the calendar meanwhile: unbook it and offer the
+        next free windows ("that time was just taken. How about ...?")."""
+        end = at + self.meeting_rules.duration
+        if (at, end) not in self.busy:
+            self.busy.append((at, end))
+        if self.lead.meeting_at == at:
+            self.lead.meeting_at = None
+        if self.lead.status == "meeting_booked":
+            self.lead.status = "qualified"
+        self.choice = None
+        self.finished = False
+        return self._offer(self.say["slot_taken"], self.say["offer_after_taken"])
 
     def _book(self) -> Reply:
         assert self.choice is not None
@@ -578,3 +605,11 @@ class RuleBrain(Brain):
 
     def summary(self) -> str:
         return self.dialog.summary()
+
+    def set_busy(self, busy: list[schedule.Busy], rules: schedule.MeetingRules) -> None:
+        self.dialog.set_busy(busy, rules)
+
+    def slot_taken(self, at: dt.datetime) -> str:
+        text = self.dialog.slot_taken(at).text
+        self.dialog.note_asked(text)
+        return text

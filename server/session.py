@@ -257,6 +257,7 @@ class CallSession:
         self.recognizer.on_partial = self._on_partial
         started_at = deps.wall_clock()
         self.brain = deps.new_brain(deps.language, self.phone, started_at.astimezone(JERUSALEM))
+        self.brain.bind_call(self.call_sid)
         self.log(
             "CALL_START", stream_sid=start.stream_sid, from_number=start.from_number, to_number=start.to_number,
             language=deps.language, recognizer=self.recognizer.name, synthesizer=deps.synthesizer.name,
