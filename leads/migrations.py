@@ -58,11 +58,16 @@ def _instances(conn: sa.Connection) -> None:
         conn.execute(schema.store_meta.insert().values(key="database_id", value=uuid.uuid4().hex))
 
 
+def _meetings(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.meetings], checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, leads, transcripts, timeline, outbox", _initial),
     (2, "calls.turns_to_meeting", _turns_to_meeting),
     (3, "leads.deal", _lead_deal),
     (4, "instances (leases), calls.owner, outbox.claimed_by, journal_applied, store_meta", _instances),
+    (7, "meetings (the realtor's calendar events)", _meetings),
 ]
 
 
