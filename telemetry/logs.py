@@ -41,6 +41,9 @@ EVENTS = frozenset(
         "STARTUP", "SHUTDOWN", "WEBHOOK", "PROVIDER_SWITCH", "PROTOCOL",
         # the store: database down / up, writes journaled / replayed, dead instances recovered
         "STORE",
+        # the realtor's calendar: a meeting booked / moved / cancelled / found taken, a
+        # calendar that did not answer (the call goes on with the office-hour rules)
+        "MEETING", "CALENDAR",
     }
 )
 

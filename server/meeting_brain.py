@@ -1,0 +1,169 @@
+"""A brain with the realtor's calendar: the windows it offers are free there, a confirmed
+window is booked there before the agent says "booked", and a cancel or change follows.
+
+:class:`CalendarBrain` wraps the call's brain (rules or OpenAI). The brain stays pure: before
+a reply it is handed the busy intervals (``Brain.set_busy``, from the cache that
+``Meetings.refresh_all`` keeps warm, so a turn rarely waits for the calendar); while the reply
+streams, the sentence that follows a new booking is held until ``Meetings.book`` has re-checked
+the slot in the calendar and created the event. Found taken meanwhile → the brain's
+``slot_taken`` line ("that time was just taken. How about ...?") replaces the rest of the reply.
+A calendar that does not answer within its timeout: the meeting is kept in our database only,
+a CALENDAR line says so, and the call goes on.
+
+What the lead's state says is what the calendar gets: a booking taken back (the reply was
+retracted, the caller changed their mind, said they are not interested) is cancelled or
+moved at the next turn and at the end of the call.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from typing import AsyncIterator
+
+from dialog import guardrails
+from dialog.base import Brain, CallerTurn, LeadState
+from dialog.phrases import is_hebrew
+from leads.meetings import Booking, Meetings, Outcome, new_uid
+from leads.realtors import Realtor
+from speech.base import SpeechContext
+from telemetry.logs import log_event
+
+
+class CalendarBrain(Brain):
+    def __init__(self, inner: Brain, meetings: Meetings, phone: str, language: str) -> None:
+        self.inner = inner
+        self.meetings = meetings
+        self.phone = phone
+        self.hebrew = is_hebrew(language)
+        self.name = inner.name
+        self.call_sid: str | None = None
+        self.realtor: Realtor | None = None
+        self._picked_for: str | None = None  # the area the realtor was picked for
+        self.uid = new_uid()  # the meeting's UID, whatever time it ends up at
+        self.booked_at: dt.datetime | None = None  # what the calendar / our database holds now
+        # A booking cut off mid-way (a barge-in cancelled the reply): its worker thread may
+        # still have written the event. Settled at the next turn or the end.
+        self._unsure = False
+
+    # -- delegated ---------------------------------------------------------------------------------
+
+    @property  # type: ignore[override]
+    def lead(self) -> LeadState:
+        return self.inner.lead
+
+    @property  # type: ignore[override]
+    def finished(self) -> bool:
+        return self.inner.finished
+
+    def opening(self) -> str:
+        return self.inner.opening()
+
+    def heard(self, said: str, heard_fully: bool) -> None:
+        self.inner.heard(said, heard_fully)
+
+    def asking(self) -> str | None:
+        return self.inner.asking()
+
+    def speech_context(self) -> SpeechContext:
+        return self.inner.speech_context()
+
+    def retract(self) -> None:
+        self.inner.retract()  # a booking it took back is cancelled at the next turn / the end
+
+    def bind_call(self, call_sid: str) -> None:
+        self.call_sid = call_sid
+        self.inner.bind_call(call_sid)
+
+    def summary(self) -> str:
+        text = self.inner.summary()
+        lead = self.lead
+        if lead.status == "meeting_booked" and lead.meeting_at is not None:
+            url = self.meetings.ics_url(self.uid, lead.meeting_at)
+            if url:
+                text += ("\nלהוספה ליומן: " if self.hebrew else "\nAdd to your calendar: ") + url
+        return text
+
+    async def aclose(self) -> None:
+        try:
+            await self._settle(at_end=True)
+        finally:
+            await self.inner.aclose()
+
+    # -- the reply -------------------------------------------------------------------------------------
+
+    def respond(self, turn: CallerTurn) -> AsyncIterator[str]:
+        # The inner brain's respond() is called now: its retract() snapshot is this moment's.
+        return self._respond(self.inner.respond(turn))
+
+    async def _respond(self, sentences: AsyncIterator[str]) -> AsyncIterator[str]:
+        async with contextlib.aclosing(sentences) as inner:  # type: ignore[type-var]
+            await self._settle()
+            await self._prepare()
+            async for sentence in inner:
+                if self._wants_booking():
+                    at = self.lead.meeting_at
+                    assert at is not None
+                    if await self._book(at) == "taken":
+                        await inner.aclose()
+                        instead = self.inner.slot_taken(at)
+                        if instead:
+                            for line in guardrails.sentences(instead):
+                                yield line
+                            return
+                yield sentence
+        await self._settle()
+
+    def _wants_booking(self) -> bool:
+        lead = self.lead
+        return lead.status == "meeting_booked" and lead.meeting_at is not None and lead.meeting_at != self.booked_at
+
+    async def _prepare(self) -> None:
+        """The realtor for the lead's area and their busy intervals, once it matters: the area
+        is known or the lead is qualified (the windows are about to be offered)."""
+        lead = self.lead
+        area = lead.slots.area
+        if self.booked_at is None and (area is not None or lead.status != "new") and (
+            self.realtor is None or area != self._picked_for
+        ):
+            self.realtor = self.meetings.pick(area)
+            self._picked_for = area
+        if self.realtor is not None and self.realtor.calendar is not None:
+            self.inner.set_busy(await self.meetings.busy(self.realtor), self.meetings.rules)
+
+    async def _book(self, at: dt.datetime) -> Outcome:
+        if self.realtor is None:
+            self.realtor = self.meetings.pick(self.lead.slots.area)
+            self._picked_for = self.lead.slots.area
+        self._unsure = True
+        if self.booked_at is not None:
+            outcome = await self.meetings.reschedule(self.uid, at)
+        else:
+            s = self.lead.slots
+            outcome = await self.meetings.book(Booking(
+                uid=self.uid, realtor=self.realtor.name if self.realtor else "", phone=s.phone or self.phone,
+                starts_at=at, call_sid=self.call_sid, name=s.name, area=s.area, property_type=s.property_type,
+                rooms=s.rooms, budget_ils=s.budget_ils, deal=s.deal,
+            ))
+        self._unsure = False
+        if outcome != "taken":
+            self.booked_at = at
+        return outcome
+
+    async def _settle(self, at_end: bool = False) -> None:
+        """Make the calendar say what the lead's state says (a booking taken back is cancelled;
+        at the end of the call, a booking not yet written is written)."""
+        lead = self.lead
+        wanted = lead.status == "meeting_booked" and lead.meeting_at is not None
+        if not wanted and self._unsure:
+            await self.meetings.discard(self.uid, self.realtor.name if self.realtor else "")
+            self._unsure = False
+            self.booked_at = None
+        elif self.booked_at is not None and not wanted:
+            await self.meetings.cancel(self.uid)
+            self.booked_at = None
+        elif at_end and self._wants_booking():
+            assert lead.meeting_at is not None
+            if await self._book(lead.meeting_at) == "taken":
+                # Too late to offer another window: the realtor calls back (the lead keeps the time).
+                log_event("MEETING", op="book_at_end", outcome="taken_unresolved", uid=self.uid,
+                          call_sid=self.call_sid)
