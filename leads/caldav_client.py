@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Iterable
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import caldav
@@ -80,11 +81,17 @@ def fetch_busy(access: CalendarAccess, start: dt.datetime, end: dt.datetime, tim
     return busy_intervals(components, exclude_uid)
 
 
-def put_event(access: CalendarAccess, ics: str, timeout_s: float) -> str:
-    """Create or replace the event (its UID names it); the object's URL."""
+def put_event(access: CalendarAccess, uid: str, ics: str, timeout_s: float) -> str:
+    """Create or replace the event at ``<calendar>/<uid>.ics``; the object's URL.
+
+    A plain CalDAV PUT: ``caldav``'s own save bumps SEQUENCE by one on every save, and ours
+    already counts the reschedules (a client shows the newest version by it)."""
     calendar = _calendar(access, timeout_s)
-    event = calendar.save_event(ics)
-    return str(event.url)
+    url = calendar.url.join(quote(uid, safe="@") + ".ics")
+    response = calendar.client.put(str(url), ics.encode("utf-8"), {"Content-Type": 'text/calendar; charset="utf-8"'})
+    if response.status not in (200, 201, 204):
+        raise caldav_error.PutError(f"PUT {url}: {response.status} {response.reason}")
+    return str(url)
 
 
 def delete_event(access: CalendarAccess, uid: str, timeout_s: float) -> bool:

@@ -255,7 +255,7 @@ class Meetings:
                 return "taken"
             if free is True:
                 ics = to_ics(event, self.clock())
-                href = await self._calendar(realtor, op, caldav_client.put_event, realtor.calendar, ics,
+                href = await self._calendar(realtor, op, caldav_client.put_event, realtor.calendar, booking.uid, ics,
                                             self.config.timeout_s)
                 if href is not None:
                     outcome = "booked"
