@@ -1,68 +1,23 @@
-"""A real CalDAV server for the calendar tests: Radicale (from PyPI, the test extras), started
-once per session on a free loopback port with one user; each test gets its own calendar."""
+"""A real CalDAV server for the calendar tests (radicale_server.py), once per session; each
+test makes its own calendar in it. And an SQLite store per test."""
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import caldav
 import pytest
 
-from leads.realtors import CalendarAccess
 from leads.store import Store
 
-USER, PASSWORD = "realtor", "s3cret-pass"
-
-
-@dataclass(frozen=True)
-class Radicale:
-    base: str
-
-    def new_calendar(self) -> tuple[CalendarAccess, object]:
-        client = caldav.DAVClient(url=self.base, username=USER, password=PASSWORD)
-        calendar = client.principal().make_calendar(cal_id=uuid.uuid4().hex)
-        return CalendarAccess(str(calendar.url), USER, PASSWORD), calendar
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.append(str(Path(__file__).resolve().parent))
+from radicale_server import Radicale, radicale_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def radicale() -> Iterator[Radicale]:
-    root = Path(tempfile.mkdtemp(prefix="agentlocator-radicale-"))
-    (root / "users").write_text(f"{USER}:{PASSWORD}\n")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "radicale", f"--storage-filesystem-folder={root / 'store'}",
-         f"--server-hosts=127.0.0.1:{port}", "--auth-type=htpasswd",
-         f"--auth-htpasswd-filename={root / 'users'}", "--auth-htpasswd-encryption=plain",
-         "--logging-level=warning"],
-        stdout=subprocess.DEVNULL, stderr=open(root / "radicale.log", "wb"),
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("radicale did not start: " + (root / "radicale.log").read_text()[-2000:])
-                time.sleep(0.05)
-        yield Radicale(f"http://127.0.0.1:{port}/")
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with radicale_server() as server:
+        yield server
 
 
 @pytest.fixture
