@@ -134,6 +134,7 @@ class Meetings:
         self.limiter = trio.CapacityLimiter(CALENDAR_THREADS)
         self._cache: dict[str, tuple[float, list[schedule.Busy]]] = {}
         self._down: dict[str, float] = {}  # realtor -> when their calendar last failed (trio time)
+        self._fetching: dict[str, trio.Lock] = {}  # one busy fetch per realtor at a time
 
     @property
     def rules(self) -> schedule.MeetingRules:
@@ -191,6 +192,15 @@ class Meetings:
         cached = self._cache.get(realtor.name)
         if cached is not None and trio.current_time() - cached[0] <= max_age:
             return cached[1]
+        lock = self._fetching.setdefault(realtor.name, trio.Lock())
+        async with lock:  # calls starting together wait for one fetch, not one each
+            cached = self._cache.get(realtor.name)
+            if cached is not None and trio.current_time() - cached[0] <= max_age:
+                return cached[1]
+            return await self._fetch_busy(realtor, cached)
+
+    async def _fetch_busy(self, realtor: Realtor, cached: tuple[float, list[schedule.Busy]] | None) -> list[schedule.Busy]:
+        assert realtor.calendar is not None
         start, end = self._window()
         found = await self._calendar(realtor, "busy", caldav_client.fetch_busy, realtor.calendar, start, end,
                                      self.config.timeout_s)
@@ -260,7 +270,10 @@ class Meetings:
                 if href is not None:
                     outcome = "booked"
                     self._note_busy(realtor, booking.uid, event)
-        await self.store.run(self._write, event, booking, href)
+        try:
+            await self.store.run(self._write, event, booking, href)
+        except Exception as exc:  # the database is down: the event stands, the call goes on
+            log_event("ERROR", logging.ERROR, where="meetings.write", uid=booking.uid, error=repr(exc)[:300])
         log_event("MEETING", op=op, outcome=outcome, realtor=booking.realtor, uid=booking.uid,
                   starts_at=booking.starts_at.isoformat(), call_sid=booking.call_sid,
                   calendar=realtor is not None and realtor.calendar is not None)
@@ -338,7 +351,10 @@ class Meetings:
             if cached is not None:
                 left = [b for b in cached[1] if b != (meeting.starts_at, meeting.ends_at)]
                 self._cache[realtor.name] = (cached[0], left)
-        await self.store.run(self._mark_cancelled, uid)
+        try:
+            await self.store.run(self._mark_cancelled, uid)
+        except Exception as exc:
+            log_event("ERROR", logging.ERROR, where="meetings.cancel", uid=uid, error=repr(exc)[:300])
         log_event("MEETING", op="cancel", outcome="cancelled" if removed is not False else "gone",
                   realtor=meeting.realtor, uid=uid, calendar=removed is not None)
         return True

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from typing import AsyncIterator
 
 from dialog import guardrails
@@ -135,15 +136,19 @@ class CalendarBrain(Brain):
             self.realtor = self.meetings.pick(self.lead.slots.area)
             self._picked_for = self.lead.slots.area
         self._unsure = True
-        if self.booked_at is not None:
-            outcome = await self.meetings.reschedule(self.uid, at)
-        else:
-            s = self.lead.slots
-            outcome = await self.meetings.book(Booking(
-                uid=self.uid, realtor=self.realtor.name if self.realtor else "", phone=s.phone or self.phone,
-                starts_at=at, call_sid=self.call_sid, name=s.name, area=s.area, property_type=s.property_type,
-                rooms=s.rooms, budget_ils=s.budget_ils, deal=s.deal,
-            ))
+        try:
+            if self.booked_at is not None:
+                outcome = await self.meetings.reschedule(self.uid, at)
+            else:
+                s = self.lead.slots
+                outcome = await self.meetings.book(Booking(
+                    uid=self.uid, realtor=self.realtor.name if self.realtor else "", phone=s.phone or self.phone,
+                    starts_at=at, call_sid=self.call_sid, name=s.name, area=s.area, property_type=s.property_type,
+                    rooms=s.rooms, budget_ils=s.budget_ils, deal=s.deal,
+                ))
+        except Exception as exc:  # our database, say: the caller still hears their meeting booked
+            log_event("ERROR", logging.ERROR, where="meetings.book", call_sid=self.call_sid, error=repr(exc)[:300])
+            return "offline"
         self._unsure = False
         if outcome != "taken":
             self.booked_at = at
@@ -152,6 +157,12 @@ class CalendarBrain(Brain):
     async def _settle(self, at_end: bool = False) -> None:
         """Make the calendar say what the lead's state says (a booking taken back is cancelled;
         at the end of the call, a booking not yet written is written)."""
+        try:
+            await self._reconcile(at_end)
+        except Exception as exc:
+            log_event("ERROR", logging.ERROR, where="meetings.settle", call_sid=self.call_sid, error=repr(exc)[:300])
+
+    async def _reconcile(self, at_end: bool) -> None:
         lead = self.lead
         wanted = lead.status == "meeting_booked" and lead.meeting_at is not None
         if not wanted and self._unsure:
