@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Literal
+from typing import AsyncIterator, Callable, Literal
 
 from speech.base import SpeechContext
 
@@ -105,10 +105,11 @@ class Brain(abc.ABC):
     def summary(self) -> str:
         """The WhatsApp summary text (Hebrew for he-IL): the lead's details and the meeting."""
 
-    def set_busy(self, busy: list[tuple[dt.datetime, dt.datetime]], rules: object) -> None:
-        """The realtor's calendar (dialog.booking): busy [start, end) intervals no offered window
-        may touch, and the meeting's :class:`dialog.schedule.MeetingRules`. Brains that offer no
-        windows ignore it."""
+    def set_calendar(self, busy: "Callable[[], list[tuple[dt.datetime, dt.datetime]]]", rules: object) -> None:
+        """The realtor's calendar (server.meeting_brain): ``busy()`` gives, at the moment windows
+        are chosen, the busy [start, end) intervals no offered window may touch (no I/O: a
+        cache); ``rules`` is the meeting's :class:`dialog.schedule.MeetingRules`. Brains that
+        offer no windows ignore it."""
         return None
 
     def slot_taken(self, at: dt.datetime) -> str | None:

@@ -27,7 +27,7 @@ import dataclasses
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Literal
+from typing import Any, AsyncIterator, Callable, Literal
 
 from dialog import cues, extract, guardrails, schedule, summary
 from dialog.base import Brain, CallerTurn, LeadState, Slots
@@ -94,7 +94,9 @@ class RuleDialog:
         self.windows: list[dt.datetime] = []
         self.offered: list[dt.datetime] = []
         self.choice: dt.datetime | None = None
-        # The realtor's calendar (dialog.booking): busy intervals no offered window may touch.
+        # The realtor's calendar (server.meeting_brain): busy intervals no offered window may
+        # touch — the calendar's, read when windows are chosen, and slots found taken here.
+        self.busy_source: Callable[[], list[schedule.Busy]] | None = None
         self.busy: list[schedule.Busy] = []
         self.meeting_rules = schedule.MEETING
         self.declined: set[str] = set()
@@ -149,7 +151,7 @@ class RuleDialog:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a reply may change, copied (the phrase table and the clock are shared)."""
-        state = {k: v for k, v in vars(self).items() if k not in ("say", "now", "lead", "language", "hebrew", "busy")}
+        state = {k: v for k, v in vars(self).items() if k not in ("say", "now", "lead", "language", "hebrew", "busy", "busy_source")}
         return {"state": copy.deepcopy(state), "lead": copy.deepcopy(self.lead)}
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -467,9 +469,10 @@ class RuleDialog:
     def _offer(self, lead_in: str, template: str) -> Reply:
         if self.lead.status == "new":
             self.lead.status = "qualified"
-        self.windows = schedule.offer_windows(self.now, 2, exclude=self.offered, busy=self.busy, rules=self.meeting_rules)
+        busy = self.current_busy()
+        self.windows = schedule.offer_windows(self.now, 2, exclude=self.offered, busy=busy, rules=self.meeting_rules)
         if not self.windows:  # every window offered already: the free ones again, from the first
-            self.windows = schedule.offer_windows(self.now, 2, busy=self.busy, rules=self.meeting_rules)
+            self.windows = schedule.offer_windows(self.now, 2, busy=busy, rules=self.meeting_rules)
         self.offered.extend(self.windows)
         self.phase = "offer"
         return self._ask("meeting", lead_in, template.format(offer=schedule.say_offer(self.windows, self.now, self.hebrew)))
@@ -505,12 +508,16 @@ class RuleDialog:
         return self._ask("confirm", lead_in, self.say["confirm"].format(window=window))
 
     def _free(self, at: dt.datetime) -> bool:
-        return schedule.is_free(at, self.busy, self.meeting_rules)
+        return schedule.is_free(at, self.current_busy(), self.meeting_rules)
 
-    def set_busy(self, busy: list[schedule.Busy], rules: schedule.MeetingRules) -> None:
-        """The realtor's calendar as it is now (empty: no calendar, or it did not answer)."""
-        self.busy = list(busy)
+    def set_calendar(self, busy: Callable[[], list[schedule.Busy]], rules: schedule.MeetingRules) -> None:
+        self.busy_source = busy
         self.meeting_rules = rules
+
+    def current_busy(self) -> list[schedule.Busy]:
+        """The calendar's busy intervals now (none without one), and the slots found taken."""
+        found = self.busy_source() if self.busy_source is not None else []
+        return [*found, *self.busy]
 
     def slot_taken(self, at: dt.datetime) -> Reply:
         """The booking found ``at`` taken in the calendar meanwhile: unbook it and offer the
@@ -606,8 +613,8 @@ class RuleBrain(Brain):
     def summary(self) -> str:
         return self.dialog.summary()
 
-    def set_busy(self, busy: list[schedule.Busy], rules: schedule.MeetingRules) -> None:
-        self.dialog.set_busy(busy, rules)
+    def set_calendar(self, busy: Callable[[], list[schedule.Busy]], rules: schedule.MeetingRules) -> None:
+        self.dialog.set_calendar(busy, rules)
 
     def slot_taken(self, at: dt.datetime) -> str:
         text = self.dialog.slot_taken(at).text

@@ -1,13 +1,15 @@
 """A brain with the realtor's calendar: the windows it offers are free there, a confirmed
 window is booked there before the agent says "booked", and a cancel or change follows.
 
-:class:`CalendarBrain` wraps the call's brain (rules or OpenAI). The brain stays pure: before
-a reply it is handed the busy intervals (``Brain.set_busy``, from the cache that
-``Meetings.refresh_all`` keeps warm, so a turn rarely waits for the calendar); while the reply
+:class:`CalendarBrain` wraps the call's brain (rules or OpenAI). The brain stays pure: it
+reads the busy intervals through ``Brain.set_calendar``'s callback, which serves the cache
+that ``Meetings.refresh_all`` keeps warm (and ``_prepare`` fills before a reply, should it be
+cold), so a turn rarely waits for the calendar; while the reply
 streams, the sentence that follows a new booking is held until ``Meetings.book`` has re-checked
 the slot in the calendar and created the event. Found taken meanwhile → the brain's
 ``slot_taken`` line ("that time was just taken. How about ...?") replaces the rest of the reply.
-A calendar that does not answer within its timeout: the meeting is kept in our database only,
+(The OpenAI brain confirms through a tool call that arrives after its text: there the
+correction follows its "booked" line.) A calendar that does not answer within its timeout: the meeting is kept in our database only,
 a CALENDAR line says so, and the call goes on.
 
 What the lead's state says is what the calendar gets: a booking taken back (the reply was
@@ -45,6 +47,7 @@ class CalendarBrain(Brain):
         # A booking cut off mid-way (a barge-in cancelled the reply): its worker thread may
         # still have written the event. Settled at the next turn or the end.
         self._unsure = False
+        inner.set_calendar(self._busy_now, meetings.rules)
 
     # -- delegated ---------------------------------------------------------------------------------
 
@@ -102,39 +105,68 @@ class CalendarBrain(Brain):
             await self._prepare()
             async for sentence in inner:
                 if self._wants_booking():
-                    at = self.lead.meeting_at
-                    assert at is not None
-                    if await self._book(at) == "taken":
+                    instead = await self._book_or_instead()
+                    if instead is not None:
                         await inner.aclose()
-                        instead = self.inner.slot_taken(at)
-                        if instead:
-                            for line in guardrails.sentences(instead):
-                                yield line
-                            return
+                        for line in instead:
+                            yield line
+                        return
                 yield sentence
+        # The OpenAI brain applies its tool calls (meeting_confirmed) after the text: its
+        # "booked" line is out before the booking is known, so a conflict gets the correction
+        # right after it.
+        if self._wants_booking():
+            for line in await self._book_or_instead() or ():
+                yield line
         await self._settle()
+
+    async def _book_or_instead(self) -> list[str] | None:
+        """Book the lead's meeting; None when that went through (or the calendar is down),
+        else the sentences to say instead (the brain's next free windows)."""
+        at = self.lead.meeting_at
+        assert at is not None
+        if await self._book(at) != "taken":
+            return None
+        instead = self.inner.slot_taken(at)
+        return guardrails.sentences(instead) if instead else None
 
     def _wants_booking(self) -> bool:
         lead = self.lead
         return lead.status == "meeting_booked" and lead.meeting_at is not None and lead.meeting_at != self.booked_at
 
-    async def _prepare(self) -> None:
-        """The realtor for the lead's area and their busy intervals, once it matters: the area
-        is known or the lead is qualified (the windows are about to be offered)."""
-        lead = self.lead
-        area = lead.slots.area
-        if self.booked_at is None and (area is not None or lead.status != "new") and (
-            self.realtor is None or area != self._picked_for
-        ):
+    def _realtor_now(self) -> Realtor | None:
+        """The lead's realtor: picked when first needed, again if the area changes before a
+        booking (a pick is a round-robin turn, so it is not made before it matters)."""
+        area = self.lead.slots.area
+        if self.realtor is None or (self.booked_at is None and area is not None and area != self._picked_for):
             self.realtor = self.meetings.pick(area)
             self._picked_for = area
-        if self.realtor is not None and self.realtor.calendar is not None:
-            self.inner.set_busy(await self.meetings.busy(self.realtor), self.meetings.rules)
+        return self.realtor
+
+    def _busy_now(self) -> list[tuple[dt.datetime, dt.datetime]]:
+        """For the brain, when it chooses windows (sync: the cache _prepare keeps warm)."""
+        realtor = self._realtor_now()
+        if realtor is None or realtor.calendar is None:
+            return []
+        return self.meetings.cached_busy(realtor) or []
+
+    async def _prepare(self) -> None:
+        """Before a reply: the busy lists the brain may read during it are in the cache (at
+        once when the background refresh keeps it warm). Until the realtor is picked, those of
+        every realtor the lead could get."""
+        if self.realtor is not None:
+            candidates = [self.realtor]
+            area = self.lead.slots.area
+            if self.booked_at is None and area is not None and area != self._picked_for:
+                candidates += self.meetings.realtors.candidates(area)
+        else:
+            candidates = self.meetings.realtors.candidates(self.lead.slots.area)
+        for realtor in candidates:
+            if realtor.calendar is not None:
+                await self.meetings.busy(realtor)
 
     async def _book(self, at: dt.datetime) -> Outcome:
-        if self.realtor is None:
-            self.realtor = self.meetings.pick(self.lead.slots.area)
-            self._picked_for = self.lead.slots.area
+        self._realtor_now()
         self._unsure = True
         try:
             if self.booked_at is not None:

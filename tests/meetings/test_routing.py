@@ -59,7 +59,7 @@ def test_a_named_day_outside_the_offer_skips_its_busy_slots() -> None:
 async def test_the_rule_dialog_offers_only_free_windows_and_recovers_from_a_taken_one() -> None:
     brain = RuleBrain("en-US", "+972501234567", NOW)
     plain = schedule.offer_windows(NOW, 2)
-    brain.set_busy([(plain[0], plain[0] + H)], RULES)
+    brain.set_calendar(lambda: [(plain[0], plain[0] + H)], RULES)
     brain.heard(brain.opening(), True)
     for text in ("a 4 room apartment in Tel Aviv", "two million", "within a year", "my name is Dana", "yes"):
         reply = " ".join([s async for s in brain.respond(CallerTurn(text, 0.95))])
