@@ -15,6 +15,8 @@
 - ``await meetings.free_windows(realtor, now)`` — the next windows to offer;
 - ``meetings.ics_url(uid, starts_at)`` — the signed add-to-calendar link for the summary.
 
+By the lead's phone (and updating the lead's row too): :mod:`leads.lead_meetings`.
+
 Calendar I/O runs in worker threads (``trio.to_thread``) under a :class:`trio.CapacityLimiter`
 and ``timeout_s``: a calendar that is down or slow costs a call at most that long, once per
 ``refresh_s``, and says so in a CALENDAR log line. Database I/O goes through the store's own
@@ -163,7 +165,7 @@ class Meetings:
         with trio.move_on_after(self.config.timeout_s):
             try:
                 result = await trio.to_thread.run_sync(fn, *args, limiter=self.limiter, abandon_on_cancel=True)
-            except caldav_client.CalendarError as exc:
+            except Exception as exc:  # caldav_client.CalendarError and whatever a broken server makes it raise
                 error = f"{type(exc).__name__}: {str(exc)[:200]}"
             else:
                 if self._down.pop(realtor.name, None) is not None:

@@ -317,3 +317,35 @@ async def test_migration_7_makes_the_meetings_table(store) -> None:
     with store.engine.connect() as conn:
         assert "meetings" in sa.inspect(conn).get_table_names()
         assert 7 in set(conn.execute(sa.select(schema.schema_version.c.version)).scalars())
+
+
+# -- by the lead's phone (the WhatsApp flow's entry points) ------------------------------------------
+
+
+async def test_a_lead_reschedules_and_cancels_by_phone(radicale, store) -> None:
+    from leads import lead_meetings
+
+    brain, calendar = await booked_brain(radicale, store)
+    booked_at = brain.lead.meeting_at
+    with store.engine.begin() as conn:  # the lead's row, as the call's session wrote it
+        conn.execute(schema.leads.insert().values(
+            phone=CALLER, name="Dana", area="Tel Aviv", status="meeting_booked", meeting_at=booked_at,
+            created_at=NOW, updated_at=NOW))
+    assert (await lead_meetings.current(brain.meetings, CALLER)).starts_at == booked_at
+    windows = await lead_meetings.next_windows(brain.meetings, CALLER, NOW)
+    assert len(windows) == 2 and booked_at not in windows
+    foreign_event(calendar, windows[0], windows[0] + dt.timedelta(hours=1))  # taken since the offer
+    assert await lead_meetings.reschedule(brain.meetings, CALLER, windows[0]) == "taken"
+    assert await lead_meetings.reschedule(brain.meetings, CALLER, windows[1]) == "booked"
+    [event] = ours(calendar)
+    assert event["dtstart"].dt == windows[1]
+
+    def lead_row() -> dict:
+        with store.engine.connect() as conn:
+            return dict(conn.execute(sa.select(schema.leads)).mappings().one())
+
+    assert schema.utc(lead_row()["meeting_at"]) == windows[1] and lead_row()["status"] == "meeting_booked"
+    assert await lead_meetings.cancel(brain.meetings, CALLER) is True
+    assert ours(calendar) == [] and lead_row()["meeting_at"] is None and lead_row()["status"] == "qualified"
+    assert await lead_meetings.cancel(brain.meetings, CALLER) is False
+    assert await lead_meetings.reschedule(brain.meetings, CALLER, windows[1]) is None
