@@ -349,3 +349,15 @@ async def test_a_lead_reschedules_and_cancels_by_phone(radicale, store) -> None:
     assert ours(calendar) == [] and lead_row()["meeting_at"] is None and lead_row()["status"] == "qualified"
     assert await lead_meetings.cancel(brain.meetings, CALLER) is False
     assert await lead_meetings.reschedule(brain.meetings, CALLER, windows[1]) is None
+
+
+async def test_a_weekly_event_blocks_every_week(radicale, store) -> None:
+    access, calendar = radicale.new_calendar()
+    first = schedule.offer_windows(NOW, 2)[0]
+    foreign_event(calendar, first, first + dt.timedelta(hours=1), rrule="FREQ=WEEKLY;COUNT=10")
+    meetings = meetings_for(access, store)
+    busy = await meetings.busy(meetings.realtors.all[0])
+    for week in range(3):  # expanded: each occurrence, in Israel time across the DST change
+        at = first + dt.timedelta(weeks=week)
+        assert not schedule.is_free(at, busy, RULES), at
+    assert first not in schedule.offer_windows(NOW, 2, busy=busy, rules=RULES)
