@@ -46,7 +46,7 @@ from telemetry.logs import log_event
 
 T = TypeVar("T")
 Outcome = Literal["booked", "taken", "offline"]
-DEFAULT_TIMEOUT_S = 3.0
+DEFAULT_TIMEOUT_S = 2.0  # a turn may wait for two calendar requests; the session allows a sentence 8 s
 DEFAULT_REFRESH_S = 60.0
 CALENDAR_THREADS = 4
 LINK_DAYS_AFTER = 30  # the .ics link keeps working this long after the meeting

@@ -23,6 +23,8 @@ import datetime as dt
 import logging
 from typing import AsyncIterator
 
+import trio
+
 from dialog import guardrails
 from dialog.base import Brain, CallerTurn, LeadState
 from dialog.phrases import is_hebrew
@@ -161,9 +163,13 @@ class CalendarBrain(Brain):
                 candidates += self.meetings.realtors.candidates(area)
         else:
             candidates = self.meetings.realtors.candidates(self.lead.slots.area)
-        for realtor in candidates:
-            if realtor.calendar is not None:
-                await self.meetings.busy(realtor)
+        with_calendar = [r for r in dict.fromkeys(candidates) if r.calendar is not None]
+        if len(with_calendar) == 1:
+            await self.meetings.busy(with_calendar[0])
+        elif with_calendar:  # side by side: a cold start waits for the slowest, not the sum
+            async with trio.open_nursery() as nursery:
+                for realtor in with_calendar:
+                    nursery.start_soon(self.meetings.busy, realtor)
 
     async def _book(self, at: dt.datetime) -> Outcome:
         self._realtor_now()
