@@ -478,7 +478,7 @@ class RuleDialog:
         return self._ask("meeting", lead_in, template.format(offer=schedule.say_offer(self.windows, self.now, self.hebrew)))
 
     def _on_offer(self, text: str, lead_in: str) -> Reply:
-        chosen = schedule.pick(text, self.windows, self.now, self._free)
+        chosen = schedule.pick(text, self.windows, self.now, self._free, self.meeting_rules)
         if chosen.kind == "window" and chosen.at is not None:
             self.choice = chosen.at
             self.phase = "confirm"
@@ -492,7 +492,7 @@ class RuleDialog:
     def _on_confirm(self, text: str, lead_in: str) -> Reply:
         assert self.choice is not None
         candidates = [*self.windows, self.choice]
-        chosen = schedule.pick(text, candidates, self.now, self._free)
+        chosen = schedule.pick(text, candidates, self.now, self._free, self.meeting_rules)
         yes = extract.yes_no(text)
         if chosen.kind == "window" and chosen.at is not None and chosen.at != self.choice:
             # another window named, even after a yes ("טוב, אבל עדיף ביום שישי"): confirm that one

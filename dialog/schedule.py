@@ -31,11 +31,14 @@ Busy = tuple[dt.datetime, dt.datetime]  # [start, end), aware
 
 @dataclass(frozen=True, slots=True)
 class MeetingRules:
-    """How long a meeting is and how much free time it needs around it (MEETING_MINUTES,
-    MEETING_BUFFER_MINUTES)."""
+    """How long a meeting is, how much free time it needs around it (MEETING_MINUTES,
+    MEETING_BUFFER_MINUTES) and the hours it may start at (MEETING_HOURS,
+    MEETING_SHORT_DAY_HOURS: with a calendar, a finer grid leaves more to choose from)."""
 
     duration: dt.timedelta = dt.timedelta(minutes=60)
     buffer: dt.timedelta = dt.timedelta(minutes=30)
+    weekday_hours: tuple[int, ...] = WEEKDAY_HOURS
+    short_day_hours: tuple[int, ...] = SHORT_DAY_HOURS
 
 
 MEETING = MeetingRules()
@@ -61,22 +64,22 @@ def is_holiday(day: dt.date) -> bool:
     return day in _il_holidays(day.year)
 
 
-def hours_on(day: dt.date) -> tuple[int, ...]:
+def hours_on(day: dt.date, rules: MeetingRules = MEETING) -> tuple[int, ...]:
     """Start hours offered on this day (empty: closed)."""
     if day.weekday() == _SHABBAT or is_holiday(day):
         return ()
     if day.weekday() == _SHORT_DAY or is_holiday(day + dt.timedelta(days=1)):
-        return SHORT_DAY_HOURS
-    return WEEKDAY_HOURS
+        return rules.short_day_hours
+    return rules.weekday_hours
 
 
-def slots_from(now: dt.datetime, days: int = HORIZON_DAYS) -> list[dt.datetime]:
+def slots_from(now: dt.datetime, days: int = HORIZON_DAYS, rules: MeetingRules = MEETING) -> list[dt.datetime]:
     now = now.astimezone(TZ)
     earliest = now + MIN_NOTICE
     out: list[dt.datetime] = []
     for offset in range(days):
         day = now.date() + dt.timedelta(days=offset)
-        for hour in hours_on(day):
+        for hour in hours_on(day, rules):
             at = dt.datetime(day.year, day.month, day.day, hour, tzinfo=TZ)
             if at >= earliest:
                 out.append(at)
@@ -92,7 +95,7 @@ def offer_windows(
     if not 2 <= count <= 3:
         raise ValueError("offer 2 or 3 windows")
     taken = set(exclude)
-    free = [s for s in slots_from(now) if s not in taken and is_free(s, busy, rules)]
+    free = [s for s in slots_from(now, rules=rules) if s not in taken and is_free(s, busy, rules)]
     chosen: list[dt.datetime] = []
     for slot in free:
         if len(chosen) == count:
@@ -212,7 +215,7 @@ def _hours_named(t: str) -> set[int]:
 
 def pick(
     text: str, windows: Sequence[dt.datetime], now: dt.datetime,
-    free: Callable[[dt.datetime], bool] = lambda _at: True,
+    free: Callable[[dt.datetime], bool] = lambda _at: True, rules: MeetingRules | None = None,
 ) -> Pick:
     """Which offered window the caller chose; a named open weekday outside the offer also counts."""
     t = text.lower().strip()
@@ -239,7 +242,7 @@ def pick(
         return Pick("window", windows[scores.index(best)])
     if days_named and best < 2:
         # A day we did not offer: its first open slot, if it has one.
-        for slot in slots_from(now, days=8):
+        for slot in slots_from(now, days=8, rules=rules or MEETING):
             if slot.weekday() in days_named and (not hours_named or slot.hour % 12 in hours_named) and free(slot):
                 return Pick("window", slot)
         return Pick("none")

@@ -75,9 +75,23 @@ class MeetingsConfig:
                 raise ConfigError(f"{name}={raw!r} must be between {low:g} and {high:g}")
             return value
 
+        def hours(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+            raw = (env.get(name) or "").strip()
+            if not raw:
+                return default
+            try:
+                found = sorted({int(h) for h in raw.split(",") if h.strip()})
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r}: whole hours, comma-separated (e.g. 9,10,11,14,15,16)") from None
+            if not found or not all(6 <= h <= 21 for h in found):
+                raise ConfigError(f"{name}={raw!r}: hours between 6 and 21")
+            return tuple(found)
+
         rules = schedule.MeetingRules(
             duration=dt.timedelta(minutes=number("MEETING_MINUTES", 60, 10, 240)),
             buffer=dt.timedelta(minutes=number("MEETING_BUFFER_MINUTES", 30, 0, 240)),
+            weekday_hours=hours("MEETING_HOURS", schedule.WEEKDAY_HOURS),
+            short_day_hours=hours("MEETING_SHORT_DAY_HOURS", schedule.SHORT_DAY_HOURS),
         )
         return cls(
             rules=rules,

@@ -48,6 +48,16 @@ def test_busy_days_push_the_offer_on_and_never_onto_shabbat() -> None:
     assert schedule.offer_windows(NOW, 2, busy=everything, rules=RULES) == []
 
 
+def test_a_finer_grid_of_hours_offers_the_free_hour_next_to_a_busy_one() -> None:
+    grid = schedule.MeetingRules(60 * M, 0 * M, weekday_hours=(10, 11, 12, 13, 14, 15, 16), short_day_hours=(9, 10))
+    thursday = dt.datetime(2027, 3, 25, 10, tzinfo=TZ)
+    busy = [(dt.datetime(2027, 3, 24, 0, tzinfo=TZ), dt.datetime(2027, 3, 25, 0, tzinfo=TZ)), (thursday, thursday + H)]
+    windows = schedule.offer_windows(NOW, 2, busy=busy, rules=grid)
+    assert windows[0] == thursday + H  # 11:00, right after the busy hour (no buffer)
+    assert all(w.hour in grid.weekday_hours + grid.short_day_hours for w in windows)
+    assert schedule.hours_on(dt.date(2027, 3, 26), grid) == (9, 10)  # Friday
+
+
 def test_a_named_day_outside_the_offer_skips_its_busy_slots() -> None:
     windows = schedule.offer_windows(NOW, 2)
     sunday = dt.datetime(2027, 3, 28, 10, tzinfo=TZ)
@@ -138,7 +148,10 @@ def test_meeting_settings_from_env() -> None:
                                       "CALENDAR_TIMEOUT_SECONDS": "1.5"}, "https://a.example/", b"k")
     assert config.rules == schedule.MeetingRules(45 * M, 0 * M)
     assert config.timeout_s == 1.5 and config.public_base_url == "https://a.example"
-    for bad in ({"MEETING_MINUTES": "lots"}, {"MEETING_MINUTES": "5"}, {"CALENDAR_TIMEOUT_SECONDS": "0"}):
+    hours = MeetingsConfig.from_env({"MEETING_HOURS": "16, 9,10,11", "MEETING_SHORT_DAY_HOURS": "9"}, None, b"k").rules
+    assert (hours.weekday_hours, hours.short_day_hours) == ((9, 10, 11, 16), (9,))
+    for bad in ({"MEETING_MINUTES": "lots"}, {"MEETING_MINUTES": "5"}, {"CALENDAR_TIMEOUT_SECONDS": "0"},
+                {"MEETING_HOURS": "9-17"}, {"MEETING_HOURS": "3"}, {"MEETING_SHORT_DAY_HOURS": ","}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             MeetingsConfig.from_env(bad, None, b"k")
 
