@@ -8,7 +8,8 @@
 - ``await meetings.book(booking)`` → ``"booked"`` | ``"taken"`` | ``"offline"``: re-checks the
   slot in the calendar itself (not the cache), then creates the event; "taken" means the
   caller must be offered another window; "offline" that the calendar did not answer in time
-  (the meeting is kept in our database and the call goes on: today's rules);
+  (the meeting is kept in our database and the call goes on: today's rules); a realtor with
+  no calendar: "booked" (in our database only);
 - ``await meetings.reschedule(uid, starts_at)`` → the same outcomes, for an existing meeting;
 - ``await meetings.cancel(uid)`` → True when it was booked (the event is deleted);
 - ``await meetings.active_for(phone)`` — the lead's upcoming meeting, if any;
@@ -271,7 +272,9 @@ class Meetings:
         realtor = self.realtors.by_name(booking.realtor)
         event = self._event(booking, sequence)
         href: str | None = None
-        outcome: Outcome = "offline"
+        # No calendar for this realtor: our database is where the meeting lives ("booked");
+        # a calendar that is down or slow: "offline" (kept here, the calendar not told).
+        outcome: Outcome = "offline" if realtor is not None and realtor.calendar is not None else "booked"
         if realtor is not None and realtor.calendar is not None and not self._recently_down(realtor):
             free = await self._slot_free(realtor, booking.starts_at, booking.uid)
             if free is False:
