@@ -553,6 +553,11 @@ class RuleDialog:
 
     def _on_wrapup(self, text: str, lead_in: str, changed: list[str]) -> Reply:
         self.wrapup_turns += 1
+        if self.lead.meeting_at is not None:
+            if extract.cancels_meeting(text):
+                return self._cancel_meeting()
+            if extract.moves_meeting(text):
+                return self._move_meeting(text, lead_in)
         if extract.asks_listings(text):
             return self._with(self.say["no_listings"], self.say["anything_else"])
         if extract.wants_to_end(text) or extract.yes_no(text) is False or self.wrapup_turns >= MAX_WRAPUP:
@@ -560,6 +565,37 @@ class RuleDialog:
         if changed:
             return Reply(self.say["updated_else"])
         return Reply(self.say["noted_else"])
+
+    def _cancel_meeting(self) -> Reply:
+        """ "I need to cancel the meeting": unbooked (the calendar follows, server.meeting_brain);
+        the lead stays qualified for a call back."""
+        self.lead.meeting_at = None
+        self.lead.status = "qualified"
+        self.choice = None
+        self._asking = self.expecting = "anything_else"
+        return Reply(self.say["meeting_cancelled"])
+
+    def _move_meeting(self, text: str, lead_in: str) -> Reply:
+        """ "Can we move it to Thursday?": that day's free window to confirm, else new windows.
+        The booked time stands until another one is confirmed."""
+        current = self.lead.meeting_at
+        assert current is not None
+        self.wrapup_turns = 0
+        if current not in self.offered:
+            self.offered.append(current)
+        candidates = schedule.offer_windows(self.now, 3, exclude=self.offered, busy=self.current_busy(),
+                                            rules=self.meeting_rules)
+        chosen = schedule.pick(text, candidates, self.now, self._free, self.meeting_rules)
+        named = chosen.kind == "window" and chosen.at is not None and chosen.at != current and (
+            schedule.names_a_day(text, self.now))
+        if named:
+            assert chosen.at is not None
+            self.windows = [w for w in candidates if w != chosen.at][:1] + [chosen.at]
+            self.choice = chosen.at
+            self.phase = "confirm"
+            window = schedule.say_window(chosen.at, self.now, self.hebrew)
+            return self._ask("confirm", lead_in, self.say["confirm"].format(window=window))
+        return self._offer(lead_in, self.say["offer_again"])
 
     def first_name(self) -> str:
         return (self.lead.slots.name or "").split(" ")[0]

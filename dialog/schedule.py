@@ -213,6 +213,12 @@ def _hours_named(t: str) -> set[int]:
     return found
 
 
+def names_a_day(text: str, now: dt.datetime) -> bool:
+    """The words name a day (a weekday, today, tomorrow): "can we move it to Thursday?"."""
+    t = text.lower()
+    return bool(_weekdays_named(t)) or bool(re.search(r"מחר|היום|tomorrow|today", t))
+
+
 def pick(
     text: str, windows: Sequence[dt.datetime], now: dt.datetime,
     free: Callable[[dt.datetime], bool] = lambda _at: True, rules: MeetingRules | None = None,

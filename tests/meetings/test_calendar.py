@@ -361,3 +361,31 @@ async def test_a_weekly_event_blocks_every_week(radicale, store) -> None:
         at = first + dt.timedelta(weeks=week)
         assert not schedule.is_free(at, busy, RULES), at
     assert first not in schedule.offer_windows(NOW, 2, busy=busy, rules=RULES)
+
+
+# -- from the call: move it, cancel it --------------------------------------------------------------
+
+
+async def test_the_caller_moves_the_meeting_and_the_event_follows(radicale, store) -> None:
+    brain, calendar = await booked_brain(radicale, store)
+    first = brain.lead.meeting_at
+    [before] = ours(calendar)
+    reply = await say(brain, "can we move the meeting to Friday?")
+    assert reply.startswith("So Friday at") and reply.endswith("shall I book it?"), reply
+    assert brain.lead.meeting_at == first  # the booked time stands until another is confirmed
+    booked = await say(brain, "yes")
+    assert "Booked for Friday" in booked
+    moved = brain.lead.meeting_at
+    assert moved != first and moved.weekday() == 4
+    [after] = ours(calendar)
+    assert str(after["uid"]) == str(before["uid"]) == brain.uid  # the same event, moved
+    assert after["dtstart"].dt == moved and int(after["sequence"]) == 1
+    assert (await brain.meetings.get(brain.uid)).starts_at == moved
+
+
+async def test_the_caller_cancels_the_meeting_and_the_event_goes(radicale, store) -> None:
+    brain, calendar = await booked_brain(radicale, store)
+    assert await say(brain, "I need to cancel the meeting") == "I've cancelled the meeting. Anything else?"
+    assert brain.lead.meeting_at is None and brain.lead.status == "qualified"
+    assert ours(calendar) == []
+    assert "Add to your calendar" not in brain.summary()

@@ -207,3 +207,25 @@ async def test_the_meeting_lands_in_the_calendar_of_the_areas_realtor(radicale, 
     assert brain.lead.status == "meeting_booked" and brain.realtor.name == "tlv"
     assert len(list(tlv_cal.events())) == 1 and list(haifa_cal.events()) == []
     assert (await meetings.active_for("+972501234567")).realtor == "tlv"
+
+
+@pytest.mark.parametrize("text, cancels, moves", [
+    ("I need to cancel the meeting", True, False),
+    ("please cancel my appointment", True, False),
+    ("אני צריכה לבטל את הפגישה", True, False),
+    ("תבטלי את הפגישה בבקשה", True, False),
+    ("can we move the meeting to Thursday?", False, True),
+    ("I'd like to reschedule", False, True),
+    ("can we do another day?", False, True),
+    ("אפשר להזיז את הפגישה ליום חמישי?", False, True),
+    ("אפשר לשנות את המועד?", False, True),
+    ("יש לך יום אחר?", False, True),
+    ("no, that's all, thanks", False, False),
+    ("לא, תודה", False, False),
+    ("I want another apartment too", False, False),
+    ("מה עם הפגישה?", False, False),
+])
+def test_what_counts_as_cancelling_or_moving_the_meeting(text: str, cancels: bool, moves: bool) -> None:
+    from dialog import extract
+
+    assert (extract.cancels_meeting(text), extract.moves_meeting(text)) == (cancels, moves)
