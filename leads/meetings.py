@@ -233,12 +233,30 @@ class Meetings:
         return None if cached is None else cached[1]
 
     async def refresh_all(self) -> None:
-        """Background task: keep every calendar's busy list fresh, so calls read it at once."""
+        """Background task: keep every calendar's busy list fresh, so calls read it at once;
+        and learn whom other server processes gave leads to (round-robin across them)."""
         while True:
             for realtor in self.realtors.all:
                 if realtor.calendar is not None:
                     await self.busy(realtor, max_age_s=self.config.refresh_s / 2)
+            await self.learn_assignments()
             await trio.sleep(self.config.refresh_s / 2)
+
+    async def learn_assignments(self) -> None:
+        try:
+            latest = await self.store.run(self._latest_bookings)
+        except Exception as exc:  # the database is down: round-robin goes on from what we knew
+            log_event("ERROR", logging.ERROR, where="meetings.learn_assignments", error=repr(exc)[:300])
+            return
+        for name, when in latest:
+            if when is not None:
+                self.realtors.note_assigned(name, schema.utc(when).timestamp())  # type: ignore[union-attr]
+
+    def _latest_bookings(self) -> list[tuple[str, dt.datetime | None]]:
+        t = schema.meetings
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.realtor, sa.func.max(t.c.created_at)).group_by(t.c.realtor)).all()
+        return [(r[0], r[1]) for r in rows]
 
     async def _slot_free(self, realtor: Realtor, starts_at: dt.datetime, uid: str) -> bool | None:
         """The slot checked in the calendar itself (the cache may be a minute old); None: no answer."""

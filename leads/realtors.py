@@ -15,9 +15,9 @@ catch-all ones, else to everyone; among equals, round-robin (:meth:`Realtors.pic
 """
 from __future__ import annotations
 
-import itertools
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -59,7 +59,10 @@ class Realtors:
         if len(set(names)) != len(names):
             raise ConfigError(f"REALTORS: names must be unique, got {names}")
         self.all = realtors
-        self._turns: dict[tuple[str, ...], itertools.cycle[Realtor]] = {}
+        # When each realtor was last given a lead (epoch seconds): picks made here, and the
+        # meetings other server processes booked (Meetings.refresh_all reads them from the
+        # database), so round-robin holds across `serve --workers N` and several instances.
+        self.last_assigned: dict[str, float] = {}
 
     def __bool__(self) -> bool:
         return bool(self.all)
@@ -76,16 +79,23 @@ class Realtors:
         catch_all = [r for r in self.all if r.catch_all]
         return catch_all or list(self.all)
 
-    def pick(self, area: str | None) -> Realtor | None:
-        """The realtor for a lead of ``area``: the next in turn among those who serve it."""
+    def pick(self, area: str | None, now: float | None = None) -> Realtor | None:
+        """The realtor for a lead of ``area``: among those who serve it, the one given a lead
+        longest ago (never: first; a tie: the configured order) — round-robin among equals."""
         equals = self.candidates(area)
         if not equals:
             return None
-        names = tuple(r.name for r in equals)
-        turn = self._turns.get(names)
-        if turn is None:
-            turn = self._turns[names] = itertools.cycle(equals)
-        return next(turn)
+        chosen = min(equals, key=lambda r: self.last_assigned.get(r.name, float("-inf")))
+        stamp = time.time() if now is None else now
+        # Strictly after every stamp so far: picks within one clock tick still take turns.
+        latest = max(self.last_assigned.values(), default=stamp)
+        self.last_assigned[chosen.name] = max(stamp, latest + 1e-6)
+        return chosen
+
+    def note_assigned(self, name: str, when: float) -> None:
+        """A lead given to ``name`` at ``when`` elsewhere (another process's booking)."""
+        if when > self.last_assigned.get(name, float("-inf")):
+            self.last_assigned[name] = when
 
 
 def _text(entry: Mapping[str, object], key: str, where: str, required: bool = False) -> str | None:

@@ -106,6 +106,23 @@ def test_a_lead_goes_to_the_realtor_of_its_area_round_robin_among_equals() -> No
     assert Realtors([]).pick("חיפה") is None
 
 
+async def test_round_robin_holds_across_server_processes(store) -> None:
+    """Two processes (two Meetings on one database): each learns the other's bookings."""
+    from leads.meetings import Booking, new_uid
+
+    def team() -> Meetings:
+        people = realtors(("avi", ("תל אביב",)), ("bella", ("תל אביב",)))
+        return Meetings(people, store, MeetingsConfig(rules=RULES), clock=lambda: NOW)
+
+    one, two = team(), team()
+    first = one.pick("תל אביב")
+    assert first.name == "avi"
+    await one.book(Booking(new_uid(), first.name, "+972501111111", NOW + dt.timedelta(days=1)))
+    await two.learn_assignments()  # as its refresh task does
+    assert two.pick("תל אביב").name == "bella"  # not avi again
+    assert one.pick("תל אביב").name == "bella"  # and one goes on in turn too
+
+
 def test_realtors_from_json_env_file_and_calendar_url(tmp_path: Path) -> None:
     spec = [
         {"name": "avi", "areas": ["Tel Aviv"], "calendar_url": "https://dav.example/avi/", "user": "avi",
