@@ -71,8 +71,8 @@ def build_meetings(
     notes.append(meetings.describe())
     if not settings.public_base_url:
         notes.append("calendar: PUBLIC_BASE_URL unset: the WhatsApp summary carries no add-to-calendar link")
-    if any(r.calendar for r in meetings.realtors.all):
-        background.append(meetings.refresh_all)
+    if any(r.calendar for r in meetings.realtors.all) or len(meetings.realtors.all) > 1:
+        background.append(meetings.refresh_all)  # busy lists warm; round-robin across processes
     blueprints.append(meetings_bp)
 
     def calendar_brain(language: str, caller_phone: str, now: dt.datetime) -> Any:
