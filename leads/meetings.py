@@ -186,7 +186,9 @@ class Meetings:
                 if self._down.pop(realtor.name, None) is not None:
                     log_event("CALENDAR", realtor=realtor.name, state="up", op=what)
                 return result
-        log_event("CALENDAR", logging.WARNING, realtor=realtor.name, state="down", op=what,
+        # Said when it goes down (and again when it comes back), not at every retry.
+        level = logging.DEBUG if realtor.name in self._down else logging.WARNING
+        log_event("CALENDAR", level, realtor=realtor.name, state="down", op=what,
                   error=error or f"no answer within {self.config.timeout_s:g}s",
                   note="meeting windows follow the office-hour rules; the call goes on")
         self._down[realtor.name] = trio.current_time()
