@@ -26,6 +26,7 @@ threads.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -152,6 +153,7 @@ class Meetings:
         self._cache: dict[str, tuple[float, list[schedule.Busy]]] = {}
         self._down: dict[str, float] = {}  # realtor -> when their calendar last failed (trio time)
         self._fetching: dict[str, trio.Lock] = {}  # one busy fetch per realtor at a time
+        self._booking_locks: dict[str, trio.Lock] = {}  # one booking per realtor at a time
 
     @property
     def rules(self) -> schedule.MeetingRules:
@@ -288,7 +290,10 @@ class Meetings:
         """Re-check the slot, then create the event and the meetings row."""
         return await self._put(booking, sequence=0, op="book")
 
-    async def _put(self, booking: Booking, sequence: int, op: str) -> Outcome:
+    async def _put(self, booking: Booking, sequence: int, op: str,
+                   previous: tuple[Booking, int] | None = None) -> Outcome:
+        """Check, PUT, check again; then our row. ``previous``: the meeting as it stands (a
+        reschedule), put back if the new time turns out taken after all."""
         realtor = self.realtors.by_name(booking.realtor)
         event = self._event(booking, sequence)
         href: str | None = None
@@ -296,16 +301,23 @@ class Meetings:
         # a calendar that is down or slow: "offline" (kept here, the calendar not told).
         outcome: Outcome = "offline" if realtor is not None and realtor.calendar is not None else "booked"
         if realtor is not None and realtor.calendar is not None and not self._recently_down(realtor):
-            free = await self._slot_free(realtor, booking.starts_at, booking.uid)
-            if free is False:
-                log_event("MEETING", op=op, outcome="taken", realtor=realtor.name, uid=booking.uid,
-                          starts_at=booking.starts_at.isoformat(), call_sid=booking.call_sid)
-                self._forget(realtor)
-                return "taken"
-            if free is True:
-                ics = to_ics(event, self.clock())
-                href = await self._calendar(realtor, op, caldav_client.put_event, realtor.calendar, booking.uid, ics,
-                                            self.config.timeout_s)
+            # One booking per realtor at a time in this process; between processes (CalDAV has
+            # no transactions) the check after the PUT: of two writers racing for one slot,
+            # the later check always sees the other's event, so at most one keeps it.
+            async with self._booking_locks.setdefault(realtor.name, trio.Lock()):
+                free = await self._slot_free(realtor, booking.starts_at, booking.uid)
+                if free is True:
+                    ics = to_ics(event, self.clock())
+                    href = await self._calendar(realtor, op, caldav_client.put_event, realtor.calendar, booking.uid,
+                                                ics, self.config.timeout_s)
+                    if href is not None and await self._slot_free(realtor, booking.starts_at, booking.uid) is False:
+                        await self._withdraw(realtor, booking, previous)
+                        free = False
+                if free is False:
+                    log_event("MEETING", op=op, outcome="taken", realtor=realtor.name, uid=booking.uid,
+                              starts_at=booking.starts_at.isoformat(), call_sid=booking.call_sid)
+                    self._forget(realtor)
+                    return "taken"
                 if href is not None:
                     outcome = "booked"
                     self._note_busy(realtor, booking.uid, event)
@@ -317,6 +329,24 @@ class Meetings:
                   starts_at=booking.starts_at.isoformat(), call_sid=booking.call_sid,
                   calendar=realtor is not None and realtor.calendar is not None)
         return outcome
+
+    async def _withdraw(self, realtor: Realtor, booking: Booking, previous: tuple[Booking, int] | None) -> None:
+        """Someone else's event landed in our slot between the check and the PUT: take ours
+        back (a new booking: delete it; a move: the meeting back at its old time)."""
+        assert realtor.calendar is not None
+        if previous is None:
+            await self._calendar(realtor, "withdraw", caldav_client.delete_event, realtor.calendar, booking.uid,
+                                 self.config.timeout_s)
+            return
+        old, sequence = previous
+        restored = self._event(old, sequence)
+        await self._calendar(realtor, "withdraw", caldav_client.put_event, realtor.calendar, old.uid,
+                             to_ics(restored, self.clock()), self.config.timeout_s)
+        try:  # the row keeps the old time; only its sequence moves on
+            row = await self.get(old.uid)
+            await self.store.run(self._write, restored, old, row.href if row is not None else None)
+        except Exception as exc:
+            log_event("ERROR", logging.ERROR, where="meetings.withdraw", uid=old.uid, error=repr(exc)[:300])
 
     def _forget(self, realtor: Realtor) -> None:
         self._cache.pop(realtor.name, None)  # the calendar changed behind our back: read it again
@@ -374,7 +404,9 @@ class Meetings:
             name=d.get("name"), area=d.get("area"), property_type=d.get("property_type"), rooms=d.get("rooms"),
             budget_ils=d.get("budget_ils"), deal=d.get("deal"),
         )
-        return await self._put(booking, sequence=int(d.get("sequence") or 0) + 1, op="reschedule")
+        sequence = int(d.get("sequence") or 0)
+        before = dataclasses.replace(booking, starts_at=meeting.starts_at)
+        return await self._put(booking, sequence=sequence + 1, op="reschedule", previous=(before, sequence + 2))
 
     async def cancel(self, uid: str) -> bool:
         """Delete the event and mark the meeting cancelled; False when it was not booked."""

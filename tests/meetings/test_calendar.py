@@ -389,3 +389,29 @@ async def test_the_caller_cancels_the_meeting_and_the_event_goes(radicale, store
     assert brain.lead.meeting_at is None and brain.lead.status == "qualified"
     assert ours(calendar) == []
     assert "Add to your calendar" not in brain.summary()
+
+
+# -- two bookings racing for one slot -----------------------------------------------------------------
+
+
+async def test_two_calls_racing_for_one_slot_never_double_book(radicale, store) -> None:
+    """One process: its bookings of a realtor take turns, so exactly one wins. Two processes
+    (two Meetings on one calendar): the check after the PUT means at most one keeps the slot."""
+    access, calendar = radicale.new_calendar()
+    one = meetings_for(access, store)
+    two = meetings_for(access, store)
+    day = dt.datetime(2027, 4, 4, 10, tzinfo=TZ)  # a Sunday
+    for round_no, pair in enumerate([(one, one), (one, two), (one, two), (two, one), (one, two)]):
+        at = day + dt.timedelta(days=round_no)
+        outcomes: list[str] = []
+
+        async def book(meetings: Meetings) -> None:
+            outcomes.append(await meetings.book(Booking(new_uid(), "dana", CALLER, at, name="Dana")))
+
+        async with trio.open_nursery() as nursery:
+            for meetings in pair:
+                nursery.start_soon(book, meetings)
+        ours_then = [c for c in ours(calendar) if c["dtstart"].dt == at]
+        assert outcomes.count("booked") <= 1 and len(ours_then) == outcomes.count("booked"), (round_no, outcomes)
+        if pair[0] is pair[1]:
+            assert sorted(outcomes) == ["booked", "taken"]
