@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Literal
+from typing import Any, AsyncIterator, Callable, Literal
 
 from speech.base import SpeechContext
 
@@ -115,6 +115,21 @@ class Brain(abc.ABC):
         """This call is one we placed (a :class:`dialog.outbound.OutboundContext`): open with
         the lead's name and request, start from their known slots. Called once, before
         :meth:`opening`. A brain that does not know how greets as on an inbound call."""
+
+    def set_calendar(self, busy: "Callable[[], list[tuple[dt.datetime, dt.datetime]]]", rules: object) -> None:
+        """The realtor's calendar (server.meeting_brain): ``busy()`` gives, at the moment windows
+        are chosen, the busy [start, end) intervals no offered window may touch (no I/O: a
+        cache); ``rules`` is the meeting's :class:`dialog.schedule.MeetingRules`. Brains that
+        offer no windows ignore it."""
+        return None
+
+    def slot_taken(self, at: dt.datetime) -> str | None:
+        """The window the caller just confirmed turned out taken in the calendar: undo the
+        booking and return what to say instead (the next free windows). None: not supported."""
+        return None
+
+    def bind_call(self, call_sid: str) -> None:
+        """The session tells the brain which call it serves (the booking links to its page)."""
         return None
 
     def asking(self) -> str | None:

@@ -43,7 +43,7 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import trio
 
@@ -241,6 +241,27 @@ class OpenAIBrain(Brain):
 
     def summary(self) -> str:
         return self.rules.summary()
+
+    def set_calendar(self, busy: Callable[[], list[schedule.Busy]], rules: schedule.MeetingRules) -> None:
+        self.rules.set_calendar(busy, rules)
+
+    def slot_taken(self, at: dt.datetime) -> str:
+        """The confirmed window was taken in the calendar meanwhile: the next free ones, said by
+        the rules' line (the model hears it in the history like any reply of ours)."""
+        if self.fallback:
+            text = self.rules.slot_taken(at).text
+        else:
+            self.rules.busy.append((at, at + self.rules.meeting_rules.duration))
+            self.lead.meeting_at = None
+            if self.lead.status == "meeting_booked":
+                self.lead.status = "qualified"
+            self.chosen = None
+            self._finished = False
+            self.windows = schedule.offer_windows(
+                self.now, 3, exclude=[at], busy=self.rules.current_busy(), rules=self.rules.meeting_rules)
+            offer = self.say["offer_after_taken"].format(offer=schedule.say_offer(self.windows[:2], self.now, self.hebrew))
+            text = f"{self.say['slot_taken']} {offer}"
+        return self._said(text)
 
     def asking(self) -> str | None:
         if self.finished:
@@ -575,7 +596,8 @@ class OpenAIBrain(Brain):
         if not missing and self.lead.status == "new":
             self.lead.status = "qualified"
         if not missing and not self.windows:
-            self.windows = schedule.offer_windows(self.now, 3)
+            self.windows = schedule.offer_windows(
+                self.now, 3, busy=self.rules.current_busy(), rules=self.rules.meeting_rules)
 
     # -- helpers -----------------------------------------------------------------------------------
 

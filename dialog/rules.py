@@ -27,7 +27,7 @@ import dataclasses
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Literal
+from typing import Any, AsyncIterator, Callable, Literal
 
 from dialog import cues, extract, guardrails, outbound, schedule, summary
 from dialog.base import Brain, CallerTurn, LeadState, Slots
@@ -95,6 +95,11 @@ class RuleDialog:
         self.windows: list[dt.datetime] = []
         self.offered: list[dt.datetime] = []
         self.choice: dt.datetime | None = None
+        # The realtor's calendar (server.meeting_brain): busy intervals no offered window may
+        # touch — the calendar's, read when windows are chosen, and slots found taken here.
+        self.busy_source: Callable[[], list[schedule.Busy]] | None = None
+        self.busy: list[schedule.Busy] = []
+        self.meeting_rules = schedule.MEETING
         self.declined: set[str] = set()
         self.asks: Counter[str] = Counter()
         self.expecting: str | None = "area"  # what the last question the caller heard asked for
@@ -160,7 +165,7 @@ class RuleDialog:
     def snapshot(self) -> dict[str, Any]:
         """Everything a reply may change, copied (the phrase table and the clock are shared)."""
         state = {k: v for k, v in vars(self).items()
-                 if k not in ("say", "now", "lead", "language", "hebrew", "outbound")}
+                 if k not in ("say", "now", "lead", "language", "hebrew", "outbound", "busy", "busy_source")}
         return {"state": copy.deepcopy(state), "lead": copy.deepcopy(self.lead)}
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -517,13 +522,16 @@ class RuleDialog:
     def _offer(self, lead_in: str, template: str) -> Reply:
         if self.lead.status == "new":
             self.lead.status = "qualified"
-        self.windows = schedule.offer_windows(self.now, 2, exclude=self.offered)
+        busy = self.current_busy()
+        self.windows = schedule.offer_windows(self.now, 2, exclude=self.offered, busy=busy, rules=self.meeting_rules)
+        if not self.windows:  # every window offered already: the free ones again, from the first
+            self.windows = schedule.offer_windows(self.now, 2, busy=busy, rules=self.meeting_rules)
         self.offered.extend(self.windows)
         self.phase = "offer"
         return self._ask("meeting", lead_in, template.format(offer=schedule.say_offer(self.windows, self.now, self.hebrew)))
 
     def _on_offer(self, text: str, lead_in: str) -> Reply:
-        chosen = schedule.pick(text, self.windows, self.now)
+        chosen = schedule.pick(text, self.windows, self.now, self._free, self.meeting_rules)
         if chosen.kind == "window" and chosen.at is not None:
             self.choice = chosen.at
             self.phase = "confirm"
@@ -537,7 +545,7 @@ class RuleDialog:
     def _on_confirm(self, text: str, lead_in: str) -> Reply:
         assert self.choice is not None
         candidates = [*self.windows, self.choice]
-        chosen = schedule.pick(text, candidates, self.now)
+        chosen = schedule.pick(text, candidates, self.now, self._free, self.meeting_rules)
         yes = extract.yes_no(text)
         if chosen.kind == "window" and chosen.at is not None and chosen.at != self.choice:
             # another window named, even after a yes ("טוב, אבל עדיף ביום שישי"): confirm that one
@@ -551,6 +559,32 @@ class RuleDialog:
             return self._offer(lead_in, self.say["offer_again"])
         window = schedule.say_window(self.choice, self.now, self.hebrew)
         return self._ask("confirm", lead_in, self.say["confirm"].format(window=window))
+
+    def _free(self, at: dt.datetime) -> bool:
+        return schedule.is_free(at, self.current_busy(), self.meeting_rules)
+
+    def set_calendar(self, busy: Callable[[], list[schedule.Busy]], rules: schedule.MeetingRules) -> None:
+        self.busy_source = busy
+        self.meeting_rules = rules
+
+    def current_busy(self) -> list[schedule.Busy]:
+        """The calendar's busy intervals now (none without one), and the slots found taken."""
+        found = self.busy_source() if self.busy_source is not None else []
+        return [*found, *self.busy]
+
+    def slot_taken(self, at: dt.datetime) -> Reply:
+        """The booking found ``at`` taken in the calendar meanwhile: unbook it and offer the
+        next free windows ("that time was just taken. How about ...?")."""
+        end = at + self.meeting_rules.duration
+        if (at, end) not in self.busy:
+            self.busy.append((at, end))
+        if self.lead.meeting_at == at:
+            self.lead.meeting_at = None
+        if self.lead.status == "meeting_booked":
+            self.lead.status = "qualified"
+        self.choice = None
+        self.finished = False
+        return self._offer(self.say["slot_taken"], self.say["offer_after_taken"])
 
     def _book(self) -> Reply:
         assert self.choice is not None
@@ -572,6 +606,11 @@ class RuleDialog:
 
     def _on_wrapup(self, text: str, lead_in: str, changed: list[str]) -> Reply:
         self.wrapup_turns += 1
+        if self.lead.meeting_at is not None:
+            if extract.cancels_meeting(text):
+                return self._cancel_meeting()
+            if extract.moves_meeting(text):
+                return self._move_meeting(text, lead_in)
         if extract.asks_listings(text):
             return self._with(self.say["no_listings"], self.say["anything_else"])
         if extract.wants_to_end(text) or extract.yes_no(text) is False or self.wrapup_turns >= MAX_WRAPUP:
@@ -579,6 +618,37 @@ class RuleDialog:
         if changed:
             return Reply(self.say["updated_else"])
         return Reply(self.say["noted_else"])
+
+    def _cancel_meeting(self) -> Reply:
+        """ "I need to cancel the meeting": unbooked (the calendar follows, server.meeting_brain);
+        the lead stays qualified for a call back."""
+        self.lead.meeting_at = None
+        self.lead.status = "qualified"
+        self.choice = None
+        self._asking = self.expecting = "anything_else"
+        return Reply(self.say["meeting_cancelled"])
+
+    def _move_meeting(self, text: str, lead_in: str) -> Reply:
+        """ "Can we move it to Thursday?": that day's free window to confirm, else new windows.
+        The booked time stands until another one is confirmed."""
+        current = self.lead.meeting_at
+        assert current is not None
+        self.wrapup_turns = 0
+        if current not in self.offered:
+            self.offered.append(current)
+        candidates = schedule.offer_windows(self.now, 3, exclude=self.offered, busy=self.current_busy(),
+                                            rules=self.meeting_rules)
+        chosen = schedule.pick(text, candidates, self.now, self._free, self.meeting_rules)
+        named = chosen.kind == "window" and chosen.at is not None and chosen.at != current and (
+            schedule.names_a_day(text, self.now))
+        if named:
+            assert chosen.at is not None
+            self.windows = [w for w in candidates if w != chosen.at][:1] + [chosen.at]
+            self.choice = chosen.at
+            self.phase = "confirm"
+            window = schedule.say_window(chosen.at, self.now, self.hebrew)
+            return self._ask("confirm", lead_in, self.say["confirm"].format(window=window))
+        return self._offer(lead_in, self.say["offer_again"])
 
     def first_name(self) -> str:
         return (self.lead.slots.name or "").split(" ")[0]
@@ -634,3 +704,11 @@ class RuleBrain(Brain):
 
     def summary(self) -> str:
         return self.dialog.summary()
+
+    def set_calendar(self, busy: Callable[[], list[schedule.Busy]], rules: schedule.MeetingRules) -> None:
+        self.dialog.set_calendar(busy, rules)
+
+    def slot_taken(self, at: dt.datetime) -> str:
+        text = self.dialog.slot_taken(at).text
+        self.dialog.note_asked(text)
+        return text

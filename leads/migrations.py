@@ -73,6 +73,10 @@ def _whatsapp(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.whatsapp_messages, schema.whatsapp_threads], checkfirst=True)
 
 
+def _meetings(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.meetings], checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, leads, transcripts, timeline, outbox", _initial),
     (2, "calls.turns_to_meeting", _turns_to_meeting),
@@ -80,6 +84,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (4, "instances (leases), calls.owner, outbox.claimed_by, journal_applied, store_meta", _instances),
     (5, "leads.source/notes, lead_intake, dial_jobs, do_not_call", _inflow),
     (6, "two-way WhatsApp: whatsapp_messages, whatsapp_threads, leads.needs_person(_at), outbox.sent_as", _whatsapp),
+    (7, "meetings (the realtor's calendar events)", _meetings),
 ]
 
 

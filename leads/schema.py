@@ -146,6 +146,25 @@ store_meta = sa.Table(
     sa.Column("value", sa.String(255), nullable=False),
 )
 
+# Meetings booked by calls (migration 7): which realtor, when, and where the event lives in
+# their calendar (leads.meetings). ``uid`` is the iCalendar UID, also the signed .ics link's
+# key; ``href`` the CalDAV object URL (NULL: no calendar, or it was down at booking time).
+meetings = sa.Table(
+    "meetings", metadata,
+    sa.Column("uid", sa.String(64), primary_key=True),
+    sa.Column("realtor", sa.String(128), nullable=False, server_default=""),
+    sa.Column("phone", sa.String(64), nullable=False),
+    sa.Column("call_sid", sa.String(64)),
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # booked | cancelled
+    sa.Column("href", sa.Text),
+    sa.Column("details", sa.JSON),  # name, area, property, budget, deal: what the event says
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("ix_meetings_phone", meetings.c.phone, meetings.c.starts_at)
+
 
 # -- lead intake, the speed-to-lead dialer, opt-outs (migration 5) ----------------------------
 

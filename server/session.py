@@ -276,6 +276,7 @@ class CallSession:
         self.recognizer.on_partial = self._on_partial
         started_at = deps.wall_clock()
         self.brain = deps.new_brain(deps.language, self.phone, started_at.astimezone(JERUSALEM))
+        self.brain.bind_call(self.call_sid)
         if context is not None:
             self.brain.call_out(context)
         self.log(

@@ -263,7 +263,7 @@ def test_migration_4_upgrades_a_version_3_database(db_url: str) -> None:
         conn.execute(sa.text("ALTER TABLE outbox DROP COLUMN claimed_by"))
         conn.execute(sa.text("INSERT INTO calls (call_sid, started_at, last_activity_at) VALUES "
                              "('CA00000000000000000000000000000001', '2026-01-01', '2026-01-01')"))
-    assert migrate(engine) == [v for v, *_ in MIGRATIONS[3:]]  # 4 and every later step
+    assert migrate(engine) == [v for v, *_ in MIGRATIONS if v >= 4]  # 4 and every later step
     with engine.connect() as conn:
         assert "owner" in {c["name"] for c in sa.inspect(conn).get_columns("calls")}
         assert "claimed_by" in {c["name"] for c in sa.inspect(conn).get_columns("outbox")}
