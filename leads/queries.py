@@ -4,14 +4,16 @@ Blocking (one short read each); the dashboard runs them in worker threads.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 import statistics
-from typing import Any
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 
 from leads import fields, schema
 from leads.lead import iso_local, lead_json
+from leads.lead_filter import LeadFilter
 from leads.store import Store
 
 METRIC_KEYS = (
@@ -53,11 +55,50 @@ def list_calls(store: Store, limit: int = 200) -> list[dict[str, Any]]:
     return [_call_json(r) for r in rows]
 
 
-def list_leads(store: Store, limit: int = 500) -> list[dict[str, Any]]:
+def _lead_item(row: Any) -> dict[str, Any]:
+    """design.md's /api/leads item, plus when the lead came in and from where."""
+    item = lead_json(row)
+    item["created_at"] = iso_local(row["created_at"])
+    item.setdefault("source", row.get("source"))
+    return item
+
+
+def _lead_conditions(where: LeadFilter) -> Iterator[Any]:
     t = schema.leads
+    if where.status:
+        yield t.c.status == where.status
+    if where.source:
+        # a lead's source is a column once intake records it; before that no lead has one
+        yield t.c.source == where.source if "source" in t.c else sa.false()
+    if where.since:
+        yield t.c.created_at >= where.since
+    if where.until:
+        yield t.c.created_at < where.until
+    if where.name:
+        yield t.c.name.icontains(where.name, autoescape=True)
+    if where.digits:
+        yield t.c.phone.contains(where.digits, autoescape=True)
+
+
+def list_leads(store: Store, limit: int = 500, where: LeadFilter | None = None) -> list[dict[str, Any]]:
+    t = schema.leads
+    query = sa.select(t).order_by(t.c.updated_at.desc(), t.c.phone).limit(limit)
+    for condition in _lead_conditions(where or LeadFilter()):
+        query = query.where(condition)
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(t).order_by(t.c.updated_at.desc()).limit(limit)).mappings().all()
-    return [lead_json(r) for r in rows]
+        rows = conn.execute(query).mappings().all()
+    return [_lead_item(r) for r in rows]
+
+
+def lead_sources(store: Store) -> list[str]:
+    """The sources leads came from, for the filter's choices (none before intake records them)."""
+    t = schema.leads
+    if "source" not in t.c:
+        return []
+    with store.engine.connect() as conn:
+        return [s for s in conn.execute(
+            sa.select(t.c.source).where(t.c.source.is_not(None)).distinct().order_by(t.c.source)
+        ).scalars()]
 
 
 def _known_format(call_sid: str) -> bool:
@@ -88,6 +129,7 @@ def call_detail(store: Store, call_sid: str) -> dict[str, Any] | None:
         for t in turns
     ]
     detail["metrics"] = _metrics_json(row["metrics"])
+    detail["lead_phone"] = row["phone"]  # the lead page's key, once the store linked the call
     return detail
 
 
@@ -173,11 +215,87 @@ def call_figures(row: Any) -> dict[str, Any]:
     }
 
 
-def metric_series(store: Store, limit: int = 500) -> list[dict[str, Any]]:
-    """Finished calls, oldest first, as chart points."""
+def metric_series(store: Store, limit: int = 500, since: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Finished calls (ended at or after ``since``, if given), oldest first, as chart points."""
     c = schema.calls
+    query = sa.select(c).where(c.c.ended_at.is_not(None)).order_by(c.c.ended_at.desc()).limit(limit)
+    if since is not None:
+        query = query.where(c.c.ended_at >= since)
     with store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(c).where(c.c.ended_at.is_not(None)).order_by(c.c.ended_at.desc()).limit(limit)
-        ).mappings().all()
+        rows = conn.execute(query).mappings().all()
     return [call_figures(r) for r in reversed(rows)]
+
+
+# -- one lead's page: everything that happened to it on one timeline -------------------------
+
+def _at(value: dt.datetime | None) -> float:
+    stamp = schema.utc(value)
+    return stamp.timestamp() if stamp else 0.0
+
+
+def _transcripts(conn: sa.Connection, sids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    tr = schema.transcripts
+    out: dict[str, list[dict[str, Any]]] = {sid: [] for sid in sids}
+    if not sids:
+        return out
+    for t in conn.execute(
+        sa.select(tr).where(tr.c.call_sid.in_(sids)).order_by(tr.c.call_sid, tr.c.t_start_ms, tr.c.id)
+    ).mappings():
+        out[t["call_sid"]].append({"speaker": t["speaker"], "text": t["text"], "t_start_ms": t["t_start_ms"],
+                                   "t_end_ms": t["t_end_ms"], "heard_fully": bool(t["heard_fully"])})
+    return out
+
+
+def lead_page(store: Store, phone: str) -> dict[str, Any] | None:
+    """The lead (``phone`` in E.164) and its timeline, oldest first: how it came in, each call
+    (inbound or outbound; transcript and figures), each follow-up message with its delivery
+    state, and the meeting. None when the store knows nothing of the number."""
+    t, c, o = schema.leads, schema.calls, schema.outbox
+    with store.engine.connect() as conn:
+        lead = conn.execute(sa.select(t).where(t.c.phone == phone)).mappings().first()
+        # a call is the lead's once the store linked it (calls.phone); before that (a live call)
+        # by its numbers
+        calls = conn.execute(
+            sa.select(c).where(sa.or_(c.c.phone == phone, c.c.from_number == phone, c.c.to_number == phone))
+            .order_by(c.c.started_at)
+        ).mappings().all()
+        if lead is None and not calls:
+            return None
+        transcripts = _transcripts(conn, [r["call_sid"] for r in calls])
+        messages = conn.execute(sa.select(o).where(o.c.phone == phone).order_by(o.c.created_at, o.c.id)).mappings().all()
+    items: list[tuple[float, int, dict[str, Any]]] = []
+    if lead is not None:
+        items.append((_at(lead["created_at"]), 0, {"kind": "intake", "at": iso_local(lead["created_at"]),
+                                                    "source": lead.get("source")}))
+    for r in calls:
+        call = _call_json(r)
+        call["kind"] = "call"
+        call["at"] = call["started_at"]
+        call["direction"] = "outbound" if r["to_number"] == phone and r["from_number"] != phone else "inbound"
+        call["transcript"] = transcripts[r["call_sid"]]
+        call["metrics"] = _metrics_json(r["metrics"])
+        call["figures"] = call_figures(r) if r["ended_at"] is not None else None
+        items.append((_at(r["started_at"]), 1, call))
+    for m in messages:
+        items.append((_at(m["created_at"]), 2, {
+            "kind": "message", "at": iso_local(m["created_at"]), "channel": m["channel"], "direction": "out",
+            "call_sid": m["call_sid"], "body": m["body"] if m["channel"] == "whatsapp" else None,
+            "state": m["state"], "attempts": m["attempts"], "last_error": m["last_error"],
+            "updated_at": iso_local(m["updated_at"]),
+        }))
+    if lead is not None and lead["meeting_at"] is not None:
+        items.append((_at(lead["meeting_at"]), 3, {"kind": "meeting", "at": iso_local(lead["meeting_at"])}))
+    items.sort(key=lambda item: (item[0], item[1]))
+    head = _lead_item(lead) if lead is not None else {"phone": phone, "status": None}
+    return {"lead": head, "timeline": [item for _, _, item in items]}
+
+
+# -- the dialer view --------------------------------------------------------------------------
+
+def dialer_view(store: Store, limit: int = 200) -> dict[str, Any]:
+    """Dial jobs waiting and recent attempts with their outcomes. ``available`` is False on a
+    store without dial jobs (before the speed-to-lead dialer's migration)."""
+    jobs = getattr(schema, "dial_jobs", None)
+    if jobs is None:
+        return {"available": False, "queue": [], "recent": [], "outcomes": {}}
+    raise NotImplementedError  # filled in with the dial jobs' table
