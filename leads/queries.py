@@ -265,8 +265,9 @@ def lead_page(store: Store, phone: str) -> dict[str, Any] | None:
         messages = conn.execute(sa.select(o).where(o.c.phone == phone).order_by(o.c.created_at, o.c.id)).mappings().all()
     items: list[tuple[float, int, dict[str, Any]]] = []
     if lead is not None:
-        items.append((_at(lead["created_at"]), 0, {"kind": "intake", "at": iso_local(lead["created_at"]),
-                                                    "source": lead.get("source")}))
+        # a caller's lead is stored during its first call: it came in when that call began
+        came_in = min([lead["created_at"], *(r["started_at"] for r in calls[:1])], key=_at)
+        items.append((_at(came_in), 0, {"kind": "intake", "at": iso_local(came_in), "source": lead.get("source")}))
     for r in calls:
         call = _call_json(r)
         call["kind"] = "call"
