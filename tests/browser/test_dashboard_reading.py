@@ -155,8 +155,8 @@ def check_call_page_bidi(g: Glyphs, lang: str) -> None:
     assert g.left(line(1), "?") > g.left(line(1), "time") > g.left(line(1), "Hi")
     # the Hebrew line with a phone number: the number reads left to right (+972 first) and
     # sits left of "המספר שלי" and right of "תודה" (Hebrew order around it)
-    assert g.left(line(2), "+972") < g.left(line(2), "50-123") < g.left(line(2), "4567")
-    assert g.left(line(2), "תודה") < g.left(line(2), "+972") < g.box(line(2), "4567")["right"] < g.left(line(2), "המספר")
+    assert g.left(line(2), "+") < g.left(line(2), "972") < g.left(line(2), "50-123") < g.left(line(2), "4567")
+    assert g.left(line(2), "תודה") < g.left(line(2), "+") < g.box(line(2), "4567")["right"] < g.left(line(2), "המספר")
     # the Hebrew line ending in an English word: its "?" at the far left, after WhatsApp
     assert g.box(line(3), "?")["right"] <= g.left(line(3), "WhatsApp") + 0.5
     assert g.left(line(3), "WhatsApp") < g.left(line(3), "מעולה")
@@ -257,7 +257,13 @@ def test_dashboard_reads_right_and_fits_a_phone(server: Any, browser: Any) -> No
     row = f"#leads tbody tr[data-phone='{PHONE}']"
     assert g.left(row + " td:nth-child(2)", "Dana") < g.left(row + " td:nth-child(2)", "לוי")
     # the phone number: "+972…" left to right
-    assert g.left(row + " td:nth-child(1)", "+972") < g.left(row + " td:nth-child(1)", "4567")
+    assert g.left(row + " td:nth-child(1)", "+") < g.left(row + " td:nth-child(1)", "972") < g.left(row + " td:nth-child(1)", "4567")
+    # the lead page's heading: the name, then its number, in Hebrew order; the number itself LTR
+    page.goto(f"{server.url}/dashboard/leads/{PHONE}")
+    page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+    assert g.left("main h2", "+") < g.left("main h2", "4567") < g.left("main h2", "Dana") < g.left("main h2", "לוי")
+    page.goto(f"{server.url}/dashboard")
+    page.wait_for_selector("body[data-loaded='1']", timeout=15000)
 
     # the charts' ranges
     for name in ("today", "30d", "7d"):
