@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Literal
+from typing import Any, AsyncIterator, Literal
 
 from speech.base import SpeechContext
 
@@ -50,6 +50,9 @@ class LeadState:
     slots: Slots = field(default_factory=Slots)
     status: LeadStatus = "new"
     meeting_at: dt.datetime | None = None  # aware, Asia/Jerusalem
+    # On a call we placed, "not a good time, call me at six": when to call back (aware). The
+    # store turns it into a new dial job at the call's end (leads.dialjobs).
+    callback_at: dt.datetime | None = None
 
 
 # What one caller turn can hold: ~MAX_UTT of speech is a few dozen words; merged continuations
@@ -104,6 +107,12 @@ class Brain(abc.ABC):
     @abc.abstractmethod
     def summary(self) -> str:
         """The WhatsApp summary text (Hebrew for he-IL): the lead's details and the meeting."""
+
+    def call_out(self, ctx: Any) -> None:
+        """This call is one we placed (a :class:`dialog.outbound.OutboundContext`): open with
+        the lead's name and request, start from their known slots. Called once, before
+        :meth:`opening`. A brain that does not know how greets as on an inbound call."""
+        return None
 
     def asking(self) -> str | None:
         """The slot the agent's last question asks for ("budget_ils", "area", "deal"...), or None."""

@@ -173,6 +173,11 @@ def make_client(config: OpenAIConfig) -> Any:
     )
 
 
+# A call we placed: the model must not greet again nor ask for what the form already told us.
+OUTBOUND_NOTE = ("שיחה יוצאת: את התקשרת לליד שהשאיר פרטים, והוא אישר שזה זמן טוב. אל תציגי את עצמך שוב "
+                 "ואל תשאלי על מה שכבר ידוע; המשיכי מהפרט החסר הבא.")
+
+
 class OpenAIBrain(Brain):
     name = "openai"
 
@@ -215,8 +220,15 @@ class OpenAIBrain(Brain):
     def finished(self) -> bool:
         return self._finished or self.rules.finished
 
+    def call_out(self, ctx: Any) -> None:
+        """A call we placed (dialog.outbound): the rules dialog holds the known slots and asks
+        "is this a good time?"; its answer (go on, or a callback time) is the rules' to handle,
+        then the model goes on from the slots already known."""
+        self.rules.call_out(ctx)
+        self.expecting = self._heard_expecting = "good_time"
+
     def opening(self) -> str:
-        text = self.say["opening"]
+        text = self.rules.opening() if self.rules.outbound is not None else self.say["opening"]
         self._said(text)
         return text
 
@@ -309,6 +321,12 @@ class OpenAIBrain(Brain):
             return
         if turn.interrupted_agent and cues.only_holds_floor(text, self.language):
             yield self._said(self.say["go_on"])
+            return
+        if self.rules.phase in ("good_time", "callback_when"):  # a call we placed: can they talk now?
+            async for sentence in self._rules_turn(turn):
+                yield sentence
+            if self.rules.finished:
+                self._finished = True
             return
         if self.rules.pending is not None:
             settled = self.rules.settle_pending(text)
@@ -470,6 +488,8 @@ class OpenAIBrain(Brain):
             self.lead, self.caller_phone, self.now, self.windows, self.chosen, self.hebrew, sorted(self.rules.declined)
         )
         msgs = [{"role": "system", "content": SYSTEM_PROMPT_HE}, *FEW_SHOT, {"role": "system", "content": note}]
+        if self.rules.outbound is not None:
+            msgs.append({"role": "system", "content": OUTBOUND_NOTE})
         if self._omitted:
             msgs.append({"role": "system", "content": OMITTED_NOTE})
         msgs += self.history[-MAX_HISTORY_MESSAGES:]

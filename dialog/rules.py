@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Literal
 
-from dialog import cues, extract, guardrails, schedule, summary
+from dialog import cues, extract, guardrails, outbound, schedule, summary
 from dialog.base import Brain, CallerTurn, LeadState, Slots
 from dialog.phrases import is_hebrew, table
 from telemetry import metrics
@@ -40,7 +40,8 @@ MAX_TURNS = 30  # a call that has not converged by then is closed politely
 MAX_ASKS = 3  # after this many unanswered asks a slot is skipped (left to the meeting)
 MAX_WRAPUP = 3
 
-Phase = Literal["collect", "offer", "confirm", "wrapup", "done"]
+# good_time / callback_when: a call we placed, before the lead said they can talk (dialog.outbound)
+Phase = Literal["good_time", "callback_when", "collect", "offer", "confirm", "wrapup", "done"]
 _SLOT_ORDER = ("area", "property_type", "budget_ils", "timeframe", "name", "phone")
 _VALUE_KEYS = ("area", "property_type", "rooms", "budget_ils", "deal", "timeframe", "name")  # what extract finds
 
@@ -111,12 +112,24 @@ class RuleDialog:
         self.last_bye: str | None = None  # the last goodbye said, for "what?" over it
         self.status_before_lost: str = "new"  # what a "not interested" replaced, should the call reopen
         self._reopen_phase: Phase = "collect"  # the phase the goodbye ended
+        self.outbound: outbound.OutboundContext | None = None  # a call we placed: whom, and why
+
+    def call_out(self, ctx: outbound.OutboundContext) -> None:
+        """This is a call we placed to a lead we know: start from what they told us, and open
+        by asking whether it is a good time (before any slot question)."""
+        self.outbound = ctx
+        outbound.prefill(self.lead, ctx)
+        self.phase = "good_time"
+        self._asking = self.expecting = "good_time"
+        if self.lead.status == "new" and not self._missing():
+            self.lead.status = "qualified"
 
     # -- the session's side ----------------------------------------------------------------------
 
     def opening(self) -> str:
-        self.note_asked(self.say["opening"])
-        return self.say["opening"]
+        line = outbound.opening(self.outbound, self.hebrew) if self.outbound is not None else self.say["opening"]
+        self.note_asked(line)
+        return line
 
     def heard(self, said: str, heard_fully: bool) -> None:
         # A question cut off before its end was not heard: a bare "yes" no longer answers it.
@@ -146,7 +159,8 @@ class RuleDialog:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a reply may change, copied (the phrase table and the clock are shared)."""
-        state = {k: v for k, v in vars(self).items() if k not in ("say", "now", "lead", "language", "hebrew")}
+        state = {k: v for k, v in vars(self).items()
+                 if k not in ("say", "now", "lead", "language", "hebrew", "outbound")}
         return {"state": copy.deepcopy(state), "lead": copy.deepcopy(self.lead)}
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -205,6 +219,8 @@ class RuleDialog:
             self.status_before_lost = self.lead.status if self.lead.status != "lost" else self.status_before_lost
             self.lead.status = "lost"
             return Reply(self.say["bye_lost"], final=True)
+        if self.phase in ("good_time", "callback_when"):
+            return self._on_good_time(text)
         if extract.busy(text) and self.phase != "wrapup":
             return self._goodbye()
         if turn.interrupted_agent and cues.only_holds_floor(text, self.language):
@@ -235,6 +251,38 @@ class RuleDialog:
         if self.phase == "confirm":
             return self._on_confirm(text, lead_in)
         return self._on_wrapup(text, lead_in, changed)
+
+    # -- a call we placed: "is this a good time?" ------------------------------------------------
+
+    def _on_good_time(self, text: str) -> Reply:
+        lines = outbound.LINES[self.hebrew]
+        when = outbound.callback_time(text, self.now)
+        yes = extract.yes_no(text, self.language)
+        cannot = outbound.not_now(text) or extract.busy(text) or (yes is False and self.phase == "good_time")
+        if self.phase == "good_time" and cannot:
+            if when is not None:
+                return self._call_back(when)
+            self.phase = "callback_when"
+            return self._ask("callback_when", "", lines["when"])
+        if self.phase == "callback_when":
+            if when is not None:
+                return self._call_back(when)
+            if cannot or yes is not True:  # "לא יודע", "מתי שנוח לכם": a couple of hours on
+                return self._call_back(self.now + dt.timedelta(hours=2), vague=True)
+        # They can talk: what they already told us is kept, the next missing slot is asked.
+        self.phase = "collect"
+        changed = self.absorb(text)
+        return self._collect(self._ack(changed) if changed else lines["go_on"], changed)
+
+    def _call_back(self, when: dt.datetime, vague: bool = False) -> Reply:
+        hours = getattr(self.outbound, "hours", None)
+        if hours is not None:  # the dialer will only call in calling hours: say when it really will
+            when = hours.next_allowed(when).astimezone(schedule.TZ)
+        self.lead.callback_at = when
+        lines = outbound.LINES[self.hebrew]
+        if vague:
+            return Reply(lines["callback_later"], final=True)
+        return Reply(lines["callback"].format(when=outbound.say_when(when, self.now, self.hebrew)), final=True)
 
     def absorb(self, text: str) -> list[str]:
         """Apply what the caller said to the slots; the names of the slots that changed."""
@@ -547,6 +595,9 @@ class RuleBrain(Brain):
         self.dialog = RuleDialog(language, caller_phone, now)
         self.lead = self.dialog.lead
         self._before: dict[str, Any] | None = None  # the dialog before the last respond()
+
+    def call_out(self, ctx: outbound.OutboundContext) -> None:
+        self.dialog.call_out(ctx)
 
     @property  # type: ignore[override]
     def finished(self) -> bool:

@@ -61,6 +61,10 @@ leads = sa.Table(
     sa.Column("last_call_sid", sa.String(64)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # Where the lead first came from ("call", "web_form", "facebook" ...) and the notes left on
+    # an intake form (migration 5). Every intake is also a row of lead_intake.
+    sa.Column("source", sa.String(64)),
+    sa.Column("notes", sa.Text),
 )
 
 transcripts = sa.Table(
@@ -133,6 +137,60 @@ store_meta = sa.Table(
     "store_meta", metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(255), nullable=False),
+)
+
+
+# -- lead intake, the speed-to-lead dialer, opt-outs (migration 5) ----------------------------
+
+# Every lead that flowed in (a web form, Facebook Lead Ads, the API): what was sent and where
+# from. ``idempotency_key`` (the sender's Idempotency-Key, or the Facebook leadgen id) makes a
+# retried delivery return the first answer instead of creating anything twice.
+lead_intake = sa.Table(
+    "lead_intake", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("idempotency_key", sa.String(160), unique=True),
+    sa.Column("phone", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON),
+    sa.Column("created_lead", sa.Boolean, nullable=False),
+    sa.Column("dial_job_id", sa.Integer),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("ix_lead_intake_phone", lead_intake.c.phone, lead_intake.c.id)
+
+# One outbound call to make (leads.dialer). A job lives through its retries: ``attempts``
+# counts the calls placed; a callback the lead asked for is a new job. States:
+# pending (due at ``due_at``) -> dialing (claimed by ``claimed_by``, calls.create in flight)
+# -> calling (Twilio has it: ``call_sid``) -> pending again (no answer: a retry) | done |
+# failed (retries spent) | cancelled (opted out, or superseded).
+dial_jobs = sa.Table(
+    "dial_jobs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("phone", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),  # intake | operator | callback
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("due_at", sa.DateTime(timezone=True)),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("call_sid", sa.String(64)),
+    sa.Column("outcome", sa.String(32)),  # the last attempt's: completed | no-answer | busy | failed | machine
+    sa.Column("last_error", sa.Text),
+    sa.Column("note", sa.Text),  # a callback's context ("asked to be called at 18:00")
+    sa.Column("origin_call_sid", sa.String(64)),  # the call in which the lead asked for this callback
+    sa.Column("history", sa.JSON),  # [{"at", "call_sid", "outcome"}] one per attempt
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("ix_dial_jobs_due", dial_jobs.c.state, dial_jobs.c.due_at)
+sa.Index("ix_dial_jobs_phone", dial_jobs.c.phone, dial_jobs.c.id)
+sa.Index("ix_dial_jobs_call_sid", dial_jobs.c.call_sid)
+
+# The do-not-call list: a number here is never called nor messaged again (leads.optout).
+do_not_call = sa.Table(
+    "do_not_call", metadata,
+    sa.Column("phone", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(64), nullable=False),  # whatsapp | operator | call | api ...
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 

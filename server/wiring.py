@@ -37,9 +37,12 @@ class Wiring:
 
 def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, list[Background], list[Any]]:
     """The lead/call store, its outbox sender task and the dashboard blueprint."""
+    from leads.dialer import dialer_task
     from leads.outbox import outbox_task
     from leads.store import open_store
+    from native.config import ConfigError
     from server.dashboard import dashboard_bp
+    from server.inflow import inflow_bp
 
     from server.workers import instance_started_at
 
@@ -48,7 +51,11 @@ def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, 
     if started is not None:  # a worker: sibling workers' calls written before leases (owner NULL) are not a crash's
         recorder.store.opened_at = started
     notes.append(f"store: {settings.database_url}")
-    return recorder, [outbox_task(recorder, settings.env)], [dashboard_bp]
+    try:
+        dialer = dialer_task(recorder.store, settings.env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return recorder, [outbox_task(recorder, settings.env), dialer], [dashboard_bp, inflow_bp]
 
 
 TEST_WIRING_ENV = "AGENTLOCATOR_TEST_WIRING"
@@ -86,6 +93,11 @@ def build_wiring(settings: Settings) -> Wiring:
         language=settings.agent_language,
         max_call_s=settings.max_call_minutes * 60.0,
     )
+    store = getattr(recorder, "store", None)
+    if store is not None:  # a call we placed: the agent knows whom it called (leads.dialer)
+        from leads.dialer import outbound_lookup
+
+        deps.outbound_context = outbound_lookup(store)
     return Wiring(
         run_call=run_call,
         call_deps=deps,

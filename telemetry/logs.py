@@ -41,6 +41,8 @@ EVENTS = frozenset(
         "STARTUP", "SHUTDOWN", "WEBHOOK", "PROVIDER_SWITCH", "PROTOCOL",
         # the store: database down / up, writes journaled / replayed, dead instances recovered
         "STORE",
+        # leads flowing in (intake API, Facebook Lead Ads) and the speed-to-lead dialer's calls
+        "INTAKE", "DIAL",
     }
 )
 
