@@ -66,12 +66,20 @@ def _inflow(conn: sa.Connection) -> None:
     )
 
 
+def _whatsapp(conn: sa.Connection) -> None:
+    _add_column_if_missing(conn, schema.leads, schema.leads.c.needs_person)
+    _add_column_if_missing(conn, schema.leads, schema.leads.c.needs_person_at)
+    _add_column_if_missing(conn, schema.outbox, schema.outbox.c.sent_as)
+    schema.metadata.create_all(conn, tables=[schema.whatsapp_messages, schema.whatsapp_threads], checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, leads, transcripts, timeline, outbox", _initial),
     (2, "calls.turns_to_meeting", _turns_to_meeting),
     (3, "leads.deal", _lead_deal),
     (4, "instances (leases), calls.owner, outbox.claimed_by, journal_applied, store_meta", _instances),
     (5, "leads.source/notes, lead_intake, dial_jobs, do_not_call", _inflow),
+    (6, "two-way WhatsApp: whatsapp_messages, whatsapp_threads, leads.needs_person(_at), outbox.sent_as", _whatsapp),
 ]
 
 

@@ -246,10 +246,40 @@ def _transcripts(conn: sa.Connection, sids: list[str]) -> dict[str, list[dict[st
     return out
 
 
+def _order(item: dict[str, Any]) -> float:
+    at = item.get("at")
+    return dt.datetime.fromisoformat(at).timestamp() if at else 0.0
+
+
+def _dial_items(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A dial job as the timeline tells it: queued (why, for when), then one item per attempt
+    with its outcome (and whether a voicemail was left), and the next attempt if one is due."""
+    items: list[dict[str, Any]] = []
+    for job in jobs:
+        items.append({"kind": "dial_job", "at": job["created_at"], "job_id": job["id"], "reason": job["reason"],
+                      "state": job["state"], "attempts": job["attempts"], "note": job["note"],
+                      "due_at": job["due_at"] if job["state"] == "pending" else None,
+                      "outcome": job["outcome"], "last_error": job["last_error"]})
+        attempt = 0
+        for entry in job["history"]:
+            if entry.get("voicemail"):
+                continue  # said on the machine's attempt, shown on it
+            attempt += 1
+            voicemail = any(h.get("voicemail") and h.get("call_sid") == entry.get("call_sid") and entry.get("call_sid")
+                            for h in job["history"])
+            items.append({"kind": "dial", "at": iso_local(dt.datetime.fromisoformat(entry["at"])), "job_id": job["id"],
+                          "attempt": attempt, "outcome": entry.get("outcome"), "call_sid": entry.get("call_sid"),
+                          "voicemail": voicemail})
+    return items
+
+
 def lead_page(store: Store, phone: str) -> dict[str, Any] | None:
-    """The lead (``phone`` in E.164) and its timeline, oldest first: how it came in, each call
-    (inbound or outbound; transcript and figures), each follow-up message with its delivery
-    state, and the meeting. None when the store knows nothing of the number."""
+    """The lead (``phone`` in E.164) and its timeline, oldest first: how it came in (each
+    intake and its source), the dial jobs and each attempt's outcome, each call (inbound or
+    outbound; transcript and figures), the WhatsApp thread both ways with delivery states (and
+    other follow-ups), an opt-out, and the meeting. None when the store knows nothing of it."""
+    from leads import dialjobs, intake, optout, whatsapp
+
     t, c, o = schema.leads, schema.calls, schema.outbox
     with store.engine.connect() as conn:
         lead = conn.execute(sa.select(t).where(t.c.phone == phone)).mappings().first()
@@ -262,12 +292,19 @@ def lead_page(store: Store, phone: str) -> dict[str, Any] | None:
         if lead is None and not calls:
             return None
         transcripts = _transcripts(conn, [r["call_sid"] for r in calls])
-        messages = conn.execute(sa.select(o).where(o.c.phone == phone).order_by(o.c.created_at, o.c.id)).mappings().all()
+        others = conn.execute(sa.select(o).where(o.c.phone == phone, o.c.channel != "whatsapp")
+                              .order_by(o.c.created_at, o.c.id)).mappings().all()
     items: list[tuple[float, int, dict[str, Any]]] = []
-    if lead is not None:
+    intakes = intake.intake_for(store, phone)
+    for i in reversed(intakes):  # intake_for: newest first
+        items.append((0.0, 0, {"kind": "intake", "at": i["received_at"], "source": i["source"],
+                               "created_lead": i["created_lead"], "fields": i["fields"]}))
+    if lead is not None and not intakes:
         # a caller's lead is stored during its first call: it came in when that call began
         came_in = min([lead["created_at"], *(r["started_at"] for r in calls[:1])], key=_at)
-        items.append((_at(came_in), 0, {"kind": "intake", "at": iso_local(came_in), "source": lead.get("source")}))
+        items.append((0.0, 0, {"kind": "intake", "at": iso_local(came_in), "source": lead.get("source")}))
+    for item in _dial_items(dialjobs.jobs_for(store, phone)):
+        items.append((0.0, 1, item))
     for r in calls:
         call = _call_json(r)
         call["kind"] = "call"
@@ -276,27 +313,69 @@ def lead_page(store: Store, phone: str) -> dict[str, Any] | None:
         call["transcript"] = transcripts[r["call_sid"]]
         call["metrics"] = _metrics_json(r["metrics"])
         call["figures"] = call_figures(r) if r["ended_at"] is not None else None
-        items.append((_at(r["started_at"]), 1, call))
-    for m in messages:
-        items.append((_at(m["created_at"]), 2, {
+        items.append((0.0, 2, call))
+    for m in whatsapp.thread(store, phone):
+        # the thread's "kind" (followup | reply | other) says which of ours it is
+        items.append((0.0, 3, {**m, "kind": "message", "channel": "whatsapp", "message_kind": m.get("kind")}))
+    for m in others:
+        items.append((0.0, 3, {
             "kind": "message", "at": iso_local(m["created_at"]), "channel": m["channel"], "direction": "out",
-            "call_sid": m["call_sid"], "body": m["body"] if m["channel"] == "whatsapp" else None,
-            "state": m["state"], "attempts": m["attempts"], "last_error": m["last_error"],
-            "updated_at": iso_local(m["updated_at"]),
+            "call_sid": m["call_sid"], "body": None, "state": m["state"], "attempts": m["attempts"],
+            "error": m["last_error"], "updated_at": iso_local(m["updated_at"]),
         }))
+    stopped = optout.opted_out_at(store, phone)
+    if stopped is not None:
+        items.append((0.0, 4, {"kind": "opt_out", "at": iso_local(stopped[0]), "source": stopped[1]}))
     if lead is not None and lead["meeting_at"] is not None:
-        items.append((_at(lead["meeting_at"]), 3, {"kind": "meeting", "at": iso_local(lead["meeting_at"])}))
-    items.sort(key=lambda item: (item[0], item[1]))
+        items.append((0.0, 5, {"kind": "meeting", "at": iso_local(lead["meeting_at"])}))
+    items = [(_order(item), rank, item) for _, rank, item in items]
+    items.sort(key=lambda item: (item[0], item[1]))  # stable: the thread's own order is kept
     head = _lead_item(lead) if lead is not None else {"phone": phone, "status": None}
+    head["notes"] = lead["notes"] if lead is not None else None
+    head["opted_out"] = None if stopped is None else {"at": iso_local(stopped[0]), "source": stopped[1]}
     return {"lead": head, "timeline": [item for _, _, item in items]}
 
 
 # -- the dialer view --------------------------------------------------------------------------
 
 def dialer_view(store: Store, limit: int = 200) -> dict[str, Any]:
-    """Dial jobs waiting and recent attempts with their outcomes. ``available`` is False on a
-    store without dial jobs (before the speed-to-lead dialer's migration)."""
-    jobs = getattr(schema, "dial_jobs", None)
-    if jobs is None:
-        return {"available": False, "queue": [], "recent": [], "outcomes": {}}
-    raise NotImplementedError  # filled in with the dial jobs' table
+    """The dialer's state: open jobs (next due first, with the lead's name), the latest
+    attempts with their outcomes (newest first), and the attempts' outcomes counted over the
+    last 7 days."""
+    from leads import dialjobs
+
+    j, t = schema.dial_jobs, schema.leads
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=7)
+    named = sa.select(j, t.c.name).select_from(j.outerjoin(t, t.c.phone == j.c.phone))
+    with store.engine.connect() as conn:
+        open_rows = conn.execute(
+            named.where(j.c.state.in_(dialjobs.OPEN_STATES)).order_by(j.c.due_at, j.c.id).limit(limit)
+        ).mappings().all()
+        recent_rows = conn.execute(
+            named.where(j.c.updated_at >= since).order_by(j.c.updated_at.desc(), j.c.id.desc()).limit(limit)
+        ).mappings().all()
+    queue = [{**dialjobs.job_json(r), "name": r["name"], "attempt": r["attempts"] + 1} for r in open_rows]
+    attempts: list[dict[str, Any]] = []
+    for r in recent_rows:
+        job = dialjobs.job_json(r)
+        for item in _dial_items([job]):
+            if item["kind"] == "dial":
+                attempts.append({**item, "phone": r["phone"], "name": r["name"], "reason": r["reason"]})
+    attempts.sort(key=_order, reverse=True)
+    outcomes: dict[str, int] = {}
+    for a in attempts:
+        if _order(a) >= since.timestamp():
+            outcomes[a["outcome"] or "unknown"] = outcomes.get(a["outcome"] or "unknown", 0) + 1
+    return {"available": True, "queue": queue, "recent": attempts[:limit], "outcomes": outcomes}
+
+
+def lead_messages(store: Store, phone: str, limit: int = 500) -> list[dict[str, Any]]:
+    """The lead's WhatsApp thread both ways, oldest first (leads.whatsapp.thread): for the
+    lead page and GET /api/leads/{phone}. An unreadable number has none."""
+    from leads.whatsapp import thread
+
+    try:
+        number = fields.phone(phone)
+    except fields.InvalidField:
+        return []
+    return thread(store, number, limit) if number else []

@@ -65,6 +65,10 @@ leads = sa.Table(
     # an intake form (migration 5). Every intake is also a row of lead_intake.
     sa.Column("source", sa.String(64)),
     sa.Column("notes", sa.Text),
+    # A person must take this lead's WhatsApp thread (the brain could not answer it): why, and
+    # since when (migration 6). Cleared by an operator (leads.whatsapp.clear_needs_person).
+    sa.Column("needs_person", sa.Text),
+    sa.Column("needs_person_at", sa.DateTime(timezone=True)),
 )
 
 transcripts = sa.Table(
@@ -104,6 +108,9 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("provider_id", sa.String(64)),  # Twilio MessageSid
     sa.Column("claimed_by", sa.String(64)),  # the instance sending it (state 'sending'; migration 3)
+    # How a WhatsApp item went out (migration 6): "text" inside the lead's 24-hour customer
+    # service window, "template" (TWILIO_WHATSAPP_TEMPLATE_SID) outside it.
+    sa.Column("sent_as", sa.String(16)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -191,6 +198,42 @@ do_not_call = sa.Table(
     sa.Column("phone", sa.String(64), primary_key=True),
     sa.Column("source", sa.String(64), nullable=False),  # whatsapp | operator | call | api ...
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+# -- two-way WhatsApp (migration 6) -------------------------------------------------------------
+
+# Every message a lead sent us on WhatsApp (Twilio's Messaging webhook, /whatsapp_inbound).
+# Ours to them are outbox items (channel whatsapp: the call follow-ups, key "whatsapp:<CallSid>",
+# and the replies, key "wa-reply:<MessageSid>" of the message answered), with their delivery
+# states; leads.whatsapp.thread reads both as one thread.
+whatsapp_messages = sa.Table(
+    "whatsapp_messages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_sid", sa.String(64), nullable=False, unique=True),  # Twilio retries: stored once
+    sa.Column("phone", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("num_media", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("profile_name", sa.Text),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    # What the brain made of it: opt_out | confirm | offer | choose | book | cancel | handoff | ...
+    sa.Column("action", sa.String(16)),
+    sa.Column("brain", sa.String(16)),  # rules | openai
+    sa.Column("reply_key", sa.String(128)),  # the outbox item answering it
+)
+sa.Index("ix_whatsapp_messages_phone", whatsapp_messages.c.phone, whatsapp_messages.c.id)
+
+# The conversation state of a lead's thread: when they last wrote (the 24-hour window) and
+# where a reschedule stands (the windows offered, the one chosen and awaiting a yes).
+whatsapp_threads = sa.Table(
+    "whatsapp_threads", metadata,
+    sa.Column("phone", sa.String(64), primary_key=True),
+    sa.Column("last_inbound_at", sa.DateTime(timezone=True)),
+    sa.Column("phase", sa.String(16), nullable=False, server_default="idle"),
+    sa.Column("offered", sa.JSON),  # ISO datetimes
+    sa.Column("chosen", sa.DateTime(timezone=True)),
+    sa.Column("misses", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 

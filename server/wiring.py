@@ -43,6 +43,7 @@ def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, 
     from native.config import ConfigError
     from server.dashboard import dashboard_bp
     from server.inflow import inflow_bp
+    from server.whatsapp import whatsapp_bp
 
     from server.workers import instance_started_at
 
@@ -55,7 +56,7 @@ def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, 
         dialer = dialer_task(recorder.store, settings.env)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return recorder, [outbox_task(recorder, settings.env), dialer], [dashboard_bp, inflow_bp]
+    return recorder, [outbox_task(recorder, settings.env), dialer], [dashboard_bp, inflow_bp, whatsapp_bp]
 
 
 TEST_WIRING_ENV = "AGENTLOCATOR_TEST_WIRING"

@@ -425,9 +425,19 @@ const AL = (() => {
   }
 
   // -- one lead: everything that happened to it on one timeline, live -------------------------
+  const DIAL_STATE = LANG === "en"
+    ? { pending: "waiting", dialing: "dialling", calling: "on the line", done: "done", cancelled: "cancelled", failed: "failed" }
+    : { pending: "ממתין", dialing: "מחייג", calling: "בשיחה", done: "הסתיים", cancelled: "בוטל", failed: "נכשל" };
+  const DIAL_OUTCOME = LANG === "en"
+    ? { completed: "answered", human: "answered", "no-answer": "no answer", busy: "busy", failed: "failed", canceled: "cancelled",
+        machine: "answering machine", create_failed: "not placed", unknown: "unknown" }
+    : { completed: "נענתה", human: "נענתה", "no-answer": "לא נענתה", busy: "תפוס", failed: "נכשלה", canceled: "בוטלה",
+        machine: "משיבון", create_failed: "לא יצאה", unknown: "לא ידוע" };
+
   const KIND = {
     intake: T("נכנס", "Came in"), call: T("שיחה", "Call"), message: T("הודעה", "Message"),
-    meeting: T("פגישה", "Meeting"), dial: T("חיוג", "Dial attempt"),
+    meeting: T("פגישה", "Meeting"), dial: T("ניסיון חיוג", "Dial attempt"), dial_job: T("חייגן", "Dialer"),
+    opt_out: T("הסרה", "Opt-out"),
   };
   const DIRECTION = { inbound: T("נכנסת", "inbound"), outbound: T("יוצאת", "outbound") };
   const CHANNEL = { whatsapp: T("וואטסאפ", "WhatsApp"), webhook: T("Webhook ליד", "Lead webhook"), sms: "SMS" };
@@ -451,14 +461,39 @@ const AL = (() => {
     return [el("div", { class: "head" }, ...head), details];
   }
 
+  const ACTION = LANG === "en"
+    ? { opt_out: "opted out", confirm: "confirmed", offer: "new times offered", choose: "chose a time", book: "booked",
+        cancel: "cancelled", handoff: "needs a person", reschedule: "reschedule" }
+    : { opt_out: "הסרה", confirm: "אישר", offer: "הוצעו מועדים", choose: "בחר מועד", book: "נקבע",
+        cancel: "ביטל", handoff: "דרוש נציג", reschedule: "שינוי מועד" };
+  const REASON = LANG === "en" ? { intake: "new lead", operator: "call now", callback: "callback" }
+    : { intake: "ליד חדש", operator: "חיוג יזום", callback: "חזרה מבוקשת" };
+
   function messageEntry(m) {
     const inbound = m.direction === "in";
-    const head = [(CHANNEL[m.channel] ?? m.channel) + " " + (inbound ? T("נכנסת", "in") : T("יוצאת", "out")),
-      " · ", el("span", { class: "badge wa-" + m.state, title: m.last_error ?? "" }, WHATSAPP[m.state] ?? m.state)];
+    const head = [(CHANNEL[m.channel] ?? m.channel) + " · " + (inbound ? T("מהליד", "from the lead") : T("אלינו ← לליד", "to the lead"))];
+    if (!inbound && m.state) head.push(" · ", el("span", { class: "badge wa-" + m.state, title: m.error ?? "" }, WHATSAPP[m.state] ?? m.state));
+    if (!inbound && m.sent_as === "template") head.push(" · ", T("תבנית", "template"));
+    if (inbound && m.action) head.push(" · ", el("span", { class: "badge action-" + m.action }, ACTION[m.action] ?? m.action));
     if (m.attempts > 1) head.push(" · ", T("ניסיונות: ", "attempts: "), ltr(String(m.attempts)));
+    const error = m.error ?? m.last_error;
     return [el("div", { class: "head" }, ...head),
       m.body ? autoBlock("div", { class: "bubble " + (inbound ? "in" : "out") }, m.body) : null,
-      m.last_error ? autoBlock("div", { class: "error" }, m.last_error) : null];
+      error ? autoBlock("div", { class: "error" }, error) : null];
+  }
+
+  function dialJobEntry(j) {
+    const head = [T("לחיוג: ", "To call: "), REASON[j.reason] ?? auto(j.reason), " · ", DIAL_STATE[j.state] ?? auto(j.state)];
+    if (j.due_at) head.push(" · ", T("הניסיון הבא ", "next attempt "), ltr(fmtTime(j.due_at)));
+    return [el("div", { class: "head" }, ...head), j.note ? autoBlock("div", { class: "note" }, j.note) : null,
+      j.last_error ? autoBlock("div", { class: "error" }, j.last_error) : null];
+  }
+
+  function dialEntry(d) {
+    const head = [T("ניסיון ", "Attempt "), ltr(String(d.attempt)), " · ", DIAL_OUTCOME[d.outcome] ?? auto(d.outcome)];
+    if (d.voicemail) head.push(" · ", T("הושארה הודעה קולית", "voicemail left"));
+    if (d.call_sid) head.push(" · ", el("a", { href: "/dashboard/calls/" + encodeURIComponent(d.call_sid) }, T("לשיחה", "the call")));
+    return [el("div", { class: "head" }, ...head)];
   }
 
   function timelineItem(item, openKeys) {
@@ -466,11 +501,40 @@ const AL = (() => {
     if (item.kind === "intake") body = [el("div", { class: "head" }, T("הליד נכנס", "Lead came in"), ...(item.source ? [" · ", T("מקור: ", "source: "), auto(item.source)] : []))];
     else if (item.kind === "call") body = callEntry(item, openKeys.has(item.call_sid));
     else if (item.kind === "message") body = messageEntry(item);
+    else if (item.kind === "dial_job") body = dialJobEntry(item);
+    else if (item.kind === "dial") body = dialEntry(item);
+    else if (item.kind === "opt_out") body = [el("div", { class: "head" }, T("ביקש/ה להסיר: לא נתקשר ולא נשלח עוד", "Opted out: no more calls or messages"), " · ", auto(item.source))];
     else if (item.kind === "meeting") body = [el("div", { class: "head" }, T("פגישה נקבעה ל־", "Meeting at "), ltr(fmtTime(item.at)))];
     else body = [el("div", { class: "head" }, auto(item.kind))];
-    return el("li", { class: "item kind-" + item.kind, "data-kind": item.kind },
+    const side = item.kind === "message" ? (item.direction === "in" ? " in" : " out") : "";
+    return el("li", { class: "item kind-" + item.kind + side, "data-kind": item.kind, "data-direction": item.direction ?? null },
       el("div", { class: "when" }, ltr(fmtTime(item.at)), el("span", { class: "kind" }, KIND[item.kind] ?? item.kind)),
       el("div", { class: "what" }, ...body.flat()));
+  }
+
+  // "call now" and "opt out": the inflow's lead API, with the page's CSRF token
+  function drawLeadActions(l) {
+    const box = document.getElementById("lead-actions");
+    const note = el("span", { class: "action-note", "aria-live": "polite" });
+    const act = (label, path, ask) => {
+      const button = el("button", { type: "button", "data-action": path }, label);
+      if (l.opted_out || !l.status) button.disabled = true;
+      button.addEventListener("click", async () => {
+        if (ask && !confirm(ask)) return;
+        button.disabled = true;
+        try {
+          const res = await post("/api/leads/" + encodeURIComponent(l.phone) + "/" + path);
+          note.replaceChildren(...(path === "call" ? [T("בתור לחיוג: ", "Queued: "), ltr(fmtTime(res.due_at))] : [T("הוסר/ה", "Opted out")]));
+          lastLead = null;
+          refreshLead(l.phone);
+        } catch (e) { note.replaceChildren(auto(e.message)); button.disabled = false; }
+      });
+      return button;
+    };
+    if (box.dataset.drawn === String(Boolean(l.opted_out))) return;  // keep the note across refreshes
+    box.dataset.drawn = String(Boolean(l.opted_out));
+    box.replaceChildren(act(T("חייגו עכשיו", "Call now"), "call"),
+      act(T("הסרה מרשימת התפוצה", "Opt out"), "opt_out", T("להסיר את המספר? לא נתקשר ולא נשלח אליו עוד.", "Opt this number out? No more calls or messages.")), note);
   }
 
   let lastLead = null;
@@ -503,7 +567,11 @@ const AL = (() => {
       [T("עסקה · תקציב", "Deal · budget"), budgetCell(l)], [T("מועד", "Timeframe"), text(l.timeframe)], [T("מקור", "Source"), text(l.source)],
       [T("פגישה", "Meeting"), l.meeting_at ? ltr(fmtTime(l.meeting_at)) : "—"], [T("נכנס", "Came in"), ltr(fmtTime(l.created_at))],
       [T("עודכן", "Updated"), ltr(fmtTime(l.updated_at))]];
+    if (l.notes) facts.push([T("הערות", "Notes"), autoBlock("span", { class: "notes" }, l.notes)]);
+    if (l.needs_person) facts.push([T("דרוש נציג", "Needs a person"), el("span", { class: "badge lost" }, ...mixed(l.needs_person_reason || T("כן", "yes")))]);
+    if (l.opted_out) facts.push([T("הוסר/ה", "Opted out"), el("span", {}, ltr(fmtTime(l.opted_out.at)), " · ", auto(l.opted_out.source))]);
     document.getElementById("lead").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    drawLeadActions(l);
     const list = document.getElementById("lead-timeline");
     const openKeys = new Set([...list.querySelectorAll("details[open]")].map((d) => d.dataset.key));
     const items = page.timeline.map((item) => timelineItem(item, openKeys));
@@ -511,20 +579,13 @@ const AL = (() => {
   }
 
   // -- the dialer: dial jobs waiting, recent attempts, outcomes --------------------------------
-  const DIAL_STATE = LANG === "en"
-    ? { pending: "waiting", claimed: "dialling", placed: "calling", done: "done", cancelled: "cancelled", failed: "failed" }
-    : { pending: "ממתין", claimed: "מחייג", placed: "בשיחה", done: "הסתיים", cancelled: "בוטל", failed: "נכשל" };
-  const DIAL_OUTCOME = LANG === "en"
-    ? { answered: "answered", "no-answer": "no answer", busy: "busy", failed: "failed", machine: "answering machine", canceled: "cancelled", completed: "answered" }
-    : { answered: "נענתה", "no-answer": "לא נענתה", busy: "תפוס", failed: "נכשלה", machine: "משיבון", canceled: "בוטלה", completed: "נענתה" };
-
   async function refreshDialer() {
     try {
       const d = await api("/api/dialer");
       const name = (j) => j.name ? auto(j.name) : "—";
       const queue = d.queue.map((j) => el("tr", { "data-phone": j.phone },
         el("td", {}, leadLink(j.phone, ltr(j.phone))), el("td", {}, name(j)), el("td", {}, ltr(String(j.attempt ?? 1))),
-        el("td", {}, ltr(fmtTime(j.next_attempt_at))), el("td", {}, text(j.reason)), el("td", {}, DIAL_STATE[j.state] ?? text(j.state))));
+        el("td", {}, ltr(fmtTime(j.due_at))), el("td", {}, REASON[j.reason] ?? text(j.reason)), el("td", {}, DIAL_STATE[j.state] ?? text(j.state))));
       document.querySelector("#dial-queue tbody").replaceChildren(...(queue.length ? queue
         : [empty(6, d.available ? T("התור ריק", "The queue is empty") : T("החייגן עוד לא פעיל במאגר הזה", "No dialer in this store yet"))]));
       const recent = d.recent.map((a) => el("tr", { "data-phone": a.phone },

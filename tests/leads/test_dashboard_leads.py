@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -193,3 +194,93 @@ def test_range_start_is_midnight_in_israel() -> None:
     now = dt.datetime(2026, 11, 26, 23, 30, tzinfo=dt.timezone.utc)  # 01:30 on the 27th in Israel
     assert range_start("today", now) == dt.datetime(2026, 11, 26, 22, 0, tzinfo=dt.timezone.utc)
     assert range_start("7d", now) == dt.datetime(2026, 11, 20, 22, 0, tzinfo=dt.timezone.utc)
+
+
+# -- with the inflow's and WhatsApp's data: intake, dial jobs and attempts, the thread, opt-out --
+
+def seed_inflow(store: Store, hours: Any) -> tuple[str, int, dt.datetime]:
+    """A web-form lead (Thursday 10:00 in Israel: inside calling hours) called at once: no
+    answer; the retry is placed 11 minutes later. Returns (phone, job id, the retry's time)."""
+    from leads import dialjobs, intake
+    from leads.hours import parse_retries
+
+    got = intake.record(store, intake.parse({"phone": "054-765-4321", "name": "רונית", "area": "גבעתיים",
+                                             "source": "web_form", "notes": "מעדיפה אחרי 17:00"}), hours, now=T0)
+    phone, job = got.phone, got.job_id
+    [claimed] = dialjobs.claim_due(store, T0, 5, hours)
+    assert claimed.id == job
+    dialjobs.placed(store, job, sid(11), now=T0 + dt.timedelta(seconds=1))
+    assert dialjobs.apply_status(store, job, sid(11), "no-answer", parse_retries(), hours,
+                                 now=T0 + dt.timedelta(seconds=30)) == "pending"
+    later = T0 + dt.timedelta(minutes=11)
+    [again] = dialjobs.claim_due(store, later, 5, hours)
+    dialjobs.placed(store, job, sid(12), now=later)
+    return phone, job, later
+
+
+async def test_lead_timeline_with_intake_dials_whatsapp_and_opt_out(store: Store) -> None:
+    from leads import dialjobs, optout, whatsapp
+
+    from leads.hours import CallingHours, parse_retries
+
+    hours = CallingHours.parse()
+    phone, job, later = await store.run(seed_inflow, store, hours)
+    rec = SqlRecorder(store, lead_webhook=False)
+    await a_call(rec, 12, phone, later, LeadState(Slots(name="רונית"), status="qualified"),
+                 [("agent", "היי רונית, מדברת נועה מ-AgentLocator"), ("caller", "כן, זה זמן טוב")], outbound=True)
+    await store.run(lambda: dialjobs.apply_status(store, job, sid(12), "completed", parse_retries(), hours,
+                                                  now=later + dt.timedelta(seconds=61)))
+    inbound = whatsapp.Inbound(message_sid=sid(13, "SM"), phone=phone, body="אפשר להזיז למחר?")
+    await store.run(lambda: whatsapp.record_inbound(store, inbound, now=later + dt.timedelta(minutes=5)))
+    await store.run(lambda: optout.opt_out(store, phone, "operator"))
+    client = make_app(store).test_client()
+    status, page = await get(client, f"/api/leads/{phone}/timeline")
+    assert status == 200
+    kinds = [(i["kind"], i.get("direction"), i.get("outcome")) for i in page["timeline"]]
+    assert kinds[:3] == [("intake", None, None), ("dial_job", None, "completed"), ("dial", None, "no-answer")]
+    # the answered attempt's status came after its call began
+    assert kinds[3:5] == [("call", "outbound", "qualified"), ("dial", None, "completed")]
+    assert kinds[5] == ("message", "in", None)  # five minutes later
+    assert ("message", "out", None) in kinds  # the call's follow-up (queued at the real now)
+    assert ("message", "in", None) in kinds and kinds[-1][0] == "opt_out"
+    intake_item = page["timeline"][0]
+    assert intake_item["source"] == "web_form" and intake_item["created_lead"] is True
+    attempts = [i for i in page["timeline"] if i["kind"] == "dial"]
+    assert [(a["attempt"], a["call_sid"]) for a in attempts] == [(1, sid(11)), (2, sid(12))]
+    inbound_item = next(i for i in page["timeline"] if i.get("direction") == "in")
+    assert inbound_item["body"] == "אפשר להזיז למחר?"
+    assert page["lead"]["source"] == "web_form" and page["lead"]["notes"] == "מעדיפה אחרי 17:00"
+    assert page["lead"]["opted_out"]["source"] == "operator"
+    # the leads list by source
+    _, by_source = await get(client, "/api/leads?source=web_form")
+    assert [lead["phone"] for lead in by_source] == [phone]
+    _, sources = await get(client, "/api/lead_sources")
+    assert "web_form" in sources
+
+
+async def test_dialer_view(store: Store) -> None:
+    from leads import dialjobs
+    from leads.hours import CallingHours, parse_retries
+
+    hours, retries = CallingHours.parse(), parse_retries()
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def jobs() -> None:
+        a, _ = dialjobs.queue_call(store, "+972501111111", "operator", now - dt.timedelta(minutes=1))
+        b, _ = dialjobs.queue_call(store, "+972502222222", "intake", now + dt.timedelta(hours=1))
+        with store.engine.begin() as conn:  # a's call went out and was busy: a retry is due
+            conn.execute(schema.dial_jobs.update().where(schema.dial_jobs.c.id == a).values(state="calling", attempts=1))
+        dialjobs.placed(store, a, sid(21), now=now)
+        dialjobs.apply_status(store, a, sid(21), "busy", retries, hours, now=now)
+
+    await store.run(jobs)
+    client = make_app(store).test_client()
+    status, view = await get(client, "/api/dialer")
+    assert status == 200 and view["available"] is True
+    assert [j["phone"] for j in view["queue"]] == sorted([j["phone"] for j in view["queue"]],
+                                                           key=lambda p: [q["due_at"] for q in view["queue"] if q["phone"] == p][0])
+    assert {j["phone"] for j in view["queue"]} == {"+972501111111", "+972502222222"}
+    assert [(a["phone"], a["outcome"], a["call_sid"]) for a in view["recent"]] == [("+972501111111", "busy", sid(21))]
+    assert view["outcomes"] == {"busy": 1}
+    resp = await client.get("/dashboard/dialer")
+    assert resp.status_code == 200 and 'data-page="dialer"' in (await resp.get_data()).decode()
