@@ -339,6 +339,9 @@ async def api_call(sid: str) -> Any:
     detail = await _read(queries.call_detail, sid)
     if detail is None:
         abort(404)
+    from server.callmedia import recording_url
+
+    detail["recording_url"] = recording_url(current_app, sid)
     return detail
 
 
@@ -439,3 +442,9 @@ async def api_lead_clear_needs_person(phone: str) -> Any:
     if not number:
         return Response("phone: no phone number", 422)
     return {"phone": number, "cleared": await _read(clear_needs_person, number)}
+
+
+# The recording, listen-in and browser test call routes register on this blueprint.
+from server import callmedia  # noqa: E402
+
+ROUTE_MODULES = (callmedia,)

@@ -43,6 +43,8 @@ EVENTS = frozenset(
         "STORE",
         # leads flowing in (intake API, Facebook Lead Ads) and the speed-to-lead dialer's calls
         "INTAKE", "DIAL",
+        # call recordings: one finished (seconds, bytes, encoder CPU), old ones pruned
+        "RECORDING",
     }
 )
 

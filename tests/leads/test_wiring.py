@@ -7,6 +7,7 @@ from leads.store import SqlRecorder
 from leads.timeline import TimelineTap
 from server.dashboard import dashboard_bp
 from server.settings import Settings
+from server.inflow import inflow_bp
 from server.whatsapp import whatsapp_bp
 from server.wiring import build_recorder
 
@@ -16,8 +17,8 @@ def test_the_app_wiring_picks_up_store_outbox_and_dashboard(sqlite_url: str) -> 
     recorder, background, blueprints = build_recorder(Settings.from_env({"DATABASE_URL": sqlite_url}), notes)
     assert isinstance(recorder, SqlRecorder)
     assert recorder.store.backend == "sqlite"
-    assert len(background) == 1 and callable(background[0])
-    assert blueprints == [dashboard_bp, whatsapp_bp]
+    assert len(background) == 2 and all(callable(task) for task in background)  # the outbox, the dialer
+    assert blueprints == [dashboard_bp, inflow_bp, whatsapp_bp]
     assert notes == [f"store: {sqlite_url}"]
     logger = logging.getLogger("agentlocator")
     taps = [h for h in logger.handlers if isinstance(h, TimelineTap) and h.recorder is recorder]
