@@ -164,4 +164,12 @@ def next_attempt(retries: tuple[Step, ...], attempts: int, failed_at: dt.datetim
     """When to try again after ``attempts`` calls that did not reach the lead (None: give up)."""
     if attempts < 1 or attempts > len(retries):
         return None
-    return hours.next_allowed(retries[attempts - 1].after(failed_at))
+    step = retries[attempts - 1]
+    if step.time is not None:
+        # "next day at 10:00" is the next day we call at all (Friday's failure: Sunday 10:00).
+        day = failed_at.astimezone(TZ).date()
+        for _ in range(SEARCH_DAYS):
+            day += dt.timedelta(days=1)
+            if hours.span_on(day) is not None:
+                return hours.next_allowed(dt.datetime.combine(day, step.time, TZ))
+    return hours.next_allowed(step.after(failed_at))

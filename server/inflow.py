@@ -283,7 +283,7 @@ def _phone(raw: str) -> str:
 
 
 def lead_detail(store: Store, phone: str) -> dict[str, Any] | None:
-    """The lead with its calls, dial jobs, intake history and opt-out (blocking)."""
+    """The lead with its calls, dial jobs, intake history, opt-out and WhatsApp thread (blocking)."""
     import sqlalchemy as sa
 
     from leads.lead import iso_local, lead_json
@@ -304,6 +304,8 @@ def lead_detail(store: Store, phone: str) -> dict[str, Any] | None:
         "dial_jobs": dialjobs.jobs_for(store, phone),
         "intake": intake.intake_for(store, phone),
         "opted_out": None if stopped is None else {"at": iso_local(stopped[0]), "source": stopped[1]},
+        # the WhatsApp thread both ways, with delivery states (leads.whatsapp.thread)
+        "messages": queries.lead_messages(store, phone),
     }
 
 

@@ -101,13 +101,14 @@ async def dashboard_server(db_url: str, env: dict[str, str] | None = None
     """The app with the real store and the dashboard blueprint (and fake speech / brain)."""
     from leads.store import open_store
     from server.dashboard import dashboard_bp
+    from server.whatsapp import whatsapp_bp
 
     world = new_world()
 
     def factory(settings: Any) -> Any:
         wiring = world.wiring(settings)
         wiring.recorder = open_store(db_url)
-        wiring.blueprints = [dashboard_bp]
+        wiring.blueprints = [dashboard_bp, whatsapp_bp]
         return wiring
 
     async with running_server(factory, {"AGENT_LANGUAGE": "en-US", **(env or {})}) as (app, port):
