@@ -36,7 +36,7 @@ const AL = (() => {
       else if (k === "style") Object.assign(node.style, v);  // CSSOM: allowed by the CSP, unlike a style attribute
       else node.setAttribute(k, v);
     }
-    for (const c of children) {
+    for (const c of children.flat()) {
       if (c === null || c === undefined) continue;
       node.append(c instanceof Node ? c : String(c));
     }
@@ -255,7 +255,8 @@ const AL = (() => {
       return el("tr", { "data-phone": l.phone },
         el("td", {}, leadLink(l.phone, ltr(l.phone))), el("td", {}, text(l.name)), el("td", {}, text(l.area)), el("td", {}, text(l.property_type)),
         el("td", {}, num(l.rooms)), el("td", {}, budgetCell(l)), el("td", {}, text(l.timeframe)),
-        el("td", {}, statusBadge(l.status)), el("td", {}, text(l.source)),
+        el("td", {}, statusBadge(l.status), l.needs_person ? [" ", el("span", { class: "badge needs-person", title: l.needs_person_reason ?? "" }, T("דרוש נציג", "needs a person"))] : null),
+        el("td", {}, text(l.source)),
         el("td", {}, fmtTime(l.meeting_at)),
         el("td", {}, w ? el("span", { class: "badge wa-" + w.state, title: w.last_error ?? "" }, WHATSAPP[w.state] ?? w.state) : "—"),
         el("td", {}, fmtTime(l.created_at)), el("td", {}, fmtTime(l.updated_at)));
@@ -524,17 +525,25 @@ const AL = (() => {
         button.disabled = true;
         try {
           const res = await post("/api/leads/" + encodeURIComponent(l.phone) + "/" + path);
-          note.replaceChildren(...(path === "call" ? [T("בתור לחיוג: ", "Queued: "), ltr(fmtTime(res.due_at))] : [T("הוסר/ה", "Opted out")]));
+          note.replaceChildren(...(path === "call" ? [T("בתור לחיוג: ", "Queued: "), ltr(fmtTime(res.due_at))]
+            : path === "opt_out" ? [T("הוסר/ה", "Opted out")] : [T("הדגל הוסר", "Flag cleared")]));
           lastLead = null;
           refreshLead(l.phone);
         } catch (e) { note.replaceChildren(auto(e.message)); button.disabled = false; }
       });
       return button;
     };
-    if (box.dataset.drawn === String(Boolean(l.opted_out))) return;  // keep the note across refreshes
-    box.dataset.drawn = String(Boolean(l.opted_out));
-    box.replaceChildren(act(T("חייגו עכשיו", "Call now"), "call"),
-      act(T("הסרה מרשימת התפוצה", "Opt out"), "opt_out", T("להסיר את המספר? לא נתקשר ולא נשלח אליו עוד.", "Opt this number out? No more calls or messages.")), note);
+    const drawn = [Boolean(l.opted_out), Boolean(l.needs_person)].join();
+    if (box.dataset.drawn === drawn) return;  // keep the note across refreshes
+    box.dataset.drawn = drawn;
+    const buttons = [act(T("חייגו עכשיו", "Call now"), "call"),
+      act(T("הסרה מרשימת התפוצה", "Opt out"), "opt_out", T("להסיר את המספר? לא נתקשר ולא נשלח אליו עוד.", "Opt this number out? No more calls or messages."))];
+    if (l.needs_person) {
+      const handled = act(T("טופל על ידי נציג", "Handled by a person"), "needs_person/clear");
+      handled.disabled = false;
+      buttons.push(handled);
+    }
+    box.replaceChildren(...buttons, note);
   }
 
   let lastLead = null;

@@ -81,8 +81,34 @@ def seed(db: str) -> None:
 
     try:
         trio.run(run)
+        seed_inflow(store)
     finally:
         store.close()
+
+
+FORM_LEAD = "+972547654321"
+# two days ago (inside the dialer view's 7 days), at any hour: the seed opens the calling hours
+T_FORM = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)).replace(microsecond=0)
+
+
+def seed_inflow(store: Any) -> None:
+    """A web-form lead the dialer called twice (no answer, busy: a retry waits), who then wrote
+    on WhatsApp (Hebrew with a time and a phone number in it)."""
+    from leads import dialjobs, intake, whatsapp
+    from leads.hours import CallingHours, parse_retries
+
+    hours = CallingHours.parse("sun-sat 00:00-23:59", holidays_country=None, eve="")
+    retries = parse_retries()
+    got = intake.record(store, intake.parse({"phone": "054-765-4321", "name": "רונית", "source": "web_form",
+                                             "notes": "Prefers WhatsApp"}), hours, now=T_FORM)
+    for n, (at, outcome) in enumerate(((T_FORM, "no-answer"), (T_FORM + dt.timedelta(minutes=11), "busy"))):
+        dialjobs.claim_due(store, at, 5, hours)
+        call_sid = f"CA{n + 0xd1:032x}"
+        dialjobs.placed(store, got.job_id, call_sid, now=at)
+        dialjobs.apply_status(store, got.job_id, call_sid, outcome, retries, hours, now=at + dt.timedelta(seconds=30))
+    whatsapp.record_inbound(store, whatsapp.Inbound(message_sid=f"SM{0xa1:032x}", phone=FORM_LEAD,
+                                                    body="אפשר מחר ב-17:30? המספר של בעלי 052-111-2233"),
+                            now=T_FORM + dt.timedelta(hours=1))
 
 
 def later_call(db: str) -> None:
@@ -293,7 +319,7 @@ def test_leads_filters_search_and_csv(server: Any, browser: Any) -> None:
     page.goto(f"{server.url}/dashboard")
     page.wait_for_selector("body[data-loaded='1']", timeout=15000)
     rows = page.locator("#leads tbody tr[data-phone]")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)
     page.fill("#lead-filters input[name=q]", "050-123")
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-phone", PHONE)
@@ -361,4 +387,62 @@ def test_lead_page_timeline_updates_live(server: Any, browser: Any) -> None:
     expect(items.nth(3)).to_contain_text("● חי")
     expect(items.nth(3).locator(".head a")).to_have_attribute("href", f"/dashboard/calls/{LATER_CALL}")
     expect(call.locator("details")).to_have_attribute("open", "")
+    assert errors == []
+
+
+def test_lead_page_dial_attempts_whatsapp_and_actions(server: Any, browser: Any) -> None:
+    """A form lead's page: the intake with its source, the dial job and both attempts with
+    their outcomes, their WhatsApp message (its direction, time and phone number read right);
+    then "opt out" from the page; and "call now" on another lead lands in the dialer's queue."""
+    from playwright.sync_api import expect
+
+    page, errors = new_page(browser)
+    page.goto(f"{server.url}/dashboard/leads/{FORM_LEAD}")
+    page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+    items = page.locator("#lead-timeline > li")
+    kinds = lambda: [items.nth(i).get_attribute("data-kind") for i in range(items.count())]  # noqa: E731
+    expect(items).to_have_count(5)
+    assert kinds() == ["intake", "dial_job", "dial", "dial", "message"]
+    expect(items.nth(0)).to_contain_text("web_form")
+    expect(items.nth(1)).to_contain_text("ליד חדש")
+    expect(items.nth(1)).to_contain_text("הניסיון הבא")
+    expect(items.nth(2)).to_contain_text("לא נענתה")
+    expect(items.nth(3)).to_contain_text("תפוס")
+    expect(items.nth(4)).to_have_attribute("data-direction", "in")
+    expect(page.locator("#lead")).to_contain_text("Prefers WhatsApp")
+    g = Glyphs(page)
+    bubble = "#lead-timeline > li:nth-child(5) .bubble"
+    assert g.direction(bubble) == "rtl"
+    assert g.left(bubble, "17:30") < g.left(bubble, "מחר")  # after "מחר" in Hebrew reading order
+    assert g.left(bubble, "052") < g.left(bubble, "111") < g.left(bubble, "2233") < g.left(bubble, "בעלי")
+    page.screenshot(path=str(ARTIFACTS / "lead-form-he.png"), full_page=True)
+
+    # opt out from the page (a confirmation dialog first)
+    page.once("dialog", lambda d: d.accept())
+    page.click("#lead-actions button[data-action='opt_out']")
+    expect(page.locator("#lead-timeline > li[data-kind='opt_out']")).to_have_count(1, timeout=10000)
+    expect(page.locator("#lead-actions button[data-action='call']")).to_be_disabled()
+    expect(page.locator("#lead")).to_contain_text("הוסר")
+
+    # "call now" on the other lead: queued, and the dialer page shows it
+    page.goto(f"{server.url}/dashboard/leads/{OTHER}")
+    page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+    page.click("#lead-actions button[data-action='call']")
+    expect(page.locator("#lead-actions .action-note")).to_contain_text("בתור לחיוג", timeout=10000)
+    expect(page.locator("#lead-timeline > li[data-kind='dial_job']")).to_contain_text("חיוג יזום", timeout=10000)
+    page.goto(f"{server.url}/dashboard/dialer")
+    page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+    queue = page.locator("#dial-queue tbody tr[data-phone]")
+    expect(queue).to_have_count(1)  # the opted-out lead's retry was cancelled
+    expect(queue.first).to_have_attribute("data-phone", OTHER)
+    expect(queue.first).to_contain_text("יוסי כהן")
+    # the form lead's two attempts, newest first, and the outcomes counted
+    recent = page.locator("#dial-done tbody tr[data-phone]")
+    expect(recent).to_have_count(2)
+    expect(recent.nth(0)).to_contain_text("תפוס")
+    expect(recent.nth(1)).to_contain_text("לא נענתה")
+    expect(recent.nth(0).locator("td:last-child a")).to_have_attribute("href", f"/dashboard/calls/CA{0xd2:032x}")
+    expect(page.locator("#dial-outcomes .kpi[data-kpi='busy'] .kpi-value")).to_have_text("1")
+    expect(page.locator("#dial-outcomes .kpi[data-kpi='no-answer'] .kpi-value")).to_have_text("1")
+    page.screenshot(path=str(ARTIFACTS / "dialer-he.png"), full_page=True)
     assert errors == []
