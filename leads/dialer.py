@@ -245,7 +245,11 @@ class Dialer:
                 try:
                     if trio.current_time() - last_stale >= cfg.stale_every_s:
                         last_stale = trio.current_time()
-                        await store.run(lambda: dialjobs.release_stale(store, _now(), cfg.calling_timeout_s))
+                        # Expiry is not trusted here (after a database outage every lease looks expired):
+                        # a job goes back only once its instance's lease is gone (the keeper's recovery
+                        # removes a dead one's) or, on SQLite, its process is gone from this host.
+                        await store.run(lambda: dialjobs.release_stale(store, _now(), cfg.calling_timeout_s,
+                                                                       trust_expiry=False))
                     if await self.pass_once(nursery):
                         continue
                     delay = await store.run(dialjobs.seconds_until_due, store, _now())
