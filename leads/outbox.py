@@ -44,7 +44,6 @@ from twilio.rest import Client
 
 from leads import fields, keeper, schema, whatsapp
 from telemetry.metrics import outbox_deliveries_total
-from leads.optout import is_opted_out
 from leads.store import Store
 from telemetry.logs import log_event
 
@@ -192,9 +191,17 @@ class Recipient:
 
 
 def recipient(store: Store, phone: str) -> Recipient:
+    """One read: the lead's name, the do-not-call list (leads.optout's table) and the time of
+    the lead's last WhatsApp message (leads.whatsapp)."""
+    leads, dnc, threads = schema.leads, schema.do_not_call, schema.whatsapp_threads
+    query = sa.select(
+        sa.select(leads.c.name).where(leads.c.phone == phone).scalar_subquery().label("name"),
+        sa.exists().where(dnc.c.phone == phone).label("opted_out"),
+        sa.select(threads.c.last_inbound_at).where(threads.c.phone == phone).scalar_subquery().label("last_in"),
+    )
     with store.engine.connect() as conn:
-        name = conn.execute(sa.select(schema.leads.c.name).where(schema.leads.c.phone == phone)).scalar()
-    return Recipient(is_opted_out(store, phone), whatsapp.last_inbound_at(store, phone), name)
+        row = conn.execute(query).one()
+    return Recipient(bool(row.opted_out), schema.utc(row.last_in), row.name)
 
 
 def release_stuck(store: Store, claimed_before: dt.datetime) -> int:

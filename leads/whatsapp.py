@@ -3,11 +3,11 @@
 Blocking (each function is one short transaction), like every Store method: from trio, run
 them in the store's threads (``await store.run(fn, store, ...)``).
 
-- :func:`record_inbound`: a message from Twilio's webhook, stored once per MessageSid (Twilio
-  retries); an unknown number becomes a lead (source ``whatsapp``). Returns the thread's
-  state for the brain, or None for a message already stored.
-- :func:`apply_decision`: what the brain made of it (dialog.whatsapp.Decision) in one
-  transaction: the thread's state, the meeting (booked, moved, cancelled), the
+- :func:`receive`: a message from Twilio's webhook, stored once per MessageSid (Twilio
+  retries); an unknown number becomes a lead (source ``whatsapp``). The rules' answer, when
+  they have one at once, is applied in the same transaction (one durable commit per message).
+- :func:`apply_decision`: an answer found later (an opt-out, done first; the OpenAI brain) in
+  one transaction: the thread's state, the meeting (booked, moved, cancelled), the
   ``needs_person`` flag, and the reply queued in the outbox (key ``wa-reply:<MessageSid>``:
   one reply per message, however often Twilio retries).
 - :func:`thread`: the lead's messages both ways, oldest first, with our delivery states.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
@@ -85,9 +85,13 @@ class Inbound:
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    thread: Thread
+    thread: Thread  # the thread before this message
     new_lead: bool
     last_inbound_before: dt.datetime | None
+    opted_out: bool  # the number is on the do-not-call list
+    decision: Decision | None = None  # the answer, when it was applied in the same transaction
+    reply_key: str | None = None  # the outbox item of that answer
+    again: bool = False  # Twilio retried a message stored but never answered (a crash between)
 
 
 def _thread_of(conn: sa.Connection, phone: str) -> tuple[Thread, dt.datetime | None]:
@@ -115,10 +119,20 @@ def _stored(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.timezone.utc) if value is not None else None
 
 
-def record_inbound(store: Store, msg: Inbound, now: dt.datetime | None = None) -> Received | None:
-    """Store one inbound message (None if this MessageSid is stored already)."""
+# (thread, opted_out) -> the answer now (applied in the same transaction), or None: the
+# caller answers later with apply_decision (an opt-out, the OpenAI brain: work that must not
+# run inside the store's write transaction).
+Decide = Callable[[Thread, bool], "Decision | None"]
+
+
+def receive(store: Store, msg: Inbound, now: dt.datetime | None = None, decide: Decide | None = None,
+            brain: str = "rules") -> Received | None:
+    """Store one inbound message and, when ``decide`` answers at once, its answer — one
+    durable transaction for the usual message. None: this MessageSid was answered already
+    (Twilio retries); a message stored but never answered (the process died in between) is
+    handed back for an answer (``again``)."""
     now = now or _now()
-    m, t, lead = schema.whatsapp_messages, schema.whatsapp_threads, schema.leads
+    m, t, lead, dnc = schema.whatsapp_messages, schema.whatsapp_threads, schema.leads, schema.do_not_call
     with store.engine.begin() as conn:
         inserted = conn.execute(
             _dialect_insert(conn)(m).values(
@@ -126,8 +140,12 @@ def record_inbound(store: Store, msg: Inbound, now: dt.datetime | None = None) -
                 profile_name=msg.profile_name, received_at=now,
             ).on_conflict_do_nothing(index_elements=["message_sid"]).returning(m.c.id)
         ).first()
+        again = False
         if inserted is None:
-            return None
+            stored = conn.execute(sa.select(m.c.action).where(m.c.message_sid == msg.message_sid)).first()
+            if stored is None or stored.action is not None:
+                return None
+            again = True
         values: dict[str, Any] = {"phone": msg.phone, "created_at": now, "updated_at": now}
         if "source" in lead.c:  # leads.source (migration 5): where a lead flowed in from
             values["source"] = SOURCE
@@ -143,7 +161,15 @@ def record_inbound(store: Store, msg: Inbound, now: dt.datetime | None = None) -
                                             updated_at=now)
             .on_conflict_do_update(index_elements=["phone"], set_={"last_inbound_at": now, "updated_at": now})
         )
-        return Received(thread, new_lead, last)
+        opted_out = conn.execute(sa.select(dnc.c.phone).where(dnc.c.phone == msg.phone)).first() is not None
+        decision = decide(thread, opted_out) if decide is not None else None
+        key = _apply(conn, msg, decision, brain, now) if decision is not None else None
+        return Received(thread, new_lead, last, opted_out, decision, key, again)
+
+
+def record_inbound(store: Store, msg: Inbound, now: dt.datetime | None = None) -> Received | None:
+    """Store one inbound message, unanswered (None if this MessageSid is stored already)."""
+    return receive(store, msg, now)
 
 
 def apply_decision(
@@ -151,38 +177,41 @@ def apply_decision(
 ) -> str | None:
     """The brain's answer to ``msg``, stored in one transaction; returns the outbox key of the
     reply queued (None when there is nothing to send)."""
-    now = now or _now()
+    with store.engine.begin() as conn:
+        return _apply(conn, msg, decision, brain, now or _now())
+
+
+def _apply(conn: sa.Connection, msg: Inbound, decision: Decision, brain: str, now: dt.datetime) -> str | None:
     th, lead, m, o = schema.whatsapp_threads, schema.leads, schema.whatsapp_messages, schema.outbox
     state = decision.thread
-    with store.engine.begin() as conn:
-        conn.execute(th.update().where(th.c.phone == msg.phone).values(
-            phase=state.phase, offered=[_stored(w).isoformat() for w in state.offered] or None, chosen=_stored(state.chosen),
-            misses=state.misses, updated_at=now,
-        ))
-        values: dict[str, Any] = {"updated_at": now}
-        current = conn.execute(sa.select(lead.c.status, lead.c.meeting_at).where(lead.c.phone == msg.phone)).first()
-        if decision.action == "book" and decision.meeting_at is not None:
-            values.update(meeting_at=decision.meeting_at.astimezone(dt.timezone.utc), status="meeting_booked")
-        elif decision.action == "cancel" and current is not None and current.meeting_at is not None:
-            values["meeting_at"] = None
-            if current.status == "meeting_booked":
-                values["status"] = "qualified"
-        if decision.needs_person:
-            values.update(needs_person=fields.text(decision.needs_person, fields.ERROR_TEXT_MAX, "needs_person"),
-                          needs_person_at=now)
-        conn.execute(lead.update().where(lead.c.phone == msg.phone).values(**values))
-        key = None
-        if decision.reply:
-            key = (OPT_OUT_PREFIX if decision.opt_out else REPLY_PREFIX) + msg.message_sid
-            conn.execute(
-                _dialect_insert(conn)(o).values(
-                    key=key, call_sid="", phone=msg.phone, channel="whatsapp",
-                    body=fields.text(decision.reply, BODY_MAX, "reply") or "", state="pending", attempts=0,
-                    next_attempt_at=now, created_at=now, updated_at=now,
-                ).on_conflict_do_nothing(index_elements=["key"])
-            )
-        conn.execute(m.update().where(m.c.message_sid == msg.message_sid).values(
-            action=decision.action, brain=brain, reply_key=key))
+    conn.execute(th.update().where(th.c.phone == msg.phone).values(
+        phase=state.phase, offered=[_stored(w).isoformat() for w in state.offered] or None, chosen=_stored(state.chosen),
+        misses=state.misses, updated_at=now,
+    ))
+    values: dict[str, Any] = {"updated_at": now}
+    current = conn.execute(sa.select(lead.c.status, lead.c.meeting_at).where(lead.c.phone == msg.phone)).first()
+    if decision.action == "book" and decision.meeting_at is not None:
+        values.update(meeting_at=decision.meeting_at.astimezone(dt.timezone.utc), status="meeting_booked")
+    elif decision.action == "cancel" and current is not None and current.meeting_at is not None:
+        values["meeting_at"] = None
+        if current.status == "meeting_booked":
+            values["status"] = "qualified"
+    if decision.needs_person:
+        values.update(needs_person=fields.text(decision.needs_person, fields.ERROR_TEXT_MAX, "needs_person"),
+                      needs_person_at=now)
+    conn.execute(lead.update().where(lead.c.phone == msg.phone).values(**values))
+    key = None
+    if decision.reply:
+        key = (OPT_OUT_PREFIX if decision.opt_out else REPLY_PREFIX) + msg.message_sid
+        conn.execute(
+            _dialect_insert(conn)(o).values(
+                key=key, call_sid="", phone=msg.phone, channel="whatsapp",
+                body=fields.text(decision.reply, BODY_MAX, "reply") or "", state="pending", attempts=0,
+                next_attempt_at=now, created_at=now, updated_at=now,
+            ).on_conflict_do_nothing(index_elements=["key"])
+        )
+    conn.execute(m.update().where(m.c.message_sid == msg.message_sid).values(
+        action=decision.action, brain=brain, reply_key=key))
     return key
 
 

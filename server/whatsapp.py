@@ -12,8 +12,11 @@ delivers it, as free text inside the 24-hour window; Twilio's status callbacks
 do-not-call list (leads.optout): no more calls or messages, but the line confirming it.
 
 The answer to Twilio is an empty TwiML ``<Response/>`` once the message and its reply are
-stored; a retried delivery of the same MessageSid is answered the same way, with nothing
-stored or sent twice.
+stored — for the rules' answers in one durable transaction (leads.whatsapp.receive); an
+opt-out and the OpenAI brain's answers in a second one. A retried delivery of the same
+MessageSid is answered the same way, with nothing stored or sent twice; one stored but never
+answered (the process died in between, or the second transaction failed: 500) is answered
+then.
 """
 from __future__ import annotations
 
@@ -29,8 +32,8 @@ from quart import Blueprint, Response, current_app, request
 
 from dialog import whatsapp as rules
 from leads import fields
-from leads.optout import is_opted_out, opt_out
-from leads.whatsapp import Inbound, apply_decision, record_inbound
+from leads.optout import opt_out
+from leads.whatsapp import Inbound, apply_decision, receive
 from server.dashboard import _checker, _insecure, _peer, store_of, web_of
 from server.security import request_base, signed_urls
 from server.webauth import is_local
@@ -72,12 +75,19 @@ class TextBrain:
     def lock(self, phone: str) -> trio.Lock:
         return self.locks[hashlib.blake2b(phone.encode(), digest_size=2).digest()[0] % LOCKS]
 
-    async def answer(self, msg: Inbound, thread: rules.Thread, history: list[dict[str, Any]]) -> tuple[rules.Decision, str]:
-        now = self.clock()
-        decision = rules.decide(msg.body, thread, now, num_media=msg.num_media)
-        if decision.action != "handoff" or self.openai is None or not msg.body.strip() \
-                or decision.needs_person == rules.NO_WINDOWS:
-            return decision, "rules"
+    def first(self, msg: Inbound, thread: rules.Thread, opted_out: bool, now: dt.datetime) -> rules.Decision:
+        """The rules' answer (pure: runs inside the store's transaction)."""
+        if opted_out:  # kept on the thread, never answered: they asked us to stop
+            return rules.Decision("ignore", None, thread, meeting_at=thread.meeting_at)
+        return rules.decide(msg.body, thread, now, num_media=msg.num_media)
+
+    def wants_model(self, msg: Inbound, decision: rules.Decision) -> bool:
+        """A handoff the OpenAI brain may still answer (not one for want of free windows)."""
+        return (self.openai is not None and decision.action == "handoff" and bool(msg.body.strip())
+                and decision.needs_person != rules.NO_WINDOWS)
+
+    async def model(self, msg: Inbound, decision: rules.Decision, thread: rules.Thread, now: dt.datetime,
+                    history: list[dict[str, Any]]) -> tuple[rules.Decision, str]:
         read = await self.openai.read(msg.body, thread, now, history)
         if read is None:  # the API failed, or its reading did not fit: a person takes it
             return decision, "rules"
@@ -132,35 +142,46 @@ async def whatsapp_inbound() -> Any:
         return Response(f"{exc.field}: {exc.reason}", 400)
     store = store_of(current_app)
     brain = brain_of(current_app)
+    now = brain.clock()
+    later: list[rules.Decision] = []
+
+    def decide(thread: rules.Thread, opted_out: bool) -> rules.Decision | None:
+        decision = brain.first(msg, thread, opted_out, now)
+        if decision.opt_out or brain.wants_model(msg, decision):
+            later.append(decision)  # done outside the transaction: the opt-out first, or the model
+            return None
+        return decision
+
     async with brain.lock(msg.phone):
         try:
-            got = await store.run(record_inbound, store, msg, brain.clock())
-            if got is None:  # Twilio retried a message we have: answered already
-                log_event("WEBHOOK", path=request.path, message_sid=msg.message_sid, duplicate=True)
-                return _twiml()
-            opted_out = await store.run(is_opted_out, store, msg.phone)
+            got = await store.run(receive, store, msg, now, decide, "rules")
         except Exception as exc:  # noqa: BLE001 - Twilio retries on 5xx; nothing was half-stored
             log_event("ERROR", logging.ERROR, where="whatsapp_inbound.store", error=repr(exc)[:300],
                       message_sid=msg.message_sid)
             return Response("store error", 500)
-        if opted_out:  # kept on the thread, never answered: they asked us to stop
-            decision, used = rules.Decision("ignore", None, got.thread, meeting_at=got.thread.meeting_at), "none"
-        else:
-            history = [m for m in await store.run(_recent, store, msg.phone) if m.get("message_sid") != msg.message_sid]
-            decision, used = await brain.answer(msg, got.thread, history)
-        try:
-            if decision.opt_out:
-                await store.run(opt_out, store, msg.phone, "whatsapp")
-            key = await store.run(apply_decision, store, msg, decision, used, brain.clock())
-        except Exception as exc:  # noqa: BLE001 - the message is stored; a person can see it
-            log_event("ERROR", logging.ERROR, where="whatsapp_inbound.apply", error=repr(exc)[:300],
-                      message_sid=msg.message_sid)
+        if got is None:  # Twilio retried a message we answered already
+            log_event("WEBHOOK", path=request.path, message_sid=msg.message_sid, duplicate=True)
             return _twiml()
+        decision, used, key = got.decision, "rules", got.reply_key
+        if decision is None:
+            decision = later[-1]
+            if brain.wants_model(msg, decision):
+                history = [m for m in await store.run(_recent, store, msg.phone)
+                           if m.get("message_sid") != msg.message_sid]
+                decision, used = await brain.model(msg, decision, got.thread, now, history)
+            try:
+                if decision.opt_out:
+                    await store.run(opt_out, store, msg.phone, "whatsapp")
+                key = await store.run(apply_decision, store, msg, decision, used, now)
+            except Exception as exc:  # noqa: BLE001 - stored, unanswered: Twilio's retry answers it
+                log_event("ERROR", logging.ERROR, where="whatsapp_inbound.apply", error=repr(exc)[:300],
+                          message_sid=msg.message_sid)
+                return Response("store error", 500)
     if key is not None and store.outbox_wakeup is not None:
         store.outbox_wakeup.set()
     log_event("WEBHOOK", path=request.path, message_sid=msg.message_sid, from_number=msg.phone,
               new_lead=got.new_lead, action=decision.action, brain=used, needs_person=decision.needs_person,
-              opted_out=opted_out or decision.opt_out, replied=key is not None,
+              opted_out=got.opted_out or decision.opt_out, replied=key is not None, again=got.again or None,
               handled_ms=round((time.perf_counter() - received) * 1000, 2))
     return _twiml()
 

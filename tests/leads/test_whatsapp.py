@@ -378,3 +378,34 @@ async def test_what_the_rules_cannot_read_goes_to_the_openai_text_brain(app, sto
     assert bodies[0] == "תודה, נציג שלנו יחזור אליך כאן בהקדם." and bodies[1].startswith("אין בעיה. מתאים ")
     # a new offer never repeats a window already offered (Wednesday 10:00 was)
     assert bodies[2] == "אין בעיה. מתאים מחר (02.12) ב-13:00 או ב-16:00?"
+
+
+async def test_a_message_stored_but_never_answered_is_answered_on_twilios_retry(app, store: Store, fake_twilio,
+                                                                              clock: Clock) -> None:
+    from leads.whatsapp import Inbound, record_inbound
+
+    params = form("אפשר להזיז למחר?")
+    # the process stored it, then died before answering (Twilio saw no 200 and retries)
+    assert record_inbound(store, Inbound.from_form(params), T0) is not None
+    client = app.test_client()
+    assert (await post(client, params)).status_code == 200
+    assert (await post(client, params)).status_code == 200  # and once more: answered already
+    await deliver(store, sender(store, fake_twilio, clock))
+    assert len(fake_twilio.messages()) == 1 and fake_twilio.messages()[0]["Body"].startswith("אין בעיה. מתאים")
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(schema.whatsapp_messages.c.action)).scalars().all() == ["offer"]
+
+
+async def test_without_an_auth_token_only_local_requests(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("AGENTLOCATOR_INSECURE", raising=False)
+    app = QuartTrio(__name__)
+    app.config["STORE"] = store
+    app.register_blueprint(whatsapp_bp)
+    app.extensions[BRAIN_KEY] = TextBrain(clock=Clock(T0))
+    client = app.test_client()
+    remote = await client.post("/whatsapp_inbound", form=form("שלום"), scope_base={"client": ("198.51.100.4", 5555)})
+    assert remote.status_code == 403
+    proxied = await client.post("/whatsapp_inbound", form=form("שלום"), headers={"X-Forwarded-For": "203.0.113.9"})
+    assert proxied.status_code == 403
+    assert (await client.post("/whatsapp_inbound", form=form("שלום"))).status_code == 200
