@@ -248,8 +248,38 @@ async def talk_ws() -> Any:
     if not isinstance(admitted, Admitted):
         return None
     try:
-        await app.wiring.run_call(ReplayTransport(browser, [admitted.start_text]), app.wiring.call_deps)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_transcript_to, inner, admitted.call_sid)
+            await app.wiring.run_call(ReplayTransport(browser, [admitted.start_text]), app.wiring.call_deps)
+            nursery.cancel_scope.cancel()
     finally:
         gate.release(admitted.call_sid)
     await inner.close(1000, "call ended")
     return None
+
+
+async def _transcript_to(inner: Any, call_sid: str) -> None:
+    """The test call's live transcript on its own socket (under ``serve --workers N`` a second
+    socket could land on another worker): the call's lines as ``{"event": "transcript"}``.
+    Never in the call's way: the lines come through a listener's bounded queue."""
+    live = live_of(current_app)
+    if live is None:
+        return
+    with trio.move_on_after(10):
+        while live.get(call_sid) is None:
+            await trio.sleep(0.05)
+    tape = live.get(call_sid)
+    if tape is None:
+        return
+    listener = tape.listen(audio=False)
+    try:
+        while True:
+            _, lines = await listener.batch()
+            if not lines and listener.ended:
+                return
+            for line in lines:
+                await inner.send(json.dumps({"event": "transcript", "line": json.loads(line)}))
+    except TransportClosed:
+        return
+    finally:
+        tape.unlisten(listener)

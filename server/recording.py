@@ -230,16 +230,14 @@ class CallTape:
 
     def _put(self, buf: bytearray, pos: int, frame: bytes | bytearray) -> None:
         i = pos - self.base
-        n = len(frame)
+        end = i + len(frame)
         if i < 0:  # older than what was flushed already (cannot happen past MARGIN_MS)
-            if i + n <= 0:
+            if end <= 0:
                 return
-            frame, i = memoryview(frame)[-i:], 0
-            n = len(frame)
-        short = i + n - len(buf)
-        if short > 0:
-            buf.extend(_SILENCE_VIEW[:short] if short <= len(_SILENCE) else b"\xff" * short)
-        buf[i:i + n] = frame
+            frame, i = bytes(frame)[-i:], 0
+        while end > len(buf):  # grown a second at a time: one extend per 50 frames
+            buf += _SECOND
+        buf[i:end] = frame
 
     def caller(self, stream_ms: int, frame: bytes | bytearray, now_s: float) -> None:
         """A caller frame (μ-law) spoken at ``stream_ms`` that arrived at ``now_s``."""
@@ -361,6 +359,7 @@ class CallTape:
 
 _SILENCE = b"\xff" * 4096
 _SILENCE_VIEW = memoryview(_SILENCE)
+_SECOND = b"\xff" * RATE
 
 
 def _size(path: Path) -> int | None:

@@ -62,9 +62,9 @@ const ALMedia = (() => {
     const ctx = withAudio ? new AudioContext() : null;
     let origin = null;
     const agentSources = [];
-    const ws = new WebSocket(wsUrl("/api/calls/" + encodeURIComponent(sid) + "/listen?csrf=" +
-      encodeURIComponent(csrf()) + (withAudio ? "" : "&audio=0")));
-    ws.binaryType = "arraybuffer";
+    let ws = null;
+    let hello = false;
+    let closed = false;
 
     function play(channel, pos, bytes) {
       const { buf } = buffer(ctx, bytes);
@@ -86,10 +86,11 @@ const ALMedia = (() => {
       }
     }
 
-    ws.onmessage = (ev) => {
+    const onmessage = (ev) => {
       stats.messages++;
       if (typeof ev.data === "string") {
         const m = JSON.parse(ev.data);
+        if (m.type === "hello") hello = true;
         if (m.type === "cut" && ctx) {  // barge-in: what was sent for after the cut never played
           for (const s of agentSources.slice()) if (s.pos >= m.pos) { try { s.src.stop(); } catch (e) { /* not started */ } }
         }
@@ -107,10 +108,22 @@ const ALMedia = (() => {
       }
       handlers.onAudio?.(stats);
     };
-    ws.onclose = () => handlers.onClose?.(stats);
+    // Under `serve --workers N` the upgrade may reach a worker that does not run the call
+    // (404): a new connection lands on another one, so a refused one is retried a few times.
+    function connect(attempt) {
+      ws = new WebSocket(wsUrl("/api/calls/" + encodeURIComponent(sid) + "/listen?csrf=" +
+        encodeURIComponent(csrf()) + (withAudio ? "" : "&audio=0")));
+      ws.binaryType = "arraybuffer";
+      ws.onmessage = onmessage;
+      ws.onclose = () => {
+        if (!hello && !closed && attempt < 16) setTimeout(() => connect(attempt + 1), 250);
+        else handlers.onClose?.(stats);
+      };
+    }
+    connect(0);
     return {
       stats,
-      close() { ws.close(); if (ctx) ctx.close(); },
+      close() { closed = true; ws.close(); if (ctx) ctx.close(); },
     };
   }
 

@@ -129,6 +129,10 @@
   function showLive(sid) {
     $("live").hidden = false;
     const button = $("listen");
+    if (location.hash === "#listen") {  // from the calls list's "האזנה": one click away
+      $("live").scrollIntoView({ block: "start" });
+      button.focus();
+    }
     let session = null;
     button.onclick = () => {
       if (session) { session.close(); session = null; button.textContent = "האזנה"; return; }

@@ -2,12 +2,12 @@
 // /dashboard/talk/ws, where the same call session as a phone call answers. The agent's
 // frames are played in order; a `mark` is echoed when the audio before it has played, a
 // `clear` stops what is queued and echoes the pending marks (as Twilio does). The live
-// transcript comes from the call's listen-in socket (lines only).
+// transcript comes on the same socket ({"event": "transcript"}, not a Twilio event).
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
   const stats = { sent: 0, agentFrames: 0, agentLoud: 0, marks: 0, clears: 0 };
-  let ws = null, ctx = null, stream = null, node = null, lineSession = null;
+  let ws = null, ctx = null, stream = null, node = null;
   let playHead = 0;
   let sources = [];
   let pending = [];  // marks waiting for their audio: {name, timer}
@@ -54,23 +54,20 @@
       link.href = "/dashboard/calls/" + encodeURIComponent(m.callSid);
       link.textContent = m.callSid;
       document.body.dataset.callSid = m.callSid;
-      lineSession = ALMedia.listen(m.callSid, {
-        onMessage(line) {
-          if (line.type !== "line") return;
-          const li = document.createElement("li");
-          li.className = "turn " + line.speaker;
-          const who = document.createElement("div");
-          who.className = "who";
-          who.textContent = line.speaker === "agent" ? "סוכנת" : "את/ה";
-          const text = document.createElement("div");
-          text.className = "text";
-          text.dir = "auto";
-          text.textContent = line.text;
-          li.append(who, text);
-          $("talk-lines").append(li);
-          li.scrollIntoView({ block: "nearest" });
-        },
-      }, false);
+    } else if (m.event === "transcript" && m.line.type === "line") {
+      const line = m.line;
+      const li = document.createElement("li");
+      li.className = "turn " + line.speaker;
+      const who = document.createElement("div");
+      who.className = "who";
+      who.textContent = line.speaker === "agent" ? "סוכנת" : "את/ה";
+      const text = document.createElement("div");
+      text.className = "text";
+      text.dir = "auto";
+      text.textContent = line.text;
+      li.append(who, text);
+      $("talk-lines").append(li);
+      li.scrollIntoView({ block: "nearest" });
     }
     show();
   }
@@ -108,8 +105,7 @@
   function finish() {
     if (stream) stream.getTracks().forEach((t) => t.stop());
     if (node) node.port.onmessage = null;
-    if (lineSession) lineSession.close();
-    stream = node = lineSession = null;
+    stream = node = null;
     $("talk-start").disabled = false;
     $("talk-stop").disabled = true;
   }

@@ -116,7 +116,11 @@ def test_recording_player_and_listen_in(tmp_path: Path) -> None:
             page.on("pageerror", lambda exc: errors.append(str(exc)))
 
             # listen-in: frames arrive while the simulated call runs
-            page.goto(server.url + f"/dashboard/calls/{live_ids.call_sid}")
+            # from the calls list: "האזנה" on the live call, then the page's listen button
+            page.goto(server.url + "/dashboard")
+            page.locator(f"#calls tr.live[data-sid='{live_ids.call_sid}'] a.listen-link").click()
+            page.wait_for_url(f"**/dashboard/calls/{live_ids.call_sid}#listen")
+            expect(page.locator("#listen")).to_be_focused()
             page.locator("#listen").click()
             wait_js(page, "Number(document.getElementById('listen-status').dataset.records || 0) > 100", timeout=15)
             # the live transcript: the agent's answer to the caller's line comes while we listen
@@ -188,7 +192,9 @@ def test_browser_test_call_is_answered(tmp_path: Path) -> None:
             page = context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(server.url + "/dashboard/talk")
+            page.goto(server.url + "/dashboard")
+            page.locator("header a.talk-link").click()
+            page.wait_for_url("**/dashboard/talk")
             page.locator("#talk-start").click()
             page.wait_for_selector("body[data-talk='open']", timeout=10000)
             # the greeting: the agent's frames reach the page and are loud (tone per word)
