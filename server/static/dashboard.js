@@ -93,14 +93,16 @@ const AL = (() => {
   function stamp(error) {
     const node = document.getElementById("refreshed");
     node.replaceChildren(...(error ? [T("שגיאה בעדכון: ", "Update failed: "), auto(error.message)]
-      : [T("עודכן ", "Updated "), ltr(new Date().toLocaleTimeString(LOCALE))]));
+      : [T("עודכן ", "Updated "), ltr(new Date().toLocaleTimeString(LOCALE, { timeZone: "Asia/Jerusalem" }))]));
     node.classList.toggle("error", Boolean(error));
   }
 
+  // A card: its value and detail keep numbers with their units as one run ("775 ms") while a
+  // count with a word stays in the page's order ("3 ניתוקים" reads 3 first in Hebrew).
   function kpi(title, value, detail, good, key) {
     const cls = good === undefined || good === null ? "kpi" : (good ? "kpi good" : "kpi bad");
     return el("div", { class: cls, "data-kpi": key }, el("div", { class: "kpi-title" }, title),
-      el("div", { class: "kpi-value" }, ltr(value)), el("div", { class: "kpi-detail" }, ...(detail ? mixed(detail) : [])));
+      el("div", { class: "kpi-value" }, ...mixed(value)), el("div", { class: "kpi-detail" }, ...(detail ? mixed(detail) : [])));
   }
 
   // -- the six metrics and the turn-taking figures over time ----------------------------------

@@ -279,6 +279,11 @@ def test_dashboard_reads_right_and_fits_a_phone(server: Any, browser: Any) -> No
     # "יעד < 1200 ms": the number before its unit, both left of the Hebrew word
     detail = "#kpis .kpi:first-child .kpi-detail"
     assert g.left(detail, "1200") < g.left(detail, "ms") < g.left(detail, "יעד")
+    # a count with its word keeps the Hebrew order: "0" read first, on the right
+    stability = "#kpis .kpi:nth-child(6) .kpi-value"
+    assert g.left(stability, "ניתוקים") < g.left(stability, "0")
+    # a number and its unit are never split over two lines (the chart captions wrap on a phone)
+    assert page.eval_on_selector("#chart-turn figcaption bdi.num", "el => getComputedStyle(el).whiteSpace") == "nowrap"
     # an English name in the Hebrew table keeps its own order
     row = f"#leads tbody tr[data-phone='{PHONE}']"
     assert g.left(row + " td:nth-child(2)", "Dana") < g.left(row + " td:nth-child(2)", "לוי")
