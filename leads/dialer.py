@@ -35,6 +35,7 @@ from leads.store import Store
 from telemetry.logs import log_event
 
 DIAL_THREADS = 4
+CAPPED_POLL_S = 1.0
 DEFAULT_VOICE = "Google.he-IL-Wavenet-A"  # Twilio's name for the agent's default Google voice
 
 
@@ -257,6 +258,10 @@ class Dialer:
                     log_event("ERROR", logging.ERROR, where="dialer.loop", error=f"{type(exc).__name__}: {exc}"[:500])
                     delay = 2.0
                 wait = cfg.idle_poll_s if delay is None else min(delay, cfg.idle_poll_s)
+                if delay == 0:
+                    # Due jobs but none claimed: MAX_OUTBOUND_CALLS are in flight. A call's final
+                    # status (or a new job) wakes us; poll slowly meanwhile, never spin.
+                    wait = CAPPED_POLL_S
                 with trio.move_on_after(max(wait, 0.05)):
                     await self.wakeup.wait()
 

@@ -253,8 +253,8 @@ async def dial_status() -> Any:
                                                           cfg.hours))
     log_event("DIAL", job=job, call_sid=params["CallSid"], status=status, state=state,
               duration_s=params.get("CallDuration"))
-    if state == "pending":
-        _wake(store)
+    if state is not None:
+        _wake(store)  # a retry is queued, or a call slot (MAX_OUTBOUND_CALLS) is free again
     return "", 204
 
 

@@ -200,6 +200,27 @@ async def test_unanswered_is_retried_on_the_schedule(tmp_path: Path, scenario: s
     assert world.results == []  # nobody answered: no session ever started
 
 
+async def test_max_outbound_calls_holds(tmp_path: Path) -> None:
+    """MAX_OUTBOUND_CALLS=1: the second lead is called only once the first call has ended."""
+    other = "+972521234567"
+    fake = FakeTwilioCalls({LEAD: "busy", other: "busy"})
+    world = World([])
+    try:
+        async with running_server(world.wiring, env(tmp_path, fake, MAX_OUTBOUND_CALLS="1",
+                                                    DIAL_RETRIES="1h")) as (_, port):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(play, fake, port, lambda placed: [])
+                for phone in (LEAD, other):
+                    status, _ = await trio.to_thread.run_sync(post_intake, port, {"phone": phone, "source": "api"})
+                    assert status == 201
+                await until(lambda: _true(len(fake.placed) == 2 and all(p.statuses for p in fake.placed)), 20)
+                nursery.cancel_scope.cancel()
+    finally:
+        fake.close()
+    first, second = fake.placed
+    assert first.ended is not None and second.received > first.ended
+
+
 async def test_answering_machine_hears_the_voicemail_line(tmp_path: Path) -> None:
     fake = FakeTwilioCalls({LEAD: "machine"})
     world = World([])

@@ -56,6 +56,7 @@ class Placed:
     updates: list[dict[str, str]] = field(default_factory=list)
     outcome: Any = None  # the simulated call's CallOutcome (answered scenarios)
     statuses: list[int] = field(default_factory=list)  # our server's answers to the callbacks
+    ended: float | None = None  # time.monotonic() when the far end hung up (before the final status)
 
 
 class FakeTwilioCalls:
@@ -187,6 +188,7 @@ async def play(fake: FakeTwilioCalls, port: int, lead_steps: Callable[[Placed], 
 async def _one(fake: FakeTwilioCalls, port: int, placed: Placed, lead_steps: Callable[[Placed], list[Any]]) -> None:
     if placed.scenario in ("no-answer", "busy", "failed"):
         await trio.sleep(0.2)  # it rang
+        placed.ended = time.monotonic()
         placed.statuses.append(await callback(port, placed.params["StatusCallback"], final_form(placed, placed.scenario)))
         return
     if placed.scenario == "machine":
