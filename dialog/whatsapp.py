@@ -206,15 +206,13 @@ class Rules:
 
 
 def _decision(action: Action, reply: str | None, thread: Thread, *, hebrew: bool, final: bool = False,
-              **kw: object) -> Decision:
+              opt_out: bool = False, needs_person: str | None = None) -> Decision:
+    """A Decision, its reply checked against the phone's rules (a statement is fine in text)."""
     violations: tuple[str, ...] = ()
     if reply is not None:
-        violations = tuple(guardrails.check(reply, final=final))
-        if not final and "no_question" in violations:
-            violations = tuple(v for v in violations if v != "no_question")  # a statement is fine in text
-    meeting = kw.pop("meeting_at", thread.meeting_at)
-    return Decision(action, reply, thread, meeting_at=meeting, final=final, hebrew=hebrew,  # type: ignore[arg-type]
-                    violations=violations, **kw)  # type: ignore[arg-type]
+        violations = tuple(v for v in guardrails.check(reply, final=final) if final or v != "no_question")
+    return Decision(action, reply, thread, meeting_at=thread.meeting_at, opt_out=opt_out,
+                    needs_person=needs_person, final=final, hebrew=hebrew, violations=violations)
 
 
 def decide(text: str, thread: Thread, now: dt.datetime, *, num_media: int = 0) -> Decision:
@@ -237,7 +235,7 @@ def decide(text: str, thread: Thread, now: dt.datetime, *, num_media: int = 0) -
             return _decision("cancel", say["no_meeting_cancel"], replace(thread, phase="cancelled", offered=(),
                              chosen=None, misses=0), hebrew=hebrew)
         cancelled = Thread(None, "cancelled", (), None, 0, thread.name)
-        return _decision("cancel", say["cancelled"], cancelled, hebrew=hebrew, meeting_at=None)
+        return _decision("cancel", say["cancelled"], cancelled, hebrew=hebrew)
 
     if _RESCHEDULE.search(text) or (thread.phase == "cancelled" and (answer is True or _WANT_MEETING.search(text))) \
             or (thread.meeting_at is None and thread.phase == "idle" and _WANT_MEETING.search(text)):
@@ -275,7 +273,7 @@ def decide(text: str, thread: Thread, now: dt.datetime, *, num_media: int = 0) -
             at = thread.chosen
             booked = Thread(at, "idle", (), None, 0, thread.name)
             return _decision("book", say["booked"].format(window=r.window(at)), booked, hebrew=hebrew,
-                             final=True, meeting_at=at)
+                             final=True)
         if other.kind == "window" and other.at is not None and other.at != thread.chosen:
             return _decision("choose", say["confirm"].format(window=r.window(other.at)),
                              replace(thread, chosen=other.at, misses=0), hebrew=hebrew)
@@ -330,7 +328,7 @@ def apply_action(action: str, thread: Thread, now: dt.datetime, text: str, hebre
     if action == "confirm" and thread.phase == "confirm" and thread.chosen is not None:
         at = thread.chosen
         return _decision("book", say["booked"].format(window=r.window(at)), Thread(at, "idle", (), None, 0, thread.name),
-                         hebrew=hebrew, final=True, meeting_at=at)
+                         hebrew=hebrew, final=True)
     if action == "reschedule":
         return offer_for(thread, now, text, hebrew)
     if action == "choose" and thread.phase in ("offer", "confirm") and window is not None \
@@ -342,7 +340,7 @@ def apply_action(action: str, thread: Thread, now: dt.datetime, text: str, hebre
         if thread.meeting_at is None:
             return None
         return _decision("cancel", say["cancelled"], Thread(None, "cancelled", (), None, 0, thread.name),
-                         hebrew=hebrew, meeting_at=None)
+                         hebrew=hebrew)
     if action == "thanks":
         return _decision("ignore", None, thread, hebrew=hebrew, final=True)
     return None

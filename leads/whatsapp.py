@@ -155,6 +155,10 @@ def receive(store: Store, msg: Inbound, now: dt.datetime | None = None, decide: 
         ).first() is not None
         if not new_lead:
             conn.execute(lead.update().where(lead.c.phone == msg.phone).values(updated_at=now))
+        # The lead's row is locked from here to the commit (PostgreSQL: the UPDATE / INSERT
+        # holds it; SQLite: BEGIN IMMEDIATE holds the database), so two messages of one lead
+        # reaching two instances at once are answered in turn, each on the thread as the
+        # other left it.
         thread, last = _thread_of(conn, msg.phone)
         conn.execute(
             _dialect_insert(conn)(t).values(phone=msg.phone, last_inbound_at=now, phase="idle", misses=0,

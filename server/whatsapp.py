@@ -37,6 +37,7 @@ from leads.whatsapp import Inbound, apply_decision, receive
 from server.dashboard import _checker, _insecure, _peer, store_of, web_of
 from server.security import request_base, signed_urls
 from server.webauth import is_local
+from telemetry import metrics
 from telemetry.logs import log_event
 
 whatsapp_bp = Blueprint("whatsapp", __name__)
@@ -67,10 +68,6 @@ class TextBrain:
         from dialog.whatsapp_openai import OpenAIText
 
         return cls(OpenAIText.from_env(env))
-
-    @property
-    def name(self) -> str:
-        return "openai" if self.openai is not None else "rules"
 
     def lock(self, phone: str) -> trio.Lock:
         return self.locks[hashlib.blake2b(phone.encode(), digest_size=2).digest()[0] % LOCKS]
@@ -179,6 +176,7 @@ async def whatsapp_inbound() -> Any:
                 return Response("store error", 500)
     if key is not None and store.outbox_wakeup is not None:
         store.outbox_wakeup.set()
+    metrics.whatsapp_inbound_total.labels(decision.action, used if not got.opted_out else "none").inc()
     log_event("WEBHOOK", path=request.path, message_sid=msg.message_sid, from_number=msg.phone,
               new_lead=got.new_lead, action=decision.action, brain=used, needs_person=decision.needs_person,
               opted_out=got.opted_out or decision.opt_out, replied=key is not None, again=got.again or None,

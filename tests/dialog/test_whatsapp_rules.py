@@ -95,3 +95,32 @@ def test_confirm_thanks_and_what_the_rules_cannot_read() -> None:
 def test_an_offer_writes_each_day_once() -> None:
     d = [dt.datetime(2026, 12, 2, h, 0, tzinfo=TZ) for h in (10, 13)] + [dt.datetime(2026, 12, 3, 16, 0, tzinfo=TZ)]
     assert write_offer(d, NOW, True) == "מחר (02.12) ב-10:00, ב-13:00 או ביום חמישי (03.12) ב-16:00"
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+WORDS = ["כן", "לא", "מחר", "בעשר", "הראשון", "לבטל", "להזיז", "תודה", "אפשר", "ביום", "חמישי", "שבת", "הסר",
+         "yes", "no", "cancel", "reschedule", "tomorrow", "at", "4", "?", "!", "🙂", "STOP", "אף", "אחד"]
+WINDOWS = [dt.datetime(2026, 12, d, h, 0, tzinfo=TZ) for d in (1, 2, 3) for h in (10, 13, 16)]
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(words=st.lists(st.sampled_from(WORDS), max_size=8), junk=st.text(max_size=30),
+       phase=st.sampled_from(["idle", "offer", "confirm", "cancelled"]), meeting=st.sampled_from([None, MEETING]),
+       offered=st.lists(st.sampled_from(WINDOWS), min_size=0, max_size=3, unique=True), misses=st.integers(0, 2))
+def test_any_message_in_any_state_gets_a_reply_that_keeps_the_rules(words, junk, phase, meeting, offered,
+                                                                    misses) -> None:
+    if phase in ("offer", "confirm") and not offered:
+        offered = WINDOWS[3:5]  # the states the brain reaches: an offer always names windows
+    chosen = offered[0] if phase == "confirm" else None
+    thread = Thread(meeting_at=meeting, phase=phase, offered=tuple(offered), chosen=chosen, misses=misses)
+    d = decide(" ".join(words) + junk, thread, NOW)
+    assert d.violations == ()
+    if d.reply is not None:
+        assert d.reply.count("?") <= 1 and (d.final is False or "?" not in d.reply)
+    assert all(w >= NOW for w in d.thread.offered) and 0 <= len(d.thread.offered) <= 3
+    assert d.thread.phase in ("idle", "offer", "confirm", "cancelled")
+    if d.thread.phase == "offer":
+        assert len(d.thread.offered) >= 1

@@ -21,6 +21,7 @@ from leads.outbox import OutboxConfig, OutboxSender, template_variables
 from leads.store import SqlRecorder, Store
 from leads.whatsapp import send_mode
 from server.dashboard import dashboard_bp
+from server.inflow import inflow_bp
 from server.security import SignatureChecker
 from server.whatsapp import BRAIN_KEY, TextBrain, whatsapp_bp
 
@@ -57,6 +58,7 @@ def app(store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> QuartTri
     app.config["STORE"] = store
     app.config["DASHBOARD_TOKEN"] = ""
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(inflow_bp)
     app.register_blueprint(whatsapp_bp)
     app.extensions[BRAIN_KEY] = TextBrain(clock=clock)
     return app
@@ -174,6 +176,10 @@ async def test_an_unknown_number_becomes_a_whatsapp_lead_flagged_for_a_person(ap
     assert [(m["direction"], m.get("action") or m.get("kind")) for m in thread] == [("in", "handoff"), ("out", "reply")]
     assert thread[1]["state"] == "sent" and thread[1]["sent_as"] == "text"
     assert thread[1]["in_reply_to"] == thread[0]["message_sid"]
+    # the lead API (server.inflow) carries the same thread, and where the lead came from
+    detail = await (await client.get(f"/api/leads/{stranger}", headers=bearer)).get_json()
+    assert detail["messages"] == thread and detail["lead"]["source"] == "whatsapp"
+    assert detail["lead"]["needs_person"] is True
     # a person takes it: the flag goes down
     assert (await client.post(f"/api/leads/{stranger}/needs_person/clear")).status_code == 401
     cleared = await client.post(f"/api/leads/{stranger}/needs_person/clear", headers=bearer)
@@ -237,10 +243,19 @@ async def test_a_yes_confirms_the_meeting_and_cancel_cancels_it(app, store: Stor
 
 
 async def test_stop_opts_out_of_whatsapp_and_calls(app, store: Store, fake_twilio, clock: Clock) -> None:
+    from leads import dialjobs
+
     await book_by_phone(store, dt.datetime(2026, 12, 2, 13, 0, tzinfo=TZ))
+    with store.engine.begin() as conn:  # a call the dialer was to place later
+        job_id, queued = dialjobs.enqueue(conn, PHONE, "operator", T0 + dt.timedelta(hours=3), now=T0)
+    assert queued == "queued"
     client = app.test_client()
     await say(client, "STOP")
     assert await store.run(is_opted_out, store, PHONE)
+    [job] = dialjobs.jobs_for(store, PHONE)
+    assert job["state"] == "cancelled"  # no more calls either
+    with store.engine.begin() as conn:
+        assert dialjobs.enqueue(conn, PHONE, "operator", T0, now=T0) == (None, "opted_out")
     out = sender(store, fake_twilio, clock)
     await deliver(store, out)
     # the call's follow-up (queued before) is not sent; the one line confirming the opt-out is
@@ -256,8 +271,16 @@ async def test_stop_opts_out_of_whatsapp_and_calls(app, store: Store, fake_twili
 
 
 async def test_hebrew_remove_word_opts_out(app, store: Store, fake_twilio, clock: Clock) -> None:
+    from telemetry.metrics import REGISTRY
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("agentlocator_whatsapp_inbound_total",
+                                         {"action": "opt_out", "brain": "rules"}) or 0.0
+
+    before = counted()
     client = app.test_client()
     await say(client, "הסר")
+    assert counted() - before == 1
     assert await store.run(is_opted_out, store, PHONE)
     await deliver(store, sender(store, fake_twilio, clock))
     assert last_body(fake_twilio) == "הוסרת מהרשימה: לא נשלח עוד הודעות ולא נתקשר. יום טוב."
@@ -409,3 +432,41 @@ async def test_without_an_auth_token_only_local_requests(store: Store, monkeypat
     proxied = await client.post("/whatsapp_inbound", form=form("שלום"), headers={"X-Forwarded-For": "203.0.113.9"})
     assert proxied.status_code == 403
     assert (await client.post("/whatsapp_inbound", form=form("שלום"))).status_code == 200
+
+
+def test_two_messages_of_one_lead_on_two_instances_are_answered_in_turn(db_url: str) -> None:
+    """Instance A is still deciding on "אפשר להזיז למחר?" when instance B gets "בעשר": B waits
+    for A's transaction and answers on the thread as A left it (a pick from A's offer)."""
+    import threading
+    import time as _time
+
+    from dialog import whatsapp as rules
+    from leads.whatsapp import Inbound, receive
+
+    a, b = Store.open(db_url), Store.open(db_url)
+    try:
+        now = T0
+        first, second = Inbound.from_form(form("אפשר להזיז למחר?")), Inbound.from_form(form("בעשר"))
+        deciding = threading.Event()
+        out: dict[str, object] = {}
+
+        def slow(thread, opted_out):  # type: ignore[no-untyped-def]
+            deciding.set()
+            _time.sleep(0.4)  # A holds its transaction while it decides
+            return rules.decide(first.body, thread, now)
+
+        def run_a() -> None:
+            out["a"] = receive(a, first, now, slow)
+
+        worker = threading.Thread(target=run_a)
+        worker.start()
+        assert deciding.wait(10)
+        out["b"] = receive(b, second, now, lambda thread, _o: rules.decide(second.body, thread, now))
+        worker.join(10)
+        assert out["a"].decision.action == "offer"  # type: ignore[union-attr]
+        got_b = out["b"]
+        assert got_b.thread.phase == "offer" and got_b.decision.action == "choose"  # type: ignore[union-attr]
+        assert got_b.decision.thread.chosen == dt.datetime(2026, 12, 2, 10, 0, tzinfo=TZ)  # type: ignore[union-attr]
+    finally:
+        a.close()
+        b.close()
