@@ -3,7 +3,8 @@
 Both sides of a call are kept as μ-law at 8 kHz on one time axis, the call's clock (ms since
 the session began, the axis of the transcript and the timeline): the caller's frames where
 they were spoken (stream time, shifted once by the first frame's arrival), the agent's
-frames where the pacer says they start playing at the caller (``Pacer`` ``on_frame``), and a
+frames where the pacer says they start playing at the caller (``Pacer`` ``on_frame``: the
+monotonic time, so a greeting before any caller audio has its place too), and a
 barge-in's `clear` cuts the agent's side at the moment the caller stopped hearing it (what
 was sent but cleared at Twilio never played, so it is not in the recording).
 
@@ -43,6 +44,7 @@ ULAW_SILENCE = 0xFF
 FLUSH_S = 5.0  # audio goes to the encoder thread this often
 MARGIN_MS = 1000  # audio this close to "now" stays in memory: a barge-in cut may still reach it
 ENCODER_THREADS = 2  # per process: encoding is a few ms per 5 s of a call
+MAX_GAP = 60 * RATE  # see CallTape._put
 LISTEN_QUEUE = 100  # records (frames or lines) per listener: ~1 s of both sides
 SUFFIX = ".flac"
 CONTENT_TYPE = "audio/flac"
@@ -219,6 +221,7 @@ class CallTape:
         self._agent = bytearray()
         self.caller_end = 0  # sample position after the last caller frame
         self.errors = 0
+        self.dropped = 0  # frames whose time made no sense (see _put)
         self._encoder: _Encoder | None = None
         if recordings is not None:
             final = recordings.path(call_sid)
@@ -235,6 +238,9 @@ class CallTape:
             if end <= 0:
                 return
             frame, i = bytes(frame)[-i:], 0
+        if end - len(buf) > MAX_GAP:  # a time this far ahead is a bug elsewhere: never gigabytes
+            self.dropped += 1
+            return
         while end > len(buf):  # grown a second at a time: one extend per 50 frames
             buf += _SECOND
         buf[i:end] = frame
@@ -252,9 +258,10 @@ class CallTape:
                 if listener.audio:
                     listener.put(item)
 
-    def agent(self, stream_ms: float, frame: bytes | bytearray) -> None:
-        """An agent frame (μ-law) that starts playing at the caller at ``stream_ms``."""
-        pos = round((stream_ms + (self.shift_ms or 0)) * SAMPLES_PER_MS)
+    def agent(self, play_at: float, frame: bytes | bytearray) -> None:
+        """An agent frame (μ-law) that starts playing at the caller at ``play_at`` (the call's
+        monotonic clock: it needs no caller audio, unlike stream time)."""
+        pos = round((play_at - self.t0) * RATE)
         self._put(self._agent, pos, frame)
         if self.listeners:
             item = (1, pos, bytes(frame))
@@ -262,10 +269,10 @@ class CallTape:
                 if listener.audio:
                     listener.put(item)
 
-    def cut(self, stream_ms: float) -> None:
-        """Barge-in: the agent's audio stopped at the caller at ``stream_ms``; what was sent
-        for later never played."""
-        pos = round((stream_ms + (self.shift_ms or 0)) * SAMPLES_PER_MS)
+    def cut(self, at: float) -> None:
+        """Barge-in: the agent's audio stopped at the caller at ``at`` (monotonic); what was
+        sent for later never played."""
+        pos = round((at - self.t0) * RATE)
         i = max(0, pos - self.base)
         if i < len(self._agent):
             tail = len(self._agent) - i
@@ -278,9 +285,6 @@ class CallTape:
             text = json.dumps(message, ensure_ascii=False)
             for listener in self.listeners:
                 listener.put(text)
-
-    def call_ms(self, stream_ms: float) -> float:
-        return stream_ms + (self.shift_ms or 0)
 
     # -- listeners -----------------------------------------------------------------------------
 
@@ -329,7 +333,7 @@ class CallTape:
                 if self._encoder is not None:
                     await self._encode(caller, agent)
 
-    async def close(self, end_stream_ms: float) -> None:
+    async def close(self, end_at: float) -> None:
         """End of the call (shielded by the session): the rest up to the call's end is written,
         the agent's audio past it (sent, never played) dropped, the file finished."""
         if self.live is not None and self.live.tapes.get(self.call_sid) is self:
@@ -337,7 +341,7 @@ class CallTape:
         for listener in self.listeners:
             listener.end()
         self.listeners.clear()
-        end = max(self.caller_end, round(self.call_ms(end_stream_ms) * SAMPLES_PER_MS))
+        end = max(self.caller_end, round((end_at - self.t0) * RATE))
         caller, agent = self._take(end)
         encoder = self._encoder
         if encoder is None:

@@ -326,7 +326,7 @@ class CallSession:
         if reply is not None:
             reply.drop(retract=False)
         duration = trio.current_time() - self.t0
-        end_stream_ms = self.inbound.clock.stream_ms(trio.current_time())  # the recording ends here
+        ended_at = trio.current_time()  # the recording ends here
         self.log("WS_CLOSE", reason=self.close_reason, code=self.close_code)
         prom.ws_disconnects_total.labels(reason=self.close_reason).inc()
         prom.call_duration_seconds.observe(duration)
@@ -366,7 +366,7 @@ class CallSession:
             if scope.cancelled_caught:
                 self.log("ERROR", where="brain.aclose", error=f"not closed within {BRAIN_CLOSE_TIMEOUT_S}s")
         if self.tape is not None:  # last: the call's own end is stored first
-            await self.tape.close(end_stream_ms)
+            await self.tape.close(ended_at)
         return outcome
 
     def _set_close(self, reason: str, code: int) -> None:
@@ -462,7 +462,7 @@ class CallSession:
         self.pacer.clear()
         self.pacer.hold(False)
         if self.tape is not None:
-            self.tape.cut(self.inbound.clock.stream_ms(min(trio.current_time(), self.pacer.play_end or math.inf)))
+            self.tape.cut(min(trio.current_time(), self.pacer.play_end or math.inf))
         await self._send(self.frames.clear())
         line = goodbye_line(self.deps.language)
         started_ms = round(self._now_ms())
@@ -560,7 +560,7 @@ class CallSession:
         stream_ms = self.inbound.clock.stream_ms(play_at)
         self.inbound.agent_frame(ulaw_rms(frame), stream_ms)
         if self.tape is not None:
-            self.tape.agent(stream_ms, frame)
+            self.tape.agent(play_at, frame)
 
     def _on_mark(self, name: str) -> None:
         if name.startswith("hb"):
@@ -843,7 +843,7 @@ class CallSession:
         stop_ms = self.inbound.clock.stream_ms(heard_until)
         self.inbound.echo.cut(int(stop_ms) // FRAME_MS * FRAME_MS + FRAME_MS)
         if self.tape is not None:
-            self.tape.cut(stop_ms)
+            self.tape.cut(heard_until)
         if halt.barge_in:
             # the barge-in's own overlap (onset -> halt) is its halt time, not talk-over
             self.inbound.talk_over_ms = max(0, self.inbound.talk_over_ms - max(0, halt.trigger_ms - halt.onset_ms))

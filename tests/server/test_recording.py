@@ -203,13 +203,19 @@ def test_tape_places_frames_by_time_and_cuts() -> None:
     tape.caller(0, tone, now_s=0.020)  # arrived as it was spoken: no shift
     assert tape.shift_ms == 0
     for k in range(10):
-        tape.agent(20.0 * k, tone)
-    tape.cut(100.0)  # the caller stopped hearing the agent 100 ms in
+        tape.agent(0.020 * k, tone)
+    tape.cut(0.100)  # the caller stopped hearing the agent 100 ms in
     caller, agent = tape._take(200 * 8)
     assert len(caller) == len(agent) == 1600
     assert agent[:800] == tone * 5 and agent[800:] == b"\xff" * 800
     assert caller[:160] == tone and caller[160:] == b"\xff" * 1440
     assert tape.base == 1600
+
+
+def test_a_senseless_time_allocates_nothing() -> None:
+    tape = CallTape("CA1", t0=0.0)
+    tape.agent(86400.0 * 30, b"\x00" * 160)  # a month into the call
+    assert len(tape._agent) == 0 and tape.dropped == 1
 
 
 def test_listener_drops_oldest() -> None:
