@@ -1,6 +1,7 @@
 """The dashboard's leads-list filter, read from a query string (pure: no database).
 
-``status``, ``source``: exact values; ``since`` / ``until``: days (YYYY-MM-DD) in
+``status``, ``source``: exact values; ``needs_person=1``: only leads the WhatsApp brain handed
+to a person (flag not yet cleared); ``since`` / ``until``: days (YYYY-MM-DD) in
 Asia/Jerusalem, both inclusive, on the day the lead came in (``created_at``); ``q``: a name
 (case-insensitive substring) or a phone number in any form people type ("050-123", "4567",
 "+972 50…"). A bad value raises :class:`~leads.fields.InvalidField` naming the parameter.
@@ -34,6 +35,7 @@ class LeadFilter:
     until: dt.datetime | None = None  # aware UTC, exclusive (the day after `until`, 00:00 local)
     name: str | None = None  # substring of the name
     digits: str | None = None  # substring of the E.164 digits
+    needs_person: bool = False
 
     @property
     def empty(self) -> bool:
@@ -85,4 +87,7 @@ def parse(args: Mapping[str, str]) -> LeadFilter:
         raise InvalidField("until", "before since", until_s)
     q = value("q", Q_MAX)
     digits = phone_digits(q) if q else None
-    return LeadFilter(status, source, since, until, None if digits else q, digits)
+    flag = value("needs_person", 5)
+    if flag not in (None, "0", "1", "true", "false"):
+        raise InvalidField("needs_person", "not 1 or 0", flag)
+    return LeadFilter(status, source, since, until, None if digits else q, digits, flag in ("1", "true"))

@@ -78,6 +78,8 @@ def _lead_conditions(where: LeadFilter) -> Iterator[Any]:
         yield t.c.name.icontains(where.name, autoescape=True)
     if where.digits:
         yield t.c.phone.contains(where.digits, autoescape=True)
+    if where.needs_person:
+        yield t.c.needs_person.is_not(None)
 
 
 def list_leads(store: Store, limit: int = 500, where: LeadFilter | None = None) -> list[dict[str, Any]]:

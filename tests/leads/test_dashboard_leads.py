@@ -95,6 +95,13 @@ async def test_leads_filtered_by_status_date_name_and_phone(store: Store) -> Non
     # combined: AND
     _, none = await get(client, "/api/leads?" + urlencode({"status": "lost", "q": "דנה"}))
     assert none == []
+    # the leads the WhatsApp brain handed to a person
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(schema.leads).where(schema.leads.c.phone == "+972529876543").values(needs_person="reschedule"))
+    _, flagged = await get(client, "/api/leads?needs_person=1")
+    assert phones(flagged) == ["+972529876543"]
+    _, everyone = await get(client, "/api/leads?needs_person=0")
+    assert len(everyone) == 3
     # a source nobody has (intake records them)
     _, by_source = await get(client, "/api/leads?source=facebook")
     assert by_source == []
@@ -103,7 +110,8 @@ async def test_leads_filtered_by_status_date_name_and_phone(store: Store) -> Non
 async def test_bad_filters_are_refused_naming_the_parameter(store: Store) -> None:
     client = make_app(store).test_client()
     for query, field in (("since=26/11/2026", "since"), ("until=2026-02-30", "until"), ("status=Robert'); DROP", "status"),
-                         ("since=2026-11-28&until=2026-11-27", "until"), ("q=" + "x" * 101, "q")):
+                         ("since=2026-11-28&until=2026-11-27", "until"), ("q=" + "x" * 101, "q"),
+                         ("needs_person=yes", "needs_person")):
         status, body = await get(client, "/api/leads?" + query)
         assert (status, body["field"]) == (400, field), query
         status, _ = await get(client, "/api/leads.csv?" + query)
