@@ -25,6 +25,7 @@ METRIC_KEYS = (
 # caller hung up: Twilio's stop / a clean close); anything else (dropped, error, shutdown,
 # server_restart ...) counts as a disconnect on the dashboard.
 POLITE_CLOSES = frozenset({"agent_hangup", "twilio_stop", "remote_close"})
+CALL_SOURCE = "call"  # a lead with no recorded source came from a call to us
 
 
 def _call_json(row: Any) -> dict[str, Any]:
@@ -59,7 +60,8 @@ def _lead_item(row: Any) -> dict[str, Any]:
     """design.md's /api/leads item, plus when the lead came in and from where."""
     item = lead_json(row)
     item["created_at"] = iso_local(row["created_at"])
-    item.setdefault("source", row.get("source"))
+    # leads.source is set by the intake and WhatsApp; a lead without one first phoned us
+    item["source"] = item.get("source") or row.get("source") or CALL_SOURCE
     return item
 
 
@@ -68,8 +70,8 @@ def _lead_conditions(where: LeadFilter) -> Iterator[Any]:
     if where.status:
         yield t.c.status == where.status
     if where.source:
-        # a lead's source is a column once intake records it; before that no lead has one
-        yield t.c.source == where.source if "source" in t.c else sa.false()
+        yield sa.or_(t.c.source == where.source, t.c.source.is_(None)) if where.source == CALL_SOURCE \
+            else t.c.source == where.source
     if where.since:
         yield t.c.created_at >= where.since
     if where.until:
@@ -93,14 +95,11 @@ def list_leads(store: Store, limit: int = 500, where: LeadFilter | None = None) 
 
 
 def lead_sources(store: Store) -> list[str]:
-    """The sources leads came from, for the filter's choices (none before intake records them)."""
+    """The sources leads came from, for the filter's choices."""
     t = schema.leads
-    if "source" not in t.c:
-        return []
     with store.engine.connect() as conn:
-        return [s for s in conn.execute(
-            sa.select(t.c.source).where(t.c.source.is_not(None)).distinct().order_by(t.c.source)
-        ).scalars()]
+        found = {s or CALL_SOURCE for s in conn.execute(sa.select(t.c.source).distinct()).scalars()}
+    return sorted(found)
 
 
 def _known_format(call_sid: str) -> bool:

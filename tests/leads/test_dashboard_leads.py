@@ -102,9 +102,12 @@ async def test_leads_filtered_by_status_date_name_and_phone(store: Store) -> Non
     assert phones(flagged) == ["+972529876543"]
     _, everyone = await get(client, "/api/leads?needs_person=0")
     assert len(everyone) == 3
-    # a source nobody has (intake records them)
+    # a source nobody has; the callers' leads have none recorded: "call"
     _, by_source = await get(client, "/api/leads?source=facebook")
     assert by_source == []
+    _, callers = await get(client, "/api/leads?source=call")
+    assert len(callers) == 3 and {lead["source"] for lead in callers} == {"call"}
+    assert (await get(client, "/api/lead_sources"))[1] == ["call"]
 
 
 async def test_bad_filters_are_refused_naming_the_parameter(store: Store) -> None:
@@ -263,7 +266,7 @@ async def test_lead_timeline_with_intake_dials_whatsapp_and_opt_out(store: Store
     _, by_source = await get(client, "/api/leads?source=web_form")
     assert [lead["phone"] for lead in by_source] == [phone]
     _, sources = await get(client, "/api/lead_sources")
-    assert "web_form" in sources
+    assert sources == ["web_form"]
 
 
 async def test_dialer_view(store: Store) -> None:
