@@ -295,3 +295,24 @@ async def test_dialer_view(store: Store) -> None:
     assert view["outcomes"] == {"busy": 1}
     resp = await client.get("/dashboard/dialer")
     assert resp.status_code == 200 and 'data-page="dialer"' in (await resp.get_data()).decode()
+
+
+async def test_new_pages_and_reads_are_behind_the_dashboard_guard(store: Store) -> None:
+    await seed(store)
+    app = make_app(store)
+    app.config["DASHBOARD_TOKEN"] = "s3cret"
+    client = app.test_client()
+    for path in ("/api/leads.csv", "/api/leads?q=050", "/api/lead_sources", "/api/leads/+972501234567/timeline",
+                 "/api/dialer", "/api/series?range=7d"):
+        assert (await client.get(path)).status_code == 401, path
+        assert (await client.get(path, headers={"Authorization": "Bearer s3cret"})).status_code == 200, path
+    for path in ("/dashboard/leads/+972501234567", "/dashboard/dialer"):
+        page = await client.get(path)
+        assert page.status_code == 401 and 'action="/dashboard/login"' in await page.get_data(as_text=True), path
+    # the pages carry no inline script (the CSP forbids it) and render in English on request
+    client.set_cookie("localhost", "al_lang", "en")
+    resp = await client.get("/dashboard/leads/+972501234567", headers={"Authorization": "Bearer s3cret"})
+    html = await resp.get_data(as_text=True)
+    assert '<html lang="en" dir="ltr">' in html and "Timeline" in html
+    assert "<script>" not in html and " on" + "click=" not in html
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
