@@ -485,6 +485,20 @@ const AL = (() => {
       error ? autoBlock("div", { class: "error" }, error) : null];
   }
 
+  // what the form said: each field in the page's language, each value in its own direction
+  const INTAKE_FIELDS = [["name", T("שם", "name")], ["area", T("אזור", "area")], ["property_type", T("סוג נכס", "property")],
+    ["rooms", T("חדרים", "rooms")], ["budget_ils", T("תקציב", "budget")], ["deal", T("עסקה", "deal")],
+    ["timeframe", T("מועד", "timeframe")], ["notes", T("הערות", "notes")]];
+  function intakeEntry(i) {
+    const head = [T("הליד נכנס", "Lead came in")];
+    if (i.source) head.push(" · ", T("מקור: ", "source: "), auto(i.source));
+    if (i.created_lead === false) head.push(" · ", T("ליד קיים עודכן", "an existing lead updated"));
+    const f = i.fields || {};
+    const given = INTAKE_FIELDS.filter(([k]) => f[k] != null && f[k] !== "").map(([k, label]) =>
+      el("li", {}, label + ": ", k === "budget_ils" ? ltr(num(f[k]) + " ₪") : k === "deal" ? (DEAL[f[k]] ?? auto(f[k])) : auto(String(f[k]))));
+    return [el("div", { class: "head" }, ...head), given.length ? el("ul", { class: "figures" }, ...given) : null];
+  }
+
   function dialJobEntry(j) {
     const head = [T("לחיוג: ", "To call: "), REASON[j.reason] ?? auto(j.reason), " · ", DIAL_STATE[j.state] ?? auto(j.state)];
     if (j.due_at) head.push(" · ", T("הניסיון הבא ", "next attempt "), ltr(fmtTime(j.due_at)));
@@ -501,7 +515,7 @@ const AL = (() => {
 
   function timelineItem(item, openKeys) {
     let body;
-    if (item.kind === "intake") body = [el("div", { class: "head" }, T("הליד נכנס", "Lead came in"), ...(item.source ? [" · ", T("מקור: ", "source: "), auto(item.source)] : []))];
+    if (item.kind === "intake") body = intakeEntry(item);
     else if (item.kind === "call") body = callEntry(item, openKeys.has(item.call_sid));
     else if (item.kind === "message") body = messageEntry(item);
     else if (item.kind === "dial_job") body = dialJobEntry(item);

@@ -409,6 +409,7 @@ def test_lead_page_dial_attempts_whatsapp_and_actions(server: Any, browser: Any)
     expect(items).to_have_count(5)
     assert kinds() == ["intake", "dial_job", "dial", "dial", "message"]
     expect(items.nth(0)).to_contain_text("web_form")
+    expect(items.nth(0).locator(".figures")).to_contain_text("שם: רונית")
     expect(items.nth(1)).to_contain_text("ליד חדש")
     expect(items.nth(1)).to_contain_text("הניסיון הבא")
     expect(items.nth(2)).to_contain_text("לא נענתה")
