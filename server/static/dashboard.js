@@ -420,7 +420,9 @@ const AL = (() => {
       document.getElementById("timeline").hidden = events.length === 0;
       document.getElementById("timeline").replaceChildren(...events.map((e) => el("li", { class: "ev-" + e.kind },
         el("span", { class: "t" }, ltr((e.t_ms / 1000).toFixed(2) + "s")), el("span", { class: "kind" }, e.kind),
-        el("span", { class: "detail" }, ltr(Object.entries(e.detail).map(([k, v]) => k + "=" + v).join(" "))))));
+        // key=value pairs: the keys are code, a value may be the caller's Hebrew ("text=…?")
+        el("span", { class: "detail", dir: "ltr" }, ...Object.entries(e.detail).flatMap(([k, v], i) =>
+          [i ? " " : null, el("bdi", { dir: "ltr", class: "ltr" }, k + "="), auto(typeof v === "object" ? JSON.stringify(v) : String(v))])))));
       document.getElementById("transcript").replaceChildren(...call.transcript.map(turnItem));
       document.body.dataset.loaded = "1";
       stamp(null);

@@ -64,6 +64,7 @@ def seed(db: str) -> None:
 
     async def run() -> None:
         await rec.call_started(CallInfo(CALL, "MZ" + CALL[2:], PHONE, "+97233001122", t0))
+        rec.timeline_event(CALL, 3200, "ASR_TEXT", text="כמה זה עולה?", confidence=0.93)  # written with the next turn
         for i, (speaker, text) in enumerate([("agent", EN_LINE), ("caller", PHONE_LINE), ("agent", HE_LINE),
                                              ("caller", "OK, 10:00 works")]):
             await rec.transcript_turn(CALL, speaker, text, 3000 * i, 3000 * i + 2500, True)
@@ -188,6 +189,11 @@ def check_call_page_bidi(g: Glyphs, lang: str) -> None:
     assert g.left(line(3), "WhatsApp") < g.left(line(3), "מעולה")
     # time and number: "10:00" one run, left of "works" in the English line
     assert g.left(line(4), "10:00") < g.left(line(4), "works")
+    # the timeline's event details: code keys left to right, the caller's Hebrew in its own order
+    event = "#timeline li.ev-ASR_TEXT .detail"
+    assert g.direction(event) == "ltr"
+    assert g.left(event, "confidence=") < g.left(event, "text=")  # in the stored order, left to right
+    assert g.left(event, "?") < g.left(event, "כמה")  # "?" ends the Hebrew question, on its left
     # the controls: the same lines without isolation in this page go wrong, so the checks above
     # would catch it
     if lang == "he":
