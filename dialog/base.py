@@ -53,6 +53,9 @@ class LeadState:
     # On a call we placed, "not a good time, call me at six": when to call back (aware). The
     # store turns it into a new dial job at the call's end (leads.dialjobs).
     callback_at: dt.datetime | None = None
+    # "Don't call me again" / "תורידו אותי": the number goes on the do-not-call list at the
+    # call's end (leads.optout), and no follow-up is sent.
+    do_not_call: bool = False
 
 
 # What one caller turn can hold: ~MAX_UTT of speech is a few dozen words; merged continuations

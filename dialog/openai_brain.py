@@ -47,7 +47,7 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from dialog import cues, extract, guardrails, schedule
+from dialog import cues, extract, guardrails, outbound, schedule
 from dialog.base import Brain, CallerTurn
 from dialog.phrases import is_hebrew, table
 from dialog.prompt import CUT_MARK, FEW_SHOT, INTERRUPTED_MARK, SYSTEM_PROMPT_HE, TOOL_NAME, TOOLS, state_note
@@ -322,6 +322,11 @@ class OpenAIBrain(Brain):
         if turn.interrupted_agent and cues.only_holds_floor(text, self.language):
             yield self._said(self.say["go_on"])
             return
+        if outbound.asks_no_more_calls(text):
+            self.lead.do_not_call = True  # decided here, not by the model: never called again
+        if self.rules.outbound is not None and self.rules.phase == "collect" and outbound.not_now(text) \
+                and outbound.callback_time(text, self.now) is not None:
+            self.rules.phase = "good_time"  # cut short mid-call: the rules make the callback
         if self.rules.phase in ("good_time", "callback_when"):  # a call we placed: can they talk now?
             async for sentence in self._rules_turn(turn):
                 yield sentence

@@ -117,6 +117,19 @@ _NOT_NOW = re.compile(
 )
 
 
+_NO_MORE_CALLS = re.compile(
+    r"(אל\s+תתקשר(?:ו|י)|תפסיק(?:ו|י)?\s+(?:להתקשר|לטלפן)|תוריד(?:ו|י)\s+אותי|תסיר(?:ו|י)\s+אותי|הסירו\s+אותי"
+    r"|לא\s+לה?תקשר\s+(?:אליי|אלי)\s+(?:יותר|שוב)|stop\s+calling|don'?t\s+call|do\s+not\s+call|remove\s+me"
+    r"|take\s+me\s+off)",
+    re.IGNORECASE,
+)
+
+
+def asks_no_more_calls(text: str) -> bool:
+    """ "אל תתקשרו אליי יותר", "תורידו אותי מהרשימה", "stop calling me": the do-not-call list."""
+    return bool(_NO_MORE_CALLS.search(text))
+
+
 def not_now(text: str) -> bool:
     """The lead cannot talk now ("לא זמן טוב", "תתקשרי בשש", "I'm driving")."""
     return bool(_NOT_NOW.search(text))

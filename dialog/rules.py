@@ -200,6 +200,8 @@ class RuleDialog:
     def _decide(self, turn: CallerTurn) -> Reply:
         self.turns += 1
         text = turn.text.strip()
+        if text and turn.confidence >= CLARIFY_BELOW and outbound.asks_no_more_calls(text):
+            self.lead.do_not_call = True  # whatever else is said: never called again
         if self.finished:
             closing = self.reopen(turn)
             if closing is not None:
@@ -222,6 +224,9 @@ class RuleDialog:
         if self.phase in ("good_time", "callback_when"):
             return self._on_good_time(text)
         if extract.busy(text) and self.phase != "wrapup":
+            when = outbound.callback_time(text, self.now) if self.outbound is not None else None
+            if when is not None:  # a call we placed, cut short: "call me tomorrow at ten"
+                return self._call_back(when)
             return self._goodbye()
         if turn.interrupted_agent and cues.only_holds_floor(text, self.language):
             return Reply(self.say["go_on"])

@@ -45,15 +45,21 @@ def opt_out(store: Store, phone: str, source: str) -> None:
     are kept) and cancel its pending dial jobs."""
     number = normalise(phone)
     source = (fields.text(source, SOURCE_MAX, "source") or "unknown").strip() or "unknown"
-    now = _now()
     with store.engine.begin() as conn:
-        insert = _dialect_insert(conn)(schema.do_not_call).values(phone=number, source=source, created_at=now)
-        conn.execute(insert.on_conflict_do_nothing(index_elements=["phone"]))
-        j = schema.dial_jobs
-        conn.execute(
-            j.update().where(j.c.phone == number, j.c.state == "pending").values(
-                state="cancelled", outcome="opted_out", due_at=None, updated_at=now)
-        )
+        add(conn, number, source, _now())
+
+
+def add(conn: sa.Connection, number: str, source: str, now: dt.datetime) -> None:
+    """:func:`opt_out` inside the caller's transaction (``number`` already E.164): the store
+    calls it at the end of a call in which the lead asked never to be called again."""
+    now = now.astimezone(dt.timezone.utc)
+    insert = _dialect_insert(conn)(schema.do_not_call).values(phone=number, source=source, created_at=now)
+    conn.execute(insert.on_conflict_do_nothing(index_elements=["phone"]))
+    j = schema.dial_jobs
+    conn.execute(
+        j.update().where(j.c.phone == number, j.c.state == "pending").values(
+            state="cancelled", outcome="opted_out", due_at=None, updated_at=now)
+    )
 
 
 def is_opted_out(store: Store, phone: str) -> bool:

@@ -388,6 +388,13 @@ class Store:
         if not phone:
             return  # anonymous caller: nobody to follow up with
         saved = self._upsert_lead(conn, call_sid, phone, lead, ended_at)
+        if lead.do_not_call:
+            # "Don't call me again": on the do-not-call list, its queued calls cancelled, and no
+            # follow-up message either (leads.optout).
+            from leads.optout import add
+
+            add(conn, phone, "call", ended_at)
+            return
         self._queue_followups(conn, call_sid, phone, summary, saved, lead_webhook)
         if lead.callback_at is not None:
             # "Not a good time, call me at six": the dialer calls back then (leads.dialjobs).

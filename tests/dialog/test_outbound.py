@@ -173,3 +173,28 @@ async def test_openai_brain_callback_needs_no_model(fake_openai) -> None:
     assert out == ["בסדר גמור, נחזור מחר בעשר.", "יום נעים."] and brain.finished
     assert brain.lead.callback_at == dt.datetime(2026, 12, 2, 10, 0, tzinfo=TZ)
     assert fake_openai.requests == []
+
+
+def test_dont_call_me_again_is_remembered() -> None:
+    for text in ("אל תתקשרו אליי יותר", "תורידו אותי מהרשימה", "please stop calling me", "don't call again"):
+        d = dialog()
+        reply = d.reply(CallerTurn(text, 0.95))
+        assert d.lead.do_not_call and reply.final, text
+    d = dialog()
+    d.reply(CallerTurn("כן", 0.95))
+    assert not d.lead.do_not_call
+
+
+def test_cut_short_mid_call_with_a_time_is_a_callback() -> None:
+    d = dialog()
+    d.heard(d.reply(CallerTurn("כן", 0.95)).text, True)
+    reply = d.reply(CallerTurn("אין לי זמן עכשיו, תתקשרו מחר בעשר", 0.95))
+    assert reply.final and d.lead.callback_at == dt.datetime(2026, 12, 2, 10, 0, tzinfo=TZ)
+
+
+async def test_openai_brain_dont_call_needs_no_model_judgement(fake_openai) -> None:
+    brain = openai_brain(fake_openai)
+    await say(brain, "כן")
+    fake_openai.push(Script("בסדר גמור, תודה ויום נעים.", tool_args={"not_interested": True}))
+    await say(brain, "אני לא מעוניין, אל תתקשרו אליי יותר")
+    assert brain.lead.do_not_call and brain.lead.status == "lost"

@@ -228,3 +228,16 @@ def test_a_callback_asked_for_in_the_call_is_a_new_job(store: Store) -> None:
     jobs = dialjobs.jobs_for(store, PHONE)
     assert [(j["reason"], j["state"]) for j in jobs] == [("intake", "calling"), ("callback", "pending")]
     assert dt.datetime.fromisoformat(jobs[1]["due_at"]) == il(2026, 12, 1, 18, 0)
+
+
+def test_dont_call_me_again_in_a_call_opts_out(store: Store) -> None:
+    from leads.optout import is_opted_out, opted_out_at
+
+    callback = queue(store, reason="callback", due=il(2026, 12, 3, 10, 0))
+    sid = "CA" + "8" * 32
+    lead = LeadState(Slots(name="דנה"), status="lost", do_not_call=True)
+    store.record_call_end(sid, il(2026, 12, 1, 10, 0), "agent_hangup", "lost", CallMetrics(), PHONE, lead, "סיכום")
+    assert is_opted_out(store, PHONE) and opted_out_at(store, PHONE)[1] == "call"
+    assert job(store, callback)["state"] == "cancelled"
+    with store.engine.connect() as conn:  # and no follow-up message
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.outbox)).scalar() == 0
