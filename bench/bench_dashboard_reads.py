@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import sqlalchemy as sa
 
 from leads import lead_filter, queries, schema
 from leads.export import leads_csv
