@@ -458,3 +458,53 @@ def test_lead_page_dial_attempts_whatsapp_and_actions(server: Any, browser: Any)
     expect(page.locator("#dial-outcomes .kpi[data-kpi='no-answer'] .kpi-value")).to_have_text("1")
     page.screenshot(path=str(ARTIFACTS / "dialer-he.png"), full_page=True)
     assert errors == []
+
+
+def post(url: str, data: bytes, content_type: str) -> int:
+    import urllib.request
+
+    req = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status
+
+
+def test_a_lead_flows_in_while_its_page_is_open(server: Any, browser: Any) -> None:
+    """The page of a number nobody knows yet; a web form posts the lead (the real intake route)
+    and then they write on WhatsApp (the real webhook): both appear without a reload, and the
+    lead is in the list with its source."""
+    import json
+    from urllib.parse import urlencode
+
+    from playwright.sync_api import expect
+
+    phone = "+972531234567"
+    page, errors = new_page(browser)
+    page.goto(f"{server.url}/dashboard/leads/{phone}")
+    page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+    expect(page.locator("#lead-timeline")).to_contain_text("אין עדיין נתונים")
+    body = {"phone": "053-123-4567", "name": "Avi אבי", "area": "Holon", "rooms": "4", "source": "landing_page"}
+    assert post(server.url + "/api/leads/intake", json.dumps(body).encode(), "application/json") in (200, 201)
+    items = page.locator("#lead-timeline > li")
+    expect(items.first).to_have_attribute("data-kind", "intake", timeout=10000)
+    expect(items.first).to_contain_text("landing_page")
+    expect(page.locator("#lead-timeline > li[data-kind='dial_job']")).to_have_count(1)
+    expect(page.locator("#lead-name")).to_have_text("Avi אבי")
+    form = {"From": f"whatsapp:{phone}", "To": "whatsapp:+97233001122", "Body": "מתי אתם מתקשרים? אני זמין אחרי 18:00",
+            "MessageSid": f"SM{0xf1:032x}", "NumMedia": "0"}
+    assert post(server.url + "/whatsapp_inbound", urlencode(form).encode(), "application/x-www-form-urlencoded") == 200
+    inbound = page.locator("#lead-timeline > li[data-kind='message'][data-direction='in']")
+    expect(inbound).to_have_count(1, timeout=10000)
+    bubble = "#lead-timeline > li[data-kind='message'][data-direction='in'] .bubble"
+    g = Glyphs(page)
+    assert g.direction(bubble) == "rtl"
+    assert g.left(bubble, "18:00") < g.left(bubble, "אחרי")
+    page.screenshot(path=str(ARTIFACTS / "lead-flowing-in.png"), full_page=True)
+    # the list: the new lead with its source
+    page.goto(f"{server.url}/dashboard")
+    page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+    page.select_option("#lead-filters select[name=source]", "landing_page")
+    rows = page.locator("#leads tbody tr[data-phone]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-phone", phone)
+    # (the lead page answered 404 until the lead existed: that is the page's "nothing yet")
+    assert [e for e in errors if not (e.startswith("404 ") and e.endswith("/timeline"))] == []
