@@ -311,7 +311,8 @@ def test_dashboard_reads_right_and_fits_a_phone(server: Any, browser: Any) -> No
     page.screenshot(path=str(ARTIFACTS / "dashboard-he.png"), full_page=True)
 
     # a phone: no sideways scrolling of the page; wide tables scroll inside their own box
-    for path, name in (("/dashboard", "dashboard"), (f"/dashboard/calls/{CALL}", "call"), (f"/dashboard/leads/{PHONE}", "lead")):
+    for path, name in (("/dashboard", "dashboard"), (f"/dashboard/calls/{CALL}", "call"), (f"/dashboard/leads/{PHONE}", "lead"),
+                       (f"/dashboard/leads/{FORM_LEAD}", "lead-form"), ("/dashboard/dialer", "dialer")):
         phone, phone_errors = new_page(browser, 390, 844)
         phone.goto(server.url + path)
         phone.wait_for_selector("body[data-loaded='1']", timeout=15000)
