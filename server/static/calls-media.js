@@ -5,12 +5,13 @@
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   if (document.body.dataset.page !== "dashboard") return;
+  const en = document.documentElement.lang === "en";
   const sub = document.querySelector("header .sub");
   if (sub) {
     const talk = document.createElement("a");
     talk.href = "/dashboard/talk";
     talk.className = "talk-link";
-    talk.textContent = "שיחת ניסיון עם הסוכנת";
+    talk.textContent = en ? "Talk to the agent" : "שיחת ניסיון עם הסוכנת";
     talk.style.marginInlineStart = "1rem";
     talk.style.color = "inherit";
     sub.after(talk);
@@ -24,7 +25,7 @@ document.addEventListener("DOMContentLoaded", () => {
       const a = document.createElement("a");
       a.href = "/dashboard/calls/" + encodeURIComponent(row.dataset.sid) + "#listen";
       a.className = "listen-link";
-      a.textContent = "האזנה";
+      a.textContent = en ? "listen" : "האזנה";
       a.style.marginInlineStart = ".5rem";
       cell.append(" ", a);
     }

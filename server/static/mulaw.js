@@ -3,6 +3,7 @@
 "use strict";
 const ALMedia = (() => {
   const RATE = 8000;
+  const T = (he, en) => (document.documentElement.lang === "en" ? en : he);
   const DECODE = new Float32Array(256);
   for (let i = 0; i < 256; i++) {
     const u = ~i & 0xff;
@@ -146,5 +147,5 @@ const ALMedia = (() => {
     li.scrollIntoView({ block: "nearest" });
   }
 
-  return { RATE, DECODE, encode, toBase64, fromBase64, buffer, listen, wsUrl, csrf, addLine };
+  return { RATE, DECODE, encode, toBase64, fromBase64, buffer, listen, wsUrl, csrf, addLine, T };
 })();

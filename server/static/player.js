@@ -35,7 +35,7 @@
     Array.from(list.children).forEach((li, i) => {
       li.classList.toggle("playing", i === idx);
       if (i === idx) li.setAttribute("aria-current", "true"); else li.removeAttribute("aria-current");
-      li.title = i < lines.length ? "נגן מכאן" : "";
+      li.title = i < lines.length ? ALMedia.T("נגן מכאן", "play from here") : "";
     });
     const node = list.children[idx];
     if (node && !force && !audio.paused) node.scrollIntoView({ block: "nearest" });
@@ -88,7 +88,7 @@
       if (e.kind === "BARGE_IN") {
         const node = document.createElement("span");
         node.className = "mk barge";
-        node.title = "התפרצות · " + (e.t_ms / 1000).toFixed(2) + "s";
+        node.title = ALMedia.T("התפרצות · ", "barge-in · ") + (e.t_ms / 1000).toFixed(2) + "s";
         node.style.left = left;
         marks.push(node);
       } else if (e.kind === "STATE_CHANGE") {
@@ -135,25 +135,25 @@
     }
     let session = null;
     button.onclick = () => {
-      if (session) { session.close(); session = null; button.textContent = "האזנה"; return; }
-      button.textContent = "הפסק האזנה";
+      if (session) { session.close(); session = null; button.textContent = ALMedia.T("האזנה", "Listen"); return; }
+      button.textContent = ALMedia.T("הפסק האזנה", "Stop listening");
       const status = $("listen-status");
       session = ALMedia.listen(sid, {
         onAudio(stats) {
           status.dataset.records = String(stats.records);
-          status.textContent = "מתקבל שמע · " + stats.records + " מסגרות · השהיה " + stats.ahead_ms + " ms";
+          status.textContent = ALMedia.T("מתקבל שמע · ", "receiving audio · ") + stats.records + ALMedia.T(" מסגרות · השהיה ", " frames · buffered ") + stats.ahead_ms + " ms";
         },
         onMessage(m) {
           if (m.type === "line") {
-            ALMedia.addLine($("live-lines"), m, m.speaker === "agent" ? "סוכנת" : "לקוח");
+            ALMedia.addLine($("live-lines"), m, m.speaker === "agent" ? ALMedia.T("סוכנת", "agent") : ALMedia.T("לקוח", "caller"));
           } else if (m.type === "state") {
             status.dataset.state = m.state;
           } else if (m.type === "end") {
-            status.textContent = "השיחה הסתיימה";
+            status.textContent = ALMedia.T("השיחה הסתיימה", "the call ended");
             status.dataset.ended = "1";
           }
         },
-        onClose() { button.textContent = "האזנה"; session = null; },
+        onClose() { button.textContent = ALMedia.T("האזנה", "Listen"); session = null; },
       });
     };
   }

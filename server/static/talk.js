@@ -16,7 +16,8 @@
     const status = $("talk-status");
     for (const [k, v] of Object.entries(stats)) status.dataset[k] = String(v);
     if (text) $("talk-state").textContent = text;
-    status.textContent = "נשלחו " + stats.sent + " מסגרות · התקבלו " + stats.agentFrames + " מהסוכנת";
+    status.textContent = ALMedia.T("נשלחו ", "sent ") + stats.sent + ALMedia.T(" מסגרות · התקבלו ", " frames · received ") +
+      stats.agentFrames + ALMedia.T(" מהסוכנת", " from the agent");
   }
 
   function echo(mark) {
@@ -55,7 +56,7 @@
       link.textContent = m.callSid;
       document.body.dataset.callSid = m.callSid;
     } else if (m.event === "transcript" && m.line.type === "line") {
-      ALMedia.addLine($("talk-lines"), m.line, m.line.speaker === "agent" ? "סוכנת" : "את/ה");
+      ALMedia.addLine($("talk-lines"), m.line, m.line.speaker === "agent" ? ALMedia.T("סוכנת", "agent") : ALMedia.T("את/ה", "you"));
     }
     show();
   }
@@ -66,7 +67,7 @@
       stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
     } catch (e) {
       $("talk-start").disabled = false;
-      show("אין גישה למיקרופון: " + e.message);
+      show(ALMedia.T("אין גישה למיקרופון: ", "no microphone: ") + e.message);
       return;
     }
     ctx = new AudioContext();
@@ -79,9 +80,9 @@
     const from = $("talk-from").value.trim();
     ws = new WebSocket(ALMedia.wsUrl("/dashboard/talk/ws?csrf=" + encodeURIComponent(ALMedia.csrf()) +
       (from ? "&from=" + encodeURIComponent(from) : "")));
-    ws.onopen = () => { show("מחובר · דברו"); $("talk-stop").disabled = false; document.body.dataset.talk = "open"; };
+    ws.onopen = () => { show(ALMedia.T("מחובר · דברו", "connected · speak")); $("talk-stop").disabled = false; document.body.dataset.talk = "open"; };
     ws.onmessage = (ev) => onAgent(JSON.parse(ev.data));
-    ws.onclose = (ev) => { show("השיחה הסתיימה (" + ev.code + ")"); finish(); document.body.dataset.talk = "closed"; };
+    ws.onclose = (ev) => { show(ALMedia.T("השיחה הסתיימה (", "the call ended (") + ev.code + ")"); finish(); document.body.dataset.talk = "closed"; };
     node.port.onmessage = (ev) => {
       if (!ws || ws.readyState !== WebSocket.OPEN) return;
       ws.send(JSON.stringify({ event: "media", media: { payload: ALMedia.toBase64(ALMedia.encode(ev.data)) } }));

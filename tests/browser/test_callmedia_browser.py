@@ -239,11 +239,16 @@ def test_browser_test_call_barge_in_clears_the_page(tmp_path: Path) -> None:
 
         with sync_playwright() as pw:
             browser = fake_mic_browser(pw, wav)
-            page = browser.new_page(locale="he-IL")
+            context = browser.new_context(locale="en-GB")
+            context.add_cookies([{"name": "al_lang", "value": "en", "url": server.url}])  # the English UI
+            page = context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(server.url + "/dashboard/talk")
+            assert page.evaluate("() => document.documentElement.dir") == "ltr"
             page.locator("#talk-start").click()
+            page.wait_for_selector("body[data-talk='open']", timeout=10000)
+            assert "connected" in page.locator("#talk-state").inner_text()
             wait_js(page, "Number(document.getElementById('talk-status').dataset.clears || 0) > 0", timeout=30)
             # the cleared reply's marks were echoed at once (the session goes on: no stale turn)
             wait_js(page, "Number(document.getElementById('talk-status').dataset.marks || 0) > 0")
