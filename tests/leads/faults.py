@@ -100,6 +100,13 @@ class TcpProxy:
 
 
 def _reset(s: socket.socket) -> None:
+    # shutdown first: close() alone does not wake a pump thread blocked in recv() on this
+    # socket (Linux keeps the file alive for the syscall), so the peer never saw the outage
+    # and a store thread waited for an answer forever (a full `make test` hung on it).
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     except OSError:
