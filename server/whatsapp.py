@@ -37,6 +37,7 @@ from leads.whatsapp import Inbound, apply_decision, receive
 from server.dashboard import _checker, _insecure, _peer, store_of, web_of
 from server.security import request_base, signed_urls
 from server.webauth import is_local
+from server.whatsapp_calendar import calendar_of
 from telemetry import metrics
 from telemetry.logs import log_event
 
@@ -140,12 +141,14 @@ async def whatsapp_inbound() -> Any:
     store = store_of(current_app)
     brain = brain_of(current_app)
     now = brain.clock()
+    calendar = calendar_of(current_app)
     later: list[rules.Decision] = []
 
     def decide(thread: rules.Thread, opted_out: bool) -> rules.Decision | None:
         decision = brain.first(msg, thread, opted_out, now)
-        if decision.opt_out or brain.wants_model(msg, decision):
-            later.append(decision)  # done outside the transaction: the opt-out first, or the model
+        if decision.opt_out or brain.wants_model(msg, decision) or (calendar is not None and calendar.wants(decision)):
+            # done outside the transaction: the opt-out first, the model, the calendar
+            later.append(decision)
             return None
         return decision
 
@@ -160,12 +163,15 @@ async def whatsapp_inbound() -> Any:
             log_event("WEBHOOK", path=request.path, message_sid=msg.message_sid, duplicate=True)
             return _twiml()
         decision, used, key = got.decision, "rules", got.reply_key
+        calendar_said: str | None = None
         if decision is None:
             decision = later[-1]
             if brain.wants_model(msg, decision):
                 history = [m for m in await store.run(_recent, store, msg.phone)
                            if m.get("message_sid") != msg.message_sid]
                 decision, used = await brain.model(msg, decision, got.thread, now, history)
+            if calendar is not None and not decision.opt_out and calendar.wants(decision):
+                decision, calendar_said = await calendar.settle(msg, decision, got.thread, now, used)
             try:
                 if decision.opt_out:
                     await store.run(opt_out, store, msg.phone, "whatsapp")
@@ -180,6 +186,7 @@ async def whatsapp_inbound() -> Any:
     log_event("WEBHOOK", path=request.path, message_sid=msg.message_sid, from_number=msg.phone,
               new_lead=got.new_lead, action=decision.action, brain=used, needs_person=decision.needs_person,
               opted_out=got.opted_out or decision.opt_out, replied=key is not None, again=got.again or None,
+              calendar=calendar_said,
               handled_ms=round((time.perf_counter() - received) * 1000, 2))
     return _twiml()
 
