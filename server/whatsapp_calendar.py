@@ -3,9 +3,11 @@
 The rules (dialog.whatsapp) stay pure; this is the thin shell around them for the answers
 that need a calendar, applied by server.whatsapp after the message is stored:
 
-- an offer of new windows: decided again with the busy intervals of the lead's realtor
-  (``Meetings.busy``: the cache the background refresh keeps warm, else one fetch bounded by
-  CALENDAR_TIMEOUT_SECONDS), so every window offered is free in their calendar;
+- before the message is decided: the busy intervals of the lead's realtor (their meeting's,
+  else the first their area gets; ``Meetings.busy``: the cache the background refresh keeps
+  warm, else one fetch bounded by CALENDAR_TIMEOUT_SECONDS), so the rules offer only windows
+  free in their calendar, inside the message's one transaction (a model's offer is made
+  again with them);
 - a yes to a window: the meeting moved there (``lead_meetings.reschedule``, same event UID)
   or booked anew (``lead_meetings.book``); "taken" (someone else's event landed there since
   the offer) -> the next free windows are offered instead; "offline" (the calendar did not
@@ -25,7 +27,9 @@ from typing import Any
 
 from dialog import schedule
 from dialog import whatsapp as rules
-from leads import lead_meetings
+import sqlalchemy as sa
+
+from leads import lead_meetings, schema
 from leads.meetings import Meetings
 from leads.whatsapp import Inbound
 from telemetry.logs import log_event
@@ -39,35 +43,46 @@ class WhatsAppCalendar:
     def has_calendar(self) -> bool:
         return any(r.calendar is not None for r in self.meetings.realtors.all)
 
-    def wants(self, decision: rules.Decision) -> bool:
-        """Whether the answer must wait for :meth:`settle` (it books, moves or cancels a meeting,
-        or offers windows a calendar or configured meeting hours may change)."""
-        if decision.action in ("book", "cancel"):
-            return True
-        return decision.action == "offer" and (self.has_calendar or self.meetings.rules != schedule.MEETING)
+    @property
+    def rules(self) -> schedule.MeetingRules:
+        return self.meetings.rules
+
+    def wants(self, decision: rules.Decision, brain: str) -> bool:
+        """Whether the answer must wait for :meth:`settle`: it books, moves or cancels a
+        meeting, or it is a model's offer (the rules' offers are made with the busy list)."""
+        return decision.action in ("book", "cancel") or (decision.action == "offer" and brain != "rules")
 
     async def busy_for(self, phone: str) -> list[schedule.Busy]:
-        """The busy intervals of the lead's realtor (their meeting's, else the first their area gets)."""
+        """The busy intervals of the lead's realtor (their meeting's, else the first their area
+        gets); [] without a calendar."""
         if not self.has_calendar:
             return []
-        meeting = await self.meetings.active_for(phone)
-        realtor = self.meetings.realtors.by_name(meeting.realtor) if meeting else None
+        meeting_realtor, area = await self.meetings.store.run(self._whose, phone)
+        realtor = self.meetings.realtors.by_name(meeting_realtor) if meeting_realtor else None
         if realtor is None:
-            area = (await self.meetings.store.run(lead_meetings._lead_row, self.meetings, phone)).get("area")  # noqa: SLF001
             candidates = self.meetings.realtors.candidates(area)
             realtor = candidates[0] if candidates else None
         if realtor is None or realtor.calendar is None:
             return []
         return await self.meetings.busy(realtor)
 
+    def _whose(self, phone: str) -> tuple[str | None, str | None]:
+        """(the realtor of the lead's booked meeting, the lead's area): one read."""
+        m, lead = schema.meetings, schema.leads
+        with self.meetings.store.engine.connect() as conn:
+            realtor = conn.execute(sa.select(m.c.realtor).where(m.c.phone == phone, m.c.status == "booked")
+                                   .order_by(m.c.updated_at.desc()).limit(1)).scalar()
+            area = conn.execute(sa.select(lead.c.area).where(lead.c.phone == phone)).scalar()
+        return realtor, area
+
     async def settle(self, msg: Inbound, decision: rules.Decision, before: rules.Thread, now: dt.datetime,
-                     brain: str) -> tuple[rules.Decision, str | None]:
+                     busy: list[schedule.Busy]) -> tuple[rules.Decision, str | None]:
         """The answer as the calendar has it, and what the calendar said ("free", "booked",
         "taken", "offline", "cancelled", "none", "error"; None: nothing asked). ``before``:
-        the thread before this message."""
+        the thread before this message; ``busy``: :meth:`busy_for`'s."""
         try:
-            if decision.action == "offer":
-                return await self._offer(msg, decision, before, now, brain), "free"
+            if decision.action == "offer":  # a model's reading: the rules' windows, free in the calendar
+                return rules.offer_for(before, now, msg.body, decision.hebrew, busy, self.rules), "free"
             if decision.action == "book" and decision.meeting_at is not None:
                 return await self._book(msg.phone, decision, before, now)
             if decision.action == "cancel":
@@ -78,14 +93,6 @@ class WhatsAppCalendar:
                       message_sid=msg.message_sid, error=repr(exc)[:300])
             return decision, "error"
         return decision, None
-
-    async def _offer(self, msg: Inbound, decision: rules.Decision, before: rules.Thread, now: dt.datetime,
-                     brain: str) -> rules.Decision:
-        busy = await self.busy_for(msg.phone)
-        meeting_rules = self.meetings.rules
-        if brain == "rules":  # the same reading, with the calendar: windows free there
-            return rules.decide(msg.body, before, now, num_media=msg.num_media, busy=busy, rules=meeting_rules)
-        return rules.offer_for(before, now, msg.body, decision.hebrew, busy, meeting_rules)
 
     async def _book(self, phone: str, decision: rules.Decision, before: rules.Thread,
                     now: dt.datetime) -> tuple[rules.Decision, str]:
