@@ -208,3 +208,34 @@ async def test_without_a_meetings_row_a_yes_books_a_new_event(radicale, store: S
     active = await meetings.active_for(PHONE)
     assert active is not None and active.details.get("name") == "דנה לוי"
     assert our_events(calendar, active.uid) == [TOMORROW[0]]
+
+
+async def test_a_models_reschedule_offers_windows_free_in_the_calendar(radicale, store: Store, monkeypatch,
+                                                                      nursery) -> None:
+    """A wish the rules cannot read goes to the OpenAI text brain (the fake OpenAI server):
+    its "reschedule" becomes the rules' offer, with windows free in the calendar too."""
+    import sys
+    from pathlib import Path
+
+    sys.path.append(str(Path(__file__).resolve().parents[1] / "dialog"))
+    from fake_openai import FakeOpenAI, Script
+
+    from dialog.openai_brain import OpenAIConfig
+    from dialog.whatsapp_openai import TOOL_NAME, OpenAIText
+
+    fake = FakeOpenAI()
+    await nursery.start(fake.serve)
+    access, calendar = radicale.new_calendar()
+    meetings = meetings_for(access, store)
+    await booked(store, meetings)
+    plain = schedule.offer_windows(T0, 3, exclude=[TODAY_16])  # what the office hours alone give
+    foreign(calendar, plain[0])
+    app = app_for(store, meetings, monkeypatch)
+    app.extensions[BRAIN_KEY] = TextBrain(OpenAIText(OpenAIConfig(api_key="sk-test", model="fake-model",
+                                                                  base_url=fake.base_url, turn_timeout_s=5)),
+                                          clock=lambda: T0)
+    fake.push(Script("", tool_args={"action": "reschedule"}, tool_name=TOOL_NAME))
+    offer = await say(app.test_client(), "יש מצב שנעשה את זה קצת יותר מאוחר השבוע?")
+    assert offer.startswith("אין בעיה. מתאים ") and len(fake.requests) == 1
+    windows = offered(store)
+    assert 2 <= len(windows) <= 3 and plain[0] not in windows and TODAY_16 not in windows
