@@ -142,7 +142,9 @@ async def test_intake_call_meeting_whatsapp_reschedule_all_in_the_lead(tmp_path:
                 await until(lambda: _now(len(fake.messages) >= 1), 20)
                 summary = fake.messages[0]
                 assert summary["To"] == f"whatsapp:{LEAD}" and summary["ContentSid"] == TEMPLATE
-                assert "Body" not in summary and json.loads(summary["ContentVariables"])["1"] == "דנה"
+                variables = json.loads(summary["ContentVariables"])
+                assert "Body" not in summary and variables["1"] == "דנה"
+                assert f"להוספה ליומן: {PUBLIC}/meetings/{uid}.ics?" in variables["2"], variables
 
                 # "Can we move it to tomorrow?" -> windows free in the calendar, as free text.
                 assert await whatsapp(port, "אפשר להזיז למחר?") == 200
