@@ -34,6 +34,7 @@ from native.config import FRAME_MS, FRAME_SAMPLES, TimingConfig
 from server import turn as T
 from server.inbound import Inbound
 from server.pacer import Pacer
+from server.recording import CallTape, LiveCalls, Recordings
 from server.reply import Reply, guarded_sentences, one_line
 from server.transport import Transport, TransportClosed
 from server.twilio_codec import (
@@ -77,6 +78,10 @@ class CallDeps:
     # greeting, bounded by outbound_context_timeout_s; without it the agent greets as inbound.
     outbound_context: Callable[[str, str], Awaitable[object | None]] | None = None
     outbound_context_timeout_s: float = 1.0
+    # Call recordings (RECORDINGS_DIR) and live listen-in (server.recording); None: neither.
+    recordings: Recordings | None = None
+    live: LiveCalls | None = None
+    recording_notice: str | None = None  # said before the greeting (RECORDING_NOTICE)
 
 
 @dataclass
@@ -163,6 +168,7 @@ class CallSession:
         self._turn_started_ms = 0.0  # call clock (ms) of the current agent turn's first frame
         self._rec_send, self._rec_recv = trio.open_memory_channel[tuple](math.inf)
         self._protocol_logged = 0
+        self.tape: CallTape | None = None
 
     def _now_ms(self) -> float:
         return (trio.current_time() - self.t0) * 1000.0
@@ -190,6 +196,8 @@ class CallSession:
                     nursery.start_soon(self._guard, self._receive_loop)
                     nursery.start_soon(self._guard, self._calibration_timeout)
                     nursery.start_soon(self._guard, self._call_limit)
+                    if self.tape is not None:
+                        nursery.start_soon(self._guard, self.tape.run)
                     self.dispatch(T.CallStarted())
             finally:
                 prom.calls_active.dec()
@@ -268,6 +276,9 @@ class CallSession:
         self.frames = TwilioFrames(start.stream_sid)
         self.pacer = Pacer(self.cfg, self._send, self.frames, on_heartbeat=self._on_heartbeat,
                            on_frame=self._on_agent_frame)
+        if deps.recordings is not None or deps.live is not None:
+            self.tape = CallTape(start.call_sid, self.t0, deps.recordings, deps.live)
+            self.inbound.tap = self.tape.caller
         self.recognizer = deps.new_recognizer(deps.language)
         try:  # the recognizer's own ERROR / PROVIDER_SWITCH lines then carry call_sid and t
             self.recognizer.bind_log(self.log)
@@ -316,6 +327,7 @@ class CallSession:
         if reply is not None:
             reply.drop(retract=False)
         duration = trio.current_time() - self.t0
+        ended_at = trio.current_time()  # the recording ends here
         self.log("WS_CLOSE", reason=self.close_reason, code=self.close_code)
         prom.ws_disconnects_total.labels(reason=self.close_reason).inc()
         prom.call_duration_seconds.observe(duration)
@@ -354,6 +366,8 @@ class CallSession:
                     self.log("ERROR", where="brain.aclose", error=repr(exc))
             if scope.cancelled_caught:
                 self.log("ERROR", where="brain.aclose", error=f"not closed within {BRAIN_CLOSE_TIMEOUT_S}s")
+        if self.tape is not None:  # last: the call's own end is stored first
+            await self.tape.close(ended_at)
         return outcome
 
     def _set_close(self, reason: str, code: int) -> None:
@@ -448,6 +462,8 @@ class CallSession:
             self._reply.drop(retract=False)
         self.pacer.clear()
         self.pacer.hold(False)
+        if self.tape is not None:
+            self.tape.cut(min(trio.current_time(), self.pacer.play_end or math.inf))
         await self._send(self.frames.clear())
         line = goodbye_line(self.deps.language)
         started_ms = round(self._now_ms())
@@ -542,7 +558,10 @@ class CallSession:
             self.dispatch(T.PartialText(transcript.text))
 
     def _on_agent_frame(self, play_at: float, frame: bytearray) -> None:
-        self.inbound.agent_frame(ulaw_rms(frame), self.inbound.clock.stream_ms(play_at))
+        stream_ms = self.inbound.clock.stream_ms(play_at)
+        self.inbound.agent_frame(ulaw_rms(frame), stream_ms)
+        if self.tape is not None:
+            self.tape.agent(play_at, frame)
 
     def _on_mark(self, name: str) -> None:
         if name.startswith("hb"):
@@ -693,6 +712,9 @@ class CallSession:
                      latency_ms=round(latency_ms, 1), provider=transcript.provider or recognizer.name, failed=failed)
             self._record(self.deps.recorder.transcript_turn, self.call_sid, "caller", transcript.text,
                          utt.onset_ms, utt.eou_ms, True)
+            if self.tape is not None and self.tape.listeners:
+                self.tape.line({"type": "line", "speaker": "caller", "text": transcript.text,
+                                "t_start_ms": utt.onset_ms, "t_end_ms": utt.eou_ms, "heard_fully": True})
             self.dispatch(T.AsrFinal(utt.seq, transcript.text, transcript.confidence, failed, self._stream_now()))
 
     # -- executing the machine's actions -------------------------------------------------------
@@ -715,6 +737,8 @@ class CallSession:
             kind = type(action)
             if kind is T.StateChanged:
                 self.log("STATE_CHANGE", from_state=action.old.value, to_state=action.new.value, cause=action.cause)
+                if self.tape is not None and self.tape.listeners:
+                    self.tape.line({"type": "state", "state": action.new.value, "t_ms": round(self._now_ms())})
             elif kind is T.BeginUtterance:
                 try:
                     self.recognizer.begin_utterance(action.onset_ms)  # type: ignore[union-attr]
@@ -736,7 +760,7 @@ class CallSession:
                     pass
             elif kind is T.SpeakGreeting:
                 assert self.brain is not None
-                self._start_reply(self.machine.turn_no, guarded_sentences(self.brain.opening), None, None)
+                self._start_reply(self.machine.turn_no, self._greeting(), None, None)
             elif kind is T.Respond:
                 self._respond(action)
             elif kind is T.ArmBargeIn:
@@ -800,6 +824,13 @@ class CallSession:
         turn = CallerTurn(action.text, action.confidence, action.interrupted_agent)
         self._start_reply(action.turn, guarded_sentences(lambda: brain.respond(turn)), self._eou_at, before)
 
+    async def _greeting(self) -> AsyncIterator[str]:
+        """The recording notice (RECORDING_NOTICE), then the brain's greeting."""
+        if self.deps.recording_notice:
+            yield self.deps.recording_notice
+        async for sentence in guarded_sentences(self.brain.opening):  # type: ignore[union-attr]
+            yield sentence
+
     def _halt_now(self, halt: T.Halt) -> None:
         # Same tick as the trigger: stop production, drop the TX queue; `clear` goes out right
         # after this frame is processed (the receive loop sends it before the next frame).
@@ -812,6 +843,8 @@ class CallSession:
         self.inbound.barge.disarm()
         stop_ms = self.inbound.clock.stream_ms(heard_until)
         self.inbound.echo.cut(int(stop_ms) // FRAME_MS * FRAME_MS + FRAME_MS)
+        if self.tape is not None:
+            self.tape.cut(heard_until)
         if halt.barge_in:
             # the barge-in's own overlap (onset -> halt) is its halt time, not talk-over
             self.inbound.talk_over_ms = max(0, self.inbound.talk_over_ms - max(0, halt.trigger_ms - halt.onset_ms))
@@ -851,6 +884,10 @@ class CallSession:
             self.log("ERROR", where="brain.heard", error=repr(exc))
         self._record(self.deps.recorder.transcript_turn, self.call_sid, "agent", heard.said,
                      round(self._turn_started_ms), round(self._now_ms()), heard.heard_fully)
+        if self.tape is not None and self.tape.listeners:
+            self.tape.line({"type": "line", "speaker": "agent", "text": heard.said,
+                            "t_start_ms": round(self._turn_started_ms), "t_end_ms": round(self._now_ms()),
+                            "heard_fully": heard.heard_fully})
 
     def _on_heartbeat(self, name: str, with_silence: bool) -> None:
         self.metrics.heartbeats += 1

@@ -106,6 +106,16 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _recordings_dir(value: str | None) -> str | None:
+    """RECORDINGS_DIR: unset → ``recordings`` (next to the default database); off/none/0 → no
+    recordings."""
+    if value is None:
+        return "recordings"
+    if value.lower() in ("off", "none", "0", "no", "false"):
+        return None
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     public_base_url: str | None = None
@@ -143,6 +153,11 @@ class Settings:
     # SIGTERM: no new calls; live ones go on this long, then hear the closing line (README
     # "Running at scale"). 0: the closing line at once.
     drain_seconds: float = 900.0
+    # Call recordings (README "Recordings"): stereo FLAC per call in this directory (None: off),
+    # deleted after RECORDINGS_DAYS; RECORDING_NOTICE: the spoken notice before the greeting.
+    recordings_dir: str | None = "recordings"
+    recordings_days: float = 30.0
+    recording_notice: str | None = None
     workers: int | None = None  # WORKERS: `serve`'s default for --workers (None: the number of cores)
     timing: TimingConfig = field(default_factory=TimingConfig)
     # The raw environment, for the provider selectors of speech/ and dialog/ (they read
@@ -201,6 +216,9 @@ class Settings:
             max_calls=int(_positive("MAX_CALLS", get("MAX_CALLS"), 50, integer=True)),
             max_call_minutes=_positive("MAX_CALL_MINUTES", get("MAX_CALL_MINUTES"), 60.0),
             drain_seconds=_non_negative("DRAIN_SECONDS", get("DRAIN_SECONDS"), 900.0),
+            recordings_dir=_recordings_dir(get("RECORDINGS_DIR")),
+            recordings_days=_positive("RECORDINGS_DAYS", get("RECORDINGS_DAYS"), 30.0),
+            recording_notice=get("RECORDING_NOTICE"),
             workers=int(_positive("WORKERS", get("WORKERS"), 1, integer=True)) if get("WORKERS") else None,
             timing=TimingConfig.from_env(env),
             env=env,

@@ -89,6 +89,20 @@ def build_meetings(
     return meetings, calendar_brain
 
 
+def recording_parts(settings: Settings, notes: list[str], background: list[Background]) -> tuple[Any, Any, str | None]:
+    """Recordings (RECORDINGS_DIR, their retention task), live listen-in and the notice."""
+    from server.recording import LiveCalls, notice_text, recordings_from
+
+    recordings = recordings_from(settings.recordings_dir, settings.recordings_days)
+    if recordings is None:
+        notes.append("recordings: off (RECORDINGS_DIR=off)")
+    else:
+        notes.append(f"recordings: {recordings.directory} (stereo FLAC, kept {settings.recordings_days:g} days)")
+        background.append(recordings.retention_task)
+    notice = notice_text(settings.recording_notice, settings.agent_language)
+    return recordings, LiveCalls(), notice
+
+
 TEST_WIRING_ENV = "AGENTLOCATOR_TEST_WIRING"
 
 
@@ -116,6 +130,7 @@ def build_wiring(settings: Settings) -> Wiring:
     brain = select_brain(settings.env)
     recorder, background, blueprints = build_recorder(settings, notes)
     meetings, new_brain = build_meetings(settings, recorder, brain.new_brain, notes, background, blueprints)
+    recordings, live, notice = recording_parts(settings, notes, background)
     deps = CallDeps(
         config=settings.timing,
         new_recognizer=speech.new_recognizer,
@@ -124,6 +139,9 @@ def build_wiring(settings: Settings) -> Wiring:
         recorder=recorder,
         language=settings.agent_language,
         max_call_s=settings.max_call_minutes * 60.0,
+        recordings=recordings,
+        live=live,
+        recording_notice=notice,
     )
     store = getattr(recorder, "store", None)
     if store is not None:  # a call we placed: the agent knows whom it called (leads.dialer)
@@ -138,7 +156,7 @@ def build_wiring(settings: Settings) -> Wiring:
         background=background,
         blueprints=blueprints,
         notes=notes,
-        warm_lines=fixed_lines(settings.agent_language),
+        warm_lines=fixed_lines(settings.agent_language) + ([notice] if notice else []),
         speech=speech.describe(),
         meetings=meetings,
     )

@@ -46,6 +46,8 @@ EVENTS = frozenset(
         # the realtor's calendar: a meeting booked / moved / cancelled / found taken, a
         # calendar that did not answer (the call goes on with the office-hour rules)
         "MEETING", "CALENDAR",
+        # call recordings: one finished (seconds, bytes, encoder CPU), old ones pruned
+        "RECORDING",
     }
 )
 
