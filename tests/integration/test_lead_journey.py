@@ -9,7 +9,8 @@ the WhatsApp summary goes out as the approved template (the lead never wrote to 
 lead answers "אפשר להזיז למחר?" over Twilio's signed webhook -> new windows, free in the
 calendar, as free text -> picks the first, says yes -> confirmed, with the add-to-calendar
 link -> the same calendar event moved -> GET /api/leads/{phone} shows the call, the dial
-job, the thread both ways and the meeting.
+job, the thread both ways and the meeting -> and so does the lead's page in the dashboard,
+in headless Debian Chromium (Playwright; skipped, saying so, without chromium).
 
 The clock is the real one (calling hours are opened all week for the test): the windows are
 read back from what the server offered rather than written into the test.
@@ -20,6 +21,7 @@ import datetime as dt
 import functools
 import json
 import re
+import shutil
 import sys
 import time
 import urllib.request
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import icalendar
+import pytest
 import sqlalchemy as sa
 import trio
 
@@ -47,6 +50,43 @@ FORM = {"phone": "050-123-4567", "name": "דנה כהן", "area": "רמת גן",
 WORDS = ["כן, בטח", "הראשון", "כן", "לא, תודה"]  # good time; the first window; yes; nothing else
 TEMPLATE = "HX" + "c" * 32
 DASH = {"Authorization": "Bearer dash-token-0123456789abcdef"}
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def lead_page(port: int) -> dict[str, Any]:
+    """The lead's page as a person sees it (blocking: Playwright's sync API, in a thread):
+    the timeline's items by kind, the thread's action badges, what the last message says."""
+    from playwright.sync_api import expect, sync_playwright
+
+    token = DASH["Authorization"].split()[1]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page(locale="he-IL", timezone_id="Asia/Jerusalem")
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"http://127.0.0.1:{port}/dashboard/leads/%2B{LEAD[1:]}?token={token}")
+            page.wait_for_selector("body[data-loaded='1']", timeout=15000)
+            items = page.locator("#lead-timeline > li")
+            expect(items.locator(".bubble")).to_have_count(7, timeout=15000)
+            kinds = [items.nth(i).get_attribute("data-kind") for i in range(items.count())]
+            messages = page.locator("#lead-timeline > li[data-kind='message']")
+            seen = {
+                "kinds": kinds,
+                "directions": [messages.nth(i).get_attribute("data-direction") for i in range(messages.count())],
+                "badges": page.locator("#lead-timeline .badge[class*='action-']").all_inner_texts(),
+                "last": messages.last.locator(".bubble").inner_text(),
+                "status": page.locator("#lead-status").inner_text(),
+                "call_link": page.locator("#lead-timeline > li[data-kind='call'] .head a").get_attribute("href"),
+                "errors": errors,
+            }
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "lead-journey.png"), full_page=True)
+            return seen
+        finally:
+            browser.close()
 
 
 def post_intake(port: int) -> tuple[int, dict[str, Any]]:
@@ -167,6 +207,7 @@ async def test_intake_call_meeting_whatsapp_reschedule_all_in_the_lead(tmp_path:
                 assert link and link.group(1).startswith(f"{PUBLIC}/meetings/{uid}.ics?"), confirmed
                 ics_status, _, ics = await ahttp("GET", port, link.group(1).removeprefix(PUBLIC))
                 detail = await lead(port)
+                page = await trio.to_thread.run_sync(lead_page, port) if Path(CHROMIUM).exists() else None
                 log = [json.loads(x) for x in (tmp_path / "server.log").read_text().splitlines() if x.startswith("{")]
             events = events_of(calendar)
     finally:
@@ -201,6 +242,16 @@ async def test_intake_call_meeting_whatsapp_reschedule_all_in_the_lead(tmp_path:
     assert [x.get("calendar") for x in log if x["event"] == "WEBHOOK" and x.get("path") == "/whatsapp_inbound"] == [
         "free", None, "booked"]
     assert "ERROR" not in [x["event"] for x in log]
+
+    if page is None:
+        pytest.skip("the lead page in Chromium: Debian chromium not installed (scripts/install-system-deps.sh)")
+    assert page["errors"] == []
+    assert sorted(k for k in page["kinds"] if k != "message") == ["call", "dial", "dial_job", "intake", "meeting"], page
+    assert page["kinds"].count("message") == 7
+    assert page["directions"] == ["out", "in", "out", "in", "out", "in", "out"]
+    assert page["badges"] == ["הוצעו מועדים", "בחר מועד", "נקבע"]
+    assert page["last"].startswith("קבענו ") and "להוספה ליומן" in page["last"]
+    assert page["status"] == "נקבעה פגישה" and page["call_link"] == f"/dashboard/calls/{placed.sid}"
 
 
 async def _now(value: Any) -> Any:
