@@ -109,6 +109,7 @@ HE = {
     "handoff": "תודה, נציג שלנו יחזור אליך כאן בהקדם.",
     "no_windows": "נציג שלנו יחזור אליך לתיאום מועד בהקדם.",
     "thanks": "בשמחה! נתראה {window}.",
+    "taken": "המועד הזה נתפס הרגע. מתאים {offer}?",
 }
 EN = {
     "opted_out": "You're removed: no more messages or calls from us. Have a good day.",
@@ -124,7 +125,10 @@ EN = {
     "handoff": "Thanks, one of our agents will answer you here shortly.",
     "no_windows": "One of our agents will get back to you to set a time shortly.",
     "thanks": "You're welcome! See you {window}.",
+    "taken": "That time was just taken. Would {offer} work?",
 }
+# The add-to-calendar line under a booking's confirmation (the words of the call's summary).
+ICS_LINE = {True: "להוספה ליומן: {url}", False: "Add to your calendar: {url}"}
 
 
 def is_hebrew_text(text: str) -> bool:
@@ -175,17 +179,20 @@ def _day_named(text: str, now: dt.datetime) -> dt.date | None:
     return today + dt.timedelta(days=ahead)
 
 
-def new_windows(now: dt.datetime, text: str, exclude: Sequence[dt.datetime] = ()) -> list[dt.datetime]:
+def new_windows(now: dt.datetime, text: str, exclude: Sequence[dt.datetime] = (),
+                busy: Sequence[schedule.Busy] = (), rules: schedule.MeetingRules = schedule.MEETING) -> list[dt.datetime]:
     """2-3 windows to offer: on the day the message names when it has at least two open ones,
-    else the usual spread (dialog.schedule.offer_windows); never one already offered or booked."""
+    else the usual spread (dialog.schedule.offer_windows); never one already offered or booked,
+    nor one ``busy`` (the realtor's calendar, when there is one) makes unavailable."""
     taken = set(exclude)
     day = _day_named(text, now)
     if day is not None:
-        on_day = [s for s in schedule.slots_from(now, days=9) if s.date() == day and s not in taken]
+        on_day = [s for s in schedule.slots_from(now, days=9, rules=rules)
+                  if s.date() == day and s not in taken and schedule.is_free(s, busy, rules)]
         if len(on_day) >= 2:
             return on_day[:3]
     try:
-        return schedule.offer_windows(now, 3, exclude=list(taken))
+        return schedule.offer_windows(now, 3, exclude=list(taken), busy=busy, rules=rules)
     except ValueError:
         return []
 
@@ -215,9 +222,12 @@ def _decision(action: Action, reply: str | None, thread: Thread, *, hebrew: bool
                     needs_person=needs_person, final=final, hebrew=hebrew, violations=violations)
 
 
-def decide(text: str, thread: Thread, now: dt.datetime, *, num_media: int = 0) -> Decision:
+def decide(text: str, thread: Thread, now: dt.datetime, *, num_media: int = 0, busy: Sequence[schedule.Busy] = (),
+           rules: schedule.MeetingRules = schedule.MEETING) -> Decision:
     """The answer to one inbound message. ``action == "handoff"`` is also what the OpenAI
-    text brain (dialog.whatsapp_openai) is asked about before a person is called."""
+    text brain (dialog.whatsapp_openai) is asked about before a person is called. ``busy``
+    and ``rules``: the realtor's calendar and meeting hours, when there is a calendar (the
+    windows offered are free there)."""
     text = (text or "")[:MAX_TEXT_CHARS].strip()
     hebrew = is_hebrew_text(text) or not re.search(r"[a-zA-Z]", text)
     r = Rules(hebrew, now)
@@ -240,7 +250,7 @@ def decide(text: str, thread: Thread, now: dt.datetime, *, num_media: int = 0) -
     if _RESCHEDULE.search(text) or (thread.phase == "cancelled" and (answer is True or _WANT_MEETING.search(text))) \
             or (thread.meeting_at is None and thread.phase == "idle" and _WANT_MEETING.search(text)):
         exclude = [*thread.offered, *([thread.meeting_at] if thread.meeting_at else [])]
-        windows = new_windows(now, text, exclude)
+        windows = new_windows(now, text, exclude, busy, rules)
         if len(windows) < 2:
             return handoff(thread, r, NO_WINDOWS, say["no_windows"])
         offered = replace(thread, phase="offer", offered=tuple(windows), chosen=None, misses=0)
@@ -257,7 +267,8 @@ def decide(text: str, thread: Thread, now: dt.datetime, *, num_media: int = 0) -
             return _decision("choose", say["confirm"].format(window=r.window(chosen.at)),
                              replace(thread, phase="confirm", chosen=chosen.at, misses=0), hebrew=hebrew)
         if chosen.kind == "none" or answer is False:
-            windows = new_windows(now, text, [*thread.offered, *([thread.meeting_at] if thread.meeting_at else [])])
+            windows = new_windows(now, text, [*thread.offered, *([thread.meeting_at] if thread.meeting_at else [])],
+                                  busy, rules)
             if len(windows) < 2:
                 return handoff(thread, r, NO_WINDOWS, say["no_windows"])
             return _decision("offer", r.offer(windows, "offer_again"),
@@ -278,7 +289,8 @@ def decide(text: str, thread: Thread, now: dt.datetime, *, num_media: int = 0) -
             return _decision("choose", say["confirm"].format(window=r.window(other.at)),
                              replace(thread, chosen=other.at, misses=0), hebrew=hebrew)
         if answer is False or other.kind == "none":
-            windows = new_windows(now, text, [*thread.offered, *([thread.meeting_at] if thread.meeting_at else [])])
+            windows = new_windows(now, text, [*thread.offered, *([thread.meeting_at] if thread.meeting_at else [])],
+                                  busy, rules)
             if len(windows) < 2:
                 return handoff(thread, r, NO_WINDOWS, say["no_windows"])
             return _decision("offer", r.offer(windows, "offer_again"),
@@ -303,10 +315,13 @@ def handoff(thread: Thread, r: Rules, reason: str, line: str | None = None) -> D
                      needs_person=reason)
 
 
-def offer_for(thread: Thread, now: dt.datetime, text: str, hebrew: bool) -> Decision:
-    """The model read a wish to reschedule the rules missed: offer windows (from the schedule)."""
+def offer_for(thread: Thread, now: dt.datetime, text: str, hebrew: bool, busy: Sequence[schedule.Busy] = (),
+              rules: schedule.MeetingRules = schedule.MEETING) -> Decision:
+    """The model read a wish to reschedule the rules missed: offer windows (from the schedule,
+    free in ``busy``)."""
     r = Rules(hebrew, now)
-    windows = new_windows(now, text, [*thread.offered, *([thread.meeting_at] if thread.meeting_at else [])])
+    windows = new_windows(now, text, [*thread.offered, *([thread.meeting_at] if thread.meeting_at else [])],
+                          busy, rules)
     if len(windows) < 2:
         return handoff(thread, r, NO_WINDOWS, r.say["no_windows"])
     return _decision("offer", r.offer(windows), replace(thread, phase="offer", offered=tuple(windows), chosen=None,
@@ -344,3 +359,23 @@ def apply_action(action: str, thread: Thread, now: dt.datetime, text: str, hebre
     if action == "thanks":
         return _decision("ignore", None, thread, hebrew=hebrew, final=True)
     return None
+
+
+def slot_taken(thread: Thread, now: dt.datetime, at: dt.datetime, windows: Sequence[dt.datetime],
+               hebrew: bool) -> Decision:
+    """The window the lead said yes to was taken in the realtor's calendar meanwhile: offer
+    ``windows`` (the next free ones) instead; the meeting stays where it was."""
+    r = Rules(hebrew, now)
+    windows = [w for w in windows if w != at][:3]
+    if len(windows) < 2:
+        return handoff(thread, r, NO_WINDOWS, r.say["no_windows"])
+    offered = replace(thread, phase="offer", offered=tuple(windows), chosen=None, misses=0)
+    return _decision("offer", r.offer(windows, "taken"), offered, hebrew=hebrew)
+
+
+def with_ics_link(decision: Decision, url: str | None) -> Decision:
+    """The booking's confirmation with the add-to-calendar link on a line of its own (not a
+    sentence of the reply: the rules' checks ran on the words before it)."""
+    if not url or decision.reply is None:
+        return decision
+    return replace(decision, reply=decision.reply + "\n" + ICS_LINE[decision.hebrew].format(url=url))

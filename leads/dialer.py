@@ -197,6 +197,9 @@ class Dialer:
         """calls.create for one claimed job; records the result. Returns the job's state."""
         store = self.store
         assert self.calls is not None
+        if await store.run(dialjobs.cancel_if_opted_out, store, job.id, job.phone):
+            log_event("DIAL", job=job.id, to=job.phone, attempt=job.attempts, state="cancelled", opted_out=True)
+            return "cancelled"
         try:
             sid = await trio.to_thread.run_sync(self.calls.create, job, abandon_on_cancel=True, limiter=self.limiter)
         except Exception as exc:  # noqa: BLE001 - every far-end failure is recorded on the job

@@ -174,6 +174,19 @@ def _history(row: Any, entry: dict[str, Any]) -> list[dict[str, Any]]:
     return [*(row["history"] or []), entry][-HISTORY_MAX:]
 
 
+def cancel_if_opted_out(store: Store, job_id: int, phone: str, now: dt.datetime | None = None) -> bool:
+    """Right before ``calls.create``: a lead who opted out after the job was claimed (the
+    opt-out cancels pending jobs only) is not called; the job is cancelled. Returns whether."""
+    j = schema.dial_jobs
+    now = _utc(now)
+    with store.engine.begin() as conn:
+        if not opted_out(conn, phone):
+            return False
+        conn.execute(j.update().where(j.c.id == job_id, j.c.state.in_(ACTIVE_STATES)).values(
+            state="cancelled", outcome="opted_out", due_at=None, claimed_by=None, updated_at=now))
+        return True
+
+
 def placed(store: Store, job_id: int, call_sid: str, now: dt.datetime | None = None) -> None:
     """Twilio took the call: ``calling`` until its final status (unless that came first)."""
     j = schema.dial_jobs

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from dialog import schedule
 from leads import schema
-from leads.meetings import Meeting, Meetings, Outcome
+from leads.meetings import Booking, Meeting, Meetings, Outcome, new_uid
 
 
 async def current(meetings: Meetings, phone: str) -> Meeting | None:
@@ -49,6 +49,31 @@ async def reschedule(meetings: Meetings, phone: str, starts_at: dt.datetime) -> 
     if outcome != "taken":
         await meetings.store.run(_set_lead, meetings, phone, starts_at)
     return outcome
+
+
+async def book(meetings: Meetings, phone: str, starts_at: dt.datetime) -> tuple[Outcome, str]:
+    """A new meeting for a lead who has none booked (it was cancelled, or never made on a
+    call): in the calendar of the realtor their area gets, with what we know of them.
+    Returns the outcome and the meeting's UID (for its .ics link)."""
+    lead = await meetings.store.run(_lead_row, meetings, phone)
+    realtor = meetings.pick(lead.get("area"))
+    uid = new_uid()
+    outcome = await meetings.book(Booking(
+        uid=uid, realtor=realtor.name if realtor else "", phone=phone, starts_at=starts_at,
+        name=lead.get("name"), area=lead.get("area"), property_type=lead.get("property_type"),
+        rooms=lead.get("rooms"), budget_ils=lead.get("budget_ils"), deal=lead.get("deal"),
+    ))
+    if outcome != "taken":
+        await meetings.store.run(_set_lead, meetings, phone, starts_at)
+    return outcome, uid
+
+
+def _lead_row(meetings: Meetings, phone: str) -> dict:
+    t = schema.leads
+    with meetings.store.engine.connect() as conn:
+        row = conn.execute(sa.select(t.c.name, t.c.area, t.c.property_type, t.c.rooms, t.c.budget_ils, t.c.deal)
+                           .where(t.c.phone == phone)).mappings().first()
+    return dict(row) if row is not None else {}
 
 
 async def cancel(meetings: Meetings, phone: str) -> bool:

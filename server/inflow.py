@@ -341,6 +341,9 @@ def lead_detail(store: Store, phone: str) -> dict[str, Any] | None:
             return None
         call_rows = conn.execute(sa.select(calls).where(calls.c.phone == phone)
                                  .order_by(calls.c.started_at)).mappings().all()
+        m = schema.meetings  # the latest meeting (booked, moved or cancelled) and whether the calendar has it
+        meeting = conn.execute(sa.select(m).where(m.c.phone == phone).order_by(m.c.updated_at.desc(), m.c.uid)
+                               .limit(1)).mappings().first()
     out = lead_json(row)
     out.update(source=row["source"], notes=row["notes"], created_at=iso_local(row["created_at"]))
     stopped = optout.opted_out_at(store, phone)
@@ -352,6 +355,11 @@ def lead_detail(store: Store, phone: str) -> dict[str, Any] | None:
         "opted_out": None if stopped is None else {"at": iso_local(stopped[0]), "source": stopped[1]},
         # the WhatsApp thread both ways, with delivery states (leads.whatsapp.thread)
         "messages": queries.lead_messages(store, phone),
+        "meeting": None if meeting is None else {
+            "uid": meeting["uid"], "realtor": meeting["realtor"] or None, "status": meeting["status"],
+            "starts_at": iso_local(meeting["starts_at"]), "ends_at": iso_local(meeting["ends_at"]),
+            "in_calendar": meeting["href"] is not None, "call_sid": meeting["call_sid"],
+        },
     }
 
 

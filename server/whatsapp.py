@@ -25,18 +25,20 @@ import hashlib
 import logging
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import trio
 from quart import Blueprint, Response, current_app, request
 
 from dialog import whatsapp as rules
+from dialog.schedule import MEETING, Busy, MeetingRules
 from leads import fields
 from leads.optout import opt_out
 from leads.whatsapp import Inbound, apply_decision, receive
 from server.dashboard import _checker, _insecure, _peer, store_of, web_of
 from server.security import request_base, signed_urls
 from server.webauth import is_local
+from server.whatsapp_calendar import calendar_of
 from telemetry import metrics
 from telemetry.logs import log_event
 
@@ -72,11 +74,13 @@ class TextBrain:
     def lock(self, phone: str) -> trio.Lock:
         return self.locks[hashlib.blake2b(phone.encode(), digest_size=2).digest()[0] % LOCKS]
 
-    def first(self, msg: Inbound, thread: rules.Thread, opted_out: bool, now: dt.datetime) -> rules.Decision:
-        """The rules' answer (pure: runs inside the store's transaction)."""
+    def first(self, msg: Inbound, thread: rules.Thread, opted_out: bool, now: dt.datetime,
+              busy: Sequence[Busy] = (), meeting_rules: MeetingRules = MEETING) -> rules.Decision:
+        """The rules' answer (pure: runs inside the store's transaction); ``busy``: the
+        realtor's calendar, when there is one (the windows offered are free there)."""
         if opted_out:  # kept on the thread, never answered: they asked us to stop
             return rules.Decision("ignore", None, thread, meeting_at=thread.meeting_at)
-        return rules.decide(msg.body, thread, now, num_media=msg.num_media)
+        return rules.decide(msg.body, thread, now, num_media=msg.num_media, busy=busy, rules=meeting_rules)
 
     def wants_model(self, msg: Inbound, decision: rules.Decision) -> bool:
         """A handoff the OpenAI brain may still answer (not one for want of free windows)."""
@@ -140,16 +144,28 @@ async def whatsapp_inbound() -> Any:
     store = store_of(current_app)
     brain = brain_of(current_app)
     now = brain.clock()
+    calendar = calendar_of(current_app)
     later: list[rules.Decision] = []
 
     def decide(thread: rules.Thread, opted_out: bool) -> rules.Decision | None:
-        decision = brain.first(msg, thread, opted_out, now)
-        if decision.opt_out or brain.wants_model(msg, decision):
-            later.append(decision)  # done outside the transaction: the opt-out first, or the model
+        decision = brain.first(msg, thread, opted_out, now, busy, meeting_rules)
+        if decision.opt_out or brain.wants_model(msg, decision) or (calendar is not None
+                                                                    and calendar.wants(decision, "rules")):
+            # done outside the transaction: the opt-out first, the model, the calendar
+            later.append(decision)
             return None
         return decision
 
     async with brain.lock(msg.phone):
+        busy: list[Busy] = []
+        meeting_rules = MEETING
+        if calendar is not None:
+            meeting_rules = calendar.rules
+            try:  # the cache, kept warm; else one fetch bounded by CALENDAR_TIMEOUT_SECONDS
+                busy = await calendar.busy_for(msg.phone)
+            except Exception as exc:  # noqa: BLE001 - our database: the office-hour rules alone
+                log_event("ERROR", logging.ERROR, where="whatsapp_inbound.busy", error=repr(exc)[:300],
+                          message_sid=msg.message_sid)
         try:
             got = await store.run(receive, store, msg, now, decide, "rules")
         except Exception as exc:  # noqa: BLE001 - Twilio retries on 5xx; nothing was half-stored
@@ -160,12 +176,15 @@ async def whatsapp_inbound() -> Any:
             log_event("WEBHOOK", path=request.path, message_sid=msg.message_sid, duplicate=True)
             return _twiml()
         decision, used, key = got.decision, "rules", got.reply_key
+        calendar_said: str | None = None
         if decision is None:
             decision = later[-1]
             if brain.wants_model(msg, decision):
                 history = [m for m in await store.run(_recent, store, msg.phone)
                            if m.get("message_sid") != msg.message_sid]
                 decision, used = await brain.model(msg, decision, got.thread, now, history)
+            if calendar is not None and not decision.opt_out and calendar.wants(decision, used):
+                decision, calendar_said = await calendar.settle(msg, decision, got.thread, now, busy)
             try:
                 if decision.opt_out:
                     await store.run(opt_out, store, msg.phone, "whatsapp")
@@ -180,6 +199,8 @@ async def whatsapp_inbound() -> Any:
     log_event("WEBHOOK", path=request.path, message_sid=msg.message_sid, from_number=msg.phone,
               new_lead=got.new_lead, action=decision.action, brain=used, needs_person=decision.needs_person,
               opted_out=got.opted_out or decision.opt_out, replied=key is not None, again=got.again or None,
+              calendar=calendar_said or ("free" if calendar is not None and calendar.has_calendar
+                                         and decision.action == "offer" else None),
               handled_ms=round((time.perf_counter() - received) * 1000, 2))
     return _twiml()
 

@@ -124,3 +124,32 @@ def test_any_message_in_any_state_gets_a_reply_that_keeps_the_rules(words, junk,
     assert d.thread.phase in ("idle", "offer", "confirm", "cancelled")
     if d.thread.phase == "offer":
         assert len(d.thread.offered) >= 1
+
+
+def test_busy_in_the_realtors_calendar_is_never_offered() -> None:
+    from dialog.schedule import MEETING as RULES
+
+    ten = dt.datetime(2026, 12, 2, 10, 0, tzinfo=TZ)
+    busy = [(ten, ten + dt.timedelta(hours=1))]
+    d = decide("אפשר להזיז למחר?", Thread(meeting_at=MEETING), NOW, busy=busy, rules=RULES)
+    assert [w.hour for w in d.thread.offered] == [13, 16]  # without busy: 10, 13, 16
+    whole_day = [(ten.replace(hour=0), ten.replace(hour=23))]
+    d = decide("אפשר להזיז למחר?", Thread(meeting_at=MEETING), NOW, busy=whole_day, rules=RULES)
+    assert d.action == "offer" and all(w.date() != ten.date() for w in d.thread.offered)
+
+
+def test_a_slot_taken_meanwhile_offers_the_next_and_keeps_the_meeting() -> None:
+    from dialog.whatsapp import slot_taken, with_ics_link
+
+    at = dt.datetime(2026, 12, 2, 13, 0, tzinfo=TZ)
+    nxt = [at, dt.datetime(2026, 12, 2, 16, 0, tzinfo=TZ), dt.datetime(2026, 12, 3, 10, 0, tzinfo=TZ)]
+    before = Thread(meeting_at=MEETING, phase="confirm", offered=(at,), chosen=at)
+    d = slot_taken(before, NOW, at, nxt, hebrew=True)
+    assert d.action == "offer" and d.thread.offered == tuple(nxt[1:]) and d.meeting_at == MEETING
+    assert d.reply == "המועד הזה נתפס הרגע. מתאים מחר (02.12) ב-16:00 או ביום חמישי (03.12) ב-10:00?"
+    assert not d.violations
+    assert slot_taken(before, NOW, at, [at, nxt[1]], hebrew=True).action == "handoff"  # one left: a person
+    booked = decide("כן", before, NOW)
+    linked = with_ics_link(booked, "https://a.example/meetings/x.ics")
+    assert linked.reply == booked.reply + "\nלהוספה ליומן: https://a.example/meetings/x.ics"
+    assert with_ics_link(booked, None) is booked

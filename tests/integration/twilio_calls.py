@@ -67,6 +67,7 @@ class FakeTwilioCalls:
         self.new: list[Placed] = []
         self.lock = threading.Lock()
         self.by_sid: dict[str, Placed] = {}
+        self.messages: list[dict[str, str]] = []  # Messages.create requests, as sent
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -90,6 +91,11 @@ class FakeTwilioCalls:
         self.thread.start()
 
     def handle(self, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if path.endswith("/Messages.json"):  # WhatsApp through the Messages API (leads.outbox)
+            with self.lock:
+                self.messages.append(params)
+                sid = "SM%032x" % len(self.messages)
+            return 201, {"sid": sid, "status": "queued", "to": params.get("To"), "account_sid": ACCOUNT}
         if path.endswith("/Calls.json"):
             if self.create_status >= 300:
                 return self.create_status, {"code": 20500, "message": "fake failure", "status": self.create_status}

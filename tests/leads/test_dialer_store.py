@@ -241,3 +241,36 @@ def test_dont_call_me_again_in_a_call_opts_out(store: Store) -> None:
     assert job(store, callback)["state"] == "cancelled"
     with store.engine.connect() as conn:  # and no follow-up message
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.outbox)).scalar() == 0
+
+
+async def test_a_lead_who_opts_out_after_the_claim_is_never_called(store: Store) -> None:
+    """The opt-out cancels pending jobs; one already claimed (its calls.create about to go)
+    is checked again right before the call, and a retry after an unanswered attempt is too."""
+    from leads.dialer import Dialer, DialerConfig
+
+    class Calls:  # the Twilio side: counts what would have been placed
+        def __init__(self) -> None:
+            self.created: list[str] = []
+
+        def create(self, job: dialjobs.DialJob) -> str:
+            self.created.append(job.phone)
+            return "CA" + "c" * 32
+
+    calls = Calls()
+    dialer = Dialer(store, DialerConfig.from_env({}), calls=calls)  # type: ignore[arg-type]
+    job_id = queue(store)
+    [claimed] = dialjobs.claim_due(store, il(2026, 12, 1, 10, 0), 5, HOURS)
+    opt_out(store, PHONE, "whatsapp")
+    assert await dialer.place(claimed) == "cancelled"
+    assert calls.created == [] and (job(store, job_id)["state"], job(store, job_id)["outcome"]) == ("cancelled", "opted_out")
+
+    # ringing when they opted out (by another channel): the no-answer retry is never placed
+    other = "+972521234567"
+    job_id = queue(store, other)
+    [claimed] = dialjobs.claim_due(store, il(2026, 12, 1, 10, 0), 5, HOURS)
+    assert await dialer.place(claimed) == "calling" and calls.created == [other]
+    opt_out(store, other, "operator")
+    assert dialjobs.apply_status(store, job_id, "CA" + "c" * 32, "no-answer", RETRIES, HOURS,
+                                 il(2026, 12, 1, 10, 1)) == "pending"
+    assert dialjobs.claim_due(store, il(2026, 12, 2, 12, 0), 5, HOURS) == []
+    assert calls.created == [other] and job(store, job_id)["state"] == "cancelled"

@@ -470,3 +470,33 @@ def test_two_messages_of_one_lead_on_two_instances_are_answered_in_turn(db_url: 
     finally:
         a.close()
         b.close()
+
+
+async def test_the_outbox_never_sends_to_the_do_not_call_list_but_the_one_stop_confirmation(
+        app, store: Store, fake_twilio, clock: Clock) -> None:
+    """Opted out by the operator (not over WhatsApp): a call's summary queued afterwards, the
+    lead's next messages (even a STOP) get nothing; only a STOP's own confirmation ever goes
+    to a number on the list, and only once."""
+    from leads.optout import opt_out
+
+    await store.run(opt_out, store, PHONE, "operator")
+    await book_by_phone(store, dt.datetime(2026, 12, 2, 13, 0, tzinfo=TZ))  # its summary: queued after
+    client = app.test_client()
+    await say(client, "אפשר להזיז למחר?")
+    await say(client, "STOP")  # on the list already: no confirmation either
+    out = sender(store, fake_twilio, clock)
+    await deliver(store, out)
+    assert fake_twilio.messages() == []
+    with store.engine.connect() as conn:
+        states = conn.execute(sa.select(schema.outbox.c.state).where(schema.outbox.c.channel == "whatsapp")).scalars().all()
+    assert states == ["opted_out"]  # the summary; the two messages queued no reply at all
+
+    # a lead who says STOP themselves: the confirmation goes, then nothing more
+    other = "+972521234567"
+    await say(client, "שלום", other)
+    await say(client, "הסר", other)
+    await say(client, "הסר", other)
+    await deliver(store, out)
+    # the answer to "שלום", still queued when they said STOP, is not sent either
+    assert [(m.get("To"), m.get("Body")) for m in fake_twilio.messages()] == [
+        (f"whatsapp:{other}", "הוסרת מהרשימה: לא נשלח עוד הודעות ולא נתקשר. יום טוב.")]
