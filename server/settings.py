@@ -132,6 +132,9 @@ class Settings:
     # SIGTERM: no new calls; live ones go on this long, then hear the closing line (README
     # "Running at scale"). 0: the closing line at once.
     drain_seconds: float = 900.0
+    # MEDIA_FAST_PATH: the media websocket framed on the raw socket after the handshake
+    # (server.media_socket); 0 keeps Quart's websocket (for comparison).
+    media_fast_path: bool = True
     workers: int | None = None  # WORKERS: `serve`'s default for --workers (None: the number of cores)
     timing: TimingConfig = field(default_factory=TimingConfig)
     # The raw environment, for the provider selectors of speech/ and dialog/ (they read
@@ -189,6 +192,7 @@ class Settings:
             max_calls=int(_positive("MAX_CALLS", get("MAX_CALLS"), 50, integer=True)),
             max_call_minutes=_positive("MAX_CALL_MINUTES", get("MAX_CALL_MINUTES"), 60.0),
             drain_seconds=_non_negative("DRAIN_SECONDS", get("DRAIN_SECONDS"), 900.0),
+            media_fast_path=_flag("MEDIA_FAST_PATH", get("MEDIA_FAST_PATH") or "1"),
             workers=int(_positive("WORKERS", get("WORKERS"), 1, integer=True)) if get("WORKERS") else None,
             timing=TimingConfig.from_env(env),
             env=env,
