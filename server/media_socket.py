@@ -269,6 +269,33 @@ class RawMediaTransport:
             return
         await self._send_bytes(text_frame(text))
 
+    def send_nowait(self, text: str) -> bool:
+        """Send one text frame without waiting (the pacer's shared tick). False: the kernel
+        did not take all of it; the rest is queued in order and ``drain()`` must be awaited."""
+        if self._ended is not None:
+            raise TransportClosed(1006, "peer gone")
+        if self._send_dead:
+            return True
+        frame = text_frame(text)
+        if not self._pending:
+            try:
+                sent = self._sock.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._send_dead = True
+                return True
+            if sent == len(frame):
+                return True
+            frame = frame[sent:]
+        self._pending += frame
+        return False
+
+    async def drain(self) -> None:
+        """Wait until everything queued has gone to the kernel."""
+        if self._pending:
+            await self._send_bytes(b"")
+
     async def _send_bytes(self, frame: bytes) -> None:
         if self._send_dead:
             return

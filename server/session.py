@@ -33,6 +33,7 @@ from native.codec import ulaw_rms
 from native.config import FRAME_MS, FRAME_SAMPLES, TimingConfig
 from server import turn as T
 from server.inbound import Inbound
+from server import frame_tick
 from server.pacer import Pacer
 from server.reply import Reply, guarded_sentences, one_line
 from server.transport import Transport, TransportClosed
@@ -247,8 +248,11 @@ class CallSession:
         self.log = CallLog(start.call_sid, self._now_ms)
         self.parser.stream_sid = start.stream_sid  # frames for another stream are dropped and counted
         self.frames = TwilioFrames(start.stream_sid)
+        send_nowait = getattr(self.transport, "send_nowait", None)
         self.pacer = Pacer(self.cfg, self._send, self.frames, on_heartbeat=self._on_heartbeat,
-                           on_frame=self._on_agent_frame)
+                           on_frame=self._on_agent_frame, send_nowait=send_nowait,
+                           drain=getattr(self.transport, "drain", None),
+                           tick=frame_tick.shared() if send_nowait is not None else None)
         self.recognizer = deps.new_recognizer(deps.language)
         try:  # the recognizer's own ERROR / PROVIDER_SWITCH lines then carry call_sid and t
             self.recognizer.bind_log(self.log)
