@@ -197,6 +197,7 @@ class RawMediaTransport:
         self._send_dead = False
         self._ended: tuple[int, str] | None = None  # how the link ended, once receive() said so
         self._streak = 0
+        self._maybe_more = True  # False once a read took less than it asked for
 
     # hypercorn side --------------------------------------------------------------------------
     async def hand_over(self, data: bytes) -> None:
@@ -236,6 +237,8 @@ class RawMediaTransport:
 
     async def _read(self) -> None:
         try:
+            if not self._maybe_more:  # the last read emptied the socket: a recv now would only fail
+                raise BlockingIOError
             data = self._sock.recv(_READ_SIZE)
         except BlockingIOError:
             self._streak = 0
@@ -252,6 +255,7 @@ class RawMediaTransport:
                     data = b""
         except OSError:
             data = b""
+        self._maybe_more = len(data) == _READ_SIZE
         if data:
             self._reader.feed(data)
         elif self._reader.closed is None:

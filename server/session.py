@@ -99,6 +99,7 @@ async def run_call(transport: Transport, deps: CallDeps) -> CallResult:
 
 BRAIN_CLOSE_TIMEOUT_S = 2.0
 MAX_AUDIO_AHEAD_MS = 3000  # caller audio this far ahead of the wall clock: not a phone line
+WATCHDOG_SLACK_S = 0.25  # the inbound watchdog fires after inbound_timeout_s to this much more of silence
 CALIBRATION_GRACE_MS = 300  # no caller audio by calibration + this: greet anyway
 AUDIBLE_PEAK = 300  # a TTS chunk with a sample above this is speech, not the engine's silence  # brain.aclose at the end of a call (e.g. its HTTP client)
 
@@ -464,11 +465,15 @@ class CallSession:
         receive = self.transport.receive
         parse = self.parser.parse
         timeout = self.deps.inbound_timeout_s
-        with trio.CancelScope(deadline=trio.current_time() + timeout) as watchdog:
+        slack = WATCHDOG_SLACK_S
+        bumped = trio.current_time()
+        with trio.CancelScope(deadline=bumped + timeout) as watchdog:
             while True:
                 text = await receive()  # TransportClosed ends the call through the guard
                 now = trio.current_time()
-                watchdog.deadline = now + timeout
+                if now - bumped >= slack:  # moving a deadline is a heap operation: not on every frame
+                    watchdog.deadline = now + timeout + slack  # so never before `timeout` of silence
+                    bumped = now
                 event = parse(text)
                 if type(event) is Media:
                     if not self.inbound.media(event.payload, now):
