@@ -338,6 +338,7 @@ class RawMediaTransport:
                     while self._reader.closed is None:
                         self._reader.messages.clear()
                         await self._read()
+                    self._reader.replies.clear()  # its close answers ours: nothing more to send
         self._ended = self._ended or (code, reason or "closed by us")
         if self._reader.closed is None:
             self._reader.closed = (code, "closed by us")
