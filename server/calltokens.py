@@ -12,8 +12,9 @@ else random per server (local mode: under ``serve --workers N`` the parent makes
 hands it to every worker, so a token minted by one worker opens a call on another).
 
 Single use across workers: with ``shared_dir`` (the server's run directory, made by the
-parent, 0700) a CallSid is taken by creating ``shared_dir/<CallSid>`` with O_CREAT|O_EXCL,
-which is atomic between processes: a token replayed to another worker finds the file and is
+parent, 0700) a CallSid is taken by hard-linking a file already dated with its expiry to
+``shared_dir/<CallSid>`` (link(2), like O_EXCL, fails if the name exists), which is atomic
+between processes: a token replayed to another worker finds the file and is
 refused. A file's mtime is its token's expiry; expired ones are pruned (under an flock, so a
 prune never removes an entry another process has just made).
 """
@@ -161,14 +162,22 @@ class _SharedUsed:
             return sum(1 for e in entries if not e.name.startswith("."))
 
     def _create(self, path: Path, expires_at: float) -> bool:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return False
+        # The entry must appear with its expiry already on it: created empty and dated after, a
+        # sibling racing for the same CallSid could stat it in between, read the creation time
+        # as an expired entry and replace it (two winners). So: a private file dated first,
+        # then hard-linked into place (link(2) fails if the name exists, like O_EXCL).
+        tmp = self.dir / f".new-{os.getpid()}-{path.name}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.utime(fd, (expires_at, expires_at))
         finally:
             os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
         self._live += 1
         self._since_prune += 1
         return True

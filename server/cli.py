@@ -77,17 +77,21 @@ def add_load_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     load.add_argument("--pipecat", default=None, metavar="PYTHON",
                       help="an interpreter with pipecat-ai (make pipecat-venv: artifacts/pipecat-venv/bin/python): "
                            "run the same callers against Pipecat's pass-through Twilio pipeline too and compare")
+    load.add_argument("--serve-args", default="",
+                      help='more arguments for the server it starts, e.g. --serve-args="--workers 2" (its CPU is summed over its processes)')
     load.add_argument("--profile", type=Path, default=None,
                       help="sample the server with py-spy during each step (raw stacks to PATH-<calls>.txt) and "
                            "print where its CPU goes")
 
 
 def _load(args: argparse.Namespace) -> int:
+    import shlex
+
     from server.caller.load import run_load
 
     steps = run_load(args.calls, args.seconds, url=args.url, server_pid=args.server_pid, ramp=args.ramp,
                      per_process=max(1, args.per_process), auth_token=args.auth_token if args.url else None,
-                     client=args.client, profile=args.profile,
+                     client=args.client, profile=args.profile, serve_args=shlex.split(args.serve_args),
                      log_path=args.server_log, json_path=args.json, pipecat=args.pipecat)
     return 0 if args.ramp or all(s.holds for s in steps) else 1
 

@@ -9,6 +9,8 @@ token on every state-changing request; security headers on every answer.
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import os
 import secrets
@@ -17,7 +19,8 @@ from urllib.parse import urlencode
 
 from quart import Blueprint, Response, abort, current_app, g, redirect, render_template, request
 
-from leads import queries
+from leads import fields, lead_filter, queries
+from leads.export import leads_csv
 from leads.outbox import apply_status_callback
 from leads.store import Store
 from telemetry.logs import log_event
@@ -38,6 +41,13 @@ dashboard_bp = Blueprint(
 TARGETS = {"turn_latency_ms": 1200, "asr_latency_ms": 700, "halt_ms": 200, "talk_over_ms": 100,
            "dead_air_ms": 2000}
 WEB_KEY = "agentlocator.web"
+# The UI language: Hebrew (right-to-left) unless the reader switched to English (a preference
+# cookie set by dashboard.js; not a secret, so readable by the script).
+LANG_COOKIE = "al_lang"
+LANGS = ("he", "en")
+# The charts' ranges: since midnight today (Israel), the last 7 / 30 days.
+RANGES = {"today": 0, "7d": 6, "30d": 29}  # days before today's midnight
+CSV_MAX_ROWS = 100_000
 LOGIN_ENDPOINTS = ("dashboard.login_page", "dashboard.login")
 
 
@@ -179,12 +189,23 @@ async def _after(response: Response) -> Response:
     return response
 
 
+def page_lang() -> str:
+    lang = request.cookies.get(LANG_COOKIE, "")
+    return lang if lang in LANGS else "he"
+
+
 @dashboard_bp.context_processor
 def _page_context() -> dict[str, Any]:
     sid = getattr(g, "al_session", None)
     web = current_app.extensions.get(WEB_KEY)
+    lang = page_lang()
+
+    def t(he: str, en: str) -> str:
+        return en if lang == "en" else he
+
     return {"csrf_token": web.csrf(sid) if sid and web else "",
-            "signed_in": bool(sid and web is not None and web.token)}
+            "signed_in": bool(sid and web is not None and web.token),
+            "lang": lang, "dir": "ltr" if lang == "en" else "rtl", "t": t}
 
 
 @dashboard_bp.get("/dashboard/login")
@@ -240,14 +261,78 @@ async def call_page(sid: str) -> str:
     return await render_template("call.html", call_sid=sid)
 
 
+@dashboard_bp.get("/dashboard/leads/<phone>")
+async def lead_page(phone: str) -> Any:
+    try:
+        e164 = fields.phone(phone)
+    except fields.InvalidField as exc:
+        return Response(str(exc), 400, content_type="text/plain; charset=utf-8")
+    if not e164:
+        abort(404)
+    return await render_template("lead.html", phone=e164)
+
+
+@dashboard_bp.get("/dashboard/dialer")
+async def dialer_page() -> str:
+    return await render_template("dialer.html")
+
+
+@dashboard_bp.get("/api/dialer")
+async def api_dialer() -> Any:
+    """The dialer view's data: dial jobs waiting (next attempt first), recent attempts, outcomes."""
+    return await _read(queries.dialer_view, _limit(200))
+
+
 @dashboard_bp.get("/api/calls")
 async def api_calls() -> Any:
     return await _read(queries.list_calls, _limit(200))
 
 
+def _bad(exc: fields.InvalidField) -> Response:
+    return Response(json.dumps({"error": str(exc), "field": exc.field}), 400, content_type="application/json")
+
+
 @dashboard_bp.get("/api/leads")
 async def api_leads() -> Any:
-    return await _read(queries.list_leads, _limit(500))
+    try:
+        where = lead_filter.parse(request.args)
+    except fields.InvalidField as exc:
+        return _bad(exc)
+    return await _read(queries.list_leads, _limit(500), where)
+
+
+@dashboard_bp.get("/api/leads.csv")
+async def api_leads_csv() -> Any:
+    """The leads list as the filters on the page select it, as a spreadsheet."""
+    try:
+        where = lead_filter.parse(request.args)
+    except fields.InvalidField as exc:
+        return _bad(exc)
+    # read and written in the store's thread: 10,000 leads take ~0.5 s, never on the calls' loop
+    text = await _read(lambda store, where: leads_csv(queries.list_leads(store, CSV_MAX_ROWS, where)), where)
+    stamp = dt.datetime.now(lead_filter.JERUSALEM).strftime("%Y%m%d-%H%M")
+    return Response(text, 200, {
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="leads-{stamp}.csv"',
+    })
+
+
+@dashboard_bp.get("/api/lead_sources")
+async def api_lead_sources() -> Any:
+    return await _read(queries.lead_sources)
+
+
+@dashboard_bp.get("/api/leads/<phone>/timeline")
+async def api_lead_timeline(phone: str) -> Any:
+    """The lead page's data: the lead and its one timeline (intake, calls, messages, meeting)."""
+    try:
+        e164 = fields.phone(phone)
+    except fields.InvalidField as exc:
+        return _bad(exc)
+    page = await _read(queries.lead_page, e164) if e164 else None
+    if page is None:
+        abort(404)
+    return page
 
 
 @dashboard_bp.get("/api/calls/<sid>")
@@ -255,6 +340,9 @@ async def api_call(sid: str) -> Any:
     detail = await _read(queries.call_detail, sid)
     if detail is None:
         abort(404)
+    from server.callmedia import recording_url
+
+    detail["recording_url"] = recording_url(current_app, sid)
     return detail
 
 
@@ -268,9 +356,24 @@ async def api_outbox() -> Any:
     return await _read(queries.list_outbox, _limit(500))
 
 
+def range_start(name: str, now: dt.datetime) -> dt.datetime:
+    """The first moment of a chart range: today's midnight in Israel, or that many days back."""
+    local = now.astimezone(lead_filter.JERUSALEM)
+    return lead_filter.local_midnight(local.date() - dt.timedelta(days=RANGES[name]))
+
+
 @dashboard_bp.get("/api/series")
 async def api_series() -> Any:
-    return {"targets": TARGETS, "points": await _read(queries.metric_series, _limit(500))}
+    name = request.args.get("range")
+    if name is None:
+        return {"targets": TARGETS, "points": await _read(queries.metric_series, _limit(500))}
+    if name not in RANGES:
+        return _bad(fields.InvalidField("range", "not one of " + ", ".join(RANGES), name))
+    now = dt.datetime.now(dt.timezone.utc)
+    since = range_start(name, now)
+    points = await _read(queries.metric_series, _limit(5000), since)
+    return {"targets": TARGETS, "points": points, "range": name,
+            "since": since.timestamp(), "until": now.timestamp()}
 
 
 def _checker(app: Any) -> SignatureChecker | None:
@@ -319,3 +422,30 @@ async def whatsapp_status() -> Any:
         return "store error", 500
     log_event("WEBHOOK", path="/whatsapp_status", message_sid=sid, status=status, applied=changed)
     return "", 204
+
+
+@dashboard_bp.get("/api/leads/<phone>/whatsapp")
+async def api_lead_whatsapp(phone: str) -> Any:
+    """The lead's WhatsApp thread both ways, with delivery states (leads.whatsapp.thread)."""
+    return await _read(queries.lead_messages, phone, _limit(500))
+
+
+@dashboard_bp.post("/api/leads/<phone>/needs_person/clear")
+async def api_lead_clear_needs_person(phone: str) -> Any:
+    """A person took the thread the WhatsApp brain handed over: the flag goes down."""
+    from leads import fields
+    from leads.whatsapp import clear_needs_person
+
+    try:
+        number = fields.phone(phone)
+    except fields.InvalidField as exc:
+        return Response(f"phone: {exc.reason}", 422)
+    if not number:
+        return Response("phone: no phone number", 422)
+    return {"phone": number, "cleared": await _read(clear_needs_person, number)}
+
+
+# The recording, listen-in and browser test call routes register on this blueprint.
+from server import callmedia  # noqa: E402
+
+ROUTE_MODULES = (callmedia,)

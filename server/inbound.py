@@ -57,6 +57,8 @@ class Inbound:
         self.speech_from_ms = 0  # start of the caller's current stretch of speech
         self.talk_over_ms = 0  # caller voice while the agent is audible, this agent segment
         self.push_errors = 0
+        # The call's tape (server.recording): each caller frame, μ-law, with its stream time
+        self.tap: Callable[[int, bytes | bytearray, float], None] | None = None
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -64,6 +66,8 @@ class Inbound:
         """One `media` payload; False if it had to be dropped (not a whole number of samples
         the framer can take)."""
         if len(payload) == FRAME_ULAW_BYTES:
+            if self.tap is not None:
+                self.tap(self.t, payload, now_s)
             self.frame(decode_with_energy(payload, self._pcm), now_s)
             return True
         try:  # Twilio sends 20 ms; anything else is re-cut into 20 ms frames
@@ -71,6 +75,8 @@ class Inbound:
         except BufferError:
             return False
         while self._framer.read_frame(self._ulaw):
+            if self.tap is not None:
+                self.tap(self.t, self._ulaw, now_s)
             self.frame(decode_with_energy(self._ulaw, self._pcm), now_s)
         return True
 

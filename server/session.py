@@ -35,6 +35,7 @@ from server import turn as T
 from server.inbound import Inbound
 from server import frame_tick
 from server.pacer import Pacer
+from server.recording import CallTape, LiveCalls, Recordings
 from server.reply import Reply, guarded_sentences, one_line
 from server.transport import Transport, TransportClosed
 from server.twilio_codec import (
@@ -73,6 +74,15 @@ class CallDeps:
     # call ends as at MAX_CALL_MINUTES, with close reason drain. None: no drain.
     closing: trio.Event | None = None
     wall_clock: Callable[[], dt.datetime] = _utcnow  # aware UTC; injectable for tests
+    # A call we placed (Direction outbound-*): (lead phone, CallSid) -> what the agent knows
+    # about the lead (dialog.outbound.OutboundContext), or None. Looked up once before the
+    # greeting, bounded by outbound_context_timeout_s; without it the agent greets as inbound.
+    outbound_context: Callable[[str, str], Awaitable[object | None]] | None = None
+    outbound_context_timeout_s: float = 1.0
+    # Call recordings (RECORDINGS_DIR) and live listen-in (server.recording); None: neither.
+    recordings: Recordings | None = None
+    live: LiveCalls | None = None
+    recording_notice: str | None = None  # said before the greeting (RECORDING_NOTICE)
 
 
 @dataclass
@@ -160,6 +170,7 @@ class CallSession:
         self._turn_started_ms = 0.0  # call clock (ms) of the current agent turn's first frame
         self._rec_send, self._rec_recv = trio.open_memory_channel[tuple](math.inf)
         self._protocol_logged = 0
+        self.tape: CallTape | None = None
 
     def _now_ms(self) -> float:
         return (trio.current_time() - self.t0) * 1000.0
@@ -174,7 +185,8 @@ class CallSession:
             start = await self._await_start()
             if start is None:
                 return self._result()
-            self._setup(start)
+            context = await self._outbound_context(start)
+            self._setup(start, context)
             prom.calls_active.inc()
             try:
                 async with trio.open_nursery() as nursery:
@@ -186,6 +198,8 @@ class CallSession:
                     nursery.start_soon(self._guard, self._receive_loop)
                     nursery.start_soon(self._guard, self._calibration_timeout)
                     nursery.start_soon(self._guard, self._call_limit)
+                    if self.tape is not None:
+                        nursery.start_soon(self._guard, self.tape.run)
                     self.dispatch(T.CallStarted())
             finally:
                 prom.calls_active.dec()
@@ -241,7 +255,20 @@ class CallSession:
         self._set_close("no_start", 1008)
         return None
 
-    def _setup(self, start: Start) -> None:
+    async def _outbound_context(self, start: Start) -> object | None:
+        """Whom we called, on a call we placed (the store's lead row, the dial job)."""
+        lookup = self.deps.outbound_context
+        if lookup is None or start.lead_number == start.from_number or not start.lead_number:
+            return None
+        with trio.move_on_after(self.deps.outbound_context_timeout_s):
+            try:
+                return await lookup(start.lead_number, start.call_sid)
+            except Exception as exc:  # noqa: BLE001 - the call goes on with the plain greeting
+                log_event("ERROR", logging.WARNING, call_sid=start.call_sid, where="session.outbound_context",
+                          error=repr(exc)[:300])
+        return None
+
+    def _setup(self, start: Start, context: object | None = None) -> None:
         deps = self.deps
         self.call_sid = start.call_sid
         self.stream_sid = start.stream_sid
@@ -254,6 +281,9 @@ class CallSession:
                            on_frame=self._on_agent_frame, send_nowait=send_nowait,
                            drain=getattr(self.transport, "drain", None),
                            tick=frame_tick.shared() if send_nowait is not None else None)
+        if deps.recordings is not None or deps.live is not None:
+            self.tape = CallTape(start.call_sid, self.t0, deps.recordings, deps.live)
+            self.inbound.tap = self.tape.caller
         self.recognizer = deps.new_recognizer(deps.language)
         try:  # the recognizer's own ERROR / PROVIDER_SWITCH lines then carry call_sid and t
             self.recognizer.bind_log(self.log)
@@ -262,6 +292,9 @@ class CallSession:
         self.recognizer.on_partial = self._on_partial
         started_at = deps.wall_clock()
         self.brain = deps.new_brain(deps.language, self.phone, started_at.astimezone(JERUSALEM))
+        self.brain.bind_call(self.call_sid)
+        if context is not None:
+            self.brain.call_out(context)
         self.log(
             "CALL_START", stream_sid=start.stream_sid, from_number=start.from_number, to_number=start.to_number,
             language=deps.language, recognizer=self.recognizer.name, synthesizer=deps.synthesizer.name,
@@ -299,6 +332,7 @@ class CallSession:
         if reply is not None:
             reply.drop(retract=False)
         duration = trio.current_time() - self.t0
+        ended_at = trio.current_time()  # the recording ends here
         self.log("WS_CLOSE", reason=self.close_reason, code=self.close_code)
         prom.ws_disconnects_total.labels(reason=self.close_reason).inc()
         prom.call_duration_seconds.observe(duration)
@@ -337,6 +371,8 @@ class CallSession:
                     self.log("ERROR", where="brain.aclose", error=repr(exc))
             if scope.cancelled_caught:
                 self.log("ERROR", where="brain.aclose", error=f"not closed within {BRAIN_CLOSE_TIMEOUT_S}s")
+        if self.tape is not None:  # last: the call's own end is stored first
+            await self.tape.close(ended_at)
         return outcome
 
     def _set_close(self, reason: str, code: int) -> None:
@@ -431,6 +467,8 @@ class CallSession:
             self._reply.drop(retract=False)
         self.pacer.clear()
         self.pacer.hold(False)
+        if self.tape is not None:
+            self.tape.cut(min(trio.current_time(), self.pacer.play_end or math.inf))
         await self._send(self.frames.clear())
         line = goodbye_line(self.deps.language)
         started_ms = round(self._now_ms())
@@ -529,7 +567,10 @@ class CallSession:
             self.dispatch(T.PartialText(transcript.text))
 
     def _on_agent_frame(self, play_at: float, frame: bytearray) -> None:
-        self.inbound.agent_frame(ulaw_rms(frame), self.inbound.clock.stream_ms(play_at))
+        stream_ms = self.inbound.clock.stream_ms(play_at)
+        self.inbound.agent_frame(ulaw_rms(frame), stream_ms)
+        if self.tape is not None:
+            self.tape.agent(play_at, frame)
 
     def _on_mark(self, name: str) -> None:
         if name.startswith("hb"):
@@ -680,6 +721,9 @@ class CallSession:
                      latency_ms=round(latency_ms, 1), provider=transcript.provider or recognizer.name, failed=failed)
             self._record(self.deps.recorder.transcript_turn, self.call_sid, "caller", transcript.text,
                          utt.onset_ms, utt.eou_ms, True)
+            if self.tape is not None and self.tape.listeners:
+                self.tape.line({"type": "line", "speaker": "caller", "text": transcript.text,
+                                "t_start_ms": utt.onset_ms, "t_end_ms": utt.eou_ms, "heard_fully": True})
             self.dispatch(T.AsrFinal(utt.seq, transcript.text, transcript.confidence, failed, self._stream_now()))
 
     # -- executing the machine's actions -------------------------------------------------------
@@ -702,6 +746,8 @@ class CallSession:
             kind = type(action)
             if kind is T.StateChanged:
                 self.log("STATE_CHANGE", from_state=action.old.value, to_state=action.new.value, cause=action.cause)
+                if self.tape is not None and self.tape.listeners:
+                    self.tape.line({"type": "state", "state": action.new.value, "t_ms": round(self._now_ms())})
             elif kind is T.BeginUtterance:
                 try:
                     self.recognizer.begin_utterance(action.onset_ms)  # type: ignore[union-attr]
@@ -723,7 +769,7 @@ class CallSession:
                     pass
             elif kind is T.SpeakGreeting:
                 assert self.brain is not None
-                self._start_reply(self.machine.turn_no, guarded_sentences(self.brain.opening), None, None)
+                self._start_reply(self.machine.turn_no, self._greeting(), None, None)
             elif kind is T.Respond:
                 self._respond(action)
             elif kind is T.ArmBargeIn:
@@ -787,6 +833,13 @@ class CallSession:
         turn = CallerTurn(action.text, action.confidence, action.interrupted_agent)
         self._start_reply(action.turn, guarded_sentences(lambda: brain.respond(turn)), self._eou_at, before)
 
+    async def _greeting(self) -> AsyncIterator[str]:
+        """The recording notice (RECORDING_NOTICE), then the brain's greeting."""
+        if self.deps.recording_notice:
+            yield self.deps.recording_notice
+        async for sentence in guarded_sentences(self.brain.opening):  # type: ignore[union-attr]
+            yield sentence
+
     def _halt_now(self, halt: T.Halt) -> None:
         # Same tick as the trigger: stop production, drop the TX queue; `clear` goes out right
         # after this frame is processed (the receive loop sends it before the next frame).
@@ -799,6 +852,8 @@ class CallSession:
         self.inbound.barge.disarm()
         stop_ms = self.inbound.clock.stream_ms(heard_until)
         self.inbound.echo.cut(int(stop_ms) // FRAME_MS * FRAME_MS + FRAME_MS)
+        if self.tape is not None:
+            self.tape.cut(heard_until)
         if halt.barge_in:
             # the barge-in's own overlap (onset -> halt) is its halt time, not talk-over
             self.inbound.talk_over_ms = max(0, self.inbound.talk_over_ms - max(0, halt.trigger_ms - halt.onset_ms))
@@ -838,6 +893,10 @@ class CallSession:
             self.log("ERROR", where="brain.heard", error=repr(exc))
         self._record(self.deps.recorder.transcript_turn, self.call_sid, "agent", heard.said,
                      round(self._turn_started_ms), round(self._now_ms()), heard.heard_fully)
+        if self.tape is not None and self.tape.listeners:
+            self.tape.line({"type": "line", "speaker": "agent", "text": heard.said,
+                            "t_start_ms": round(self._turn_started_ms), "t_end_ms": round(self._now_ms()),
+                            "heard_fully": heard.heard_fully})
 
     def _on_heartbeat(self, name: str, with_silence: bool) -> None:
         self.metrics.heartbeats += 1

@@ -91,9 +91,28 @@ def _hosts(name: str, value: str | None) -> tuple[str, ...]:
     return hosts
 
 
+def _content_sid(name: str, value: str | None) -> str | None:
+    """A Twilio Content SID: HX and 32 hex digits (Content Template Builder shows it)."""
+    if value is None:
+        return None
+    if len(value) != 34 or not value.startswith("HX") or any(c not in "0123456789abcdefABCDEF" for c in value[2:]):
+        raise ConfigError(f"{name}={value!r} must be a Content SID (HX and 32 hex digits)")
+    return value
+
+
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _recordings_dir(value: str | None) -> str | None:
+    """RECORDINGS_DIR: unset → ``recordings`` (next to the default database); off/none/0 → no
+    recordings."""
+    if value is None:
+        return "recordings"
+    if value.lower() in ("off", "none", "0", "no", "false"):
+        return None
     return value
 
 
@@ -103,6 +122,8 @@ class Settings:
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     twilio_whatsapp_from: str | None = None
+    # the approved WhatsApp template (Content SID) for messages outside the 24-hour window
+    twilio_whatsapp_template_sid: str | None = None
     google_application_credentials: str | None = None
     google_speech_endpoint: str | None = None
     google_tts_endpoint: str | None = None
@@ -135,6 +156,11 @@ class Settings:
     # MEDIA_FAST_PATH: the media websocket framed on the raw socket after the handshake
     # (server.media_socket); 0 keeps Quart's websocket (for comparison).
     media_fast_path: bool = True
+    # Call recordings (README "Recordings"): stereo FLAC per call in this directory (None: off),
+    # deleted after RECORDINGS_DAYS; RECORDING_NOTICE: the spoken notice before the greeting.
+    recordings_dir: str | None = "recordings"
+    recordings_days: float = 30.0
+    recording_notice: str | None = None
     workers: int | None = None  # WORKERS: `serve`'s default for --workers (None: the number of cores)
     timing: TimingConfig = field(default_factory=TimingConfig)
     # The raw environment, for the provider selectors of speech/ and dialog/ (they read
@@ -168,6 +194,7 @@ class Settings:
             twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
             twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
             twilio_whatsapp_from=get("TWILIO_WHATSAPP_FROM"),
+            twilio_whatsapp_template_sid=_content_sid("TWILIO_WHATSAPP_TEMPLATE_SID", get("TWILIO_WHATSAPP_TEMPLATE_SID")),
             google_application_credentials=creds,
             google_speech_endpoint=_host_port("GOOGLE_SPEECH_ENDPOINT", get("GOOGLE_SPEECH_ENDPOINT")),
             google_tts_endpoint=_host_port("GOOGLE_TTS_ENDPOINT", get("GOOGLE_TTS_ENDPOINT")),
@@ -193,6 +220,9 @@ class Settings:
             max_call_minutes=_positive("MAX_CALL_MINUTES", get("MAX_CALL_MINUTES"), 60.0),
             drain_seconds=_non_negative("DRAIN_SECONDS", get("DRAIN_SECONDS"), 900.0),
             media_fast_path=_flag("MEDIA_FAST_PATH", get("MEDIA_FAST_PATH") or "1"),
+            recordings_dir=_recordings_dir(get("RECORDINGS_DIR")),
+            recordings_days=_positive("RECORDINGS_DAYS", get("RECORDINGS_DAYS"), 30.0),
+            recording_notice=get("RECORDING_NOTICE"),
             workers=int(_positive("WORKERS", get("WORKERS"), 1, integer=True)) if get("WORKERS") else None,
             timing=TimingConfig.from_env(env),
             env=env,

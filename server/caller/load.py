@@ -237,10 +237,12 @@ def source_root() -> Path:
 class OwnServer:
     """`agentlocator serve` with the fake wiring, on a free loopback port (a context manager)."""
 
-    def __init__(self, log_path: Path, max_calls: int, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, log_path: Path, max_calls: int, extra_env: dict[str, str] | None = None,
+                 serve_args: list[str] | None = None) -> None:
         self.log_path = log_path
         self.max_calls = max_calls
         self.extra_env = extra_env or {}
+        self.serve_args = list(serve_args or [])
         self.proc: subprocess.Popen | None = None
         self.port = 0
 
@@ -278,7 +280,8 @@ class OwnServer:
         return self
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        return [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                *self.serve_args]
 
     @property
     def url(self) -> str:
@@ -626,7 +629,7 @@ def ramp_steps(max_calls: int, start: int = 1) -> list[int]:
 
 def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: int | None = None,
              ramp: bool = False, per_process: int = 10, auth_token: str | None = None, client: str = "lean",
-             refine: int = 2, profile: Path | None = None,
+             refine: int = 2, profile: Path | None = None, serve_args: list[str] | None = None,
              log_path: Path | None = None, json_path: Path | None = None, out: Any = print,
              pipecat: str | None = None) -> list[StepResult]:
     """The whole run: (start the server,) one step or a ramp, a printed report; returns the steps.
@@ -681,7 +684,7 @@ def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: 
         one_step(url, server_pid, None)
     else:
         log_path = log_path or source_root() / "artifacts" / "load-server.log"
-        with OwnServer(log_path, max_calls=calls + 10) as server:
+        with OwnServer(log_path, max_calls=calls + 10, serve_args=serve_args) as server:
             out(f"server: pid {server.proc.pid} on {server.url} (fake providers; log {log_path})")
             one_step(server.url, server.proc.pid, server)
     baseline: list[StepResult] = []

@@ -122,10 +122,15 @@ class FakeWorld:
             self.results.append(result)
             return result
 
+        from server.recording import LiveCalls, recordings_from
+
         deps = CallDeps(
             config=settings.timing, new_recognizer=new_recognizer, synthesizer=self.synthesizer,
             new_brain=new_brain, recorder=self.recorder, language=settings.agent_language,
-            max_call_s=settings.max_call_minutes * 60.0,
+            max_call_s=settings.max_call_minutes * 60.0, live=LiveCalls(),
+            # recorded only when asked (RECORDINGS_DIR given), never into the checkout
+            recordings=recordings_from(settings.recordings_dir, settings.recordings_days)
+            if "RECORDINGS_DIR" in settings.env else None,
         )
         return Wiring(run_call=recording_run_call, call_deps=deps,
                       providers={"asr": "fake-asr", "tts": "fake-tts", "brain": "fake-brain"},
@@ -146,10 +151,12 @@ def dashboard_wiring(settings: Settings) -> Wiring:
     the production app is there (the security suite fuzzes them in a server process)."""
     from leads.store import open_store
     from server.dashboard import dashboard_bp
+    from server.inflow import inflow_bp
+    from server.whatsapp import whatsapp_bp
 
     wiring = env_wiring(settings)
     recorder = open_store(settings.database_url)
     wiring.call_deps.recorder = recorder
     wiring.recorder = recorder
-    wiring.blueprints = [dashboard_bp]
+    wiring.blueprints = [dashboard_bp, inflow_bp, whatsapp_bp]
     return wiring

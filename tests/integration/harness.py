@@ -73,7 +73,8 @@ async def server_process(log_path: "os.PathLike[str] | str", env: dict[str, str]
 
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "GOOGLE_", "OPENAI_"))}
-    full_env.update({"AGENT_LANGUAGE": "en-US", "DATABASE_URL": "sqlite:///:memory:", **(env or {})})
+    full_env.update({"AGENT_LANGUAGE": "en-US", "DATABASE_URL": "sqlite:///:memory:", "RECORDINGS_DIR": "off",
+                     **(env or {})})
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                                  "--workers", str(workers)],

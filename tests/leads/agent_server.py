@@ -68,8 +68,11 @@ def build_wiring_factory(lines: list[str]):  # type: ignore[no-untyped-def]
     from leads.outbox import outbox_task
     from leads.store import open_store
     from server.dashboard import dashboard_bp
+    from server.recording import LiveCalls, recordings_from
     from server.session import CallDeps, run_call
     from server.settings import Settings
+    from server.inflow import inflow_bp
+    from server.whatsapp import whatsapp_bp
     from server.wiring import Wiring
 
     def factory(settings: Settings) -> Wiring:
@@ -78,11 +81,14 @@ def build_wiring_factory(lines: list[str]):  # type: ignore[no-untyped-def]
         deps = CallDeps(
             config=settings.timing, new_recognizer=lambda language: LinesRecognizer(lines),
             synthesizer=ToneSynthesizer(), new_brain=brain.new_brain, recorder=recorder,
-            language=settings.agent_language,
+            language=settings.agent_language, live=LiveCalls(),
+            # recorded only when the test asks (RECORDINGS_DIR given): never into the checkout
+            recordings=recordings_from(settings.recordings_dir, settings.recordings_days)
+            if "RECORDINGS_DIR" in settings.env else None,
         )
         return Wiring(
             run_call=run_call, call_deps=deps, providers={"asr": "scripted", "tts": "tone", "brain": brain.name},
-            recorder=recorder, background=[outbox_task(recorder, settings.env)], blueprints=[dashboard_bp],
+            recorder=recorder, background=[outbox_task(recorder, settings.env)], blueprints=[dashboard_bp, inflow_bp, whatsapp_bp],
         )
 
     return factory

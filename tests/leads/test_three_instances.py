@@ -129,7 +129,9 @@ async def test_three_instances_one_killed_mid_call(postgres_url: str, tmp_path: 
         assert [(i["state"], i["attempts"]) for i in items] == [("sent", 1)] * 6
         by_call = {i["call_sid"]: i for i in items}
         for sid in others:  # the final summary: the meeting is in it
-            assert "דני כהן" in by_call[sid]["body"]
+            assert "דני כהן" in by_call[sid]["body"] and "פגישה:" in by_call[sid]["body"]
+        for sid in on_victim:  # the last summary stored mid-call: no meeting yet
+            assert "דני כהן" in by_call[sid]["body"] and "פגישה:" not in by_call[sid]["body"]
         # Which instance recovered the victim's calls (it says so in its log), and the
         # victim's lease is gone; the survivors' are there.
         recovered = [e for k in (0, 2) for e in log_events(tmp_path / f"server-{k + 1}.log", "STORE")
