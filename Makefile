@@ -15,7 +15,7 @@ HOST ?= 0.0.0.0
 # `make serve WORKERS=1` for one process.
 WORKERS ?=
 
-.PHONY: all venv native test bench demo serve soak load clean
+.PHONY: all venv native test bench demo serve soak load pipecat-venv clean
 
 all: native
 
@@ -38,7 +38,7 @@ native: $(NATIVE_STAMP)
 test: native
 	$(PY) -m pytest -q
 
-bench: native
+bench: native pipecat-venv
 	$(PY) -m pytest -q bench -p no:randomly --benchmark-columns=min,median,ops -s -o addopts="--import-mode=importlib -p no:cacheprovider"
 
 # `make load CALLS=30 SECONDS=60` (LOAD_ARGS=--ramp for the highest N that holds): simulated
@@ -48,6 +48,18 @@ SECONDS ?= 30
 LOAD_ARGS ?=
 load: native
 	$(PY) -m server.cli load --calls $(CALLS) --seconds $(SECONDS) $(LOAD_ARGS)
+
+# The load comparison's baseline, Pipecat's pass-through Twilio pipeline (bench/pipecat_twilio.py),
+# runs in its own environment, never in .venv: `make load LOAD_ARGS="--pipecat $(PIPECAT_PY)"`.
+PIPECAT_VENV := artifacts/pipecat-venv
+PIPECAT_PY := $(PIPECAT_VENV)/bin/python
+PIPECAT_STAMP := $(PIPECAT_VENV)/.stamp-pipecat-1.14.0
+$(PIPECAT_STAMP):
+	@[ -x $(PIPECAT_PY) ] || $(PYTHON) -m venv $(PIPECAT_VENV)
+	$(PIPECAT_PY) -m pip install -q 'pipecat-ai[websocket]==1.14.0' uvicorn
+	touch $@
+
+pipecat-venv: $(PIPECAT_STAMP)
 
 soak: native
 	$(PY) -m pytest -q -m soak -s -o addopts="--import-mode=importlib -p no:cacheprovider"

@@ -11,18 +11,30 @@ own CPU per call-second in the same run, plus outbound jitter, late frames, audi
 missing frames, turn latency and caller-heard halt under that load.
 Targets (issue 12): server CPU per call-second at 10 calls <= 5 ms (first milestone; the aim is
 ~2.5 ms), jitter p99 <= 10 ms and halt p99 <= 220 ms at every step.
+The Pipecat comparison (issue 12: ratios in one run): the same callers against Pipecat's
+pass-through Twilio pipeline (bench/pipecat_twilio.py, in its own environment: `make
+pipecat-venv`; PIPECAT_PYTHON overrides where), then ours; target >= 15x less server CPU per
+call-second at 10 calls (the milestone of <= 5 ms was ~7x). Skipped when that environment is
+missing (`make bench` creates it; `make test` does not install 500 MB for a smoke run).
 Bounded and loopback-only.
 Run: make bench  (or: .venv/bin/python -m pytest -q bench/bench_app_load.py -s -o addopts="")
 """
 from __future__ import annotations
 
-from server.caller.load import HALT_P99_MS, JITTER_P99_MS, OwnServer, describe, run_step
+import os
+
+import pytest
+
+from server.caller.load import (HALT_P99_MS, JITTER_P99_MS, OwnServer, PipecatServer, comparison, describe,
+                                pipecat_missing, run_step)
 from tests.integration.harness import ROOT
 
 from bench.support import pick, target
 
 STEPS = pick((1, 10, 30), (2,))
 CALL_S = pick(25.0, 5.0)
+PIPECAT_PYTHON = os.environ.get("PIPECAT_PYTHON") or str(ROOT / "artifacts" / "pipecat-venv" / "bin" / "python")
+VS_PIPECAT_CALLS = pick(10, 2)
 
 
 def test_server_cpu_per_call_second(benchmark) -> None:
@@ -56,3 +68,30 @@ def test_server_cpu_per_call_second(benchmark) -> None:
     for step in steps:
         assert not step.failed_calls and not step.errors, (step.failed_calls + step.errors)[:5]
         assert step.missing_frames == 0
+
+
+def test_server_cpu_against_pipecat(benchmark) -> None:
+    why = pipecat_missing(PIPECAT_PYTHON)
+    if why is not None:
+        pytest.skip(f"no Pipecat environment: {why}")
+    n = VS_PIPECAT_CALLS
+
+    def run() -> tuple:
+        with PipecatServer(PIPECAT_PYTHON, ROOT / "artifacts" / "bench-load-pipecat.log") as server:
+            theirs = run_step(server.url, n, CALL_S, server_pid=server.proc.pid, tag=f"pipecat{n}")
+        with OwnServer(ROOT / "artifacts" / "bench-load-server.log", max_calls=n + 10) as server:
+            ours = run_step(server.url, n, CALL_S, server_pid=server.proc.pid, server=server, tag=f"ours{n}")
+        return ours, theirs
+
+    ours, theirs = benchmark.pedantic(run, rounds=1, iterations=1)
+    for label, step in (("Pipecat pass-through", theirs), ("ours", ours)):
+        print()
+        print(f"[app] {label}:")
+        for line in describe(step):
+            print(f"[app] {line}")
+    print(f"[app] {comparison(ours, theirs)}")
+    assert not theirs.failed_calls and not ours.failed_calls, (theirs.failed_calls + ours.failed_calls)[:5]
+    a, b = ours.server_cpu_ms_per_call_s, theirs.server_cpu_ms_per_call_s
+    assert a and b, "a server CPU figure is missing"
+    benchmark.extra_info.update({"ours_ms_per_call_s": a, "pipecat_ms_per_call_s": b, "ratio": b / a})
+    target("app", f"server CPU per call-second at {n} calls, Pipecat's / ours", b / a, 15.0, "x", at_least=True)

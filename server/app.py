@@ -24,6 +24,7 @@ from telemetry import metrics
 from server import __version__, twiml
 from telemetry import logs
 from server.calltokens import CallTokens, server_secret
+from server import media_socket
 from server.drain import Drain
 from server.edge import call_params as checked_call_params
 from server.edge import valid_sid
@@ -264,6 +265,7 @@ def _harden_hypercorn() -> None:
 
 
 _harden_hypercorn()
+media_socket.install(MAX_WS_MESSAGE)  # hypercorn's websocket streams offer the raw media path
 
 
 def server_config(host: str, port: int) -> Any:
@@ -482,11 +484,18 @@ def create_app(
             return "busy", 503
         requested = websocket.requested_subprotocols
         subprotocol = requested[0][:100] if requested else None
-        await websocket.accept(subprotocol=subprotocol)
+        # The checks above ran on the handshake either way; after the 101 the call reads and
+        # writes its socket itself (server.media_socket) where hypercorn offers it.
+        offer = websocket.scope.get("extensions", {}).get(media_socket.EXTENSION)
+        transport: Any
+        if offer is not None and app.settings.media_fast_path:
+            transport = await offer.accept(subprotocol)
+        else:
+            await websocket.accept(subprotocol=subprotocol)
+            ws = websocket._get_current_object()
+            transport = QuartTransport(ws, ws.scope)
         if subprotocol is not None:
             log_event("PROTOCOL", msg="Twilio subprotocol added to handshake", subprotocol=subprotocol)
-        ws = websocket._get_current_object()
-        transport = QuartTransport(ws, ws.scope)
         metrics.ws_connections_total.inc()
         # Nothing of a call (session, lead, recorder row, provider stream) exists before this.
         admitted = await app.gate.admit(transport)

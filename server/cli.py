@@ -74,6 +74,9 @@ def add_load_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                       help="with --url: sign like Twilio (default: $TWILIO_AUTH_TOKEN)")
     load.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     load.add_argument("--server-log", type=Path, default=None, help="where the started server logs")
+    load.add_argument("--pipecat", default=None, metavar="PYTHON",
+                      help="an interpreter with pipecat-ai (make pipecat-venv: artifacts/pipecat-venv/bin/python): "
+                           "run the same callers against Pipecat's pass-through Twilio pipeline too and compare")
     load.add_argument("--serve-args", default="",
                       help='more arguments for the server it starts, e.g. --serve-args="--workers 2" (its CPU is summed over its processes)')
     load.add_argument("--profile", type=Path, default=None,
@@ -89,7 +92,7 @@ def _load(args: argparse.Namespace) -> int:
     steps = run_load(args.calls, args.seconds, url=args.url, server_pid=args.server_pid, ramp=args.ramp,
                      per_process=max(1, args.per_process), auth_token=args.auth_token if args.url else None,
                      client=args.client, profile=args.profile, serve_args=shlex.split(args.serve_args),
-                     log_path=args.server_log, json_path=args.json)
+                     log_path=args.server_log, json_path=args.json, pipecat=args.pipecat)
     return 0 if args.ramp or all(s.holds for s in steps) else 1
 
 

@@ -155,6 +155,9 @@ class ReplayTransport:
     def __init__(self, inner: Transport, first: list[str]) -> None:
         self._inner = inner
         self._first = list(first)
+        for name in ("send_nowait", "drain"):  # the raw media socket's extras (server.pacer uses them)
+            if hasattr(inner, name):
+                setattr(self, name, getattr(inner, name))
 
     async def receive(self) -> str:
         if self._first:

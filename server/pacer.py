@@ -26,6 +26,7 @@ import trio
 from telemetry import metrics
 from native.config import FRAME_MS, FRAME_ULAW_BYTES, TimingConfig
 from native.framer import Framer
+from server.frame_tick import MIN_LEAD_S, FrameTick
 from server.keepalive import Keepalive
 from server.twilio_codec import TwilioFrames
 
@@ -35,6 +36,8 @@ Cue = Callable[[float], None]  # called with the monotonic time the preceding fr
 # Called for every media frame as it goes out: (monotonic time it starts playing, the μ-law
 # frame). The buffer is reused: read it before returning.
 FrameHook = Callable[[float, bytearray], None]
+# Send one text frame now if the socket takes it; False: it was queued, await ``drain()``.
+SendNowait = Callable[[str], bool]
 
 
 class Pacer:
@@ -46,9 +49,20 @@ class Pacer:
         on_heartbeat: Callable[[str, bool], None] | None = None,
         capacity_frames: int = 1500,
         on_frame: FrameHook | None = None,
+        send_nowait: SendNowait | None = None,
+        drain: Callable[[], Awaitable[None]] | None = None,
+        tick: FrameTick | None = None,
     ) -> None:
         self.config = config
         self._send = send
+        # With a transport that can send without blocking, steady frames go out in the
+        # shared tick's pass (server.frame_tick) instead of one timer per frame here.
+        self._send_nowait = send_nowait
+        self._drain = drain
+        use_tick = tick is not None and send_nowait is not None and drain is not None
+        self._tick = tick if use_tick and config.pacer_lead_ms / 1000.0 >= MIN_LEAD_S else None
+        self._drain_needed = False
+        self.tick_due = 0.0
         self._frames = frames
         self._on_heartbeat = on_heartbeat
         self._on_frame = on_frame
@@ -150,6 +164,10 @@ class Pacer:
     async def run(self) -> None:
         out = self._out
         while True:
+            if self._drain_needed:  # the tick's last frame is still (partly) in the transport's buffer
+                self._drain_needed = False
+                assert self._drain is not None
+                await self._drain()
             self._fire_due_cues_sync()
             if self._cues and self._cues[0][0] <= self.frames_sent:
                 await self._fire_marks()
@@ -160,7 +178,14 @@ class Pacer:
             now = trio.current_time()
             if self._anchor is None or self._anchor + self._n * FRAME_S < now:
                 self._anchor, self._n = now, 0  # Twilio ran dry: playback restarts on arrival
-            await trio.sleep_until(self._anchor + self._n * FRAME_S - self._lead_s)
+            due = self._anchor + self._n * FRAME_S - self._lead_s
+            # The lead's burst at a reply's start goes at once; every later frame goes in the
+            # tick, at its slot, even one the task finds overdue (after a short underrun of
+            # the framer): frames keep one phase, 20 ms apart, unless really late.
+            if self._tick is not None and due > self._anchor and self._tick.slot(due) > now:
+                await self._tick.park(self, due)  # back when the steady state ends
+                continue
+            await trio.sleep_until(due)
             if not self.framer.read_frame(out):
                 continue  # cleared while we slept
             self._space.set()
@@ -174,6 +199,39 @@ class Pacer:
                 self._on_frame(self._anchor + (self._n - 1) * FRAME_S, out)
             await self._send(self._frames.media(out))
             self.keepalive.media_sent(trio.current_time())
+
+    def tick_send(self, now: float) -> float | None:
+        """The shared tick's pass: send the frames due by ``now``, exactly as :meth:`run`
+        would, while nothing but frames is due. Returns the next frame's due time, or None
+        when :meth:`run` must look (a cue, an empty or held queue, Twilio run dry, a send
+        the kernel did not take at once)."""
+        send = self._send_nowait
+        assert send is not None
+        out = self._out
+        framer = self.framer
+        while True:
+            if self._cues and self._cues[0][0] <= self.frames_sent:
+                return None
+            if framer.frames == 0 or (self.held and not self._playing(now)):
+                return None
+            anchor = self._anchor
+            if anchor is None or anchor + self._n * FRAME_S < now:
+                return None
+            due = anchor + self._n * FRAME_S - self._lead_s
+            if due > now:
+                return due
+            if not framer.read_frame(out):
+                return None
+            self._space.set()
+            self._n += 1
+            self.frames_sent += 1
+            if self._on_frame is not None:
+                self._on_frame(anchor + (self._n - 1) * FRAME_S, out)
+            sent = send(self._frames.media(out))
+            self.keepalive.media_sent(now)
+            if not sent:
+                self._drain_needed = True
+                return None
 
     def _fire_due_cues_sync(self) -> None:
         # Callbacks without a mark run right away, in order; a mark needs an await.

@@ -33,6 +33,7 @@ from native.codec import ulaw_rms
 from native.config import FRAME_MS, FRAME_SAMPLES, TimingConfig
 from server import turn as T
 from server.inbound import Inbound
+from server import frame_tick
 from server.pacer import Pacer
 from server.recording import CallTape, LiveCalls, Recordings
 from server.reply import Reply, guarded_sentences, one_line
@@ -108,6 +109,7 @@ async def run_call(transport: Transport, deps: CallDeps) -> CallResult:
 
 BRAIN_CLOSE_TIMEOUT_S = 2.0
 MAX_AUDIO_AHEAD_MS = 3000  # caller audio this far ahead of the wall clock: not a phone line
+WATCHDOG_SLACK_S = 0.25  # the inbound watchdog fires after inbound_timeout_s to this much more of silence
 CALIBRATION_GRACE_MS = 300  # no caller audio by calibration + this: greet anyway
 AUDIBLE_PEAK = 300  # a TTS chunk with a sample above this is speech, not the engine's silence  # brain.aclose at the end of a call (e.g. its HTTP client)
 
@@ -274,8 +276,11 @@ class CallSession:
         self.log = CallLog(start.call_sid, self._now_ms)
         self.parser.stream_sid = start.stream_sid  # frames for another stream are dropped and counted
         self.frames = TwilioFrames(start.stream_sid)
+        send_nowait = getattr(self.transport, "send_nowait", None)
         self.pacer = Pacer(self.cfg, self._send, self.frames, on_heartbeat=self._on_heartbeat,
-                           on_frame=self._on_agent_frame)
+                           on_frame=self._on_agent_frame, send_nowait=send_nowait,
+                           drain=getattr(self.transport, "drain", None),
+                           tick=frame_tick.shared() if send_nowait is not None else None)
         if deps.recordings is not None or deps.live is not None:
             self.tape = CallTape(start.call_sid, self.t0, deps.recordings, deps.live)
             self.inbound.tap = self.tape.caller
@@ -498,11 +503,15 @@ class CallSession:
         receive = self.transport.receive
         parse = self.parser.parse
         timeout = self.deps.inbound_timeout_s
-        with trio.CancelScope(deadline=trio.current_time() + timeout) as watchdog:
+        slack = WATCHDOG_SLACK_S
+        bumped = trio.current_time()
+        with trio.CancelScope(deadline=bumped + timeout) as watchdog:
             while True:
                 text = await receive()  # TransportClosed ends the call through the guard
                 now = trio.current_time()
-                watchdog.deadline = now + timeout
+                if now - bumped >= slack:  # moving a deadline is a heap operation: not on every frame
+                    watchdog.deadline = now + timeout + slack  # so never before `timeout` of silence
+                    bumped = now
                 event = parse(text)
                 if type(event) is Media:
                     if not self.inbound.media(event.payload, now):

@@ -153,6 +153,9 @@ class Settings:
     # SIGTERM: no new calls; live ones go on this long, then hear the closing line (README
     # "Running at scale"). 0: the closing line at once.
     drain_seconds: float = 900.0
+    # MEDIA_FAST_PATH: the media websocket framed on the raw socket after the handshake
+    # (server.media_socket); 0 keeps Quart's websocket (for comparison).
+    media_fast_path: bool = True
     # Call recordings (README "Recordings"): stereo FLAC per call in this directory (None: off),
     # deleted after RECORDINGS_DAYS; RECORDING_NOTICE: the spoken notice before the greeting.
     recordings_dir: str | None = "recordings"
@@ -216,6 +219,7 @@ class Settings:
             max_calls=int(_positive("MAX_CALLS", get("MAX_CALLS"), 50, integer=True)),
             max_call_minutes=_positive("MAX_CALL_MINUTES", get("MAX_CALL_MINUTES"), 60.0),
             drain_seconds=_non_negative("DRAIN_SECONDS", get("DRAIN_SECONDS"), 900.0),
+            media_fast_path=_flag("MEDIA_FAST_PATH", get("MEDIA_FAST_PATH") or "1"),
             recordings_dir=_recordings_dir(get("RECORDINGS_DIR")),
             recordings_days=_positive("RECORDINGS_DAYS", get("RECORDINGS_DAYS"), 30.0),
             recording_notice=get("RECORDING_NOTICE"),

@@ -260,10 +260,7 @@ class OwnServer:
                     "PYTHONPATH": str(root) + os.pathsep + env.get("PYTHONPATH", ""), **self.extra_env})
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 *self.serve_args],
-                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.command(), cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         import urllib.request
 
@@ -281,6 +278,10 @@ class OwnServer:
                 raise SystemExit("agentlocator load: the server did not come up in 60 s")
             time.sleep(0.1)
         return self
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                *self.serve_args]
 
     @property
     def url(self) -> str:
@@ -358,6 +359,30 @@ class StepResult:
 
 def _pcts(values: list[float]) -> dict[str, float | None]:
     return {"n": len(values), "p50": _pct(values, 50), "p95": _pct(values, 95), "p99": _pct(values, 99)}
+
+
+class PipecatServer(OwnServer):
+    """Pipecat's pass-through Twilio pipeline (bench/pipecat_twilio.py), run by ``python``:
+    an interpreter of the bench's own environment with pipecat-ai (``make pipecat-venv``)."""
+
+    def __init__(self, python: str, log_path: Path) -> None:
+        super().__init__(log_path, max_calls=0)
+        self.python = python
+
+    def command(self) -> list[str]:
+        return [self.python, str(source_root() / "bench" / "pipecat_twilio.py"), str(self.port)]
+
+
+def pipecat_missing(python: str) -> str | None:
+    """Why ``python`` cannot run the Pipecat baseline (None: it can)."""
+    try:
+        out = subprocess.run([python, "-c", "import pipecat, fastapi, uvicorn; print(pipecat.__version__)"],
+                             capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        return f"{python}: {exc} (make pipecat-venv creates it)"
+    if out.returncode != 0:
+        return f"{python} has no pipecat-ai / fastapi / uvicorn (make pipecat-venv): {out.stderr.strip()[-200:]}"
+    return None
 
 
 def run_step(url: str, calls: int, seconds: float, *, per_process: int = 10, server_pid: int | None = None,
@@ -548,6 +573,14 @@ def _f(v: float | None, fmt: str = "{:.1f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
+def comparison(ours: StepResult, pipecat: StepResult) -> str:
+    """One line: server CPU per call-second, ours against Pipecat's, same callers, same run."""
+    a, b = ours.server_cpu_ms_per_call_s, pipecat.server_cpu_ms_per_call_s
+    ratio = f"{b / a:.1f}x less CPU than Pipecat" if a and b else "no ratio (a CPU figure is missing)"
+    return (f"vs Pipecat at {ours.calls} calls: server CPU per call-second ours {_f(a, '{:.2f}')} ms, "
+            f"Pipecat pass-through {_f(b, '{:.2f}')} ms: {ratio}")
+
+
 def describe(step: StepResult) -> list[str]:
     t, h = step.turn_ms, step.halt_ms
     lines = [
@@ -597,8 +630,11 @@ def ramp_steps(max_calls: int, start: int = 1) -> list[int]:
 def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: int | None = None,
              ramp: bool = False, per_process: int = 10, auth_token: str | None = None, client: str = "lean",
              refine: int = 2, profile: Path | None = None, serve_args: list[str] | None = None,
-             log_path: Path | None = None, json_path: Path | None = None, out: Any = print) -> list[StepResult]:
-    """The whole run: (start the server,) one step or a ramp, a printed report; returns the steps."""
+             log_path: Path | None = None, json_path: Path | None = None, out: Any = print,
+             pipecat: str | None = None) -> list[StepResult]:
+    """The whole run: (start the server,) one step or a ramp, a printed report; returns the steps.
+    ``pipecat``: an interpreter with pipecat-ai; the same step(s) then run against Pipecat's
+    pass-through Twilio pipeline too, and the server CPU of both is compared."""
     from server.security import is_loopback_host
 
     if not 1 <= calls <= MAX_CALLS:
@@ -651,6 +687,20 @@ def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: 
         with OwnServer(log_path, max_calls=calls + 10, serve_args=serve_args) as server:
             out(f"server: pid {server.proc.pid} on {server.url} (fake providers; log {log_path})")
             one_step(server.url, server.proc.pid, server)
+    baseline: list[StepResult] = []
+    if pipecat is not None:
+        why = pipecat_missing(pipecat)
+        if why is not None:
+            raise SystemExit(f"agentlocator load --pipecat: {why}")
+        ours = list(results)
+        results.clear()
+        pc_log = (log_path or source_root() / "artifacts" / "load-server.log").with_name("load-pipecat.log")
+        with PipecatServer(pipecat, pc_log) as server:
+            out(f"Pipecat pass-through Twilio pipeline: pid {server.proc.pid} on {server.url} (log {pc_log})")
+            one_step(server.url, server.proc.pid, None)
+        baseline, results[:] = list(results), ours
+        for mine, theirs in zip(results, baseline):
+            out(comparison(mine, theirs))
     if ramp:
         held = [s for s in results if s.holds and not s.caller_bound]
         if held:
@@ -666,7 +716,8 @@ def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: 
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({"started": started, "cores": os.cpu_count(), "load_before": load_before,
-                                         "steps": [s.as_dict() for s in results]}, indent=1))
+                                         "steps": [s.as_dict() for s in results],
+                                         "pipecat_steps": [s.as_dict() for s in baseline]}, indent=1))
     return results
 
 

@@ -1,0 +1,447 @@
+"""The Twilio media websocket, framed by hand on the raw socket once hypercorn has upgraded it.
+
+Every call is ~50 inbound and ~50 outbound websocket messages a second. Through the generic
+stack each inbound message went socket → hypercorn's reader → wsproto → the ASGI queue →
+Quart's reader task → Quart's queue → the session (four task switches, two channels), and
+each outbound one Quart → ASGI send → wsproto → hypercorn's send lock → the socket. Here,
+after the same handshake (the Quart route still runs every check — signatures, local-only
+mode, busy — and chooses the subprotocol; hypercorn still sends the 101), the call's own
+task reads the socket, parses the frames and returns the text; a send is one frame header
+and one ``send()`` syscall. Hypercorn's reader task lends the socket: it parks in
+:meth:`MediaWSStream.handle` until the call is over, then finds the socket closed and
+cleans up the connection as usual (the ASGI app gets its ``websocket.disconnect``, so the
+route's close grace still applies).
+
+Only RFC 6455 without extensions (permessage-deflate is never negotiated: app.py): masked
+client frames, fragmentation, ping/pong, close; a message over ``max_message`` closes 1009,
+a protocol error 1002, invalid UTF-8 in a text message 1007. TLS connections and servers
+other than hypercorn keep the generic path (the route falls back to Quart's websocket).
+"""
+from __future__ import annotations
+
+import socket as _stdlib_socket
+from collections import deque
+from typing import Any
+
+import trio
+
+from server.transport import TransportClosed
+
+EXTENSION = "agentlocator.media"  # scope["extensions"] key of the offer
+_READ_SIZE = 65536
+_YIELD_EVERY = 8  # messages handed out without blocking before a checkpoint (fairness)
+_CLOSE_WAIT_S = 1.0  # after our close frame, how long we wait for the peer's
+
+
+# -- frames -----------------------------------------------------------------------------------------
+
+def text_frame(text: str) -> bytes:
+    """One unmasked, final text frame (server → client)."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return bytes((0x81, 126, n >> 8, n & 0xFF)) + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+def control_frame(opcode: int, payload: bytes = b"") -> bytes:
+    return bytes((0x80 | opcode, len(payload))) + payload
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    body = code.to_bytes(2, "big") + reason.encode()[:120] if code else b""
+    return control_frame(0x8, body)
+
+
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    """XOR with the 4-byte mask, as one big-integer operation (no per-byte Python loop)."""
+    n = len(payload)
+    key = int.from_bytes((mask * ((n >> 2) + 1))[:n], "little")
+    return (int.from_bytes(payload, "little") ^ key).to_bytes(n, "little")
+
+
+class FrameReader:
+    """Incremental parser of client frames into whole messages.
+
+    ``feed(data)`` returns nothing; complete text messages land in ``messages``, control
+    frames to send back (pongs, the close reply) in ``replies``; ``closed`` is set to
+    ``(code, reason)`` when the peer closed or broke the protocol, after which input is
+    ignored. A frame is refused at its header when its message would exceed ``max_message``,
+    so the buffer never holds more than one allowed message and a partial header.
+    """
+
+    __slots__ = ("max_message", "messages", "replies", "closed", "_buf", "_frag_op", "_frag")
+
+    def __init__(self, max_message: int) -> None:
+        self.max_message = max_message
+        self.messages: deque[str] = deque()
+        self.replies: list[bytes] = []
+        self.closed: tuple[int, str] | None = None
+        self._buf = b""
+        self._frag_op = 0  # opcode of the fragmented message in progress (0: none)
+        self._frag: list[bytes] = []
+
+    def _fail(self, code: int, reason: str) -> None:
+        self.replies.append(close_frame(code, reason))
+        self.closed = (code, reason)
+        self._buf = b""
+
+    def feed(self, data: bytes) -> None:
+        if self.closed is not None:
+            return
+        buf = self._buf + data if self._buf else data
+        pos, end = 0, len(buf)
+        while end - pos >= 2:
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            length = b1 & 0x7F
+            head = pos + 2
+            if length == 126:
+                if end - pos < 4:
+                    break
+                length = (buf[pos + 2] << 8) | buf[pos + 3]
+                head = pos + 4
+            elif length == 127:
+                if end - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2:pos + 10], "big")
+                head = pos + 10
+            opcode = b0 & 0x0F
+            if b0 & 0x70:
+                return self._fail(1002, "reserved bits set (no extension was negotiated)")
+            if not b1 & 0x80:
+                return self._fail(1002, "client frame not masked")
+            if opcode >= 8:
+                if not b0 & 0x80 or length > 125:
+                    return self._fail(1002, "bad control frame")
+            elif length + sum(map(len, self._frag)) > self.max_message:
+                return self._fail(1009, "message too big")
+            start = head + 4
+            if end - start < length:
+                break
+            mask = buf[head:start]
+            pos = start + length
+            payload = unmask(buf[start:pos], mask) if length else b""
+            if opcode == 1 or opcode == 2:
+                if self._frag_op:
+                    return self._fail(1002, "new message inside a fragmented one")
+                if b0 & 0x80:
+                    if not self._message(opcode, payload):
+                        return None
+                else:
+                    self._frag_op = opcode
+                    self._frag = [payload]
+            elif opcode == 0:
+                if not self._frag_op:
+                    return self._fail(1002, "continuation without a message")
+                self._frag.append(payload)
+                if b0 & 0x80:
+                    op, parts = self._frag_op, self._frag
+                    self._frag_op, self._frag = 0, []
+                    if not self._message(op, b"".join(parts)):
+                        return None
+            elif opcode == 8:
+                return self._peer_close(payload)
+            elif opcode == 9:
+                self.replies.append(control_frame(0xA, payload))
+            elif opcode != 10:
+                return self._fail(1002, f"unknown opcode {opcode}")
+        self._buf = buf[pos:]
+        return None
+
+    def _message(self, opcode: int, payload: bytes) -> bool:
+        if opcode == 2:  # Twilio sends text; binary is decoded leniently, like the Quart path did
+            self.messages.append(payload.decode("utf-8", errors="replace"))
+            return True
+        try:
+            self.messages.append(payload.decode("utf-8"))
+        except UnicodeDecodeError:
+            self._fail(1007, "invalid UTF-8 in a text message")
+            return False
+        return True
+
+    def _peer_close(self, payload: bytes) -> None:
+        if len(payload) == 1:
+            return self._fail(1002, "bad close frame")
+        code = int.from_bytes(payload[:2], "big") if payload else 1000
+        reason = payload[2:].decode("utf-8", errors="replace")
+        self.replies.append(close_frame(code if payload else 1000))
+        self.closed = (code, reason or ("closed" if code == 1000 else "dropped"))
+        self._buf = b""
+        return None
+
+
+# -- the transport ---------------------------------------------------------------------------------
+
+class RawMediaTransport:
+    """server.transport.Transport on the upgraded socket itself (no queue, no extra task).
+
+    Until hypercorn's reader hands the socket over (its first bytes after the 101), reads
+    wait for it; from then on the caller of :meth:`receive` reads the socket. Sends go
+    straight to the socket (a frame the kernel cannot take at once is flushed in order
+    under a lock). Like the Quart path, a send that fails before the receive side has seen
+    the peer leave is dropped silently: the receive side then reports how the call ended.
+    """
+
+    def __init__(self, stream: trio.SocketStream, max_message: int) -> None:
+        self._stream = stream
+        self._sock: _stdlib_socket.socket = stream.socket._sock  # type: ignore[attr-defined]
+        self._fd = self._sock.fileno()
+        self._reader = FrameReader(max_message)
+        self._handed = trio.Event()  # set when hypercorn's reader has handed the socket over
+        self.done = trio.Event()  # set when the socket is closed (hypercorn's reader resumes)
+        self._pending = bytearray()
+        self._send_lock = trio.Lock()
+        self._send_dead = False
+        self._ended: tuple[int, str] | None = None  # how the link ended, once receive() said so
+        self._streak = 0
+        self._maybe_more = True  # False once a read took less than it asked for
+
+    # hypercorn side --------------------------------------------------------------------------
+    async def hand_over(self, data: bytes) -> None:
+        """Called in hypercorn's reader task with the first bytes; parks it until the end."""
+        self._reader.feed(data)
+        self._handed.set()
+        await self.done.wait()
+
+    def stream_closed(self) -> tuple[int, str]:
+        """Hypercorn saw the connection end (before a hand-over, or after we closed it)."""
+        if self._reader.closed is None:
+            self._reader.closed = (1006, "dropped")
+        self._handed.set()
+        self.done.set()
+        return self._ended or self._reader.closed
+
+    # Transport -----------------------------------------------------------------------------
+    async def receive(self) -> str:
+        reader = self._reader
+        while True:
+            if reader.messages:
+                self._streak += 1
+                if self._streak >= _YIELD_EVERY:
+                    self._streak = 0
+                    await trio.lowlevel.checkpoint()
+                return reader.messages.popleft()
+            if reader.replies:
+                await self._flush_replies()
+            if reader.closed is not None:
+                self._ended = reader.closed
+                await self._finish()
+                raise TransportClosed(*reader.closed)
+            if not self._handed.is_set():
+                await self._handed.wait()
+                continue
+            await self._read()
+
+    async def _read(self) -> None:
+        try:
+            if not self._maybe_more:  # the last read emptied the socket: a recv now would only fail
+                raise BlockingIOError
+            data = self._sock.recv(_READ_SIZE)
+        except BlockingIOError:
+            self._streak = 0
+            try:
+                await trio.lowlevel.wait_readable(self._fd)
+            except trio.ClosedResourceError:
+                data = b""
+            else:
+                try:
+                    data = self._sock.recv(_READ_SIZE)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    data = b""
+        except OSError:
+            data = b""
+        self._maybe_more = len(data) == _READ_SIZE
+        if data:
+            self._reader.feed(data)
+        elif self._reader.closed is None:
+            self._reader.closed = (1006, "dropped")
+
+    async def _flush_replies(self) -> None:
+        replies, self._reader.replies = self._reader.replies, []
+        for frame in replies:
+            await self._send_bytes(frame)
+
+    async def send(self, text: str) -> None:
+        if self._ended is not None:
+            raise TransportClosed(1006, "peer gone")
+        if self._send_dead:
+            return
+        await self._send_bytes(text_frame(text))
+
+    def send_nowait(self, text: str) -> bool:
+        """Send one text frame without waiting (the pacer's shared tick). False: the kernel
+        did not take all of it; the rest is queued in order and ``drain()`` must be awaited."""
+        if self._ended is not None:
+            raise TransportClosed(1006, "peer gone")
+        if self._send_dead:
+            return True
+        frame = text_frame(text)
+        if not self._pending:
+            try:
+                sent = self._sock.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._send_dead = True
+                return True
+            if sent == len(frame):
+                return True
+            frame = frame[sent:]
+        self._pending += frame
+        return False
+
+    async def drain(self) -> None:
+        """Wait until everything queued has gone to the kernel."""
+        if self._pending:
+            await self._send_bytes(b"")
+
+    async def _send_bytes(self, frame: bytes) -> None:
+        if self._send_dead:
+            return
+        if not self._pending:
+            try:
+                sent = self._sock.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._send_dead = True
+                return
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
+        self._pending += frame
+        async with self._send_lock:  # whoever gets here first flushes everything queued, in order
+            while self._pending and not self._send_dead:
+                try:
+                    await trio.lowlevel.wait_writable(self._fd)
+                    sent = self._sock.send(self._pending)
+                except BlockingIOError:
+                    continue
+                except (OSError, trio.ClosedResourceError):
+                    self._send_dead = True
+                    self._pending.clear()
+                    return
+                del self._pending[:sent]
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.done.is_set():
+            return
+        if self._ended is None and self._reader.closed is None and not self._send_dead:
+            with trio.move_on_after(_CLOSE_WAIT_S):
+                await self._send_bytes(close_frame(code, reason))
+                if self._handed.is_set():  # we own the read side: wait for the peer's close
+                    while self._reader.closed is None:
+                        self._reader.messages.clear()
+                        await self._read()
+                    self._reader.replies.clear()  # its close answers ours: nothing more to send
+        self._ended = self._ended or (code, reason or "closed by us")
+        if self._reader.closed is None:
+            self._reader.closed = (code, "closed by us")
+        await self._finish()
+
+    async def _finish(self) -> None:
+        """Close the socket and let hypercorn's reader resume (it then tidies the connection)."""
+        if self.done.is_set():
+            return
+        if self._reader.replies:
+            with trio.move_on_after(_CLOSE_WAIT_S):
+                await self._flush_replies()
+        self._send_dead = True
+        self.done.set()
+        self._handed.set()
+        self._stream.socket.close()  # wakes any task waiting on it with ClosedResourceError
+
+
+# -- the hypercorn side ----------------------------------------------------------------------------
+
+class _Offer:
+    """What the route finds at scope["extensions"][EXTENSION]: accept on the raw socket."""
+
+    def __init__(self, stream: "Any") -> None:
+        self._ws = stream
+
+    async def accept(self, subprotocol: str | None) -> RawMediaTransport:
+        return await self._ws.accept_raw(subprotocol)
+
+
+class _OfferingTaskGroup:
+    """Hypercorn's per-connection task group, putting the offer into the scope it spawns with."""
+
+    def __init__(self, inner: Any, offer: _Offer) -> None:
+        self._inner = inner
+        self._offer = offer
+
+    async def spawn_app(self, app: Any, config: Any, scope: Any, send: Any) -> Any:
+        scope.setdefault("extensions", {})[EXTENSION] = self._offer
+        return await self._inner.spawn_app(app, config, scope, send)
+
+    def spawn(self, func: Any, *args: Any) -> None:
+        self._inner.spawn(func, *args)
+
+
+def _raw_stream(send: Any) -> trio.SocketStream | None:
+    """The plain TCP stream under hypercorn's h11 protocol (None: TLS, HTTP/2, not hypercorn's trio worker)."""
+    protocol = getattr(send, "__self__", None)  # H11Protocol.stream_send
+    server = getattr(getattr(protocol, "send", None), "__self__", None)  # TCPServer.protocol_send
+    stream = getattr(server, "stream", None)
+    return stream if isinstance(stream, trio.SocketStream) else None
+
+
+def install(max_message: int) -> None:
+    """Make hypercorn's h11 websocket streams offer the raw path (idempotent)."""
+    from hypercorn.protocol import h11 as h11_protocol
+    from hypercorn.protocol import ws_stream
+    from hypercorn.protocol.events import Data, StreamClosed
+
+    if getattr(h11_protocol.WSStream, "agentlocator_raw", False):
+        return
+    base = h11_protocol.WSStream
+
+    class MediaWSStream(base):  # type: ignore[misc, valid-type]
+        agentlocator_raw = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._raw: RawMediaTransport | None = None
+            self._socket = _raw_stream(self.send)
+            if self._socket is not None:
+                self.task_group = _OfferingTaskGroup(self.task_group, _Offer(self))
+
+        async def accept_raw(self, subprotocol: str | None) -> RawMediaTransport:
+            if self._socket is None or self.state != ws_stream.ASGIWebsocketState.HANDSHAKE:
+                raise RuntimeError("the raw media path is not available on this connection")
+            self._raw = RawMediaTransport(self._socket, max_message)  # before the 101: the first bytes go to it
+            await self._accept({"type": "websocket.accept", "subprotocol": subprotocol, "headers": []})
+            return self._raw
+
+        async def handle(self, event: Any) -> None:
+            raw = self._raw
+            if raw is None:
+                return await super().handle(event)
+            if isinstance(event, Data):
+                if not raw.done.is_set():
+                    await raw.hand_over(event.data)
+                self.state = ws_stream.ASGIWebsocketState.CLOSED  # no close frame from hypercorn
+                return None
+            if isinstance(event, StreamClosed):
+                if self.closed:
+                    return None
+                self.closed = True
+                self.state = ws_stream.ASGIWebsocketState.CLOSED
+                code, reason = raw.stream_closed()
+                if self.app_put is not None:
+                    await self.app_put({"type": "websocket.disconnect", "code": code, "reason": reason})
+                return None
+            return await super().handle(event)
+
+        async def app_send(self, message: Any) -> None:
+            if self._raw is not None and message is None:
+                self.state = ws_stream.ASGIWebsocketState.CLOSED  # the raw transport closed it
+            await super().app_send(message)
+
+    h11_protocol.WSStream = MediaWSStream  # type: ignore[misc]

@@ -1,0 +1,154 @@
+"""The shared frame tick in virtual time: the pacer's steady frames go out in the tick's pass,
+20 ms apart, each late by the same amount (under one period), marks and clears as before;
+a send the kernel could not take, or a failing one, hands the pacer back to its task."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import trio
+
+from native.config import TimingConfig
+from server.frame_tick import PERIOD_S, FrameTick
+from server.pacer import Pacer
+from server.transport import TransportClosed
+from server.twilio_codec import TwilioFrames
+
+from .fakes import tone_pcm
+
+
+class NowaitWire:
+    """A transport whose socket takes frames at once, unless told it is full."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, dict, str]] = []  # (time, message, "tick" | "task")
+        self.full = False
+        self.drains = 0
+        self.queued: list[str] = []
+        self.fail: Exception | None = None
+
+    async def send(self, text: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self.sent.append((trio.current_time(), json.loads(text), "task"))
+
+    def send_nowait(self, text: str) -> bool:
+        if self.fail is not None:
+            raise self.fail
+        if self.full:
+            self.queued.append(text)
+            return False
+        self.sent.append((trio.current_time(), json.loads(text), "tick"))
+        return True
+
+    async def drain(self) -> None:
+        self.drains += 1
+        await trio.lowlevel.checkpoint()
+        self.full = False
+        for text in self.queued:
+            self.sent.append((trio.current_time(), json.loads(text), "drained"))
+        self.queued.clear()
+
+    def media(self) -> list[tuple[float, str]]:
+        return [(t, how) for t, m, how in self.sent if m["event"] == "media"]
+
+
+def ticked_pacer(wire: NowaitWire, tick: FrameTick, cfg: TimingConfig | None = None) -> Pacer:
+    return Pacer(cfg or TimingConfig(), wire.send, TwilioFrames("MZ"), send_nowait=wire.send_nowait,
+                 drain=wire.drain, tick=tick)
+
+
+async def test_steady_frames_go_out_in_the_tick_20_ms_apart(autojump_clock) -> None:
+    cfg = TimingConfig()
+    wire, tick = NowaitWire(), FrameTick()
+    pacer = ticked_pacer(wire, tick, cfg)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pacer.run)
+        await trio.sleep(0.0071)  # off the tick's grid
+        t0 = trio.current_time()
+        await pacer.write_pcm16(tone_pcm(8000 * 3), pacer.epoch)  # 3 s
+        pacer.cue(pacer.epoch, mark="done")
+        await trio.sleep(4.0)
+        nursery.cancel_scope.cancel()
+    media = wire.media()
+    assert len(media) == 150
+    lead_frames = cfg.pacer_lead_ms // 20 + 1
+    assert all(t == t0 and how == "task" for t, how in media[:lead_frames])  # the reply starts at once
+    rest = media[lead_frames:]
+    assert {how for _, how in rest} == {"tick"}
+    late = [t - (t0 + k * 0.02 - cfg.pacer_lead_ms / 1000) for k, (t, _) in enumerate(media) if k >= lead_frames]
+    assert 0 <= min(late) and max(late) < PERIOD_S and max(late) - min(late) < 1e-6  # the same lateness for all
+    assert all(abs((b - a) - 0.02) < 1e-6 for (a, _), (b, _) in zip(rest, rest[1:]))
+    assert [m["event"] for _, m, _ in wire.sent][-1] == "mark"  # the mark after its frames, by the task
+    assert tick.passes >= 140
+
+
+async def test_clear_while_parked_stops_the_frames(autojump_clock) -> None:
+    wire, tick = NowaitWire(), FrameTick()
+    pacer = ticked_pacer(wire, tick)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pacer.run)
+        await pacer.write_pcm16(tone_pcm(8000 * 2), pacer.epoch)
+        await trio.sleep(0.5)
+        before = len(wire.media())
+        pacer.clear()
+        await trio.sleep(1.0)
+        assert len(wire.media()) == before  # nothing of the old reply after the clear
+        t1 = trio.current_time()
+        await pacer.write_pcm16(tone_pcm(800), pacer.epoch)  # a new reply starts at once
+        await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+    assert [t for t, _ in wire.media()][before] == t1
+
+
+async def test_a_full_socket_hands_back_to_the_task_which_drains(autojump_clock) -> None:
+    wire, tick = NowaitWire(), FrameTick()
+    pacer = ticked_pacer(wire, tick)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pacer.run)
+        await pacer.write_pcm16(tone_pcm(8000), pacer.epoch)
+        await trio.sleep(0.3)
+        wire.full = True
+        await trio.sleep(0.05)
+        assert wire.drains == 1 and not wire.queued
+        await trio.sleep(1.0)
+        nursery.cancel_scope.cancel()
+    assert len(wire.media()) == 50 and pacer.frames_sent == 50
+    assert [how for _, how in wire.media()].count("drained") == 1
+
+
+async def test_a_failing_send_raises_in_the_pacer_task(autojump_clock) -> None:
+    wire, tick = NowaitWire(), FrameTick()
+    pacer = ticked_pacer(wire, tick)
+    with pytest.raises(BaseExceptionGroup) as caught:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pacer.run)
+            await pacer.write_pcm16(tone_pcm(8000), pacer.epoch)
+            await trio.sleep(0.3)
+            wire.fail = TransportClosed(1006, "peer gone")
+            await trio.sleep(1.0)
+    assert caught.value.subgroup(TransportClosed) is not None  # raised in the pacer's own task
+    assert not tick._parked  # noqa: SLF001 - nothing left parked
+
+
+async def test_a_short_lead_keeps_the_pacers_own_timer(autojump_clock) -> None:
+    cfg = TimingConfig(pacer_lead_ms=40)
+    wire, tick = NowaitWire(), FrameTick()
+    pacer = ticked_pacer(wire, tick, cfg)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pacer.run)
+        await pacer.write_pcm16(tone_pcm(1600), pacer.epoch)
+        await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+    assert {how for _, how in wire.media()} == {"task"} and tick.passes == 0
+
+
+async def test_a_cancelled_pacer_leaves_the_tick(autojump_clock) -> None:
+    wire, tick = NowaitWire(), FrameTick()
+    pacer = ticked_pacer(wire, tick)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pacer.run)
+        await pacer.write_pcm16(tone_pcm(8000), pacer.epoch)
+        await trio.sleep(0.3)
+        assert pacer in tick._parked  # noqa: SLF001
+        nursery.cancel_scope.cancel()
+    assert not tick._parked  # noqa: SLF001

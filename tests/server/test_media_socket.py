@@ -1,0 +1,121 @@
+"""The hand-written websocket framing of the media path (server.media_socket), as pure code:
+client frames in any chunking, fragmentation, control frames, every protocol error with its
+close code, and the server's own frames."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from server.media_socket import FrameReader, close_frame, text_frame, unmask
+
+MAX = 64 * 1024
+
+
+def client_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes = b"\x37\xfa\x21\x3d",
+                 masked: bool = True, rsv: int = 0) -> bytes:
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | rsv | opcode])
+    bit = 0x80 if masked else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 65536:
+        head += bytes([bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([bit | 127]) + n.to_bytes(8, "big")
+    if not masked:
+        return head + payload
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def parse_server_frame(data: bytes) -> tuple[int, bytes]:
+    assert data[0] & 0x80 and not data[1] & 0x80  # final, unmasked
+    n, at = data[1] & 0x7F, 2
+    if n == 126:
+        n, at = int.from_bytes(data[2:4], "big"), 4
+    elif n == 127:
+        n, at = int.from_bytes(data[2:10], "big"), 10
+    assert len(data) == at + n
+    return data[0] & 0x0F, data[at:]
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 9, 160, 216, 1001])
+def test_unmask_matches_the_byte_by_byte_definition(n: int) -> None:
+    payload, mask = os.urandom(n), os.urandom(4)
+    assert unmask(payload, mask) == bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+@pytest.mark.parametrize("n", [0, 125, 126, 300, 65535, 65536, 70000])
+def test_text_frames_use_the_shortest_length_form(n: int) -> None:
+    opcode, payload = parse_server_frame(text_frame("x" * n))
+    assert (opcode, payload) == (1, b"x" * n)
+    assert len(text_frame("x" * n)) - n == (2 if n < 126 else 4 if n < 65536 else 10)
+
+
+def test_messages_come_out_whole_whatever_the_chunking() -> None:
+    texts = ['{"event":"media"}', "ש" * 100, "y" * 300, "z" * 70]
+    wire = b"".join(client_frame(1, t.encode()) for t in texts)
+    for step in (1, 2, 7, 64, len(wire)):
+        reader = FrameReader(MAX)
+        for i in range(0, len(wire), step):
+            reader.feed(wire[i:i + step])
+        assert list(reader.messages) == texts and reader.closed is None and not reader.replies
+
+
+def test_fragments_are_joined_and_a_ping_between_them_is_answered() -> None:
+    reader = FrameReader(MAX)
+    reader.feed(client_frame(1, b'{"event":', fin=False) + client_frame(9, b"hi")
+                + client_frame(0, b'"start"', fin=False) + client_frame(0, b"}"))
+    assert list(reader.messages) == ['{"event":"start"}']
+    assert [parse_server_frame(r) for r in reader.replies] == [(0xA, b"hi")]
+
+
+def test_binary_is_decoded_leniently_and_pongs_are_ignored() -> None:
+    reader = FrameReader(MAX)
+    reader.feed(client_frame(2, b"ok\xff") + client_frame(0xA, b""))
+    assert list(reader.messages) == ["ok\ufffd"] and not reader.replies
+
+
+@pytest.mark.parametrize("wire, code", [
+    (client_frame(1, b"x", masked=False), 1002),
+    (client_frame(1, b"x", rsv=0x40), 1002),  # permessage-deflate was never negotiated
+    (client_frame(3, b"x"), 1002),
+    (client_frame(0, b"x"), 1002),
+    (client_frame(1, b"a", fin=False) + client_frame(1, b"b"), 1002),
+    (client_frame(9, b"p" * 126), 1002),
+    (client_frame(9, b"p", fin=False), 1002),
+    (client_frame(8, b"\x03"), 1002),
+    (client_frame(1, b"\xff\xfe"), 1007),
+    (client_frame(1, b"x" * (MAX + 1))[:20], 1009),  # refused at its header: the payload never waited for
+    (client_frame(1, b"x" * (MAX // 2), fin=False) + client_frame(0, b"x" * (MAX // 2 + 1))[:20], 1009),
+])
+def test_protocol_errors_close_with_their_code(wire: bytes, code: int) -> None:
+    reader = FrameReader(MAX)
+    reader.feed(wire)
+    assert reader.closed is not None and reader.closed[0] == code
+    opcode, payload = parse_server_frame(reader.replies[-1])
+    assert opcode == 8 and int.from_bytes(payload[:2], "big") == code
+    reader.feed(client_frame(1, b"after"))  # ignored once closed
+    assert not reader.messages
+
+
+def test_messages_before_an_error_are_kept() -> None:
+    reader = FrameReader(MAX)
+    reader.feed(client_frame(1, b"first") + client_frame(1, b"x", masked=False))
+    assert list(reader.messages) == ["first"] and reader.closed == (1002, "client frame not masked")
+
+
+@pytest.mark.parametrize("payload, closed", [
+    (b"\x03\xe8bye", (1000, "bye")), (b"", (1000, "closed")), (b"\x03\xe9", (1001, "dropped")),
+])
+def test_the_peers_close_is_answered_and_reported(payload: bytes, closed: tuple[int, str]) -> None:
+    reader = FrameReader(MAX)
+    reader.feed(client_frame(1, b"last") + client_frame(8, payload))
+    assert list(reader.messages) == ["last"] and reader.closed == closed
+    opcode, body = parse_server_frame(reader.replies[-1])
+    assert opcode == 8 and int.from_bytes(body[:2], "big") == closed[0]
+
+
+def test_close_frame_without_code() -> None:
+    assert parse_server_frame(close_frame(0)) == (8, b"")
+    assert parse_server_frame(close_frame(1011, "x" * 200))[1] == b"\x03\xf3" + b"x" * 120
