@@ -30,7 +30,11 @@ def _one(lines: list[dict], **match: object) -> dict:
 
 
 async def test_two_workers_share_port_metrics_tokens_and_store(tmp_path: Path) -> None:
-    server = ServerProc(tmp_path, {"DATABASE_URL": f"sqlite:///{tmp_path / 'agent.db'}"}, ["--workers", "2"])
+    # A short lease: the keeper (every third of it) replays a journal soon. Steering by SIGSTOP
+    # can stop a worker inside a write transaction; its sibling's write then waits out SQLite's
+    # busy timeout and goes to the journal (durable call ends), to land at the next replay.
+    server = ServerProc(tmp_path, {"DATABASE_URL": f"sqlite:///{tmp_path / 'agent.db'}",
+                                   "INSTANCE_LEASE_SECONDS": "3"}, ["--workers", "2"])
     try:
         await server.ready(workers=2)
         pids = server.worker_pids()
@@ -82,6 +86,16 @@ async def test_two_workers_share_port_metrics_tokens_and_store(tmp_path: Path) -
                            and ln.get("call_sid") == ids.call_sid and ln.get("reason") == "refused: replay"]
                 assert refusal and refusal[-1]["worker"] == index
 
+        # both finished calls are in the store (through the journal if a write met a stopped worker's lock)
+        with trio.fail_after(30):
+            while True:
+                status, _, body = await ahttp("GET", server.port, "/api/calls")
+                assert status == 200
+                done = {c["call_sid"]: c for c in json.loads(body)}
+                if all(done.get(sid, {}).get("close_reason") for sid in (sid_p, sid_q)):
+                    break
+                await trio.sleep(0.2)
+
         # the dashboard, on worker 0, sees worker 1's live call and both finished ones
         async with trio.open_nursery() as nursery:
             outcome: dict = {}
@@ -131,7 +145,11 @@ def _alive(pid: int) -> bool:
 
 
 async def test_a_dead_worker_is_replaced_and_workers_die_with_their_parent(tmp_path: Path) -> None:
-    server = ServerProc(tmp_path, {"DATABASE_URL": f"sqlite:///{tmp_path / 'agent.db'}"}, ["--workers", "2"])
+    # A short lease: the keeper (every third of it) replays a journal soon. Steering by SIGSTOP
+    # can stop a worker inside a write transaction; its sibling's write then waits out SQLite's
+    # busy timeout and goes to the journal (durable call ends), to land at the next replay.
+    server = ServerProc(tmp_path, {"DATABASE_URL": f"sqlite:///{tmp_path / 'agent.db'}",
+                                   "INSTANCE_LEASE_SECONDS": "3"}, ["--workers", "2"])
     try:
         await server.ready(workers=2)
         first = server.worker_pids()
