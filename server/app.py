@@ -78,12 +78,18 @@ class _WebsocketConnection(TrioASGIWebsocketConnection):
                     self.scope["agentlocator.disconnected"] = True  # type: ignore[typeddict-unknown-key]
                     await self.send_channel.send(_Disconnected(1009, "message too big"))  # type: ignore[arg-type]
                     break
+                if self.scope.get("agentlocator.closing"):
+                    # We closed: nobody reads any more. Queued, the peer's last frames would
+                    # fill the channels and stall hypercorn's reader before the peer's close
+                    # reply, and the connection would never be shut.
+                    continue
                 await self.send_channel.send(message)
             elif event["type"] == "websocket.disconnect":
                 code = int(event.get("code", 1006))
                 reason = event.get("reason") or ("closed" if code == 1000 else "dropped")
                 self.scope["agentlocator.disconnected"] = True  # type: ignore[typeddict-unknown-key]
-                await self.send_channel.send(_Disconnected(code, reason))  # type: ignore[arg-type]
+                if not self.scope.get("agentlocator.closing"):  # (after our close nobody reads it)
+                    await self.send_channel.send(_Disconnected(code, reason))  # type: ignore[arg-type]
                 break
         await trio.sleep(CLOSE_GRACE_S)
         nursery.cancel_scope.cancel()
@@ -132,6 +138,7 @@ class QuartTransport:
             self._closed = True
             return
         self._closed = True
+        self._scope["agentlocator.closing"] = True
         try:
             await self._ws.close(code, reason)
         except Exception:  # noqa: BLE001 - already closing
