@@ -110,7 +110,9 @@ async def test_a_slow_database_2s_per_write_a_whole_call_nothing_lost_the_hang_u
         [end] = [e for e in events if e["event"] == "CALL_END"]
         assert end["reason"] == "agent_hangup"
         assert call_s < end["duration_ms"] / 1000 + 5, (call_s, end["duration_ms"])
-        assert watch.loop_lag_s < 0.5 and watch.thread_wait_s < 0.5, (watch.loop_lag_s, watch.thread_wait_s)
+        # Loose bounds (a loaded 2-core box lags a few hundred ms); a write blocking the loop, or
+        # holding the threads speech uses, would show as 2 s.
+        assert watch.loop_lag_s < 1.0 and watch.thread_wait_s < 1.0, (watch.loop_lag_s, watch.thread_wait_s)
         # Writes were still queued at the hang-up (2 s each): they landed after it.
         assert end_landed_s > 2 and slow["commits"] > 10
 
