@@ -210,7 +210,10 @@ class CallSession:
                     raise
             finally:
                 with trio.CancelScope(shield=True):
-                    lead_outcome = await self._finish(start)
+                    try:
+                        lead_outcome = await self._finish(start)
+                    finally:
+                        self._rec_send.close()  # the writer ends, whatever happened in _finish
         return self._result(lead_outcome)
 
     def _result(self, outcome: str = "none") -> CallResult:
