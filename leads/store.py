@@ -697,7 +697,8 @@ class SqlRecorder(CallRecorder):
         record = {"id": uuid.uuid4().hex, "op": op.kind, "call_sid": op.call_sid, "owner": self.store.me.id,
                   "args": op.args}
         journal.reserve(op.call_sid)
-        failure = await journal.append(record)
+        with trio.CancelScope(shield=True):  # reserved: it must be appended, whoever gives up waiting
+            failure = await journal.append(record)
         reason = why if isinstance(why, str) else describe(why)
         log_event("STORE", logging.WARNING, state="journaled", call_sid=op.call_sid, op=what, reason=reason,
                   pending=len(journal.pending), durable=failure is None and journal.path is not None)
@@ -709,20 +710,24 @@ class SqlRecorder(CallRecorder):
     async def _write(self, what: str, op: Op) -> bool:
         """True once the database has it; False if it went to the journal (or was dropped)."""
         store, journal = self.store, self.store.journal
-        if journal.has_pending(op.call_sid) or not store.health.usable():
-            if store.health.usable():
-                # The database may be back: this call's journaled writes first, in order.
-                await replay_journal(store)
-            if journal.has_pending(op.call_sid) or not store.health.usable():
-                await self._to_journal(what, op, "queued behind journaled writes" if journal.has_pending(op.call_sid)
-                                       else "database down")
-                return False
         try:
+            if journal.has_pending(op.call_sid) or not store.health.usable():
+                if store.health.usable():
+                    # The database may be back: this call's journaled writes first, in order
+                    # (on a slow database this can outlast the session's wait: see below).
+                    await replay_journal(store)
+                if journal.has_pending(op.call_sid) or not store.health.usable():
+                    await self._to_journal(what, op, "queued behind journaled writes"
+                                           if journal.has_pending(op.call_sid) else "database down")
+                    return False
+            # No checkpoint between the attempt that stored it and this returning: a
+            # cancellation seen here means the database does not have the write.
             failed = await self._attempts(what, op, retries=not store.health.down)
         except trio.Cancelled:
-            # The session gave up waiting: the write must not be lost with the wait.
-            with trio.CancelScope(shield=True):
-                await self._to_journal(what, op, "cancelled while retrying")
+            # The session gave up waiting (replaying the backlog, or retrying): the write must
+            # not be lost with the wait. (Not journaled yet: _to_journal, once begun, finishes
+            # without a checkpoint a cancellation could be seen at.)
+            await self._to_journal(what, op, "cancelled while waiting")
             raise
         if failed is None:
             return True

@@ -341,6 +341,34 @@ async def test_writes_of_other_calls_go_on_while_one_calls_writes_wait_in_the_jo
         store.close()
 
 
+async def test_a_write_cut_short_while_the_backlog_replays_is_journaled_not_lost(
+        outage: Outage, tmp_path: Path, virtual_clock: trio.testing.MockClock) -> None:
+    # The session bounds each write (10 s). A call's write that first replays the call's
+    # journaled backlog (2 s a write on a slow database: longer than that) is cut short there:
+    # it must still be kept (journaled), and land in order with the rest.
+    store = outage.open(tmp_path / "journal")
+    rec = SqlRecorder(store)
+    call = Call(rec)
+    try:
+        await call.start()
+        outage.down()
+        await call.turn(1)
+        outage.up()
+        await trio.sleep(3)  # past the probe interval: the next write replays the backlog first
+        with trio.CancelScope() as scope:
+            scope.cancel()  # the session's bound, as it would expire during that replay
+            await rec.transcript_turn(SID, "caller", "caller 2", call.t, call.t + 900, True)
+        call.lines.append("caller 2")
+        call.t += 1000
+        assert store.journal.pending and store.journal.pending[-1]["args"]["text"] == "caller 2"
+        await call.turn(3)
+        assert caller_lines(store) == call.lines  # nothing lost, in order
+        assert not store.journal.pending
+    finally:
+        outage.up()
+        store.close()
+
+
 # -- a process that died with journaled writes -----------------------------------------------
 
 CHILD = Path(__file__).with_name("journal_child.py")
