@@ -573,32 +573,36 @@ def _wake(store: Store) -> None:
         store.outbox_wakeup.set()
 
 
-async def replay_journal(store: Store) -> int:
+async def replay_journal(store: Store, deadline: float | None = None) -> int:
     """Apply this process's journaled writes in order until the first one the database does
-    not take. Returns how many were applied."""
+    not take (or, past ``deadline``, before the next one: the keeper goes on with the rest).
+    Returns how many were applied."""
     journal = store.journal
     if not journal.pending:
         return 0
     applied = ends = 0
     async with store.replay_lock:
-        while journal.pending:
-            record = journal.pending[0]
-            try:
-                await store.run(store.apply_record, record)
-            except WRITE_ERRORS as exc:
-                if not is_permanent(exc):
-                    store.health.failed(exc, "store.replay")
-                    break
-                _log_db_error(f"replay.{record['op']}", record["call_sid"], exc)  # dropped for good
-            journal.applied(record)
-            applied += 1
-            ends += record["op"] in ("end", "lead")
-        if applied:
-            store.health.ok()
-            await journal.mark_done()
-            log_event("STORE", state="replayed", applied=applied, left=len(journal.pending), source="own")
-    if ends:
-        _wake(store)
+        try:
+            while journal.pending and (deadline is None or trio.current_time() < deadline):
+                record = journal.pending[0]
+                try:
+                    await store.run(store.apply_record, record)
+                except WRITE_ERRORS as exc:
+                    if not is_permanent(exc):
+                        store.health.failed(exc, "store.replay")
+                        break
+                    _log_db_error(f"replay.{record['op']}", record["call_sid"], exc)  # dropped for good
+                journal.applied(record)
+                applied += 1
+                ends += record["op"] in ("end", "lead")
+        finally:  # cut short too: what was applied is accounted for
+            if applied:
+                store.health.ok()
+                log_event("STORE", state="replayed", applied=applied, left=len(journal.pending), source="own")
+                with trio.CancelScope(shield=True):
+                    await journal.mark_done()
+            if ends:
+                _wake(store)
     return applied
 
 
@@ -713,9 +717,9 @@ class SqlRecorder(CallRecorder):
         try:
             if journal.has_pending(op.call_sid) or not store.health.usable():
                 if store.health.usable():
-                    # The database may be back: this call's journaled writes first, in order
-                    # (on a slow database this can outlast the session's wait: see below).
-                    await replay_journal(store)
+                    # The database may be back: this call's journaled writes first, in order,
+                    # for as long as one write may try (the keeper replays the rest).
+                    await replay_journal(store, deadline=trio.current_time() + self.policy.budget_s)
                 if journal.has_pending(op.call_sid) or not store.health.usable():
                     await self._to_journal(what, op, "queued behind journaled writes"
                                            if journal.has_pending(op.call_sid) else "database down")

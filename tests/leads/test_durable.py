@@ -9,6 +9,7 @@ test_durable_calls.py.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import subprocess
@@ -33,6 +34,16 @@ from .faults import TcpProxy, sqlite_faults
 
 PHONE = "+972501234567"
 SID = "CA" + "d" * 32
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The JSON log lines, in a stream that stays open (a test's captured stdout is closed
+    after it: later tests' background lines would hit a closed file)."""
+    from telemetry import logs
+    stream = io.StringIO()
+    logs.configure(stream=stream)
+    yield stream
 
 
 @pytest.fixture
@@ -234,9 +245,7 @@ async def test_a_write_failing_for_a_moment_is_retried_and_lands(
 # -- outages in virtual time -----------------------------------------------------------------
 
 async def test_database_down_30s_mid_call_nothing_lost_and_the_final_summary_goes_out_once(
-        outage: Outage, tmp_path: Path, fake_twilio: Any, virtual_clock: trio.testing.MockClock, capsys) -> None:
-    from telemetry import logs
-    logs.configure()
+        outage: Outage, tmp_path: Path, fake_twilio: Any, virtual_clock: trio.testing.MockClock, json_log: io.StringIO) -> None:
     store = outage.open(tmp_path / "journal")
     rec = SqlRecorder(store)
     call = Call(rec)
@@ -270,7 +279,7 @@ async def test_database_down_30s_mid_call_nothing_lost_and_the_final_summary_goe
         [msg] = fake_twilio.messages()
         assert msg["Body"] == "סיכום סופי: פגישה ביום ראשון"
         assert not store.journal.pending
-        out = capsys.readouterr().out
+        out = json_log.getvalue()
         events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         states = [e.get("state") for e in events if e["event"] == "STORE"]
         assert "down" in states and "journaled" in states and "replayed" in states and "up" in states
@@ -503,9 +512,7 @@ def _nothing_lost_nothing_twice(store: Store, call: LongCall, fake_twilio: Any) 
 
 
 async def test_sqlite_disk_full_mid_call_a_clear_error_the_call_goes_on_and_everything_lands_once(
-        sqlite_url: str, tmp_path: Path, fake_twilio: Any, virtual_clock: trio.testing.MockClock, capsys) -> None:
-    from telemetry import logs
-    logs.configure()
+        sqlite_url: str, tmp_path: Path, fake_twilio: Any, virtual_clock: trio.testing.MockClock, json_log: io.StringIO) -> None:
     store = Store.open(sqlite_url, {}, journal_dir=tmp_path / "journal")  # the journal on another disk
     faults = sqlite_faults(store.engine)
     try:
@@ -514,7 +521,7 @@ async def test_sqlite_disk_full_mid_call_a_clear_error_the_call_goes_on_and_ever
         # The call went on: no write of it waited past the session's bound for one write (10 s),
         # and once the database was known full they went straight to the journal.
         assert max(took) < 10, took
-        out = capsys.readouterr().out
+        out = json_log.getvalue()
         # One ERROR when the disk filled, one line when it was back (no up/down flapping while
         # the lease, an update in place, still fits).
         [down] = [e for e in log_events(out, "STORE") if e["state"] == "down"]
@@ -530,14 +537,12 @@ async def test_sqlite_disk_full_mid_call_a_clear_error_the_call_goes_on_and_ever
 
 
 async def test_disk_full_for_the_journal_too_the_writes_are_held_in_memory_and_the_call_goes_on(
-        sqlite_url: str, tmp_path: Path, fake_twilio: Any, virtual_clock: trio.testing.MockClock, capsys) -> None:
+        sqlite_url: str, tmp_path: Path, fake_twilio: Any, virtual_clock: trio.testing.MockClock, json_log: io.StringIO) -> None:
     # The journal's file is /dev/full (the kernel's own ENOSPC on every write, no root needed):
     # the journaled writes are held in this process's memory only. What is lost, and only if
     # the process dies before the database takes them again: those writes (here the call's
     # last turns, its lead updates and its end, so the final summary too). The call goes on
     # regardless, and once the database has space everything lands, once.
-    from telemetry import logs
-    logs.configure()
     store = Store.open(sqlite_url, {}, journal_dir=tmp_path / "journal")
     assert store.journal.path is not None
     store.journal.path.parent.mkdir(parents=True, exist_ok=True)
@@ -548,7 +553,7 @@ async def test_disk_full_for_the_journal_too_the_writes_are_held_in_memory_and_t
         _nothing_lost_nothing_twice(store, call, fake_twilio)
         assert max(took) < 10, took
         assert store.journal.durable_failures >= 5  # every journaled write was in memory only
-        out = capsys.readouterr().out
+        out = json_log.getvalue()
         journaled = [e for e in log_events(out, "STORE") if e["state"] == "journaled"]
         assert journaled and not any(e["durable"] for e in journaled)
         errors = [e for e in log_events(out, "ERROR") if e.get("where") == "store.journal"]
