@@ -716,10 +716,11 @@ class SqlRecorder(CallRecorder):
         store, journal = self.store, self.store.journal
         try:
             if journal.has_pending(op.call_sid) or not store.health.usable():
-                if store.health.usable():
+                if store.health.usable() and not store.replay_lock.locked():
                     # The database may be back: this call's journaled writes first, in order,
-                    # for as long as one write may try (the keeper replays the rest).
-                    await replay_journal(store, deadline=trio.current_time() + self.policy.budget_s)
+                    # for half of what one write may try (the keeper replays the rest; one
+                    # replaying already takes this write too, queued behind).
+                    await replay_journal(store, deadline=trio.current_time() + self.policy.budget_s / 2)
                 if journal.has_pending(op.call_sid) or not store.health.usable():
                     await self._to_journal(what, op, "queued behind journaled writes"
                                            if journal.has_pending(op.call_sid) else "database down")

@@ -143,10 +143,15 @@ def _check(backend: str, events: list[dict], outcome: Any, observer: Observer, s
         [msg] = fake_twilio.messages()
         assert msg["Body"] == item["body"] and "פגישה:" in msg["Body"]  # the final summary: the meeting
         assert not store.journal.pending
-        assert not [e for e in events if e["event"] == "ERROR" and "no answer within" in str(e.get("error"))]
+        # A write the session stopped waiting for (its 10 s bound; rare: lock contention and a
+        # backlog both on a database this slow) was journaled, not lost (checked above).
+        gave_up = [e for e in events if e["event"] == "ERROR" and "no answer within" in str(e.get("error"))]
+        kept = [e for e in events if e["event"] == "STORE" and e.get("reason") == "cancelled while waiting"]
+        assert len(gave_up) == len(kept), (gave_up, kept)
         print(f"\n{backend}, 2 s per write: call {call_s:.1f} s (server {end['duration_ms'] / 1000:.1f} s), "
               f"call end stored {end_landed_s:.1f} s and follow-up sent {sent_s:.1f} s after the hang-up; "
               f"{slow['commits']} slow commits; loop lag max {watch.loop_lag_s * 1000:.0f} ms, "
               f"speech thread wait max {watch.thread_wait_s * 1000:.0f} ms; "
               f"turn latency max {max(outcome.figures.turn_latency_ms):.0f} ms; "
-              f"journaled {sum(1 for e in events if e['event'] == 'STORE' and e.get('state') == 'journaled')}")
+              f"journaled {sum(1 for e in events if e['event'] == 'STORE' and e.get('state') == 'journaled')}, "
+              f"{len(gave_up)} past the session's 10 s bound")
