@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Literal
+from typing import Any, AsyncIterator, Callable, Literal
 
 from speech.base import SpeechContext
 
@@ -50,6 +50,12 @@ class LeadState:
     slots: Slots = field(default_factory=Slots)
     status: LeadStatus = "new"
     meeting_at: dt.datetime | None = None  # aware, Asia/Jerusalem
+    # On a call we placed, "not a good time, call me at six": when to call back (aware). The
+    # store turns it into a new dial job at the call's end (leads.dialjobs).
+    callback_at: dt.datetime | None = None
+    # "Don't call me again" / "תורידו אותי": the number goes on the do-not-call list at the
+    # call's end (leads.optout), and no follow-up is sent.
+    do_not_call: bool = False
 
 
 # What one caller turn can hold: ~MAX_UTT of speech is a few dozen words; merged continuations
@@ -104,6 +110,27 @@ class Brain(abc.ABC):
     @abc.abstractmethod
     def summary(self) -> str:
         """The WhatsApp summary text (Hebrew for he-IL): the lead's details and the meeting."""
+
+    def call_out(self, ctx: Any) -> None:
+        """This call is one we placed (a :class:`dialog.outbound.OutboundContext`): open with
+        the lead's name and request, start from their known slots. Called once, before
+        :meth:`opening`. A brain that does not know how greets as on an inbound call."""
+
+    def set_calendar(self, busy: "Callable[[], list[tuple[dt.datetime, dt.datetime]]]", rules: object) -> None:
+        """The realtor's calendar (server.meeting_brain): ``busy()`` gives, at the moment windows
+        are chosen, the busy [start, end) intervals no offered window may touch (no I/O: a
+        cache); ``rules`` is the meeting's :class:`dialog.schedule.MeetingRules`. Brains that
+        offer no windows ignore it."""
+        return None
+
+    def slot_taken(self, at: dt.datetime) -> str | None:
+        """The window the caller just confirmed turned out taken in the calendar: undo the
+        booking and return what to say instead (the next free windows). None: not supported."""
+        return None
+
+    def bind_call(self, call_sid: str) -> None:
+        """The session tells the brain which call it serves (the booking links to its page)."""
+        return None
 
     def asking(self) -> str | None:
         """The slot the agent's last question asks for ("budget_ils", "area", "deal"...), or None."""

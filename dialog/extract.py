@@ -931,6 +931,29 @@ def busy(text: str) -> bool:
     return bool(_BUSY.search(normalize(text)))
 
 
+# After a booking: the caller calls the meeting off, or wants another time for it.
+_CANCELS_MEETING = re.compile(
+    r"((?:לבטל|תבטל(?:י|ו)?|בטל(?:י|ו)?|מבטל(?:ת|ים)?)\s+(?:את\s+)?(?:ה)?(?:פגישה|מועד)"
+    r"|cancel\s+(?:the\s+|my\s+|our\s+|this\s+|that\s+)?(?:meeting|appointment))",
+    re.IGNORECASE,
+)
+_MOVES_MEETING = re.compile(
+    r"((?:להזיז|תזיז(?:י|ו)?|לדחות|תדח(?:י|ו)|לשנות|תשנ(?:י|ו)|להקדים|תקדימ(?:י|ו))\s+(?:את\s+)?(?:ה)?(?:פגישה|מועד)"
+    r"|(?:מועד|יום|זמן|שעה)\s+אחר(?:ת)?"
+    r"|(?:move|reschedule|change|push\s+back|bring\s+forward)\s+(?:the\s+|my\s+|our\s+|this\s+|that\s+)?(?:meeting|appointment)"
+    r"|\breschedule\b|(?:another|different|other)\s+(?:day|time))",
+    re.IGNORECASE,
+)
+
+
+def cancels_meeting(text: str) -> bool:
+    return bool(_CANCELS_MEETING.search(normalize(text)))
+
+
+def moves_meeting(text: str) -> bool:
+    return bool(_MOVES_MEETING.search(normalize(text)))
+
+
 _ASKS_LISTINGS = re.compile(
     r"(אילו\s+דירות|איזה\s+דירות|מה\s+יש\s+ל(?:כם|ך)|יש\s+ל(?:כם|ך)\s+(?:דיר|נכס|משהו)|מה\s+המחיר|כמה\s+(?:זה\s+)?עולה|פנויות|מה\s+זמין"
     r"|תציעי\s+לי|תראי\s+לי|תשלחי\s+לי\s+דירות|what\s+(?:apartments|properties|do\s+you\s+have)|do\s+you\s+have\s+(?:any|an?\s)"

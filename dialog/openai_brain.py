@@ -43,11 +43,11 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import trio
 
-from dialog import cues, extract, guardrails, schedule
+from dialog import cues, extract, guardrails, outbound, schedule
 from dialog.base import Brain, CallerTurn
 from dialog.phrases import is_hebrew, table
 from dialog.prompt import CUT_MARK, FEW_SHOT, INTERRUPTED_MARK, SYSTEM_PROMPT_HE, TOOL_NAME, TOOLS, state_note
@@ -173,6 +173,11 @@ def make_client(config: OpenAIConfig) -> Any:
     )
 
 
+# A call we placed: the model must not greet again nor ask for what the form already told us.
+OUTBOUND_NOTE = ("שיחה יוצאת: את התקשרת לליד שהשאיר פרטים, והוא אישר שזה זמן טוב. אל תציגי את עצמך שוב "
+                 "ואל תשאלי על מה שכבר ידוע; המשיכי מהפרט החסר הבא.")
+
+
 class OpenAIBrain(Brain):
     name = "openai"
 
@@ -215,8 +220,15 @@ class OpenAIBrain(Brain):
     def finished(self) -> bool:
         return self._finished or self.rules.finished
 
+    def call_out(self, ctx: Any) -> None:
+        """A call we placed (dialog.outbound): the rules dialog holds the known slots and asks
+        "is this a good time?"; its answer (go on, or a callback time) is the rules' to handle,
+        then the model goes on from the slots already known."""
+        self.rules.call_out(ctx)
+        self.expecting = self._heard_expecting = "good_time"
+
     def opening(self) -> str:
-        text = self.say["opening"]
+        text = self.rules.opening() if self.rules.outbound is not None else self.say["opening"]
         self._said(text)
         return text
 
@@ -229,6 +241,27 @@ class OpenAIBrain(Brain):
 
     def summary(self) -> str:
         return self.rules.summary()
+
+    def set_calendar(self, busy: Callable[[], list[schedule.Busy]], rules: schedule.MeetingRules) -> None:
+        self.rules.set_calendar(busy, rules)
+
+    def slot_taken(self, at: dt.datetime) -> str:
+        """The confirmed window was taken in the calendar meanwhile: the next free ones, said by
+        the rules' line (the model hears it in the history like any reply of ours)."""
+        if self.fallback:
+            text = self.rules.slot_taken(at).text
+        else:
+            self.rules.busy.append((at, at + self.rules.meeting_rules.duration))
+            self.lead.meeting_at = None
+            if self.lead.status == "meeting_booked":
+                self.lead.status = "qualified"
+            self.chosen = None
+            self._finished = False
+            self.windows = schedule.offer_windows(
+                self.now, 3, exclude=[at], busy=self.rules.current_busy(), rules=self.rules.meeting_rules)
+            offer = self.say["offer_after_taken"].format(offer=schedule.say_offer(self.windows[:2], self.now, self.hebrew))
+            text = f"{self.say['slot_taken']} {offer}"
+        return self._said(text)
 
     def asking(self) -> str | None:
         if self.finished:
@@ -309,6 +342,17 @@ class OpenAIBrain(Brain):
             return
         if turn.interrupted_agent and cues.only_holds_floor(text, self.language):
             yield self._said(self.say["go_on"])
+            return
+        if outbound.asks_no_more_calls(text):
+            self.lead.do_not_call = True  # decided here, not by the model: never called again
+        if self.rules.outbound is not None and self.rules.phase == "collect" and outbound.not_now(text) \
+                and outbound.callback_time(text, self.now) is not None:
+            self.rules.phase = "good_time"  # cut short mid-call: the rules make the callback
+        if self.rules.phase in ("good_time", "callback_when"):  # a call we placed: can they talk now?
+            async for sentence in self._rules_turn(turn):
+                yield sentence
+            if self.rules.finished:
+                self._finished = True
             return
         if self.rules.pending is not None:
             settled = self.rules.settle_pending(text)
@@ -470,6 +514,8 @@ class OpenAIBrain(Brain):
             self.lead, self.caller_phone, self.now, self.windows, self.chosen, self.hebrew, sorted(self.rules.declined)
         )
         msgs = [{"role": "system", "content": SYSTEM_PROMPT_HE}, *FEW_SHOT, {"role": "system", "content": note}]
+        if self.rules.outbound is not None:
+            msgs.append({"role": "system", "content": OUTBOUND_NOTE})
         if self._omitted:
             msgs.append({"role": "system", "content": OMITTED_NOTE})
         msgs += self.history[-MAX_HISTORY_MESSAGES:]
@@ -550,7 +596,8 @@ class OpenAIBrain(Brain):
         if not missing and self.lead.status == "new":
             self.lead.status = "qualified"
         if not missing and not self.windows:
-            self.windows = schedule.offer_windows(self.now, 3)
+            self.windows = schedule.offer_windows(
+                self.now, 3, busy=self.rules.current_busy(), rules=self.rules.meeting_rules)
 
     # -- helpers -----------------------------------------------------------------------------------
 

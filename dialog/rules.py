@@ -27,9 +27,9 @@ import dataclasses
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Literal
+from typing import Any, AsyncIterator, Callable, Literal
 
-from dialog import cues, extract, guardrails, schedule, summary
+from dialog import cues, extract, guardrails, outbound, schedule, summary
 from dialog.base import Brain, CallerTurn, LeadState, Slots
 from dialog.phrases import is_hebrew, table
 from telemetry import metrics
@@ -40,7 +40,8 @@ MAX_TURNS = 30  # a call that has not converged by then is closed politely
 MAX_ASKS = 3  # after this many unanswered asks a slot is skipped (left to the meeting)
 MAX_WRAPUP = 3
 
-Phase = Literal["collect", "offer", "confirm", "wrapup", "done"]
+# good_time / callback_when: a call we placed, before the lead said they can talk (dialog.outbound)
+Phase = Literal["good_time", "callback_when", "collect", "offer", "confirm", "wrapup", "done"]
 _SLOT_ORDER = ("area", "property_type", "budget_ils", "timeframe", "name", "phone")
 _VALUE_KEYS = ("area", "property_type", "rooms", "budget_ils", "deal", "timeframe", "name")  # what extract finds
 
@@ -94,6 +95,11 @@ class RuleDialog:
         self.windows: list[dt.datetime] = []
         self.offered: list[dt.datetime] = []
         self.choice: dt.datetime | None = None
+        # The realtor's calendar (server.meeting_brain): busy intervals no offered window may
+        # touch — the calendar's, read when windows are chosen, and slots found taken here.
+        self.busy_source: Callable[[], list[schedule.Busy]] | None = None
+        self.busy: list[schedule.Busy] = []
+        self.meeting_rules = schedule.MEETING
         self.declined: set[str] = set()
         self.asks: Counter[str] = Counter()
         self.expecting: str | None = "area"  # what the last question the caller heard asked for
@@ -111,12 +117,24 @@ class RuleDialog:
         self.last_bye: str | None = None  # the last goodbye said, for "what?" over it
         self.status_before_lost: str = "new"  # what a "not interested" replaced, should the call reopen
         self._reopen_phase: Phase = "collect"  # the phase the goodbye ended
+        self.outbound: outbound.OutboundContext | None = None  # a call we placed: whom, and why
+
+    def call_out(self, ctx: outbound.OutboundContext) -> None:
+        """This is a call we placed to a lead we know: start from what they told us, and open
+        by asking whether it is a good time (before any slot question)."""
+        self.outbound = ctx
+        outbound.prefill(self.lead, ctx)
+        self.phase = "good_time"
+        self._asking = self.expecting = "good_time"
+        if self.lead.status == "new" and not self._missing():
+            self.lead.status = "qualified"
 
     # -- the session's side ----------------------------------------------------------------------
 
     def opening(self) -> str:
-        self.note_asked(self.say["opening"])
-        return self.say["opening"]
+        line = outbound.opening(self.outbound, self.hebrew) if self.outbound is not None else self.say["opening"]
+        self.note_asked(line)
+        return line
 
     def heard(self, said: str, heard_fully: bool) -> None:
         # A question cut off before its end was not heard: a bare "yes" no longer answers it.
@@ -146,7 +164,8 @@ class RuleDialog:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a reply may change, copied (the phrase table and the clock are shared)."""
-        state = {k: v for k, v in vars(self).items() if k not in ("say", "now", "lead", "language", "hebrew")}
+        state = {k: v for k, v in vars(self).items()
+                 if k not in ("say", "now", "lead", "language", "hebrew", "outbound", "busy", "busy_source")}
         return {"state": copy.deepcopy(state), "lead": copy.deepcopy(self.lead)}
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -186,6 +205,8 @@ class RuleDialog:
     def _decide(self, turn: CallerTurn) -> Reply:
         self.turns += 1
         text = turn.text.strip()
+        if text and turn.confidence >= CLARIFY_BELOW and outbound.asks_no_more_calls(text):
+            self.lead.do_not_call = True  # whatever else is said: never called again
         if self.finished:
             closing = self.reopen(turn)
             if closing is not None:
@@ -205,7 +226,12 @@ class RuleDialog:
             self.status_before_lost = self.lead.status if self.lead.status != "lost" else self.status_before_lost
             self.lead.status = "lost"
             return Reply(self.say["bye_lost"], final=True)
+        if self.phase in ("good_time", "callback_when"):
+            return self._on_good_time(text)
         if extract.busy(text) and self.phase != "wrapup":
+            when = outbound.callback_time(text, self.now) if self.outbound is not None else None
+            if when is not None:  # a call we placed, cut short: "call me tomorrow at ten"
+                return self._call_back(when)
             return self._goodbye()
         if turn.interrupted_agent and cues.only_holds_floor(text, self.language):
             return Reply(self.say["go_on"])
@@ -235,6 +261,38 @@ class RuleDialog:
         if self.phase == "confirm":
             return self._on_confirm(text, lead_in)
         return self._on_wrapup(text, lead_in, changed)
+
+    # -- a call we placed: "is this a good time?" ------------------------------------------------
+
+    def _on_good_time(self, text: str) -> Reply:
+        lines = outbound.LINES[self.hebrew]
+        when = outbound.callback_time(text, self.now)
+        yes = extract.yes_no(text, self.language)
+        cannot = outbound.not_now(text) or extract.busy(text) or (yes is False and self.phase == "good_time")
+        if self.phase == "good_time" and cannot:
+            if when is not None:
+                return self._call_back(when)
+            self.phase = "callback_when"
+            return self._ask("callback_when", "", lines["when"])
+        if self.phase == "callback_when":
+            if when is not None:
+                return self._call_back(when)
+            if cannot or yes is not True:  # "לא יודע", "מתי שנוח לכם": a couple of hours on
+                return self._call_back(self.now + dt.timedelta(hours=2), vague=True)
+        # They can talk: what they already told us is kept, the next missing slot is asked.
+        self.phase = "collect"
+        changed = self.absorb(text)
+        return self._collect(self._ack(changed) if changed else lines["go_on"], changed)
+
+    def _call_back(self, when: dt.datetime, vague: bool = False) -> Reply:
+        hours = getattr(self.outbound, "hours", None)
+        if hours is not None:  # the dialer will only call in calling hours: say when it really will
+            when = hours.next_allowed(when).astimezone(schedule.TZ)
+        self.lead.callback_at = when
+        lines = outbound.LINES[self.hebrew]
+        if vague:
+            return Reply(lines["callback_later"], final=True)
+        return Reply(lines["callback"].format(when=outbound.say_when(when, self.now, self.hebrew)), final=True)
 
     def absorb(self, text: str) -> list[str]:
         """Apply what the caller said to the slots; the names of the slots that changed."""
@@ -464,13 +522,16 @@ class RuleDialog:
     def _offer(self, lead_in: str, template: str) -> Reply:
         if self.lead.status == "new":
             self.lead.status = "qualified"
-        self.windows = schedule.offer_windows(self.now, 2, exclude=self.offered)
+        busy = self.current_busy()
+        self.windows = schedule.offer_windows(self.now, 2, exclude=self.offered, busy=busy, rules=self.meeting_rules)
+        if not self.windows:  # every window offered already: the free ones again, from the first
+            self.windows = schedule.offer_windows(self.now, 2, busy=busy, rules=self.meeting_rules)
         self.offered.extend(self.windows)
         self.phase = "offer"
         return self._ask("meeting", lead_in, template.format(offer=schedule.say_offer(self.windows, self.now, self.hebrew)))
 
     def _on_offer(self, text: str, lead_in: str) -> Reply:
-        chosen = schedule.pick(text, self.windows, self.now)
+        chosen = schedule.pick(text, self.windows, self.now, self._free, self.meeting_rules)
         if chosen.kind == "window" and chosen.at is not None:
             self.choice = chosen.at
             self.phase = "confirm"
@@ -484,7 +545,7 @@ class RuleDialog:
     def _on_confirm(self, text: str, lead_in: str) -> Reply:
         assert self.choice is not None
         candidates = [*self.windows, self.choice]
-        chosen = schedule.pick(text, candidates, self.now)
+        chosen = schedule.pick(text, candidates, self.now, self._free, self.meeting_rules)
         yes = extract.yes_no(text)
         if chosen.kind == "window" and chosen.at is not None and chosen.at != self.choice:
             # another window named, even after a yes ("טוב, אבל עדיף ביום שישי"): confirm that one
@@ -498,6 +559,32 @@ class RuleDialog:
             return self._offer(lead_in, self.say["offer_again"])
         window = schedule.say_window(self.choice, self.now, self.hebrew)
         return self._ask("confirm", lead_in, self.say["confirm"].format(window=window))
+
+    def _free(self, at: dt.datetime) -> bool:
+        return schedule.is_free(at, self.current_busy(), self.meeting_rules)
+
+    def set_calendar(self, busy: Callable[[], list[schedule.Busy]], rules: schedule.MeetingRules) -> None:
+        self.busy_source = busy
+        self.meeting_rules = rules
+
+    def current_busy(self) -> list[schedule.Busy]:
+        """The calendar's busy intervals now (none without one), and the slots found taken."""
+        found = self.busy_source() if self.busy_source is not None else []
+        return [*found, *self.busy]
+
+    def slot_taken(self, at: dt.datetime) -> Reply:
+        """The booking found ``at`` taken in the calendar meanwhile: unbook it and offer the
+        next free windows ("that time was just taken. How about ...?")."""
+        end = at + self.meeting_rules.duration
+        if (at, end) not in self.busy:
+            self.busy.append((at, end))
+        if self.lead.meeting_at == at:
+            self.lead.meeting_at = None
+        if self.lead.status == "meeting_booked":
+            self.lead.status = "qualified"
+        self.choice = None
+        self.finished = False
+        return self._offer(self.say["slot_taken"], self.say["offer_after_taken"])
 
     def _book(self) -> Reply:
         assert self.choice is not None
@@ -519,6 +606,11 @@ class RuleDialog:
 
     def _on_wrapup(self, text: str, lead_in: str, changed: list[str]) -> Reply:
         self.wrapup_turns += 1
+        if self.lead.meeting_at is not None:
+            if extract.cancels_meeting(text):
+                return self._cancel_meeting()
+            if extract.moves_meeting(text):
+                return self._move_meeting(text, lead_in)
         if extract.asks_listings(text):
             return self._with(self.say["no_listings"], self.say["anything_else"])
         if extract.wants_to_end(text) or extract.yes_no(text) is False or self.wrapup_turns >= MAX_WRAPUP:
@@ -526,6 +618,37 @@ class RuleDialog:
         if changed:
             return Reply(self.say["updated_else"])
         return Reply(self.say["noted_else"])
+
+    def _cancel_meeting(self) -> Reply:
+        """ "I need to cancel the meeting": unbooked (the calendar follows, server.meeting_brain);
+        the lead stays qualified for a call back."""
+        self.lead.meeting_at = None
+        self.lead.status = "qualified"
+        self.choice = None
+        self._asking = self.expecting = "anything_else"
+        return Reply(self.say["meeting_cancelled"])
+
+    def _move_meeting(self, text: str, lead_in: str) -> Reply:
+        """ "Can we move it to Thursday?": that day's free window to confirm, else new windows.
+        The booked time stands until another one is confirmed."""
+        current = self.lead.meeting_at
+        assert current is not None
+        self.wrapup_turns = 0
+        if current not in self.offered:
+            self.offered.append(current)
+        candidates = schedule.offer_windows(self.now, 3, exclude=self.offered, busy=self.current_busy(),
+                                            rules=self.meeting_rules)
+        chosen = schedule.pick(text, candidates, self.now, self._free, self.meeting_rules)
+        named = chosen.kind == "window" and chosen.at is not None and chosen.at != current and (
+            schedule.names_a_day(text, self.now))
+        if named:
+            assert chosen.at is not None
+            self.windows = [w for w in candidates if w != chosen.at][:1] + [chosen.at]
+            self.choice = chosen.at
+            self.phase = "confirm"
+            window = schedule.say_window(chosen.at, self.now, self.hebrew)
+            return self._ask("confirm", lead_in, self.say["confirm"].format(window=window))
+        return self._offer(lead_in, self.say["offer_again"])
 
     def first_name(self) -> str:
         return (self.lead.slots.name or "").split(" ")[0]
@@ -547,6 +670,9 @@ class RuleBrain(Brain):
         self.dialog = RuleDialog(language, caller_phone, now)
         self.lead = self.dialog.lead
         self._before: dict[str, Any] | None = None  # the dialog before the last respond()
+
+    def call_out(self, ctx: outbound.OutboundContext) -> None:
+        self.dialog.call_out(ctx)
 
     @property  # type: ignore[override]
     def finished(self) -> bool:
@@ -578,3 +704,11 @@ class RuleBrain(Brain):
 
     def summary(self) -> str:
         return self.dialog.summary()
+
+    def set_calendar(self, busy: Callable[[], list[schedule.Busy]], rules: schedule.MeetingRules) -> None:
+        self.dialog.set_calendar(busy, rules)
+
+    def slot_taken(self, at: dt.datetime) -> str:
+        text = self.dialog.slot_taken(at).text
+        self.dialog.note_asked(text)
+        return text

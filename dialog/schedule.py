@@ -4,6 +4,10 @@ Pure: every function takes ``now`` (an aware datetime); nothing reads a clock.
 Office hours, Asia/Jerusalem: Sunday–Thursday 09:00–18:00, Friday and holiday eves
 09:00–13:00; never Shabbat or an Israeli public holiday (the ``holidays`` package's IL
 calendar, which follows the Hebrew calendar year by year).
+
+With the realtor's calendar (leads.meetings), ``busy`` intervals come in too: a window is
+offered only when the meeting plus the buffer on each side misses every busy interval
+(:func:`is_free`); without it the office hours alone decide, as before.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -21,6 +25,30 @@ WEEKDAY_HOURS = (10, 13, 16)  # meeting starts offered Sunday–Thursday
 SHORT_DAY_HOURS = (9, 11)  # Friday and holiday eves: mornings only
 MIN_NOTICE = dt.timedelta(hours=2)  # never offer a slot the agent could not prepare for
 HORIZON_DAYS = 21
+
+Busy = tuple[dt.datetime, dt.datetime]  # [start, end), aware
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingRules:
+    """How long a meeting is, how much free time it needs around it (MEETING_MINUTES,
+    MEETING_BUFFER_MINUTES) and the hours it may start at (MEETING_HOURS,
+    MEETING_SHORT_DAY_HOURS: with a calendar, a finer grid leaves more to choose from)."""
+
+    duration: dt.timedelta = dt.timedelta(minutes=60)
+    buffer: dt.timedelta = dt.timedelta(minutes=30)
+    weekday_hours: tuple[int, ...] = WEEKDAY_HOURS
+    short_day_hours: tuple[int, ...] = SHORT_DAY_HOURS
+
+
+MEETING = MeetingRules()
+
+
+def is_free(at: dt.datetime, busy: Sequence[Busy], rules: MeetingRules = MEETING) -> bool:
+    """The meeting at ``at`` and its buffers overlap no busy interval."""
+    start, end = at - rules.buffer, at + rules.duration + rules.buffer
+    return all(not (b_start < end and start < b_end) for b_start, b_end in busy)
+
 
 # Python weekday(): Monday=0 ... Sunday=6
 _SHORT_DAY = 4  # Friday
@@ -36,34 +64,38 @@ def is_holiday(day: dt.date) -> bool:
     return day in _il_holidays(day.year)
 
 
-def hours_on(day: dt.date) -> tuple[int, ...]:
+def hours_on(day: dt.date, rules: MeetingRules = MEETING) -> tuple[int, ...]:
     """Start hours offered on this day (empty: closed)."""
     if day.weekday() == _SHABBAT or is_holiday(day):
         return ()
     if day.weekday() == _SHORT_DAY or is_holiday(day + dt.timedelta(days=1)):
-        return SHORT_DAY_HOURS
-    return WEEKDAY_HOURS
+        return rules.short_day_hours
+    return rules.weekday_hours
 
 
-def slots_from(now: dt.datetime, days: int = HORIZON_DAYS) -> list[dt.datetime]:
+def slots_from(now: dt.datetime, days: int = HORIZON_DAYS, rules: MeetingRules = MEETING) -> list[dt.datetime]:
     now = now.astimezone(TZ)
     earliest = now + MIN_NOTICE
     out: list[dt.datetime] = []
     for offset in range(days):
         day = now.date() + dt.timedelta(days=offset)
-        for hour in hours_on(day):
+        for hour in hours_on(day, rules):
             at = dt.datetime(day.year, day.month, day.day, hour, tzinfo=TZ)
             if at >= earliest:
                 out.append(at)
     return out
 
 
-def offer_windows(now: dt.datetime, count: int = 2, exclude: Sequence[dt.datetime] = ()) -> list[dt.datetime]:
-    """2–3 windows on different days, mixing morning and afternoon when the days allow."""
+def offer_windows(
+    now: dt.datetime, count: int = 2, exclude: Sequence[dt.datetime] = (),
+    busy: Sequence[Busy] = (), rules: MeetingRules = MEETING,
+) -> list[dt.datetime]:
+    """2–3 windows on different days, mixing morning and afternoon when the days allow;
+    none that ``busy`` (the realtor's calendar) makes unavailable."""
     if not 2 <= count <= 3:
         raise ValueError("offer 2 or 3 windows")
     taken = set(exclude)
-    free = [s for s in slots_from(now) if s not in taken]
+    free = [s for s in slots_from(now, rules=rules) if s not in taken and is_free(s, busy, rules)]
     chosen: list[dt.datetime] = []
     for slot in free:
         if len(chosen) == count:
@@ -181,7 +213,16 @@ def _hours_named(t: str) -> set[int]:
     return found
 
 
-def pick(text: str, windows: Sequence[dt.datetime], now: dt.datetime) -> Pick:
+def names_a_day(text: str, now: dt.datetime) -> bool:
+    """The words name a day (a weekday, today, tomorrow): "can we move it to Thursday?"."""
+    t = text.lower()
+    return bool(_weekdays_named(t)) or bool(re.search(r"מחר|היום|tomorrow|today", t))
+
+
+def pick(
+    text: str, windows: Sequence[dt.datetime], now: dt.datetime,
+    free: Callable[[dt.datetime], bool] = lambda _at: True, rules: MeetingRules | None = None,
+) -> Pick:
     """Which offered window the caller chose; a named open weekday outside the offer also counts."""
     t = text.lower().strip()
     if not windows:
@@ -207,8 +248,8 @@ def pick(text: str, windows: Sequence[dt.datetime], now: dt.datetime) -> Pick:
         return Pick("window", windows[scores.index(best)])
     if days_named and best < 2:
         # A day we did not offer: its first open slot, if it has one.
-        for slot in slots_from(now, days=8):
-            if slot.weekday() in days_named and (not hours_named or slot.hour % 12 in hours_named):
+        for slot in slots_from(now, days=8, rules=rules or MEETING):
+            if slot.weekday() in days_named and (not hours_named or slot.hour % 12 in hours_named) and free(slot):
                 return Pick("window", slot)
         return Pick("none")
     if _ANY.search(t):

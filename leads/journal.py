@@ -63,7 +63,7 @@ def _encode(value: Any) -> Any:
         return {"$dt": value.isoformat()}
     if isinstance(value, LeadState):
         return {"$lead": {"slots": dataclasses.asdict(value.slots), "status": value.status,
-                          "meeting_at": _encode(value.meeting_at)}}
+                          "meeting_at": _encode(value.meeting_at), "callback_at": _encode(value.callback_at), "do_not_call": value.do_not_call}}
     if isinstance(value, CallMetrics):
         return {"$metrics": dataclasses.asdict(value)}
     if isinstance(value, CallInfo):
@@ -84,7 +84,8 @@ def _decode(value: Any) -> Any:
         return dt.datetime.fromisoformat(value["$dt"])
     if "$lead" in value:
         d = value["$lead"]
-        return LeadState(Slots(**d["slots"]), d["status"], _decode(d["meeting_at"]))
+        return LeadState(Slots(**d["slots"]), d["status"], _decode(d["meeting_at"]), _decode(d.get("callback_at")),
+                         bool(d.get("do_not_call")))
     if "$metrics" in value:
         return CallMetrics(**value["$metrics"])
     if "$info" in value:

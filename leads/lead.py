@@ -70,6 +70,10 @@ def lead_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "status": row.get("status") or "new",
         "meeting_at": iso_local(row.get("meeting_at")),
         "updated_at": iso_local(row.get("updated_at")),
+        # the WhatsApp brain could not answer this lead: a person must (migration 6)
+        "needs_person": bool(row.get("needs_person")),
+        "needs_person_reason": row.get("needs_person"),
+        "needs_person_at": iso_local(row.get("needs_person_at")),
     }
 
 

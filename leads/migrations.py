@@ -58,11 +58,33 @@ def _instances(conn: sa.Connection) -> None:
         conn.execute(schema.store_meta.insert().values(key="database_id", value=uuid.uuid4().hex))
 
 
+def _inflow(conn: sa.Connection) -> None:
+    _add_column_if_missing(conn, schema.leads, schema.leads.c.source)
+    _add_column_if_missing(conn, schema.leads, schema.leads.c.notes)
+    schema.metadata.create_all(
+        conn, tables=[schema.lead_intake, schema.dial_jobs, schema.do_not_call], checkfirst=True
+    )
+
+
+def _whatsapp(conn: sa.Connection) -> None:
+    _add_column_if_missing(conn, schema.leads, schema.leads.c.needs_person)
+    _add_column_if_missing(conn, schema.leads, schema.leads.c.needs_person_at)
+    _add_column_if_missing(conn, schema.outbox, schema.outbox.c.sent_as)
+    schema.metadata.create_all(conn, tables=[schema.whatsapp_messages, schema.whatsapp_threads], checkfirst=True)
+
+
+def _meetings(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.meetings], checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "calls, leads, transcripts, timeline, outbox", _initial),
     (2, "calls.turns_to_meeting", _turns_to_meeting),
     (3, "leads.deal", _lead_deal),
     (4, "instances (leases), calls.owner, outbox.claimed_by, journal_applied, store_meta", _instances),
+    (5, "leads.source/notes, lead_intake, dial_jobs, do_not_call", _inflow),
+    (6, "two-way WhatsApp: whatsapp_messages, whatsapp_threads, leads.needs_person(_at), outbox.sent_as", _whatsapp),
+    (7, "meetings (the realtor's calendar events)", _meetings),
 ]
 
 

@@ -15,12 +15,20 @@ processes sharing the file the same way. An item claimed by an instance that the
 write that records it.
 
 Without Twilio credentials a WhatsApp item is logged and marked ``dry_run``.
+
+WhatsApp's 24-hour customer service window: a WhatsApp item goes out as free text while the
+lead's last message to us (leads.whatsapp) is under 24 hours old, and as the approved
+template ``TWILIO_WHATSAPP_TEMPLATE_SID`` (Twilio's ContentSid, the text in its variables:
+:func:`template_variables`) outside it; decided when it is sent, not when it was queued, and
+recorded on the item (``sent_as``). A lead who opted out (leads.optout) gets nothing more
+(state ``opted_out``) but the one line confirming it.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import hmac
+import json
 import logging
 import os
 import time
@@ -34,7 +42,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from leads import fields, keeper, schema
+from leads import fields, keeper, schema, whatsapp
 from telemetry.metrics import outbox_deliveries_total
 from leads.store import Store
 from telemetry.logs import log_event
@@ -58,6 +66,9 @@ class OutboxConfig:
     account_sid: str | None = None
     auth_token: str | None = None
     whatsapp_from: str | None = None
+    # TWILIO_WHATSAPP_TEMPLATE_SID: the approved template (Content SID, HX...) for messages
+    # outside the 24-hour window; unset: those go as free text too (WhatsApp refuses them).
+    whatsapp_template_sid: str | None = None
     api_base_url: str | None = None  # TWILIO_API_BASE_URL: a proxy or a local fake of api.twilio.com
     status_callback_url: str | None = None  # {PUBLIC_BASE_URL}/whatsapp_status
     webhook_url: str | None = None
@@ -84,6 +95,7 @@ class OutboxConfig:
         return cls(
             account_sid=get("TWILIO_ACCOUNT_SID"), auth_token=get("TWILIO_AUTH_TOKEN"),
             whatsapp_from=get("TWILIO_WHATSAPP_FROM"), api_base_url=get("TWILIO_API_BASE_URL"),
+            whatsapp_template_sid=get("TWILIO_WHATSAPP_TEMPLATE_SID"),
             status_callback_url=f"{base.rstrip('/')}/whatsapp_status" if base else None,
             webhook_url=get("LEAD_WEBHOOK_URL"), webhook_secret=get("LEAD_WEBHOOK_SECRET"),
         )
@@ -118,13 +130,28 @@ def is_permanent(exc: BaseException) -> bool:
 def next_delivery_state(current: str, reported: str) -> str | None:
     """The state after a Twilio status callback, or None when it is stale / not ours to apply."""
     reported = reported.lower()
-    if current in FINAL_FAILURES or current in ("dry_run", "held", "pending"):
+    if current in FINAL_FAILURES or current in ("dry_run", "held", "pending", "opted_out"):
         return None
     if reported in FINAL_FAILURES:
         return reported
     if reported in DELIVERY_ORDER and current in DELIVERY_ORDER:
         return reported if DELIVERY_ORDER.index(reported) > DELIVERY_ORDER.index(current) else None
     return None
+
+
+TEMPLATE_VARIABLE_MAX = 900  # WhatsApp's template body is 1,024 characters in all
+
+
+def template_variables(name: str | None, body: str) -> dict[str, str]:
+    """The template's variables: {{1}} the lead's first name ("" when unknown), {{2}} our
+    message on one line (WhatsApp refuses a variable with a line break, a tab or more than
+    four spaces in a row)."""
+    first = (name or "").split()[0] if (name or "").strip() else ""
+    flat = " · ".join(part.strip() for part in body.splitlines() if part.strip())
+    flat = " ".join(flat.replace("\t", " ").split())
+    if len(flat) > TEMPLATE_VARIABLE_MAX:
+        flat = flat[: TEMPLATE_VARIABLE_MAX - 1].rstrip() + "…"
+    return {"1": first[:60], "2": flat}
 
 
 def describe_error(exc: BaseException) -> str:
@@ -152,6 +179,29 @@ class OutboxItem:
     channel: str
     body: str
     attempts: int  # including the one just claimed
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """What a WhatsApp send needs to know of the lead at the moment it goes out."""
+
+    opted_out: bool
+    last_inbound_at: dt.datetime | None
+    name: str | None
+
+
+def recipient(store: Store, phone: str) -> Recipient:
+    """One read: the lead's name, the do-not-call list (leads.optout's table) and the time of
+    the lead's last WhatsApp message (leads.whatsapp)."""
+    leads, dnc, threads = schema.leads, schema.do_not_call, schema.whatsapp_threads
+    query = sa.select(
+        sa.select(leads.c.name).where(leads.c.phone == phone).scalar_subquery().label("name"),
+        sa.exists().where(dnc.c.phone == phone).label("opted_out"),
+        sa.select(threads.c.last_inbound_at).where(threads.c.phone == phone).scalar_subquery().label("last_in"),
+    )
+    with store.engine.connect() as conn:
+        row = conn.execute(query).one()
+    return Recipient(bool(row.opted_out), schema.utc(row.last_in), row.name)
 
 
 def release_stuck(store: Store, claimed_before: dt.datetime) -> int:
@@ -190,11 +240,13 @@ def claim_due(store: Store, now: dt.datetime, limit: int = 20) -> list[OutboxIte
 
 def record_result(
     store: Store, item_id: int, *, state: str, provider_id: str | None = None,
-    error: str | None = None, next_attempt_at: dt.datetime | None = None,
+    error: str | None = None, next_attempt_at: dt.datetime | None = None, sent_as: str | None = None,
 ) -> None:
     o = schema.outbox
     values: dict[str, Any] = {"state": state, "updated_at": _now(), "next_attempt_at": next_attempt_at,
                               "last_error": fields.text(error, fields.ERROR_TEXT_MAX, "last_error")}
+    if sent_as:
+        values["sent_as"] = sent_as
     if provider_id:
         values["provider_id"] = fields.text(str(provider_id), fields.PROVIDER_ID_MAX, "provider_id")
     with store.engine.begin() as conn:
@@ -249,13 +301,18 @@ class WhatsAppSender:
             # The Api domain's base URL is the documented seam for pointing the client elsewhere.
             self.client.api.base_url = cfg.api_base_url.rstrip("/")
 
-    def send(self, item: OutboxItem) -> str:
+    def send(self, item: OutboxItem, variables: dict[str, str] | None = None) -> str:
+        """Free text, or with ``variables`` the template (ContentSid + ContentVariables)."""
         kwargs: dict[str, Any] = {}
         if self.cfg.status_callback_url:
             kwargs["status_callback"] = self.cfg.status_callback_url
+        if variables is not None and self.cfg.whatsapp_template_sid:
+            kwargs.update(content_sid=self.cfg.whatsapp_template_sid,
+                          content_variables=json.dumps(variables, ensure_ascii=False))
+        else:
+            kwargs["body"] = item.body
         message = self.client.messages.create(
-            to=whatsapp_address(item.phone), from_=whatsapp_address(self.cfg.whatsapp_from or ""),
-            body=item.body, **kwargs,
+            to=whatsapp_address(item.phone), from_=whatsapp_address(self.cfg.whatsapp_from or ""), **kwargs,
         )
         return str(message.sid)
 
@@ -282,29 +339,37 @@ class WebhookSender:
 class OutboxSender:
     """One delivery pass at a time; the trio loop around it is :func:`run_outbox_sender`."""
 
-    def __init__(self, store: Store, cfg: OutboxConfig) -> None:
+    def __init__(self, store: Store, cfg: OutboxConfig, clock: Callable[[], dt.datetime] = _now) -> None:
         self.store = store
         self.cfg = cfg
+        self.clock = clock  # the 24-hour window is judged on it (tests freeze it)
         self.whatsapp = None if cfg.dry_run else WhatsAppSender(cfg)
         self.webhook = WebhookSender(cfg) if cfg.webhook_url else None
         self.send_limiter = trio.CapacityLimiter(SEND_THREADS)
 
-    def _send_blocking(self, item: OutboxItem) -> tuple[str, str | None]:
-        """(final state, provider id) or raises the far end's error."""
+    def _send_blocking(self, item: OutboxItem) -> tuple[str, str | None, str | None]:
+        """(final state, provider id, sent_as) or raises the far end's error."""
         if item.channel == "whatsapp":
+            to = recipient(self.store, item.phone)
+            if to.opted_out and not item.key.startswith(whatsapp.OPT_OUT_PREFIX):
+                return "opted_out", None, None
+            mode = whatsapp.send_mode(to.last_inbound_at, self.clock())
+            if mode == "template" and not self.cfg.whatsapp_template_sid:
+                mode = "text"  # no template configured: as before (WhatsApp may refuse it: 63016)
             if self.whatsapp is None:
-                return "dry_run", None
-            return "sent", self.whatsapp.send(item)
+                return "dry_run", None, mode
+            variables = template_variables(to.name, item.body) if mode == "template" else None
+            return "sent", self.whatsapp.send(item, variables), mode
         if item.channel == "webhook":
             if self.webhook is None:
-                return "dry_run", None
+                return "dry_run", None, None
             self.webhook.send(item)
-            return "delivered", None
+            return "delivered", None, None
         raise ValueError(f"unknown outbox channel {item.channel!r}")
 
     async def deliver(self, item: OutboxItem) -> str:
         try:
-            state, provider_id = await trio.to_thread.run_sync(
+            state, provider_id, sent_as = await trio.to_thread.run_sync(
                 self._send_blocking, item, abandon_on_cancel=True, limiter=self.send_limiter)
         except Exception as exc:  # noqa: BLE001 - every far-end failure is recorded on the item
             error = describe_error(exc)
@@ -324,12 +389,13 @@ class OutboxSender:
             return state
         with trio.CancelScope(shield=True):  # it went out: a shutdown now must not forget that
             await self.store.run(
-                lambda: record_result(self.store, item.id, state=state, provider_id=provider_id)
+                lambda: record_result(self.store, item.id, state=state, provider_id=provider_id, sent_as=sent_as)
             )
         outbox_deliveries_total.labels(item.channel, state).inc()
         if item.channel == "whatsapp":
             log_event("WHATSAPP_SENT", call_sid=item.call_sid, to=item.phone, attempt=item.attempts,
-                      dry_run=state == "dry_run", message_sid=provider_id)
+                      dry_run=state == "dry_run", message_sid=provider_id, sent_as=sent_as, state=state,
+                      key=item.key.split(":", 1)[0])
         else:
             log_event("WEBHOOK", direction="out", call_sid=item.call_sid, attempt=item.attempts, state=state)
         return state
@@ -339,7 +405,7 @@ class OutboxSender:
         # in 'sending'; without this they would wait for the next process start.
         stale = _now() - dt.timedelta(seconds=self.cfg.stale_sending_s)
         await self.store.run(release_stuck, self.store, stale)
-        items = await self.store.run(claim_due, self.store, _now())
+        items = await self.store.run(claim_due, self.store, self.clock())
         for item in items:
             await self.deliver(item)
         return len(items)
@@ -359,6 +425,9 @@ async def run_outbox_sender(
     sender = OutboxSender(store, cfg)
     notes = ["whatsapp: dry-run (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN / TWILIO_WHATSAPP_FROM unset)"
              if cfg.dry_run else "whatsapp: twilio"]
+    if not cfg.dry_run and not cfg.whatsapp_template_sid:
+        notes.append("whatsapp: TWILIO_WHATSAPP_TEMPLATE_SID unset - messages outside the 24-hour window go "
+                     "as free text, which WhatsApp refuses (error 63016)")
     if cfg.webhook_url and not cfg.webhook_secret:
         notes.append("lead webhook: LEAD_WEBHOOK_SECRET unset - posts are NOT signed")
     log_event("STARTUP", component="outbox", notes=notes, recovered_calls=recovered, released=released,

@@ -181,3 +181,15 @@ def metric_series(store: Store, limit: int = 500) -> list[dict[str, Any]]:
             sa.select(c).where(c.c.ended_at.is_not(None)).order_by(c.c.ended_at.desc()).limit(limit)
         ).mappings().all()
     return [call_figures(r) for r in reversed(rows)]
+
+
+def lead_messages(store: Store, phone: str, limit: int = 500) -> list[dict[str, Any]]:
+    """The lead's WhatsApp thread both ways, oldest first (leads.whatsapp.thread): for the
+    lead page and GET /api/leads/{phone}. An unreadable number has none."""
+    from leads.whatsapp import thread
+
+    try:
+        number = fields.phone(phone)
+    except fields.InvalidField:
+        return []
+    return thread(store, number, limit) if number else []

@@ -179,6 +179,9 @@ class Store:
         self.opened_at = _now()
         # Set by writers that queue outbox items, waited on by the sender (leads.outbox).
         self.outbox_wakeup: trio.Event | None = None
+        # The speed-to-lead dialer (leads.dialer.attach_dialer), when this server runs one:
+        # the intake and Twilio's call callbacks wake it.
+        self.dialer: Any = None
         self.me = me or instances.Me.new()
         self.database_id = database_id or uuid.uuid4().hex
         self.journal = Journal(journal_dir, self.database_id, self.me.id)
@@ -385,7 +388,21 @@ class Store:
         if not phone:
             return  # anonymous caller: nobody to follow up with
         saved = self._upsert_lead(conn, call_sid, phone, lead, ended_at)
+        if lead.do_not_call:
+            # "Don't call me again": on the do-not-call list, its queued calls cancelled, and no
+            # follow-up message either (leads.optout).
+            from leads.optout import add
+
+            add(conn, phone, "call", ended_at)
+            return
         self._queue_followups(conn, call_sid, phone, summary, saved, lead_webhook)
+        if lead.callback_at is not None:
+            # "Not a good time, call me at six": the dialer calls back then (leads.dialjobs).
+            from leads.dialjobs import enqueue
+
+            at = lead.callback_at.astimezone(dt.timezone.utc)
+            enqueue(conn, phone, "callback", at, now=ended_at, origin_call_sid=call_sid,
+                    note=f"asked for a call back at {lead.callback_at.isoformat(timespec='minutes')}")
 
     # -- the writes of a call, blocking (tests, benches, tools) ---------------------------------
 

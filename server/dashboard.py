@@ -319,3 +319,24 @@ async def whatsapp_status() -> Any:
         return "store error", 500
     log_event("WEBHOOK", path="/whatsapp_status", message_sid=sid, status=status, applied=changed)
     return "", 204
+
+
+@dashboard_bp.get("/api/leads/<phone>/whatsapp")
+async def api_lead_whatsapp(phone: str) -> Any:
+    """The lead's WhatsApp thread both ways, with delivery states (leads.whatsapp.thread)."""
+    return await _read(queries.lead_messages, phone, _limit(500))
+
+
+@dashboard_bp.post("/api/leads/<phone>/needs_person/clear")
+async def api_lead_clear_needs_person(phone: str) -> Any:
+    """A person took the thread the WhatsApp brain handed over: the flag goes down."""
+    from leads import fields
+    from leads.whatsapp import clear_needs_person
+
+    try:
+        number = fields.phone(phone)
+    except fields.InvalidField as exc:
+        return Response(f"phone: {exc.reason}", 422)
+    if not number:
+        return Response("phone: no phone number", 422)
+    return {"phone": number, "cleared": await _read(clear_needs_person, number)}

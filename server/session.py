@@ -72,6 +72,11 @@ class CallDeps:
     # call ends as at MAX_CALL_MINUTES, with close reason drain. None: no drain.
     closing: trio.Event | None = None
     wall_clock: Callable[[], dt.datetime] = _utcnow  # aware UTC; injectable for tests
+    # A call we placed (Direction outbound-*): (lead phone, CallSid) -> what the agent knows
+    # about the lead (dialog.outbound.OutboundContext), or None. Looked up once before the
+    # greeting, bounded by outbound_context_timeout_s; without it the agent greets as inbound.
+    outbound_context: Callable[[str, str], Awaitable[object | None]] | None = None
+    outbound_context_timeout_s: float = 1.0
 
 
 @dataclass
@@ -176,7 +181,8 @@ class CallSession:
                 start = await self._await_start()
                 if start is None:
                     return self._result()
-                self._setup(start)
+                context = await self._outbound_context(start)
+                self._setup(start, context)
                 self._writer_done = trio.Event()
                 writer.start_soon(self._guard, self._recorder_task)
                 prom.calls_active.inc()
@@ -247,7 +253,20 @@ class CallSession:
         self._set_close("no_start", 1008)
         return None
 
-    def _setup(self, start: Start) -> None:
+    async def _outbound_context(self, start: Start) -> object | None:
+        """Whom we called, on a call we placed (the store's lead row, the dial job)."""
+        lookup = self.deps.outbound_context
+        if lookup is None or start.lead_number == start.from_number or not start.lead_number:
+            return None
+        with trio.move_on_after(self.deps.outbound_context_timeout_s):
+            try:
+                return await lookup(start.lead_number, start.call_sid)
+            except Exception as exc:  # noqa: BLE001 - the call goes on with the plain greeting
+                log_event("ERROR", logging.WARNING, call_sid=start.call_sid, where="session.outbound_context",
+                          error=repr(exc)[:300])
+        return None
+
+    def _setup(self, start: Start, context: object | None = None) -> None:
         deps = self.deps
         self.call_sid = start.call_sid
         self.stream_sid = start.stream_sid
@@ -265,6 +284,9 @@ class CallSession:
         self.recognizer.on_partial = self._on_partial
         started_at = deps.wall_clock()
         self.brain = deps.new_brain(deps.language, self.phone, started_at.astimezone(JERUSALEM))
+        self.brain.bind_call(self.call_sid)
+        if context is not None:
+            self.brain.call_out(context)
         self.log(
             "CALL_START", stream_sid=start.stream_sid, from_number=start.from_number, to_number=start.to_number,
             language=deps.language, recognizer=self.recognizer.name, synthesizer=deps.synthesizer.name,

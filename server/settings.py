@@ -91,6 +91,15 @@ def _hosts(name: str, value: str | None) -> tuple[str, ...]:
     return hosts
 
 
+def _content_sid(name: str, value: str | None) -> str | None:
+    """A Twilio Content SID: HX and 32 hex digits (Content Template Builder shows it)."""
+    if value is None:
+        return None
+    if len(value) != 34 or not value.startswith("HX") or any(c not in "0123456789abcdefABCDEF" for c in value[2:]):
+        raise ConfigError(f"{name}={value!r} must be a Content SID (HX and 32 hex digits)")
+    return value
+
+
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
@@ -103,6 +112,8 @@ class Settings:
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     twilio_whatsapp_from: str | None = None
+    # the approved WhatsApp template (Content SID) for messages outside the 24-hour window
+    twilio_whatsapp_template_sid: str | None = None
     google_application_credentials: str | None = None
     google_speech_endpoint: str | None = None
     google_tts_endpoint: str | None = None
@@ -165,6 +176,7 @@ class Settings:
             twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
             twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
             twilio_whatsapp_from=get("TWILIO_WHATSAPP_FROM"),
+            twilio_whatsapp_template_sid=_content_sid("TWILIO_WHATSAPP_TEMPLATE_SID", get("TWILIO_WHATSAPP_TEMPLATE_SID")),
             google_application_credentials=creds,
             google_speech_endpoint=_host_port("GOOGLE_SPEECH_ENDPOINT", get("GOOGLE_SPEECH_ENDPOINT")),
             google_tts_endpoint=_host_port("GOOGLE_TTS_ENDPOINT", get("GOOGLE_TTS_ENDPOINT")),

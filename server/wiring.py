@@ -33,13 +33,18 @@ class Wiring:
     notes: list[str] = field(default_factory=list)  # said once at startup
     warm_lines: list[str] = field(default_factory=list)  # the synthesizer caches these at startup
     speech: dict[str, Any] = field(default_factory=dict)  # speech's describe(): fallbacks and why
+    meetings: Any = None  # leads.meetings.Meetings: calendars, booking, reschedule / cancel for other flows
 
 
 def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, list[Background], list[Any]]:
     """The lead/call store, its outbox sender task and the dashboard blueprint."""
+    from leads.dialer import dialer_task
     from leads.outbox import outbox_task
     from leads.store import open_store
+    from native.config import ConfigError
     from server.dashboard import dashboard_bp
+    from server.inflow import inflow_bp
+    from server.whatsapp import whatsapp_bp
 
     from server.workers import instance_started_at
 
@@ -48,7 +53,40 @@ def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, 
     if started is not None:  # a worker: sibling workers' calls written before leases (owner NULL) are not a crash's
         recorder.store.opened_at = started
     notes.append(f"store: {settings.database_url}")
-    return recorder, [outbox_task(recorder, settings.env)], [dashboard_bp]
+    try:
+        dialer = dialer_task(recorder.store, settings.env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return recorder, [outbox_task(recorder, settings.env), dialer], [dashboard_bp, inflow_bp, whatsapp_bp]
+
+
+def build_meetings(
+    settings: Settings, recorder: CallRecorder, new_brain: Callable[..., Any], notes: list[str],
+    background: list[Background], blueprints: list[Any],
+) -> tuple[Any, Callable[..., Any]]:
+    """The realtors' calendars (README "Meetings in the realtor's calendar"): every call's brain
+    wrapped so its windows are free there and its bookings land there; the .ics route; the
+    task that keeps the busy lists fresh. Unset: today's office-hour rules, said at startup."""
+    import datetime as dt
+
+    from leads.meetings import open_meetings
+    from server.calltokens import server_secret, subkey
+    from server.meeting_brain import CalendarBrain
+    from server.meeting_links import meetings_bp
+
+    master, _ = server_secret(settings.agentlocator_secret, settings.twilio_auth_token)
+    meetings = open_meetings(settings.env, recorder.store, settings.public_base_url, subkey(master, "meeting-ics"))  # type: ignore[attr-defined]
+    notes.append(meetings.describe())
+    if not settings.public_base_url:
+        notes.append("calendar: PUBLIC_BASE_URL unset: the WhatsApp summary carries no add-to-calendar link")
+    if any(r.calendar for r in meetings.realtors.all) or len(meetings.realtors.all) > 1:
+        background.append(meetings.refresh_all)  # busy lists warm; round-robin across processes
+    blueprints.append(meetings_bp)
+
+    def calendar_brain(language: str, caller_phone: str, now: dt.datetime) -> Any:
+        return CalendarBrain(new_brain(language, caller_phone, now), meetings, caller_phone, language)
+
+    return meetings, calendar_brain
 
 
 TEST_WIRING_ENV = "AGENTLOCATOR_TEST_WIRING"
@@ -77,15 +115,21 @@ def build_wiring(settings: Settings) -> Wiring:
     speech = select_speech(settings.env)
     brain = select_brain(settings.env)
     recorder, background, blueprints = build_recorder(settings, notes)
+    meetings, new_brain = build_meetings(settings, recorder, brain.new_brain, notes, background, blueprints)
     deps = CallDeps(
         config=settings.timing,
         new_recognizer=speech.new_recognizer,
         synthesizer=speech.synthesizer,
-        new_brain=brain.new_brain,
+        new_brain=new_brain,
         recorder=recorder,
         language=settings.agent_language,
         max_call_s=settings.max_call_minutes * 60.0,
     )
+    store = getattr(recorder, "store", None)
+    if store is not None:  # a call we placed: the agent knows whom it called (leads.dialer)
+        from leads.dialer import outbound_lookup
+
+        deps.outbound_context = outbound_lookup(store)
     return Wiring(
         run_call=run_call,
         call_deps=deps,
@@ -96,4 +140,5 @@ def build_wiring(settings: Settings) -> Wiring:
         notes=notes,
         warm_lines=fixed_lines(settings.agent_language),
         speech=speech.describe(),
+        meetings=meetings,
     )

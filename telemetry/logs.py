@@ -41,6 +41,11 @@ EVENTS = frozenset(
         "STARTUP", "SHUTDOWN", "WEBHOOK", "PROVIDER_SWITCH", "PROTOCOL",
         # the store: database down / up, writes journaled / replayed, dead instances recovered
         "STORE",
+        # leads flowing in (intake API, Facebook Lead Ads) and the speed-to-lead dialer's calls
+        "INTAKE", "DIAL",
+        # the realtor's calendar: a meeting booked / moved / cancelled / found taken, a
+        # calendar that did not answer (the call goes on with the office-hour rules)
+        "MEETING", "CALENDAR",
     }
 )
 

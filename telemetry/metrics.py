@@ -113,3 +113,9 @@ dead_air_seconds = Histogram(
     "agentlocator_dead_air_seconds", "caller's voice ended -> agent audio audible again (reply or resume)",
     buckets=(0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0), registry=REGISTRY,
 )
+# -- two-way WhatsApp (server/whatsapp.py) ------------------------------------------------------
+whatsapp_inbound_total = Counter(
+    "agentlocator_whatsapp_inbound_total", "WhatsApp messages from leads by what the brain did "
+    "(offer|choose|book|confirm|cancel|opt_out|handoff|ignore|thanks) and which brain (rules|openai|none)",
+    ["action", "brain"], registry=REGISTRY,
+)

@@ -26,6 +26,7 @@ class Script:
     raw_body: bytes | None = None  # sent as the SSE body verbatim
     split: str = "word"  # "word" | "char" | "whole": how the text is cut into deltas
     hangup_after: int | None = None  # drop the connection after this many content deltas
+    tool_name: str = "update_lead"  # the function the tool call names
 
     def deltas(self) -> list[str]:
         if self.split == "whole":
@@ -142,7 +143,7 @@ class FakeOpenAI:
             call: dict = {"index": 0, "function": {"arguments": frag}}
             if j == 0:
                 call.update(id="call_fake", type="function")
-                call["function"]["name"] = "update_lead"
+                call["function"]["name"] = script.tool_name
             await self._send(conn, stream, h11.Data(data=_chunk({"tool_calls": [call]})))
         await self._send(conn, stream, h11.Data(data=_chunk({}, "tool_calls" if fragments else "stop")))
         await self._send(conn, stream, h11.Data(data=b"data: [DONE]\n\n"))

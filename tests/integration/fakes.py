@@ -146,10 +146,12 @@ def dashboard_wiring(settings: Settings) -> Wiring:
     the production app is there (the security suite fuzzes them in a server process)."""
     from leads.store import open_store
     from server.dashboard import dashboard_bp
+    from server.inflow import inflow_bp
+    from server.whatsapp import whatsapp_bp
 
     wiring = env_wiring(settings)
     recorder = open_store(settings.database_url)
     wiring.call_deps.recorder = recorder
     wiring.recorder = recorder
-    wiring.blueprints = [dashboard_bp]
+    wiring.blueprints = [dashboard_bp, inflow_bp, whatsapp_bp]
     return wiring

@@ -16,6 +16,7 @@ def test_defaults_and_env() -> None:
                            "GOOGLE_TTS_ENDPOINT": "127.0.0.1:50051", "BRAIN": "Rules"})
     assert s.public_base_url == "https://a.example" and s.port == 9000 and s.timing.pacer_lead_ms == 60
     assert s.google_tts_endpoint == "127.0.0.1:50051" and s.brain == "rules"
+    assert Settings.from_env({"TWILIO_WHATSAPP_TEMPLATE_SID": "HX" + "ab" * 16}).twilio_whatsapp_template_sid == "HX" + "ab" * 16
 
 
 @pytest.mark.parametrize("env, needle", [
@@ -27,6 +28,8 @@ def test_defaults_and_env() -> None:
     ({"PORT": "70000"}, "PORT"),
     ({"AL_EOU_SILENCE_MS": "900"}, "eou_silence_ms"),
     ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
+    ({"TWILIO_WHATSAPP_TEMPLATE_SID": "my-template"}, "TWILIO_WHATSAPP_TEMPLATE_SID"),
+    ({"TWILIO_WHATSAPP_TEMPLATE_SID": "HX" + "z" * 32}, "Content SID"),
 ])
 def test_bad_settings_name_the_variable(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):

@@ -70,6 +70,7 @@ def build_wiring_factory(lines: list[str]):  # type: ignore[no-untyped-def]
     from server.dashboard import dashboard_bp
     from server.session import CallDeps, run_call
     from server.settings import Settings
+    from server.whatsapp import whatsapp_bp
     from server.wiring import Wiring
 
     def factory(settings: Settings) -> Wiring:
@@ -82,7 +83,7 @@ def build_wiring_factory(lines: list[str]):  # type: ignore[no-untyped-def]
         )
         return Wiring(
             run_call=run_call, call_deps=deps, providers={"asr": "scripted", "tts": "tone", "brain": brain.name},
-            recorder=recorder, background=[outbox_task(recorder, settings.env)], blueprints=[dashboard_bp],
+            recorder=recorder, background=[outbox_task(recorder, settings.env)], blueprints=[dashboard_bp, whatsapp_bp],
         )
 
     return factory

@@ -61,7 +61,9 @@ async def test_api_shapes_match_the_contract(sqlite_store: Store) -> None:
     assert calls[0]["ended_at"] is None  # live
     leads = await (await client.get("/api/leads")).get_json()
     assert set(leads[0]) == {"phone", "name", "area", "property_type", "rooms", "budget_ils", "deal", "timeframe",
-                             "status", "meeting_at", "updated_at"}
+                             "status", "meeting_at", "updated_at", "needs_person", "needs_person_reason",
+                             "needs_person_at"}
+    assert leads[0]["needs_person"] is False and leads[0]["needs_person_reason"] is None
     assert leads[0]["meeting_at"] == "2026-11-30T10:00:00+02:00"
     detail = await (await client.get("/api/calls/CA00000000000000000000000000000001")).get_json()
     assert set(detail) == set(calls[0]) | {"transcript", "metrics"}

@@ -263,7 +263,7 @@ def test_migration_4_upgrades_a_version_3_database(db_url: str) -> None:
         conn.execute(sa.text("ALTER TABLE outbox DROP COLUMN claimed_by"))
         conn.execute(sa.text("INSERT INTO calls (call_sid, started_at, last_activity_at) VALUES "
                              "('CA00000000000000000000000000000001', '2026-01-01', '2026-01-01')"))
-    assert migrate(engine) == [4]
+    assert migrate(engine) == [v for v, *_ in MIGRATIONS if v >= 4]  # 4 and every later step
     with engine.connect() as conn:
         assert "owner" in {c["name"] for c in sa.inspect(conn).get_columns("calls")}
         assert "claimed_by" in {c["name"] for c in sa.inspect(conn).get_columns("outbox")}
@@ -272,6 +272,26 @@ def test_migration_4_upgrades_a_version_3_database(db_url: str) -> None:
         [database_id] = conn.execute(sa.select(schema.store_meta.c.value)).scalars().all()
         assert len(database_id) == 32
         assert conn.execute(sa.select(schema.calls.c.owner)).scalar_one() is None
+    assert migrate(engine) == []
+    engine.dispose()
+
+
+def test_migration_5_upgrades_a_version_4_database(db_url: str) -> None:
+    from leads import migrations
+
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:  # the v4 tables as released: no intake, dialer, do-not-call
+        schema.schema_version.create(conn)
+        for version in (1, 2, 3, 4):
+            conn.execute(schema.schema_version.insert().values(version=version, applied_at=T0))
+        migrations._initial(conn)
+        migrations._instances(conn)
+        conn.execute(sa.text("ALTER TABLE leads DROP COLUMN source"))
+        conn.execute(sa.text("ALTER TABLE leads DROP COLUMN notes"))
+    assert migrate(engine) == [v for v, *_ in MIGRATIONS[4:]]  # 5 and every later step
+    with engine.connect() as conn:
+        assert {"source", "notes"} <= {c["name"] for c in sa.inspect(conn).get_columns("leads")}
+        assert {"lead_intake", "dial_jobs", "do_not_call"} <= set(sa.inspect(conn).get_table_names())
     assert migrate(engine) == []
     engine.dispose()
 

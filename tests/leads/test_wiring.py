@@ -1,4 +1,5 @@
-"""The contract with server.wiring: it finds the store, the outbox task and the dashboard."""
+"""The contract with server.wiring: it finds the store, the outbox task, the dialer and the
+dashboard (with the inflow routes)."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +7,9 @@ import logging
 from leads.store import SqlRecorder
 from leads.timeline import TimelineTap
 from server.dashboard import dashboard_bp
+from server.inflow import inflow_bp
 from server.settings import Settings
+from server.whatsapp import whatsapp_bp
 from server.wiring import build_recorder
 
 
@@ -15,8 +18,9 @@ def test_the_app_wiring_picks_up_store_outbox_and_dashboard(sqlite_url: str) -> 
     recorder, background, blueprints = build_recorder(Settings.from_env({"DATABASE_URL": sqlite_url}), notes)
     assert isinstance(recorder, SqlRecorder)
     assert recorder.store.backend == "sqlite"
-    assert len(background) == 1 and callable(background[0])
-    assert blueprints == [dashboard_bp]
+    assert len(background) == 2 and all(callable(task) for task in background)  # the outbox, the dialer
+    assert blueprints == [dashboard_bp, inflow_bp, whatsapp_bp]
+    assert recorder.store.dialer is not None and not recorder.store.dialer.cfg.enabled  # no Twilio settings
     assert notes == [f"store: {sqlite_url}"]
     logger = logging.getLogger("agentlocator")
     taps = [h for h in logger.handlers if isinstance(h, TimelineTap) and h.recorder is recorder]

@@ -98,16 +98,18 @@ async def wait_for(predicate: Any, timeout_s: float = 5.0) -> None:
 @asynccontextmanager
 async def dashboard_server(db_url: str, env: dict[str, str] | None = None
                            ) -> AsyncIterator[tuple[Any, int, FakeWorld]]:
-    """The app with the real store and the dashboard blueprint (and fake speech / brain)."""
+    """The app with the real store, the dashboard and inflow blueprints (and fake speech / brain)."""
     from leads.store import open_store
     from server.dashboard import dashboard_bp
+    from server.inflow import inflow_bp
+    from server.whatsapp import whatsapp_bp
 
     world = new_world()
 
     def factory(settings: Any) -> Any:
         wiring = world.wiring(settings)
         wiring.recorder = open_store(db_url)
-        wiring.blueprints = [dashboard_bp]
+        wiring.blueprints = [dashboard_bp, inflow_bp, whatsapp_bp]
         return wiring
 
     async with running_server(factory, {"AGENT_LANGUAGE": "en-US", **(env or {})}) as (app, port):

@@ -21,6 +21,8 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "server" / "templates"
 STATIC = Path(__file__).resolve().parents[2] / "server" / "static"
 TOKEN = "dash-token-1234567890"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+from server.inflow import OWN_AUTH  # the intake, Facebook, the dialer's Twilio callbacks: their own credentials
+
 NOT_COOKIE_ROUTES = {"dashboard.whatsapp_status", "dashboard.login"}  # Twilio-signed; the sign-in itself
 
 
@@ -145,7 +147,8 @@ async def test_the_token_is_exchanged_once_for_a_session_cookie(db: str) -> None
 def _unsafe_routes(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
     out = []
     for rule in app.url_map.iter_rules():
-        if not rule.endpoint.startswith("dashboard.") or rule.endpoint in NOT_COOKIE_ROUTES:
+        if not rule.endpoint.startswith(("dashboard.", "inflow.")) or rule.endpoint in NOT_COOKIE_ROUTES \
+                or rule.endpoint in OWN_AUTH:
             continue
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", "x", rule.rule)
         out += [(method, path) for method in sorted(rule.methods & UNSAFE)]
@@ -158,6 +161,7 @@ async def test_every_state_changing_request_needs_the_csrf_token(db: str, token:
     async with dashboard_server(db, env) as (app, port, _w):
         routes = _unsafe_routes(app)
         assert ("POST", "/dashboard/logout") in routes  # the list is not empty by accident
+        assert ("POST", "/api/leads/x/opt_out") in routes and ("POST", "/api/leads/x/call") in routes
         if token:
             cookie = _cookie((await ahttp("GET", port, f"/dashboard?token={token}"))[1])
         else:

@@ -20,6 +20,7 @@ from server.app import create_app
 from server.caller.call import CallIds, new_sid
 from server.dashboard import dashboard_bp
 from server.settings import Settings
+from server.whatsapp import whatsapp_bp
 from server.twilio_codec import Connected, TwilioParser
 
 from .support import CONNECTED, MAX_BEFORE_START, MAX_WS_MESSAGE, WS_PATH, ServerProcess, start_message, twiml_params
@@ -31,12 +32,18 @@ WS_FUZZ = settings(max_examples=30, deadline=None, database=None, derandomize=Tr
 
 
 def http_routes() -> list[tuple[str, frozenset[str]]]:
-    """Every HTTP rule of the production app (the dashboard blueprint included)."""
+    """Every HTTP rule of the production app (the dashboard and inflow blueprints included)."""
+    from server.inflow import inflow_bp
+
     app = create_app(Settings.from_env({}))
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(inflow_bp)
+    app.register_blueprint(whatsapp_bp)
     rules = [(r.rule, frozenset(r.methods or ())) for r in app.url_map.iter_rules() if not r.websocket]
     names = {rule for rule, _ in rules}
-    assert {"/twiml", "/call_status", "/api/leads", "/api/calls/<sid>", "/dashboard/login", "/metrics"} <= names
+    assert {"/twiml", "/call_status", "/api/leads", "/api/calls/<sid>", "/dashboard/login", "/metrics",
+            "/api/leads/intake", "/webhooks/facebook/leads", "/dial/status", "/api/leads/<raw>/call",
+            "/whatsapp_inbound"} <= names
     return rules
 
 
