@@ -82,7 +82,10 @@ async def run_store_keeper(
                                 "its open calls may have been closed by another instance; lease taken again")
             if healthy_since is None:
                 healthy_since = now
-            store.health.ok()
+            if not store.journal.pending:
+                # With writes waiting, a renewed lease says little (a full disk still takes
+                # an update in place): the replay below says whether the database is back.
+                store.health.ok()
         except WRITE_ERRORS as exc:
             healthy_since = None
             store.health.failed(exc, "store.lease")

@@ -590,32 +590,36 @@ def _wake(store: Store) -> None:
         store.outbox_wakeup.set()
 
 
-async def replay_journal(store: Store) -> int:
+async def replay_journal(store: Store, deadline: float | None = None) -> int:
     """Apply this process's journaled writes in order until the first one the database does
-    not take. Returns how many were applied."""
+    not take (or, past ``deadline``, before the next one: the keeper goes on with the rest).
+    Returns how many were applied."""
     journal = store.journal
     if not journal.pending:
         return 0
     applied = ends = 0
     async with store.replay_lock:
-        while journal.pending:
-            record = journal.pending[0]
-            try:
-                await store.run(store.apply_record, record)
-            except WRITE_ERRORS as exc:
-                if not is_permanent(exc):
-                    store.health.failed(exc, "store.replay")
-                    break
-                _log_db_error(f"replay.{record['op']}", record["call_sid"], exc)  # dropped for good
-            journal.applied(record)
-            applied += 1
-            ends += record["op"] in ("end", "lead")
-        if applied:
-            store.health.ok()
-            await journal.mark_done()
-            log_event("STORE", state="replayed", applied=applied, left=len(journal.pending), source="own")
-    if ends:
-        _wake(store)
+        try:
+            while journal.pending and (deadline is None or trio.current_time() < deadline):
+                record = journal.pending[0]
+                try:
+                    await store.run(store.apply_record, record)
+                except WRITE_ERRORS as exc:
+                    if not is_permanent(exc):
+                        store.health.failed(exc, "store.replay")
+                        break
+                    _log_db_error(f"replay.{record['op']}", record["call_sid"], exc)  # dropped for good
+                journal.applied(record)
+                applied += 1
+                ends += record["op"] in ("end", "lead")
+        finally:  # cut short too: what was applied is accounted for
+            if applied:
+                store.health.ok()
+                log_event("STORE", state="replayed", applied=applied, left=len(journal.pending), source="own")
+                with trio.CancelScope(shield=True):
+                    await journal.mark_done()
+            if ends:
+                _wake(store)
     return applied
 
 
@@ -714,7 +718,8 @@ class SqlRecorder(CallRecorder):
         record = {"id": uuid.uuid4().hex, "op": op.kind, "call_sid": op.call_sid, "owner": self.store.me.id,
                   "args": op.args}
         journal.reserve(op.call_sid)
-        failure = await journal.append(record)
+        with trio.CancelScope(shield=True):  # reserved: it must be appended, whoever gives up waiting
+            failure = await journal.append(record)
         reason = why if isinstance(why, str) else describe(why)
         log_event("STORE", logging.WARNING, state="journaled", call_sid=op.call_sid, op=what, reason=reason,
                   pending=len(journal.pending), durable=failure is None and journal.path is not None)
@@ -726,20 +731,25 @@ class SqlRecorder(CallRecorder):
     async def _write(self, what: str, op: Op) -> bool:
         """True once the database has it; False if it went to the journal (or was dropped)."""
         store, journal = self.store, self.store.journal
-        if journal.has_pending(op.call_sid) or not store.health.usable():
-            if store.health.usable():
-                # The database may be back: this call's journaled writes first, in order.
-                await replay_journal(store)
-            if journal.has_pending(op.call_sid) or not store.health.usable():
-                await self._to_journal(what, op, "queued behind journaled writes" if journal.has_pending(op.call_sid)
-                                       else "database down")
-                return False
         try:
+            if journal.has_pending(op.call_sid) or not store.health.usable():
+                if store.health.usable() and not store.replay_lock.locked():
+                    # The database may be back: this call's journaled writes first, in order,
+                    # for half of what one write may try (the keeper replays the rest; one
+                    # replaying already takes this write too, queued behind).
+                    await replay_journal(store, deadline=trio.current_time() + self.policy.budget_s / 2)
+                if journal.has_pending(op.call_sid) or not store.health.usable():
+                    await self._to_journal(what, op, "queued behind journaled writes"
+                                           if journal.has_pending(op.call_sid) else "database down")
+                    return False
+            # No checkpoint between the attempt that stored it and this returning: a
+            # cancellation seen here means the database does not have the write.
             failed = await self._attempts(what, op, retries=not store.health.down)
         except trio.Cancelled:
-            # The session gave up waiting: the write must not be lost with the wait.
-            with trio.CancelScope(shield=True):
-                await self._to_journal(what, op, "cancelled while retrying")
+            # The session gave up waiting (replaying the backlog, or retrying): the write must
+            # not be lost with the wait. (Not journaled yet: _to_journal, once begun, finishes
+            # without a checkpoint a cancellation could be seen at.)
+            await self._to_journal(what, op, "cancelled while waiting")
             raise
         if failed is None:
             return True

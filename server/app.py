@@ -64,7 +64,18 @@ class _WebsocketConnection(TrioASGIWebsocketConnection):
 
     async def __call__(self, receive: Any, send: Any) -> None:  # type: ignore[override]
         self._asgi_send = send
+        self._queueing: trio.CancelScope | None = None
+        self.scope["agentlocator.stop_queueing"] = self._stop_queueing  # type: ignore[typeddict-unknown-key]
         await super().__call__(receive, send)
+
+    def _stop_queueing(self) -> None:
+        """We closed: nobody reads any more. The peer's last frames are dropped from now on
+        (the one waiting for room too): queued, they would fill the channels and stall
+        hypercorn's reader before the peer's close reply, and the connection would never be
+        shut."""
+        self.scope["agentlocator.closing"] = True  # type: ignore[typeddict-unknown-key]
+        if self._queueing is not None:
+            self._queueing.cancel()
 
     async def handle_messages(self, nursery: trio.Nursery, receive: Any) -> None:  # type: ignore[override]
         while True:
@@ -79,12 +90,17 @@ class _WebsocketConnection(TrioASGIWebsocketConnection):
                     self.scope["agentlocator.disconnected"] = True  # type: ignore[typeddict-unknown-key]
                     await self.send_channel.send(_Disconnected(1009, "message too big"))  # type: ignore[arg-type]
                     break
-                await self.send_channel.send(message)
+                if self.scope.get("agentlocator.closing"):
+                    continue  # see _stop_queueing
+                with trio.CancelScope() as self._queueing:
+                    await self.send_channel.send(message)
+                self._queueing = None
             elif event["type"] == "websocket.disconnect":
                 code = int(event.get("code", 1006))
                 reason = event.get("reason") or ("closed" if code == 1000 else "dropped")
                 self.scope["agentlocator.disconnected"] = True  # type: ignore[typeddict-unknown-key]
-                await self.send_channel.send(_Disconnected(code, reason))  # type: ignore[arg-type]
+                if not self.scope.get("agentlocator.closing"):  # (after our close nobody reads it)
+                    await self.send_channel.send(_Disconnected(code, reason))  # type: ignore[arg-type]
                 break
         await trio.sleep(CLOSE_GRACE_S)
         nursery.cancel_scope.cancel()
@@ -133,6 +149,9 @@ class QuartTransport:
             self._closed = True
             return
         self._closed = True
+        stop_queueing = self._scope.get("agentlocator.stop_queueing")
+        if stop_queueing is not None:
+            stop_queueing()
         try:
             await self._ws.close(code, reason)
         except Exception:  # noqa: BLE001 - already closing

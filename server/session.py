@@ -169,6 +169,7 @@ class CallSession:
         self._agent_audible_end_ms = 0.0  # stream time the agent's audio last stopped playing
         self._turn_started_ms = 0.0  # call clock (ms) of the current agent turn's first frame
         self._rec_send, self._rec_recv = trio.open_memory_channel[tuple](math.inf)
+        self._writer_done: trio.Event | None = None
         self._protocol_logged = 0
         self.tape: CallTape | None = None
 
@@ -181,47 +182,54 @@ class CallSession:
         # ws_connections_total is counted by the app when it accepts the websocket.
         start: Start | None = None
         lead_outcome = "none"
-        try:
-            start = await self._await_start()
-            if start is None:
-                return self._result()
-            context = await self._outbound_context(start)
-            self._setup(start, context)
-            prom.calls_active.inc()
+        # The recorder writer lives outside the call's nursery: a write in progress when the
+        # call ends (a slow database) must neither be cut short nor hold up the hang-up.
+        async with trio.open_nursery() as writer:
             try:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    self._cancel = nursery.cancel_scope
-                    nursery.start_soon(self._guard, self._recorder_task)
-                    nursery.start_soon(self._guard, self._recognizer_task)
-                    nursery.start_soon(self._guard, self.pacer.run)
-                    nursery.start_soon(self._guard, self._receive_loop)
-                    nursery.start_soon(self._guard, self._calibration_timeout)
-                    nursery.start_soon(self._guard, self._call_limit)
-                    if self.tape is not None:
-                        nursery.start_soon(self._guard, self.tape.run)
-                    self.dispatch(T.CallStarted())
+                start = await self._await_start()
+                if start is None:
+                    return self._result()
+                context = await self._outbound_context(start)
+                self._setup(start, context)
+                self._writer_done = trio.Event()
+                writer.start_soon(self._guard, self._recorder_task)
+                prom.calls_active.inc()
+                try:
+                    async with trio.open_nursery() as nursery:
+                        self._nursery = nursery
+                        self._cancel = nursery.cancel_scope
+                        nursery.start_soon(self._guard, self._recognizer_task)
+                        nursery.start_soon(self._guard, self.pacer.run)
+                        nursery.start_soon(self._guard, self._receive_loop)
+                        nursery.start_soon(self._guard, self._calibration_timeout)
+                        nursery.start_soon(self._guard, self._call_limit)
+                        if self.tape is not None:
+                            nursery.start_soon(self._guard, self.tape.run)
+                        self.dispatch(T.CallStarted())
+                finally:
+                    prom.calls_active.dec()
+            except BaseException as exc:
+                # Every task is guarded, so what gets here is the server cancelling us (possibly
+                # grouped by the nursery) or a bug in this module: the call ends, the server lives,
+                # and a cancellation is never swallowed.
+                if isinstance(exc, BaseExceptionGroup):
+                    cancelled, rest = exc.split(trio.Cancelled)
+                elif isinstance(exc, trio.Cancelled):
+                    cancelled, rest = exc, None
+                else:
+                    cancelled, rest = None, exc
+                if rest is not None:
+                    self._set_close("error", 1011)
+                    log_event("ERROR", call_sid=self.call_sid, t=round(self._now_ms(), 1), where="session", error=repr(rest))
+                if cancelled is not None:
+                    self._set_close("shutdown", 1001)
+                    raise
             finally:
-                prom.calls_active.dec()
-        except BaseException as exc:
-            # Every task is guarded, so what gets here is the server cancelling us (possibly
-            # grouped by the nursery) or a bug in this module: the call ends, the server lives,
-            # and a cancellation is never swallowed.
-            if isinstance(exc, BaseExceptionGroup):
-                cancelled, rest = exc.split(trio.Cancelled)
-            elif isinstance(exc, trio.Cancelled):
-                cancelled, rest = exc, None
-            else:
-                cancelled, rest = None, exc
-            if rest is not None:
-                self._set_close("error", 1011)
-                log_event("ERROR", call_sid=self.call_sid, t=round(self._now_ms(), 1), where="session", error=repr(rest))
-            if cancelled is not None:
-                self._set_close("shutdown", 1001)
-                raise
-        finally:
-            with trio.CancelScope(shield=True):
-                lead_outcome = await self._finish(start)
+                with trio.CancelScope(shield=True):
+                    try:
+                        lead_outcome = await self._finish(start)
+                    finally:
+                        self._rec_send.close()  # the writer ends, whatever happened in _finish
         return self._result(lead_outcome)
 
     def _result(self, outcome: str = "none") -> CallResult:
@@ -346,11 +354,13 @@ class CallSession:
             barge_ins=self.metrics.barge_ins, heartbeats=self.metrics.heartbeats, outcome=outcome,
             frames_in=self.inbound.t // FRAME_MS, frames_out=pacer.frames_sent if pacer is not None else 0,
         )
-        # What the writer task did not get to before it was cancelled, in order, then the end:
-        # each write bounded on its own (the recorder retries and journals within that), so
-        # slow writes before it can never crowd the call's end out.
+        # The socket is closed (above) before any write is waited for. Now what is queued, in
+        # order, then the end: each write bounded on its own (the recorder retries and journals
+        # within that), so slow writes before it can never crowd the call's end out.
         self._rec_send.close()
-        async for method, args in self._rec_recv:
+        if self._writer_done is not None:
+            await self._writer_done.wait()
+        async for method, args in self._rec_recv:  # only if the writer failed (or never ran)
             await self._bounded_record(method, args)
         summary = ""
         if brain is not None:
@@ -408,12 +418,16 @@ class CallSession:
         self._rec_send.send_nowait((method, args))
 
     async def _recorder_task(self) -> None:
-        async for method, args in self._rec_recv:
-            # A write taken off the queue is finished even if the call ends meanwhile: the
-            # goodbye's heard report is queued in the very tick the agent hangs up, and a
-            # cancelled write would be lost (the end-of-call drain only sees what is queued).
+        # Never cut short, not even by a shutdown: it ends when _finish closes the queue and
+        # everything in it was written (each write bounded), in order. The goodbye's heard
+        # report is queued in the very tick the agent hangs up; the call's end comes last.
+        assert self._writer_done is not None
+        try:
             with trio.CancelScope(shield=True):
-                await self._bounded_record(method, args)
+                async for method, args in self._rec_recv:
+                    await self._bounded_record(method, args)
+        finally:
+            self._writer_done.set()
 
     async def _bounded_record(self, method: Callable[..., Awaitable[None]], args: tuple) -> None:
         with trio.move_on_after(self.deps.recorder_timeout_s) as scope:

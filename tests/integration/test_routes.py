@@ -239,3 +239,44 @@ async def test_a_crashing_background_task_is_restarted_not_fatal(monkeypatch) ->
                 await trio.sleep(0.05)
         assert (await ahttp("GET", port, "/version"))[0] == 200
     assert runs[1] - runs[0] >= 0.29
+
+
+async def test_the_connection_is_shut_after_our_close_even_if_the_call_stopped_reading_first() -> None:
+    # The call stops reading (it is ending) while the caller still streams media, closes the
+    # socket a moment later and then stays busy (its last writes to a slow database). The
+    # caller's close reply must still get through and the connection be shut at once: queued
+    # behind frames nobody reads, it stalled hypercorn's reader and the line stayed open.
+    closed = trio.Event()
+
+    async def run_call(transport: Transport, deps: Any) -> None:
+        await transport.receive()  # `start`
+        await trio.sleep(1.5)  # not reading: the caller's frames pile up
+        await transport.close(1000, "call ended")
+        closed.set()
+        await trio.sleep(10)  # the end-of-call writes
+
+    def factory(settings: Settings) -> Wiring:
+        return Wiring(run_call=run_call, call_deps=None,
+                      providers={"asr": "fake-asr", "tts": "fake-tts", "brain": "fake-brain"},
+                      recorder=NullRecorder())
+
+    async with running_server(factory) as (_, port):
+        url = f"ws://127.0.0.1:{port}/ws/twilio-media"
+        ids = await admitted_ids(port)
+        media = json.dumps({"event": "media", "streamSid": ids.stream_sid,
+                            "media": {"track": "inbound", "payload": "/" * 216}})
+        with trio.fail_after(20):
+            async with trio_websocket.open_websocket_url(url, disconnect_timeout=10) as ws:
+                for frame in start_frames(ids):
+                    await ws.send_message(frame)
+                try:
+                    while not closed.is_set():
+                        await ws.send_message(media)
+                        await trio.sleep(0.02)
+                    while True:
+                        await ws.get_message()
+                except trio_websocket.ConnectionClosed as exc:
+                    assert exc.reason.code == 1000
+                t_closed = trio.current_time()
+            shut_after = trio.current_time() - t_closed
+    assert shut_after < 2, shut_after

@@ -9,6 +9,7 @@ test_durable_calls.py.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import subprocess
@@ -33,6 +34,16 @@ from .faults import TcpProxy, sqlite_faults
 
 PHONE = "+972501234567"
 SID = "CA" + "d" * 32
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The JSON log lines, in a stream that stays open (a test's captured stdout is closed
+    after it: later tests' background lines would hit a closed file)."""
+    from telemetry import logs
+    stream = io.StringIO()
+    logs.configure(stream=stream)
+    yield stream
 
 
 @pytest.fixture
@@ -234,9 +245,7 @@ async def test_a_write_failing_for_a_moment_is_retried_and_lands(
 # -- outages in virtual time -----------------------------------------------------------------
 
 async def test_database_down_30s_mid_call_nothing_lost_and_the_final_summary_goes_out_once(
-        outage: Outage, tmp_path: Path, fake_twilio: Any, virtual_clock: trio.testing.MockClock, capsys) -> None:
-    from telemetry import logs
-    logs.configure()
+        outage: Outage, tmp_path: Path, fake_twilio: Any, virtual_clock: trio.testing.MockClock, json_log: io.StringIO) -> None:
     store = outage.open(tmp_path / "journal")
     rec = SqlRecorder(store)
     call = Call(rec)
@@ -270,7 +279,7 @@ async def test_database_down_30s_mid_call_nothing_lost_and_the_final_summary_goe
         [msg] = fake_twilio.messages()
         assert msg["Body"] == "סיכום סופי: פגישה ביום ראשון"
         assert not store.journal.pending
-        out = capsys.readouterr().out
+        out = json_log.getvalue()
         events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         states = [e.get("state") for e in events if e["event"] == "STORE"]
         assert "down" in states and "journaled" in states and "replayed" in states and "up" in states
@@ -341,6 +350,34 @@ async def test_writes_of_other_calls_go_on_while_one_calls_writes_wait_in_the_jo
         store.close()
 
 
+async def test_a_write_cut_short_while_the_backlog_replays_is_journaled_not_lost(
+        outage: Outage, tmp_path: Path, virtual_clock: trio.testing.MockClock) -> None:
+    # The session bounds each write (10 s). A call's write that first replays the call's
+    # journaled backlog (2 s a write on a slow database: longer than that) is cut short there:
+    # it must still be kept (journaled), and land in order with the rest.
+    store = outage.open(tmp_path / "journal")
+    rec = SqlRecorder(store)
+    call = Call(rec)
+    try:
+        await call.start()
+        outage.down()
+        await call.turn(1)
+        outage.up()
+        await trio.sleep(3)  # past the probe interval: the next write replays the backlog first
+        with trio.CancelScope() as scope:
+            scope.cancel()  # the session's bound, as it would expire during that replay
+            await rec.transcript_turn(SID, "caller", "caller 2", call.t, call.t + 900, True)
+        call.lines.append("caller 2")
+        call.t += 1000
+        assert store.journal.pending and store.journal.pending[-1]["args"]["text"] == "caller 2"
+        await call.turn(3)
+        assert caller_lines(store) == call.lines  # nothing lost, in order
+        assert not store.journal.pending
+    finally:
+        outage.up()
+        store.close()
+
+
 # -- a process that died with journaled writes -----------------------------------------------
 
 CHILD = Path(__file__).with_name("journal_child.py")
@@ -400,3 +437,129 @@ def test_journal_dir_defaults(tmp_path: Path) -> None:
     assert journal_mod.default_dir(sa.make_url("postgresql+psycopg://h/db"), {"XDG_STATE_HOME": "/s"}) == Path("/s/agentlocator")
     assert journal_mod.default_dir(sa.make_url("postgresql+psycopg://h/db"), {"STORE_JOURNAL_DIR": "/j"}) == Path("/j")
     assert os.path.isabs(str(journal_mod.default_dir(sa.make_url("postgresql+psycopg://h/db"), {})))
+
+
+# -- a full disk (SQLite's own "database or disk is full"), in virtual time --------------------
+
+def log_events(out: str, name: str) -> list[dict]:
+    return [e for e in (json.loads(line) for line in out.splitlines() if line.startswith("{")) if e["event"] == name]
+
+
+class LongCall(Call):
+    """Lines long enough that every turn needs new pages (a full database refuses each one)."""
+
+    async def turn(self, n: int, summary: str | None = None, **slots: Any) -> None:
+        for speaker in ("agent", "caller"):
+            line = f"{speaker} {n} " + "מילה " * 390  # ~3.5 kB: a page of its own, under the 2000-character cap
+            self.rec.timeline_event(self.sid, self.t, "STATE_CHANGE", to_state=speaker)
+            await self.rec.transcript_turn(self.sid, speaker, line, self.t, self.t + 900, True)  # type: ignore[arg-type]
+            self.lines.append(line)
+            self.t += 1000
+        for k, v in slots.items():
+            setattr(self.lead.slots, k, v)
+        if slots:
+            await self.rec.lead_updated(self.sid, self.phone, self.lead, summary)
+
+
+async def _disk_full_call(store: Store, faults: Any, fake_twilio: Any, *, journal_full: bool) -> tuple[LongCall, list[float]]:
+    """A call that books a meeting; the database's disk fills up after its first turn and is
+    freed 30 s after the hang-up. Returns the call and how long each of its writes took."""
+    rec = SqlRecorder(store)
+    call = LongCall(rec)
+    took: list[float] = []
+
+    async def timed(step: Any) -> None:
+        t0 = trio.current_time()
+        await step
+        took.append(trio.current_time() - t0)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_outbox_sender, store, cfg(fake_twilio))
+        await timed(call.start())
+        await timed(call.turn(1, "סיכום ביניים: חיפה", area="חיפה"))
+        faults.full = True
+        for n in range(2, 6):
+            await timed(call.turn(n, f"סיכום ביניים {n}", **({"name": "דנה"} if n == 3 else {})))
+            await trio.sleep(4)
+        await timed(call.end("סיכום סופי: פגישה ביום ראשון"))
+        assert store.journal.pending and store.journal.pending[-1]["op"] == "end"
+        if not journal_full:  # on disk (fsync-ed) before the write returned
+            assert [r["op"] for r in iter_records(store.journal.path)][-1] == "end"
+        await trio.sleep(30)
+        assert fake_twilio.messages() == []  # nothing goes out while the end waits (not the mid-call summary)
+        faults.full = False  # space freed
+        await settle(store, lambda: [i["state"] for i in outbox(store)] == ["sent"])
+        await trio.sleep(10)  # sender passes and keeper replays: nothing further goes out
+        nursery.cancel_scope.cancel()
+    return call, took
+
+
+def _nothing_lost_nothing_twice(store: Store, call: LongCall, fake_twilio: Any) -> None:
+    assert caller_lines(store) == call.lines  # every line once, in order
+    detail = queries.call_detail(store, SID)
+    assert (detail["close_reason"], detail["outcome"]) == ("agent_hangup", "meeting_booked")
+    assert len(queries.call_timeline(store, SID)) == len(call.lines)
+    [lead] = queries.list_leads(store)
+    assert (lead["area"], lead["name"], lead["status"]) == ("חיפה", "דנה", "meeting_booked")
+    [item] = outbox(store)
+    assert (item["state"], item["attempts"]) == ("sent", 1)
+    [msg] = fake_twilio.messages()
+    assert msg["Body"] == "סיכום סופי: פגישה ביום ראשון"
+    assert not store.journal.pending
+    with store.engine.connect() as conn:
+        applied = conn.execute(sa.select(sa.func.count()).select_from(schema.journal_applied)).scalar()
+    assert applied >= 1
+
+
+async def test_sqlite_disk_full_mid_call_a_clear_error_the_call_goes_on_and_everything_lands_once(
+        sqlite_url: str, tmp_path: Path, fake_twilio: Any, virtual_clock: trio.testing.MockClock, json_log: io.StringIO) -> None:
+    store = Store.open(sqlite_url, {}, journal_dir=tmp_path / "journal")  # the journal on another disk
+    faults = sqlite_faults(store.engine)
+    try:
+        call, took = await _disk_full_call(store, faults, fake_twilio, journal_full=False)
+        _nothing_lost_nothing_twice(store, call, fake_twilio)
+        # The call went on: no write of it waited past the session's bound for one write (10 s),
+        # and once the database was known full they went straight to the journal.
+        assert max(took) < 10, took
+        out = json_log.getvalue()
+        # One ERROR when the disk filled, one line when it was back (no up/down flapping while
+        # the lease, an update in place, still fits).
+        [down] = [e for e in log_events(out, "STORE") if e["state"] == "down"]
+        assert "database or disk is full" in down["error"] and down["where"].startswith("store.")
+        assert len([e for e in log_events(out, "STORE") if e["state"] == "up"]) == 1
+        journaled = [e for e in log_events(out, "STORE") if e["state"] == "journaled"]
+        assert journaled and all(e["durable"] for e in journaled)
+        assert not [e for e in log_events(out, "ERROR") if e.get("where") == "store.journal"]
+        assert "replayed" in [e["state"] for e in log_events(out, "STORE")]
+    finally:
+        faults.full = False
+        store.close()
+
+
+async def test_disk_full_for_the_journal_too_the_writes_are_held_in_memory_and_the_call_goes_on(
+        sqlite_url: str, tmp_path: Path, fake_twilio: Any, virtual_clock: trio.testing.MockClock, json_log: io.StringIO) -> None:
+    # The journal's file is /dev/full (the kernel's own ENOSPC on every write, no root needed):
+    # the journaled writes are held in this process's memory only. What is lost, and only if
+    # the process dies before the database takes them again: those writes (here the call's
+    # last turns, its lead updates and its end, so the final summary too). The call goes on
+    # regardless, and once the database has space everything lands, once.
+    store = Store.open(sqlite_url, {}, journal_dir=tmp_path / "journal")
+    assert store.journal.path is not None
+    store.journal.path.parent.mkdir(parents=True, exist_ok=True)
+    store.journal.path.symlink_to("/dev/full")
+    faults = sqlite_faults(store.engine)
+    try:
+        call, took = await _disk_full_call(store, faults, fake_twilio, journal_full=True)
+        _nothing_lost_nothing_twice(store, call, fake_twilio)
+        assert max(took) < 10, took
+        assert store.journal.durable_failures >= 5  # every journaled write was in memory only
+        out = json_log.getvalue()
+        journaled = [e for e in log_events(out, "STORE") if e["state"] == "journaled"]
+        assert journaled and not any(e["durable"] for e in journaled)
+        errors = [e for e in log_events(out, "ERROR") if e.get("where") == "store.journal"]
+        assert len(errors) == len(journaled)
+        assert "No space left on device" in errors[0]["error"]
+        assert errors[0]["held"] == "in memory only: lost if this process dies before the database is back"
+    finally:
+        faults.full = False
+        store.close()

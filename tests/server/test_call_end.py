@@ -2,6 +2,8 @@
 line drops (virtual time, the in-memory Twilio emulator)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import trio
 
 from .fakes import RecordingRecorder, ScriptedBrain, ScriptedRecognizer
@@ -96,3 +98,67 @@ async def test_lead_updates_carry_the_brains_summary(autojump_clock) -> None:
     await run_scenario(sc, script)
     assert sc.recorder.lead_summaries == ["summary: area=Haifa"]
 
+
+
+class SlowStoreRecorder(RecordingRecorder):
+    """Every write takes ``seconds`` (a database slow to commit), and notes when it finished."""
+
+    def __init__(self, seconds: float, link_closed: Callable[[], bool]) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.link_closed = link_closed
+        self.writes: list[tuple[str, float, bool]] = []  # (what, finished at, socket closed by then)
+
+    async def _slow(self, what: str) -> None:
+        await trio.sleep(self.seconds)
+        self.writes.append((what, trio.current_time(), self.link_closed()))
+
+    async def call_started(self, info) -> None:  # type: ignore[override]
+        await self._slow("call_started")
+        await super().call_started(info)
+
+    async def transcript_turn(self, call_sid, speaker, text, t_start_ms, t_end_ms, heard_fully) -> None:  # type: ignore[override]
+        await self._slow(f"turn:{speaker}")
+        await super().transcript_turn(call_sid, speaker, text, t_start_ms, t_end_ms, heard_fully)
+
+    async def lead_updated(self, call_sid, phone, lead, whatsapp_summary=None) -> None:  # type: ignore[override]
+        await self._slow("lead")
+        await super().lead_updated(call_sid, phone, lead, whatsapp_summary)
+
+    async def call_ended(self, *args) -> None:  # type: ignore[override]
+        await self._slow("call_ended")
+        await super().call_ended(*args)
+
+
+async def test_the_line_is_hung_up_at_once_while_slow_writes_are_still_queued(autojump_clock) -> None:
+    """A database taking 2 s per write: the agent's goodbye ends the call on time (the socket
+    closes in the hang-up's own tick, not after the write in progress), and every write still
+    lands afterwards, in order, the call's end last."""
+    holder: list[TwilioEmulator] = []
+    sc = Scenario(
+        recognizer=ScriptedRecognizer(["area Haifa", "no thank you"]),
+        brain=ScriptedBrain([["Noted."], ["Thank you.", "Goodbye."]], finish_after=2),
+        recorder=SlowStoreRecorder(2.0, lambda: holder[0].link.closed),
+    )
+
+    async def script(emu: TwilioEmulator) -> None:
+        holder.append(emu)
+        for n in (1, 2):
+            await emu.wait_marks(".end", n)
+            await trio.sleep(0.5)
+            emu.say(1.2)
+        await trio.sleep(120)  # the agent hangs up long before
+
+    out = await run_scenario(sc, script)
+    assert out.result.close_reason == "agent_hangup"
+    [ended] = [e for e in out.events("STATE_CHANGE") if e["to_state"] == "ENDED"]
+    [closed] = out.events("WS_CLOSE")
+    assert closed["t"] - ended["t"] < 50, (ended["t"], closed["t"])  # ms: not behind a 2 s write
+    rec = sc.recorder
+    assert any(not was_closed for _, _, was_closed in rec.writes)  # writes were queued during the call
+    assert sum(1 for _, _, was_closed in rec.writes if was_closed) >= 2  # ... and landed after the close
+    assert [w[0] for w in rec.writes][-1] == "call_ended" and len(rec.ended) == 1
+    assert [(e[1], e[2]) for e in rec.turns()] == [
+        ("agent", "Hello, this is AgentLocator. How can I help?"), ("caller", "area Haifa"), ("agent", "Noted."),
+        ("caller", "no thank you"), ("agent", "Thank you. Goodbye."),
+    ]
