@@ -46,9 +46,13 @@ def build_recorder(settings: Settings, notes: list[str]) -> tuple[CallRecorder, 
     from server.inflow import inflow_bp
     from server.whatsapp import whatsapp_bp
 
-    from server.workers import instance_started_at
+    from server.workers import WORKER_ENV, instance_started_at
 
-    recorder = open_store(settings.database_url, settings.env)
+    env = settings.env
+    if (env.get("INSTANCE_ID") or "").strip() and env.get(WORKER_ENV):
+        # One name set for the server: each worker is an instance with its own lease.
+        env = {**env, "INSTANCE_ID": f"{env['INSTANCE_ID'].strip()[:58]}-w{env[WORKER_ENV]}"}
+    recorder = open_store(settings.database_url, env)
     started = instance_started_at(settings.env)
     if started is not None:  # a worker: sibling workers' calls written before leases (owner NULL) are not a crash's
         recorder.store.opened_at = started

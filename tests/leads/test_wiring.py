@@ -27,3 +27,17 @@ def test_the_app_wiring_picks_up_store_outbox_and_dashboard(sqlite_url: str) -> 
     assert len(taps) == 1  # the timeline is fed from the log
     logger.removeHandler(taps[0])
     recorder.store.close()
+
+
+def test_instance_id_names_each_worker_apart(sqlite_url: str) -> None:
+    """INSTANCE_ID set once for a server with workers: each worker holds its own lease."""
+    logger = logging.getLogger("agentlocator")
+    ids = []
+    for extra in ({}, {"AGENTLOCATOR_WORKER": "1"}):
+        env = {"DATABASE_URL": sqlite_url, "INSTANCE_ID": "edge-a", **extra}
+        recorder, _, _ = build_recorder(Settings.from_env(env), [])
+        ids.append(recorder.store.instance_id)
+        for tap in [h for h in logger.handlers if isinstance(h, TimelineTap) and h.recorder is recorder]:
+            logger.removeHandler(tap)
+        recorder.store.close()
+    assert ids == ["edge-a", "edge-a-w1"]
