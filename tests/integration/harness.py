@@ -14,6 +14,9 @@ from server.demo import free_port
 from server.wiring import Wiring
 
 
+SHUTDOWN_LIMIT_S = 30.0
+
+
 @asynccontextmanager
 async def running_server(
     wiring_factory: Callable[[Settings], Wiring], env: dict[str, str] | None = None
@@ -30,6 +33,10 @@ async def running_server(
             yield app, port
         finally:
             shutdown.set()
+            # A server that does not stop is a failure of the test, not a hung suite.
+            nursery.cancel_scope.deadline = trio.current_time() + SHUTDOWN_LIMIT_S
+    if nursery.cancel_scope.cancelled_caught:
+        raise AssertionError(f"the in-process server did not shut down within {SHUTDOWN_LIMIT_S:g} s")
 
 
 def http(
