@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
@@ -158,6 +158,12 @@ class ReplayTransport:
         for name in ("send_nowait", "drain"):  # the raw media socket's extras (server.pacer uses them)
             if hasattr(inner, name):
                 setattr(self, name, getattr(inner, name))
+        if hasattr(inner, "receive_in_tick"):  # and the session's (once what was put back is read)
+            self.receive_in_tick = self._receive_in_tick
+
+    async def _receive_in_tick(self, handle: Callable[[str, float], bool]) -> None:
+        if not self._first:
+            await self._inner.receive_in_tick(handle)  # type: ignore[attr-defined]
 
     async def receive(self) -> str:
         if self._first:

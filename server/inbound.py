@@ -29,6 +29,9 @@ Dispatch = Callable[[T.TurnEvent], None]
 # from the stretch's start (at most SPEECH_LOOKBACK_MS before the triggering run).
 SPEECH_GAP_MS = 300
 SPEECH_LOOKBACK_MS = 1000
+# The first second of caller audio is read frame by frame (never batched by the shared tick):
+# its arrival times set the stream clock before the agent's first words need it.
+CLOCK_SETTLE_MS = 1000
 
 
 class Inbound:
@@ -62,13 +65,14 @@ class Inbound:
 
     # -- input ---------------------------------------------------------------------------------
 
-    def media(self, payload: bytes, now_s: float) -> bool:
-        """One `media` payload; False if it had to be dropped (not a whole number of samples
-        the framer can take)."""
+    def media(self, payload: bytes, now_s: float, timed: bool = True) -> bool:
+        """One `media` payload that arrived at ``now_s`` (``timed`` False: by then — it waited
+        for the shared tick, and its time says nothing for the stream clock); False if it had
+        to be dropped (not a whole number of samples the framer can take)."""
         if len(payload) == FRAME_ULAW_BYTES:
             if self.tap is not None:
                 self.tap(self.t, payload, now_s)
-            self.frame(decode_with_energy(payload, self._pcm), now_s)
+            self.frame(decode_with_energy(payload, self._pcm), now_s, timed)
             return True
         try:  # Twilio sends 20 ms; anything else is re-cut into 20 ms frames
             self._framer.write_ulaw(payload)
@@ -77,8 +81,20 @@ class Inbound:
         while self._framer.read_frame(self._ulaw):
             if self.tap is not None:
                 self.tap(self.t, self._ulaw, now_s)
-            self.frame(decode_with_energy(self._ulaw, self._pcm), now_s)
+            self.frame(decode_with_energy(self._ulaw, self._pcm), now_s, timed)
         return True
+
+    @property
+    def decision_near(self) -> bool:
+        """A barge-in (the caller's voice, or a gap in it, while the agent speaks) or an end
+        of utterance (silence after an open utterance) may be a frame away: the shell should
+        look at every frame as it arrives rather than batch them. So is the first second,
+        while the stream clock settles."""
+        if self.frame_t < CLOCK_SETTLE_MS:
+            return True
+        if self.machine.state is T.State.SPEAKING:
+            return self.voice or self.frame_t - self.voice_ended_ms < SPEECH_GAP_MS
+        return self.eou.in_utterance and not self.voice
 
     def open_utterance(self, onset_ms: int, voiced_ms: int, min_utt_ms: int) -> None:
         self.eou.open(onset_ms, self.frame_t + FRAME_MS, voiced_ms, min_utt_ms)  # from the next frame
@@ -93,13 +109,14 @@ class Inbound:
 
     # -- one frame -----------------------------------------------------------------------------
 
-    def frame(self, rms: float, now_s: float) -> None:
+    def frame(self, rms: float, now_s: float, timed: bool = True) -> None:
         """One decoded 20 ms frame (its RMS; its PCM is in the decode buffer) that arrived at
-        ``now_s``: the detectors, then the turn events they call for."""
+        ``now_s`` (``timed``: exactly then): the detectors, then the turn events they call for."""
         t = self.t
         self.t = t + FRAME_MS
         self.frame_t = t
-        self.clock.arrived(t + FRAME_MS, now_s)
+        if timed:
+            self.clock.arrived(t + FRAME_MS, now_s)
         try:
             self._push(bytes(self._pcm))
         except Exception:  # a broken recognizer costs the transcript, not the call

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import socket as _stdlib_socket
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
+from server import frame_tick
 from server.transport import TransportClosed
 
 EXTENSION = "agentlocator.media"  # scope["extensions"] key of the offer
 _READ_SIZE = 65536
+_TICK_READS = 4  # reads of one socket per tick pass (a flooding peer waits for the next pass)
 _YIELD_EVERY = 8  # messages handed out without blocking before a checkpoint (fairness)
 _CLOSE_WAIT_S = 1.0  # after our close frame, how long we wait for the peer's
 
@@ -198,6 +200,7 @@ class RawMediaTransport:
         self._ended: tuple[int, str] | None = None  # how the link ended, once receive() said so
         self._streak = 0
         self._maybe_more = True  # False once a read took less than it asked for
+        self._handle: Callable[[str, float], bool] | None = None  # while parked in the tick
 
     # hypercorn side --------------------------------------------------------------------------
     async def hand_over(self, data: bytes) -> None:
@@ -234,6 +237,51 @@ class RawMediaTransport:
                 await self._handed.wait()
                 continue
             await self._read()
+
+    async def receive_in_tick(self, handle: Callable[[str, float], bool]) -> None:
+        """Hand every message to ``handle(text, arrival time)`` from the shared tick
+        (server.frame_tick), without waking this task, until ``handle`` returns False (it
+        needs an await) or something needs this task (control frames to answer, the peer
+        gone); then return. An exception of ``handle`` is raised here. Returns at once when
+        :meth:`receive` has something to do first: call it next, then this again."""
+        reader = self._reader
+        if (not self._handed.is_set() or reader.messages or reader.replies or reader.closed is not None
+                or self._ended is not None):
+            return
+        self._handle = handle
+        try:
+            await frame_tick.shared().park_reader(self)
+        finally:
+            self._handle = None
+            self._maybe_more = True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def tick_read(self, now: float) -> bool:
+        """The tick's pass found the socket readable: read it, hand out whole messages."""
+        reader = self._reader
+        for _ in range(_TICK_READS):
+            try:
+                data = self._sock.recv(_READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                if reader.closed is None:
+                    reader.closed = (1006, "dropped")
+                return False
+            reader.feed(data)
+            if len(data) < _READ_SIZE:
+                break
+        messages = reader.messages
+        handle = self._handle
+        assert handle is not None
+        while messages:
+            if not handle(messages.popleft(), now):
+                return False
+        return not reader.replies and reader.closed is None
 
     async def _read(self) -> None:
         try:
@@ -354,6 +402,8 @@ class RawMediaTransport:
         self._send_dead = True
         self.done.set()
         self._handed.set()
+        if self._handle is not None:  # closed from another task while the reader is parked
+            frame_tick.shared().release_reader(self)
         self._stream.socket.close()  # wakes any task waiting on it with ClosedResourceError
 
 

@@ -166,6 +166,8 @@ class CallSession:
         # A barge-in / collision waiting for its `clear` (sent by the receive loop right after
         # the frame that triggered it): (halt, clock time, when what was sent would stop playing)
         self._halt: tuple[T.Halt, float, float] | None = None
+        self._watchdog = trio.CancelScope()  # the receive loop's: no Twilio message for too long
+        self._bumped = 0.0  # when its deadline last moved
         self._agent_audible_end_ms = 0.0  # stream time the agent's audio last stopped playing
         self._turn_started_ms = 0.0  # call clock (ms) of the current agent turn's first frame
         self._rec_send, self._rec_recv = trio.open_memory_channel[tuple](math.inf)
@@ -515,38 +517,53 @@ class CallSession:
 
     async def _receive_loop(self) -> None:
         receive = self.transport.receive
-        parse = self.parser.parse
+        # The raw media socket can hand messages over in the shared tick's pass
+        # (server.frame_tick): no wake-up of this task per message, at up to one period's
+        # delay. Only while the caller is quiet: while they talk, a barge-in or an end of
+        # utterance may be one frame away, and every frame is read as it arrives.
+        in_tick = getattr(self.transport, "receive_in_tick", None)
         timeout = self.deps.inbound_timeout_s
-        slack = WATCHDOG_SLACK_S
-        bumped = trio.current_time()
-        with trio.CancelScope(deadline=bumped + timeout) as watchdog:
+        self._bumped = trio.current_time()
+        with trio.CancelScope(deadline=self._bumped + timeout) as self._watchdog:
             while True:
-                text = await receive()  # TransportClosed ends the call through the guard
-                now = trio.current_time()
-                if now - bumped >= slack:  # moving a deadline is a heap operation: not on every frame
-                    watchdog.deadline = now + timeout + slack  # so never before `timeout` of silence
-                    bumped = now
-                event = parse(text)
-                if type(event) is Media:
-                    if not self.inbound.media(event.payload, now):
-                        self._log_protocol(self.parser._error("media_size", f"payload of {len(event.payload)} bytes"))
+                if in_tick is not None and not self.inbound.decision_near:
+                    await in_tick(self._on_batched_text)
                     if self._halt is not None:
                         await self._send_clear()
-                    if self.inbound.t > (now - self.t0) * 1000.0 + MAX_AUDIO_AHEAD_MS:
-                        # Twilio's audio is spoken in real time: it can arrive late (bursts),
-                        # never ahead. A peer that streams faster only runs up ASR costs.
-                        self.log("ERROR", where="receive", error="caller audio faster than real time")
-                        raise _EndCall("flood", 1008)
-                elif type(event) is Mark:
-                    self._on_mark(event.name)
-                elif type(event) is Stop:
-                    raise _EndCall("twilio_stop", 1000)
-                elif type(event) is Dtmf:
-                    continue  # keypad input is not part of this dialog
-                else:
-                    self._log_protocol(event)
+                text = await receive()  # TransportClosed ends the call through the guard
+                self._on_text(text, trio.current_time())
+                if self._halt is not None:
+                    await self._send_clear()
         self.log("ERROR", where="receive", error=f"nothing from Twilio for {timeout:g} s")
         raise _EndCall("inbound_timeout", 1001)
+
+    def _on_batched_text(self, text: str, now: float) -> bool:
+        return self._on_text(text, now, timed=False)
+
+    def _on_text(self, text: str, now: float, timed: bool = True) -> bool:
+        """One Twilio message that arrived at ``now`` (``timed`` False: by then, in the shared
+        tick's pass). True: the tick may go on handing messages over; False: the receive loop
+        must look (a barge-in's `clear` is due, or a decision is near)."""
+        if now - self._bumped >= WATCHDOG_SLACK_S:  # moving a deadline is a heap operation: not on every frame
+            self._watchdog.deadline = now + self.deps.inbound_timeout_s + WATCHDOG_SLACK_S  # never before the timeout
+            self._bumped = now
+        event = self.parser.parse(text)
+        if type(event) is Media:
+            if not self.inbound.media(event.payload, now, timed):
+                self._log_protocol(self.parser._error("media_size", f"payload of {len(event.payload)} bytes"))
+            if self.inbound.t > (now - self.t0) * 1000.0 + MAX_AUDIO_AHEAD_MS:
+                # Twilio's audio is spoken in real time: it can arrive late (bursts),
+                # never ahead. A peer that streams faster only runs up ASR costs.
+                self.log("ERROR", where="receive", error="caller audio faster than real time")
+                raise _EndCall("flood", 1008)
+            return self._halt is None and not self.inbound.decision_near
+        if type(event) is Mark:
+            self._on_mark(event.name)
+        elif type(event) is Stop:
+            raise _EndCall("twilio_stop", 1000)
+        elif type(event) is not Dtmf:  # keypad input is not part of this dialog
+            self._log_protocol(event)
+        return self._halt is None
 
     def _log_protocol(self, event: object) -> None:
         # Rate-limited: a peer that sends garbage at 50 frames/s must not flood the log. An

@@ -1,6 +1,9 @@
 """The shared frame tick in virtual time: the pacer's steady frames go out in the tick's pass,
 20 ms apart, each late by the same amount (under one period), marks and clears as before;
-a send the kernel could not take, or a failing one, hands the pacer back to its task."""
+a send the kernel could not take, or a failing one, hands the pacer back to its task. A call's
+socket parked in the tick: its messages handed over in the pass, control frames, the close, a
+handler's error and a cancellation back in the call's task. On the system clock the tick
+waits on a timerfd."""
 from __future__ import annotations
 
 import json
@@ -9,7 +12,8 @@ import pytest
 import trio
 
 from native.config import TimingConfig
-from server.frame_tick import PERIOD_S, FrameTick
+from server import frame_tick
+from server.frame_tick import PERIOD_S, FrameTick, GridTimer
 from server.pacer import Pacer
 from server.transport import TransportClosed
 from server.twilio_codec import TwilioFrames
@@ -152,3 +156,109 @@ async def test_a_cancelled_pacer_leaves_the_tick(autojump_clock) -> None:
         assert pacer in tick._parked  # noqa: SLF001
         nursery.cancel_scope.cancel()
     assert not tick._parked  # noqa: SLF001
+
+
+# -- readers: the call's socket read in the tick's pass ----------------------------------------
+
+async def _raw_pair() -> tuple["RawMediaTransport", trio.socket.SocketType]:
+    from server.media_socket import RawMediaTransport
+
+    ours, peer = trio.socket.socketpair()
+    transport = RawMediaTransport(trio.SocketStream(ours), 64 * 1024)
+    return transport, peer
+
+
+async def test_a_parked_reader_gets_its_messages_in_the_pass_without_its_task(autojump_clock) -> None:
+    from .test_media_socket import client_frame, parse_server_frame
+
+    transport, peer = await _raw_pair()
+    tick = frame_tick.shared()
+    got: list[tuple[str, float]] = []
+
+    def handle(text: str, now: float) -> bool:
+        got.append((text, now))
+        return text != "stop here"
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(transport.hand_over, b"")
+        await trio.sleep(0.001)
+        await peer.send(client_frame(1, b"one") + client_frame(1, b"two"))
+        returned = trio.Event()
+
+        async def reader() -> None:
+            await transport.receive_in_tick(handle)
+            returned.set()
+
+        nursery.start_soon(reader)
+        await trio.sleep(0.05)
+        assert [t for t, _ in got] == ["one", "two"] and not returned.is_set()
+        assert all(abs(now / PERIOD_S - round(now / PERIOD_S)) < 1e-6 for _, now in got)  # in a pass
+        await peer.send(client_frame(1, b"stop here") + client_frame(1, b"after"))
+        await trio.sleep(0.05)
+        assert returned.is_set() and [t for t, _ in got][-1] == "stop here"
+        assert await transport.receive() == "after"  # what the handler did not take stays, in order
+        assert not tick._readers  # noqa: SLF001 - handed back: off the tick's epoll set
+        # a ping: the tick hands back, receive() answers it
+        await peer.send(client_frame(9, b"hi"))
+        await transport.receive_in_tick(handle)
+        with trio.move_on_after(0.1):
+            await transport.receive()
+        opcode, payload = parse_server_frame(await peer.recv(100))
+        assert (opcode, payload) == (0xA, b"hi")
+        # the peer's close: back to the task, and receive() reports it
+        await peer.send(client_frame(8, (1000).to_bytes(2, "big")))
+        await transport.receive_in_tick(handle)
+        with pytest.raises(TransportClosed) as closed:
+            await transport.receive()
+        assert closed.value.code == 1000
+    peer.close()
+
+
+async def test_a_handler_error_is_raised_in_the_readers_task_and_cancel_leaves_the_tick(autojump_clock) -> None:
+    from .test_media_socket import client_frame
+
+    transport, peer = await _raw_pair()
+    tick = frame_tick.shared()
+
+    def handle(text: str, now: float) -> bool:
+        raise ValueError(text)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(transport.hand_over, b"")
+        await trio.sleep(0.001)
+        await peer.send(client_frame(1, b"bad"))
+        with pytest.raises(ValueError, match="bad"):
+            await transport.receive_in_tick(handle)
+        assert not tick._readers  # noqa: SLF001
+        with trio.move_on_after(0.1):
+            await transport.receive_in_tick(lambda text, now: True)
+        assert not tick._readers  # noqa: SLF001 - the cancelled reader left the epoll set
+        await transport.close()
+    peer.close()
+
+
+def test_the_tick_waits_on_a_timerfd_on_the_system_clock() -> None:
+    """Real time: the passes come on the 20 ms grid, never before a grid point."""
+    seen: list[tuple[float, float]] = []
+
+    class Probe:
+        tick_due = 0.0
+
+        def tick_send(self, now: float) -> float | None:
+            seen.append((now, trio.current_time()))
+            return now + PERIOD_S
+
+    async def main() -> GridTimer | None:
+        tick = FrameTick()
+        with trio.move_on_after(0.25):
+            await tick.park(Probe(), 0.0)
+        return tick.timer
+
+    timer = trio.run(main)
+    assert timer is not None
+    assert len(seen) >= 6
+    grid = [now / PERIOD_S for now, _ in seen]
+    assert all(abs(g - round(g)) < 1e-6 for g in grid)  # nominal times on the grid
+    steps = [round(b - a) for a, b in zip(grid, grid[1:])]
+    assert all(k >= 1 for k in steps) and steps.count(1) >= len(steps) // 2  # a grid point per pass
+    assert all(woke >= now - 1e-6 for now, woke in seen)  # the timer never fires early

@@ -24,3 +24,38 @@ def test_agent_frames_a_hair_off_the_grid_each_keep_their_own_slot() -> None:
     # the frames at 1000..1000+20k are all in reach of 1060+20k: the loudest is the k-th (100 (k+1))
     assert got == [100.0 * (k + 1) for k in range(len(starts))]
     assert echo.far(1040) == 0.0  # nothing reaches an inbound frame before 60 ms
+
+
+def test_a_decision_is_near_while_the_caller_talks_over_the_agent_or_has_just_stopped() -> None:
+    """When the session may let the shared tick batch the caller's frames (server.frame_tick):
+    never in the first second (the stream clock settles), nor while a barge-in or an end of
+    utterance may be a frame away."""
+    from types import SimpleNamespace
+
+    from server.inbound import CLOCK_SETTLE_MS, SPEECH_GAP_MS
+
+    machine = SimpleNamespace(state=T.State.LISTENING, calibrated=True, audible_ms=0, deadline_ms=10**9)
+    inbound = Inbound(CFG, machine, lambda ev: None, lambda pcm: None, lambda: 0)  # type: ignore[arg-type]
+    now = [0.0]
+
+    def frames(rms: float, ms: int) -> list[bool]:
+        near = []
+        for _ in range(ms // 20):
+            now[0] += 0.02
+            inbound.frame(rms, now[0])
+            near.append(inbound.decision_near)
+        return near
+
+    assert all(frames(5.0, CLOCK_SETTLE_MS))  # settling: frame by frame
+    assert not any(frames(5.0, 1000))  # quiet line, agent silent: batched
+    talk = frames(3000.0, 1000)
+    assert inbound.voice and not talk[-1]  # the caller talks, agent silent: no decision per frame
+    after = frames(5.0, 120)  # (a sharp drop ends it 200 ms after the voice)
+    assert inbound.eou.in_utterance and all(after[2:])  # silence after speech: the EOU may come
+    frames(5.0, 2000)
+    assert not inbound.eou.in_utterance and not inbound.decision_near  # the utterance ended
+    machine.state = T.State.SPEAKING
+    assert not inbound.decision_near  # the agent speaks, the caller is quiet
+    assert all(frames(3000.0, 200)[2:])  # the caller's voice over the agent: a barge-in may come
+    gap = frames(5.0, SPEECH_GAP_MS + 100)
+    assert gap[1] and not gap[-1]  # a gap in it still counts, a pause longer than that does not
