@@ -252,7 +252,8 @@ class CallTape:
         if self.shift_ms is None:
             self.shift_ms = max(0, round((now_s - self.t0) * 1000.0) - stream_ms - 20)
         pos = (stream_ms + self.shift_ms) * SAMPLES_PER_MS
-        self._put(self._caller, pos, frame)
+        if self._encoder is not None:  # the buffers are the recording's; listeners get each frame
+            self._put(self._caller, pos, frame)
         self.caller_end = pos + len(frame)
         if self.listeners:
             item = (0, pos, bytes(frame))
@@ -264,7 +265,8 @@ class CallTape:
         """An agent frame (μ-law) that starts playing at the caller at ``play_at`` (the call's
         monotonic clock: it needs no caller audio, unlike stream time)."""
         pos = round((play_at - self.t0) * RATE)
-        self._put(self._agent, pos, frame)
+        if self._encoder is not None:
+            self._put(self._agent, pos, frame)
         if self.listeners:
             item = (1, pos, bytes(frame))
             for listener in self.listeners:
@@ -327,6 +329,8 @@ class CallTape:
 
     async def run(self) -> None:
         """The call's task: flush to the encoder thread every FLUSH_S (the call's nursery owns it)."""
+        if self._encoder is None:  # not recorded: nothing is buffered (listen-in is fed frame by frame)
+            return
         while True:
             await trio.sleep(FLUSH_S)
             upto = self.caller_end - MARGIN_MS * SAMPLES_PER_MS
@@ -343,11 +347,11 @@ class CallTape:
         for listener in self.listeners:
             listener.end()
         self.listeners.clear()
-        end = max(self.caller_end, round((end_at - self.t0) * RATE))
-        caller, agent = self._take(end)
         encoder = self._encoder
         if encoder is None:
             return
+        end = max(self.caller_end, round((end_at - self.t0) * RATE))
+        caller, agent = self._take(end)
         # No timeout of ours: a worker thread cannot be cancelled, and what is left is at most
         # FLUSH_S + MARGIN_MS of audio (a few ms of encoding).
         await self._encode(caller, agent)

@@ -25,12 +25,15 @@ def tone(ms: int, freq: float = 440.0, amp: int = 5000) -> np.ndarray:
 
 
 class ScriptedRecognizer(Recognizer):
-    """Returns the next line of the caller's script as each utterance's transcript."""
+    """Returns the next line of the caller's script as each utterance's transcript; once they
+    are used up, ``then`` (the load test's endless caller says one line forever: no list of
+    a hundred thousand copies to make per call)."""
 
     name = "fake-asr"
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], then: str = "okay") -> None:
         self.lines = list(lines)
+        self.then = then
         self.utterances: list[tuple[int, int]] = []
 
     def push(self, pcm16: bytes) -> None:
@@ -38,7 +41,7 @@ class ScriptedRecognizer(Recognizer):
 
     async def end_utterance(self, onset_ms: int, eou_ms: int) -> Transcript:
         self.utterances.append((onset_ms, eou_ms))
-        text = self.lines.pop(0) if self.lines else "okay"
+        text = self.lines.pop(0) if self.lines else self.then
         return Transcript(text, 0.95, True, self.name, onset_ms, eou_ms)
 
 
@@ -96,6 +99,7 @@ class CountingBrain(Brain):
 class FakeWorld:
     transcripts: list[str]
     turns: int = 3
+    then: str = "okay"  # every transcript after the scripted ones
     long_reply_on: int | None = None
     always_long: bool = False
     recorder: CallRecorder = field(default_factory=NullRecorder)
@@ -108,7 +112,7 @@ class FakeWorld:
         from server.session import CallDeps, run_call
 
         def new_recognizer(language: str) -> ScriptedRecognizer:
-            r = ScriptedRecognizer(self.transcripts)
+            r = ScriptedRecognizer(self.transcripts, self.then)
             self.recognizers.append(r)
             return r
 
@@ -142,7 +146,7 @@ def env_wiring(settings: Settings) -> Wiring:
     answers every caller turn with a long reply and never hangs up. Every utterance is heard
     as a real request (not a backchannel like "okay", which the turn-taking treats as a false
     interruption and talks on), so each barge-in over real sockets starts a new reply."""
-    world = FakeWorld(["I am looking for a flat in the north of the city"] * 100_000, turns=10**9, always_long=True)
+    world = FakeWorld([], then="I am looking for a flat in the north of the city", turns=10**9, always_long=True)
     return world.wiring(settings)
 
 

@@ -197,8 +197,8 @@ def test_prune_keeps_recent_recordings(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["CAnew.flac", "notes.txt"]
 
 
-def test_tape_places_frames_by_time_and_cuts() -> None:
-    tape = CallTape("CA1", t0=0.0)
+def test_tape_places_frames_by_time_and_cuts(tmp_path: Path) -> None:
+    tape = CallTape("CA1", t0=0.0, recordings=Recordings(tmp_path))
     tone = pcm16_to_ulaw((3000 * np.sin(np.arange(FRAME) / 3)).astype("<i2").tobytes())
     tape.caller(0, tone, now_s=0.020)  # arrived as it was spoken: no shift
     assert tape.shift_ms == 0
@@ -212,13 +212,27 @@ def test_tape_places_frames_by_time_and_cuts() -> None:
     assert tape.base == 1600
 
 
-def test_a_senseless_time_allocates_nothing() -> None:
-    tape = CallTape("CA1", t0=0.0)
+def test_a_senseless_time_allocates_nothing(tmp_path: Path) -> None:
+    tape = CallTape("CA1", t0=0.0, recordings=Recordings(tmp_path))
     tape.agent(86400.0 * 30, b"\x00" * 160)  # a month into the call
     assert len(tape._agent) == 0 and tape.dropped == 1
     for k in range(1000):  # a clock running away in steps just under the gap: bounded too
         tape.agent(k * 50.0, b"\x00" * 160)
     assert len(tape._agent) <= 61 * 8000
+
+
+async def test_a_call_not_recorded_buffers_nothing_and_its_listeners_still_hear_it() -> None:
+    tape = CallTape("CA1", t0=0.0, live=LiveCalls())
+    listener = tape.listen()
+    for k in range(500):  # 10 s of both sides
+        tape.caller(20 * k, b"\x01" * 160, now_s=0.020 * (k + 1))
+        tape.agent(0.020 * k, b"\x02" * 160)
+    assert len(tape._caller) == len(tape._agent) == 0  # noqa: SLF001
+    assert len(listener.queue) == min(1000, listener.queue.maxlen or 1000)
+    with trio.move_on_after(1.0):
+        await tape.run()  # nothing to flush: returns at once
+    await tape.close(10.0)
+    assert len(tape._caller) == len(tape._agent) == 0  # noqa: SLF001 - no call-long silence made at the end
 
 
 def test_listener_drops_oldest() -> None:
