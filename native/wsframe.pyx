@@ -27,7 +27,7 @@ cdef extern from "Python.h":
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
 
 cdef enum:
-    SMALL = 4096  # what the buffers keep between messages (a Twilio message is ~250-400 bytes)
+    SMALL = 4096  # what a buffer keeps between messages (a Twilio message is ~250-400 bytes)
     REASON_MAX = 120  # bytes of a close reason we send (a control payload is at most 125)
 
 
@@ -120,6 +120,8 @@ cdef int _grow(uint8_t** buf, Py_ssize_t* cap, Py_ssize_t need) except -1:
     if need <= cap[0]:
         return 0
     size = cap[0] * 2 if cap[0] * 2 > need else need
+    if size < 512:
+        size = 512
     p = <uint8_t*>PyMem_Realloc(buf[0], size)
     if p == NULL:
         raise MemoryError()
@@ -167,12 +169,14 @@ cdef class FrameReader:
     def __cinit__(self, Py_ssize_t max_message):
         if max_message < 0:
             raise ValueError("max_message must be >= 0")
-        self._buf = <uint8_t*>PyMem_Malloc(SMALL)
+        # the tail and fragment buffers are allocated on first use (most calls never need the
+        # second); scratch always holds at least a control payload
         self._scratch = <uint8_t*>PyMem_Malloc(SMALL)
-        self._frag = <uint8_t*>PyMem_Malloc(SMALL)
-        if self._buf == NULL or self._scratch == NULL or self._frag == NULL:
+        if self._scratch == NULL:
             raise MemoryError()
-        self._buf_cap = self._scratch_cap = self._frag_cap = SMALL
+        self._scratch_cap = SMALL
+        self._buf = self._frag = NULL
+        self._buf_cap = self._frag_cap = 0
         self._buf_len = self._frag_len = 0
         self._frag_op = 0
         self.max_message = max_message
