@@ -16,15 +16,16 @@ Only RFC 6455 without extensions (permessage-deflate is never negotiated: app.py
 client frames, fragmentation, ping/pong, close; a message over ``max_message`` closes 1009,
 a protocol error 1002, invalid UTF-8 in a text message 1007. TLS connections and servers
 other than hypercorn keep the generic path (the route falls back to Quart's websocket).
+The frames are parsed, unmasked and decoded in the native core (native/wsframe.pyx).
 """
 from __future__ import annotations
 
 import socket as _stdlib_socket
-from collections import deque
 from typing import Any, Callable
 
 import trio
 
+from native.wsframe import FrameReader, close_frame, text_frame
 from server import frame_tick
 from server.transport import TransportClosed
 
@@ -33,146 +34,6 @@ _READ_SIZE = 65536
 _TICK_READS = 4  # reads of one socket per tick pass (a flooding peer waits for the next pass)
 _YIELD_EVERY = 8  # messages handed out without blocking before a checkpoint (fairness)
 _CLOSE_WAIT_S = 1.0  # after our close frame, how long we wait for the peer's
-
-
-# -- frames -----------------------------------------------------------------------------------------
-
-def text_frame(text: str) -> bytes:
-    """One unmasked, final text frame (server → client)."""
-    payload = text.encode()
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return bytes((0x81, 126, n >> 8, n & 0xFF)) + payload
-    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
-
-
-def control_frame(opcode: int, payload: bytes = b"") -> bytes:
-    return bytes((0x80 | opcode, len(payload))) + payload
-
-
-def close_frame(code: int, reason: str = "") -> bytes:
-    body = code.to_bytes(2, "big") + reason.encode()[:120] if code else b""
-    return control_frame(0x8, body)
-
-
-def unmask(payload: bytes, mask: bytes) -> bytes:
-    """XOR with the 4-byte mask, as one big-integer operation (no per-byte Python loop)."""
-    n = len(payload)
-    key = int.from_bytes((mask * ((n >> 2) + 1))[:n], "little")
-    return (int.from_bytes(payload, "little") ^ key).to_bytes(n, "little")
-
-
-class FrameReader:
-    """Incremental parser of client frames into whole messages.
-
-    ``feed(data)`` returns nothing; complete text messages land in ``messages``, control
-    frames to send back (pongs, the close reply) in ``replies``; ``closed`` is set to
-    ``(code, reason)`` when the peer closed or broke the protocol, after which input is
-    ignored. A frame is refused at its header when its message would exceed ``max_message``,
-    so the buffer never holds more than one allowed message and a partial header.
-    """
-
-    __slots__ = ("max_message", "messages", "replies", "closed", "_buf", "_frag_op", "_frag")
-
-    def __init__(self, max_message: int) -> None:
-        self.max_message = max_message
-        self.messages: deque[str] = deque()
-        self.replies: list[bytes] = []
-        self.closed: tuple[int, str] | None = None
-        self._buf = b""
-        self._frag_op = 0  # opcode of the fragmented message in progress (0: none)
-        self._frag: list[bytes] = []
-
-    def _fail(self, code: int, reason: str) -> None:
-        self.replies.append(close_frame(code, reason))
-        self.closed = (code, reason)
-        self._buf = b""
-
-    def feed(self, data: bytes) -> None:
-        if self.closed is not None:
-            return
-        buf = self._buf + data if self._buf else data
-        pos, end = 0, len(buf)
-        while end - pos >= 2:
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            length = b1 & 0x7F
-            head = pos + 2
-            if length == 126:
-                if end - pos < 4:
-                    break
-                length = (buf[pos + 2] << 8) | buf[pos + 3]
-                head = pos + 4
-            elif length == 127:
-                if end - pos < 10:
-                    break
-                length = int.from_bytes(buf[pos + 2:pos + 10], "big")
-                head = pos + 10
-            opcode = b0 & 0x0F
-            if b0 & 0x70:
-                return self._fail(1002, "reserved bits set (no extension was negotiated)")
-            if not b1 & 0x80:
-                return self._fail(1002, "client frame not masked")
-            if opcode >= 8:
-                if not b0 & 0x80 or length > 125:
-                    return self._fail(1002, "bad control frame")
-            elif length + sum(map(len, self._frag)) > self.max_message:
-                return self._fail(1009, "message too big")
-            start = head + 4
-            if end - start < length:
-                break
-            mask = buf[head:start]
-            pos = start + length
-            payload = unmask(buf[start:pos], mask) if length else b""
-            if opcode == 1 or opcode == 2:
-                if self._frag_op:
-                    return self._fail(1002, "new message inside a fragmented one")
-                if b0 & 0x80:
-                    if not self._message(opcode, payload):
-                        return None
-                else:
-                    self._frag_op = opcode
-                    self._frag = [payload]
-            elif opcode == 0:
-                if not self._frag_op:
-                    return self._fail(1002, "continuation without a message")
-                self._frag.append(payload)
-                if b0 & 0x80:
-                    op, parts = self._frag_op, self._frag
-                    self._frag_op, self._frag = 0, []
-                    if not self._message(op, b"".join(parts)):
-                        return None
-            elif opcode == 8:
-                return self._peer_close(payload)
-            elif opcode == 9:
-                self.replies.append(control_frame(0xA, payload))
-            elif opcode != 10:
-                return self._fail(1002, f"unknown opcode {opcode}")
-        self._buf = buf[pos:]
-        return None
-
-    def _message(self, opcode: int, payload: bytes) -> bool:
-        if opcode == 2:  # Twilio sends text; binary is decoded leniently, like the Quart path did
-            self.messages.append(payload.decode("utf-8", errors="replace"))
-            return True
-        try:
-            self.messages.append(payload.decode("utf-8"))
-        except UnicodeDecodeError:
-            self._fail(1007, "invalid UTF-8 in a text message")
-            return False
-        return True
-
-    def _peer_close(self, payload: bytes) -> None:
-        if len(payload) == 1:
-            return self._fail(1002, "bad close frame")
-        code = int.from_bytes(payload[:2], "big") if payload else 1000
-        reason = payload[2:].decode("utf-8", errors="replace")
-        self.replies.append(close_frame(code if payload else 1000))
-        self.closed = (code, reason or ("closed" if code == 1000 else "dropped"))
-        self._buf = b""
-        return None
 
 
 # -- the transport ---------------------------------------------------------------------------------

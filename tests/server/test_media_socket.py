@@ -1,13 +1,13 @@
-"""The hand-written websocket framing of the media path (server.media_socket), as pure code:
-client frames in any chunking, fragmentation, control frames, every protocol error with its
-close code, and the server's own frames."""
+"""The hand-written websocket framing of the media path (native/wsframe.pyx, used by
+server.media_socket), as pure code: client frames in any chunking, fragmentation, control
+frames, every protocol error with its close code, and the server's own frames."""
 from __future__ import annotations
 
 import os
 
 import pytest
 
-from server.media_socket import FrameReader, close_frame, text_frame, unmask
+from native.wsframe import FrameReader, close_frame, control_frame, text_frame
 
 MAX = 64 * 1024
 
@@ -39,10 +39,25 @@ def parse_server_frame(data: bytes) -> tuple[int, bytes]:
     return data[0] & 0x0F, data[at:]
 
 
-@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 9, 160, 216, 1001])
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 160, 216, 1001, 5000])
 def test_unmask_matches_the_byte_by_byte_definition(n: int) -> None:
-    payload, mask = os.urandom(n), os.urandom(4)
-    assert unmask(payload, mask) == bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    # random ASCII under a random mask: the message is exactly the payload when every byte
+    # (the 8-byte words and the tail) is unmasked as the RFC defines it
+    payload, mask = bytes(b & 0x7F for b in os.urandom(n)), os.urandom(4)
+    reader = FrameReader(MAX)
+    reader.feed(client_frame(1, payload, mask=mask))
+    assert list(reader.messages) == [payload.decode()] and reader.closed is None
+
+
+@pytest.mark.parametrize("split", [1, 3, 8, 13])
+def test_fragments_are_unmasked_each_from_its_own_start(split: int) -> None:
+    # the second fragment lands at an offset in the message buffer that is not a multiple of
+    # 4 or 8: its mask still starts at its own first byte
+    payload = bytes(b & 0x7F for b in os.urandom(40))
+    reader = FrameReader(MAX)
+    reader.feed(client_frame(1, payload[:split], fin=False, mask=os.urandom(4))
+                + client_frame(0, payload[split:], mask=os.urandom(4)))
+    assert list(reader.messages) == [payload.decode()]
 
 
 @pytest.mark.parametrize("n", [0, 125, 126, 300, 65535, 65536, 70000])
@@ -119,3 +134,74 @@ def test_the_peers_close_is_answered_and_reported(payload: bytes, closed: tuple[
 def test_close_frame_without_code() -> None:
     assert parse_server_frame(close_frame(0)) == (8, b"")
     assert parse_server_frame(close_frame(1011, "x" * 200))[1] == b"\x03\xf3" + b"x" * 120
+
+
+def test_control_frames() -> None:
+    assert parse_server_frame(control_frame(0xA, b"hi")) == (0xA, b"hi")
+    assert parse_server_frame(control_frame(0x9)) == (0x9, b"")
+    with pytest.raises(ValueError):
+        control_frame(0xA, b"p" * 126)  # a control payload is at most 125 bytes
+    with pytest.raises(ValueError):
+        control_frame(1, b"")
+    with pytest.raises(OverflowError):
+        close_frame(70000)
+
+
+def test_text_frame_encodes_non_ascii_text() -> None:
+    assert parse_server_frame(text_frame("שלום")) == (1, "שלום".encode())
+
+
+def test_a_twilio_stream_split_byte_by_byte_across_feeds() -> None:
+    texts = ['{"event":"connected","protocol":"Call","version":"1.0.0"}']
+    texts += ['{"event":"media","sequenceNumber":"%d","media":{"payload":"%s"}}' % (i, "/" * 214) for i in range(3)]
+    wire = b"".join(client_frame(1, t.encode(), mask=os.urandom(4)) for t in texts)
+    wire += client_frame(9, b"ping") + client_frame(8, b"\x03\xe8done")
+    reader = FrameReader(MAX)
+    seen = []
+    for i in range(len(wire)):
+        reader.feed(wire[i:i + 1])
+        while reader.messages:
+            seen.append(reader.messages.popleft())
+    assert seen == texts and reader.closed == (1000, "done")
+    assert [parse_server_frame(r) for r in reader.replies] == [(0xA, b"ping"), (8, b"\x03\xe8")]
+
+
+def test_a_message_of_exactly_max_passes_and_one_byte_more_is_refused() -> None:
+    reader = FrameReader(MAX)
+    reader.feed(client_frame(1, b"x" * MAX))
+    assert reader.messages.popleft() == "x" * MAX and reader.closed is None
+    reader.feed(client_frame(1, b"x" * (MAX + 1)))
+    assert reader.closed == (1009, "message too big") and not reader.messages
+    # a 64-bit length no message could have is refused at its header, like any other
+    reader = FrameReader(MAX)
+    reader.feed(b"\x81\xff" + b"\xff" * 8)
+    assert reader.closed == (1009, "message too big")
+
+
+def test_a_close_reason_in_invalid_utf8_is_decoded_leniently() -> None:
+    reader = FrameReader(MAX)
+    reader.feed(client_frame(8, b"\x0f\xa0bad \xff\xfe reason"))
+    assert reader.closed == (4000, "bad \ufffd\ufffd reason")
+    assert parse_server_frame(reader.replies[-1]) == (8, b"\x0f\xa0")
+
+
+def test_the_owner_can_swap_replies_and_mark_the_reader_closed() -> None:
+    # RawMediaTransport takes the replies by swapping in a new list, and marks a dropped
+    # socket closed itself
+    reader = FrameReader(MAX)
+    reader.feed(client_frame(9, b"a"))
+    replies, reader.replies = reader.replies, []
+    assert [parse_server_frame(r) for r in replies] == [(0xA, b"a")]
+    reader.feed(client_frame(9, b"b"))
+    assert [parse_server_frame(r) for r in reader.replies] == [(0xA, b"b")] and len(replies) == 1
+    reader.closed = (1006, "dropped")
+    reader.feed(client_frame(1, b"after"))
+    assert not reader.messages and reader.closed == (1006, "dropped")
+
+
+def test_bytearray_and_memoryview_are_fed_like_bytes() -> None:
+    wire = client_frame(1, b"one") + client_frame(1, b"two")
+    reader = FrameReader(MAX)
+    reader.feed(bytearray(wire[:5]))
+    reader.feed(memoryview(wire)[5:])
+    assert list(reader.messages) == ["one", "two"]
