@@ -6,9 +6,9 @@ and one task wake-up per call per 20 ms, which at tens of calls is a large share
 server's CPU. A pacer whose transport can send without blocking (the raw media socket,
 server.media_socket) parks here instead; the tick wakes once per period, and for each parked
 pacer whose next frame is due, :meth:`server.pacer.Pacer.tick_send` sends the steady-state
-frames synchronously. Anything else — a cue or mark due, the queue empty or held, Twilio's
-buffer run dry, a send the kernel could not take at once, an error — hands the pacer back to
-its own task, which does what it always did.
+frames synchronously, and the cues between them (a sentence's `mark`, a callback) in order.
+Anything else — the queue empty or held, Twilio's buffer run dry, a send the kernel could not
+take at once, an error — hands the pacer back to its own task, which does what it always did.
 
 Timing: the grid is ``PERIOD_S`` on trio's clock. A frame's due time is ``anchor + n*20 ms -
 lead`` and the period divides 20 ms, so every frame of a reply is late by the same amount

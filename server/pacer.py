@@ -201,17 +201,28 @@ class Pacer:
             self.keepalive.media_sent(trio.current_time())
 
     def tick_send(self, now: float) -> float | None:
-        """The shared tick's pass: send the frames due by ``now``, exactly as :meth:`run`
-        would, while nothing but frames is due. Returns the next frame's due time, or None
-        when :meth:`run` must look (a cue, an empty or held queue, Twilio run dry, a send
-        the kernel did not take at once)."""
+        """The shared tick's pass: send the frames due by ``now`` and the cues (marks,
+        callbacks) between them, exactly as :meth:`run` would. Returns the next frame's due
+        time, or None when :meth:`run` must look (an empty or held queue, Twilio run dry, a
+        send the kernel did not take at once)."""
         send = self._send_nowait
         assert send is not None
         out = self._out
         framer = self.framer
+        cues = self._cues
         while True:
-            if self._cues and self._cues[0][0] <= self.frames_sent:
-                return None
+            while cues and cues[0][0] <= self.frames_sent:  # in order, as _fire_due_cues_sync + _fire_marks
+                _, name, callback = cues.pop(0)
+                epoch = self.epoch
+                taken = True
+                if name is not None:
+                    taken = send(self._frames.mark(name))
+                    self.marks_sent += 1
+                if callback is not None and epoch == self.epoch:
+                    callback(now)
+                if not taken:  # queued behind what the kernel did not take: the task drains it
+                    self._drain_needed = True
+                    return None
             if framer.frames == 0 or (self.held and not self._playing(now)):
                 return None
             anchor = self._anchor

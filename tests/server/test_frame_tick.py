@@ -30,6 +30,7 @@ class NowaitWire:
         self.drains = 0
         self.queued: list[str] = []
         self.fail: Exception | None = None
+        self.full_for: str | None = None  # the socket is full when a message with this text comes
 
     async def send(self, text: str) -> None:
         await trio.lowlevel.checkpoint()
@@ -38,7 +39,8 @@ class NowaitWire:
     def send_nowait(self, text: str) -> bool:
         if self.fail is not None:
             raise self.fail
-        if self.full:
+        if self.full or (self.full_for is not None and self.full_for in text):
+            self.full = True
             self.queued.append(text)
             return False
         self.sent.append((trio.current_time(), json.loads(text), "tick"))
@@ -262,3 +264,27 @@ def test_the_tick_waits_on_a_timerfd_on_the_system_clock() -> None:
     steps = [round(b - a) for a, b in zip(grid, grid[1:])]
     assert all(k >= 1 for k in steps) and steps.count(1) >= len(steps) // 2  # a grid point per pass
     assert all(woke >= now - 1e-6 for now, woke in seen)  # the timer never fires early
+
+
+async def test_marks_between_frames_go_out_in_the_pass_right_after_their_frame(autojump_clock) -> None:
+    wire, tick = NowaitWire(), FrameTick()
+    pacer = ticked_pacer(wire, tick)
+    called: list[tuple[str, float, int]] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pacer.run)
+        for k in range(3):  # three sentences of 0.5 s, a mark after each
+            await pacer.write_pcm16(tone_pcm(4000), pacer.epoch)
+            pacer.cue(pacer.epoch, mark=f"s{k}",
+                      callback=lambda now, k=k: called.append((f"s{k}", now, pacer.frames_sent)))
+        pacer.cue(pacer.epoch, callback=lambda now: called.append(("end", now, pacer.frames_sent)))
+        wire.full_for = '"s2"'  # the last mark finds the socket full: queued in order, the task drains
+        await trio.sleep(2.5)
+        nursery.cancel_scope.cancel()
+    events = [(m["event"], m.get("mark", {}).get("name"), how) for _, m, how in wire.sent]
+    marks = [i for i, e in enumerate(events) if e[0] == "mark"]
+    assert [events[i][1] for i in marks] == ["s0", "s1", "s2"]
+    assert [sum(1 for e in events[:i] if e[0] == "media") for i in marks] == [25, 50, 75]  # right after its frames
+    assert [events[i][2] for i in marks[:2]] == ["tick", "tick"] and events[marks[2]][2] == "drained"
+    assert [(name, n) for name, _, n in called] == [("s0", 25), ("s1", 50), ("s2", 75), ("end", 75)]
+    assert all(abs(now / PERIOD_S - round(now / PERIOD_S)) < 1e-6 for _, now, _ in called[:2])  # in a pass
+    assert wire.drains == 1 and pacer.marks_sent == 3
