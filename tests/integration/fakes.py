@@ -46,17 +46,23 @@ class ScriptedRecognizer(Recognizer):
 
 
 class ToneSynthesizer(Synthesizer):
-    """A tone, ``ms_per_word`` per word: instant, and loud enough to be heard."""
+    """A tone, ``ms_per_word`` per word: instant, and loud enough to be heard. Each length
+    is computed once (a real TTS runs elsewhere: its cost must not count as the server's)."""
 
     name = "fake-tts"
 
     def __init__(self, ms_per_word: int = 120) -> None:
         self.ms_per_word = ms_per_word
         self.spoken: list[str] = []
+        self._tones: dict[int, bytes] = {}
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:  # type: ignore[override]
         self.spoken.append(text)
-        yield tone(max(300, self.ms_per_word * len(text.split())), 523.0, 6000).tobytes()
+        ms = max(300, self.ms_per_word * len(text.split()))
+        audio = self._tones.get(ms)
+        if audio is None:
+            audio = self._tones[ms] = tone(ms, 523.0, 6000).tobytes()
+        yield audio
 
 
 class CountingBrain(Brain):
