@@ -31,9 +31,11 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,6 +247,7 @@ class OwnServer:
         self.serve_args = list(serve_args or [])
         self.proc: subprocess.Popen | None = None
         self.port = 0
+        self._db_dir: str | None = None
 
     def __enter__(self) -> "OwnServer":
         from server.demo import free_port
@@ -255,8 +258,10 @@ class OwnServer:
                              "(run from a checkout), or pass --url of a server you started")
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "GOOGLE_", "OPENAI_"))}
+        # A file, not :memory: — workers (--serve-args="--workers N") share it across processes.
+        self._db_dir = tempfile.mkdtemp(prefix="agentlocator-load-")
         env.update({"AGENTLOCATOR_TEST_WIRING": FAKE_WIRING, "AGENT_LANGUAGE": "en-US",
-                    "DATABASE_URL": "sqlite:///:memory:", "MAX_CALLS": str(self.max_calls),
+                    "DATABASE_URL": f"sqlite:///{self._db_dir}/load.db", "MAX_CALLS": str(self.max_calls),
                     "PYTHONPATH": str(root) + os.pathsep + env.get("PYTHONPATH", ""), **self.extra_env})
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "w") as log:
@@ -277,25 +282,43 @@ class OwnServer:
                 self.__exit__(None, None, None)
                 raise SystemExit("agentlocator load: the server did not come up in 60 s")
             time.sleep(0.1)
+        # Several workers: the first one answers while the others still start (their imports
+        # would count as the calls' CPU); the supervisor says when every one serves.
+        while "--workers" in " ".join(self.serve_args) and "every worker is serving" not in self._log_text():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.__exit__(None, None, None)
+                raise SystemExit(f"agentlocator load: not every worker started in 60 s; see {self.log_path}")
+            time.sleep(0.1)
         return self
 
+    def _log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
     def command(self) -> list[str]:
+        one = [] if any(a.startswith("--workers") for a in self.serve_args) else ["--workers", "1"]
         return [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                *self.serve_args]
+                *one, *self.serve_args]
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}{WS_PATH}"
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
         try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            if self.proc is None or self.proc.poll() is not None:
+                return
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        finally:
+            if self._db_dir is not None:
+                shutil.rmtree(self._db_dir, ignore_errors=True)
 
     def frames_out(self) -> dict[str, int]:
         """call_sid -> frames the server logged as sent (its CALL_END lines)."""
