@@ -88,8 +88,7 @@ def same_as_baseline(seed: int) -> bool:
     return (list(ours.messages), ours.replies, ours.closed) == (list(base.messages), base.replies, base.closed)
 
 
-def native_reader() -> list[str]:
-    reader = FrameReader(MAX)
+def _read_all(reader) -> list[str]:
     feed, messages = reader.feed, reader.messages
     out = []
     for frame in WIRE:
@@ -97,6 +96,10 @@ def native_reader() -> list[str]:
         while messages:
             out.append(messages.popleft())
     return out
+
+
+def native_reader() -> list[str]:
+    return _read_all(FrameReader(MAX))
 
 
 def wsproto_reader() -> list[str]:
@@ -110,14 +113,7 @@ def wsproto_reader() -> list[str]:
 
 
 def python_reader() -> list[str]:
-    reader = _PythonFrameReader(MAX)
-    feed, messages = reader.feed, reader.messages
-    out = []
-    for frame in WIRE:
-        feed(frame)
-        while messages:
-            out.append(messages.popleft())
-    return out
+    return _read_all(_PythonFrameReader(MAX))
 
 
 def per_message_ns(fn) -> float:

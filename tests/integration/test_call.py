@@ -98,17 +98,22 @@ async def test_caller_drops_mid_speech_and_the_call_winds_down() -> None:
     async with running_server(world.wiring, {"AGENT_LANGUAGE": "en-US"}) as (_, port):
         url = f"ws://127.0.0.1:{port}/ws/twilio-media"
         steps = [PreparedAudio("silence", np.zeros(8000, np.int16)), PreparedHangup()]
-        async with trio_websocket.open_websocket_url(url) as ws:
-            from server.caller.call import SimulatedCall
+        # The scope: trio-websocket's reader may sit on its full message queue (the agent
+        # goes on sending media we never read), where it would never see the drop, and the
+        # context's exit would wait for it forever (seen as a hung suite).
+        with trio.fail_after(15), trio.CancelScope() as client:
+            async with trio_websocket.open_websocket_url(url) as ws:
+                from server.caller.call import SimulatedCall
 
-            call = SimulatedCall(steps, await admitted_ids(port))
-            for m in call.start_messages():
-                await ws.send_message(m)
-            with trio.fail_after(5):
-                while '"media"' not in await ws.get_message():
-                    pass
-            dropped_at = trio.current_time()
-            await ws._stream.aclose()  # no close frame: the line just drops
+                call = SimulatedCall(steps, await admitted_ids(port))
+                for m in call.start_messages():
+                    await ws.send_message(m)
+                with trio.fail_after(5):
+                    while '"media"' not in await ws.get_message():
+                        pass
+                dropped_at = trio.current_time()
+                await ws._stream.aclose()  # no close frame: the line just drops
+                client.cancel()
         with trio.fail_after(5):
             while not world.results:
                 await trio.sleep(0.01)

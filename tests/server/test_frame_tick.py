@@ -14,6 +14,7 @@ import trio
 from native.config import TimingConfig
 from server import frame_tick
 from server.frame_tick import PERIOD_S, FrameTick, GridTimer
+from server.media_socket import RawMediaTransport
 from server.pacer import Pacer
 from server.transport import TransportClosed
 from server.twilio_codec import TwilioFrames
@@ -162,9 +163,7 @@ async def test_a_cancelled_pacer_leaves_the_tick(autojump_clock) -> None:
 
 # -- readers: the call's socket read in the tick's pass ----------------------------------------
 
-async def _raw_pair() -> tuple["RawMediaTransport", trio.socket.SocketType]:
-    from server.media_socket import RawMediaTransport
-
+async def _raw_pair() -> tuple[RawMediaTransport, trio.socket.SocketType]:
     ours, peer = trio.socket.socketpair()
     transport = RawMediaTransport(trio.SocketStream(ours), 64 * 1024)
     return transport, peer
