@@ -287,3 +287,28 @@ async def test_marks_between_frames_go_out_in_the_pass_right_after_their_frame(a
     assert [(name, n) for name, _, n in called] == [("s0", 25), ("s1", 50), ("s2", 75), ("end", 75)]
     assert all(abs(now / PERIOD_S - round(now / PERIOD_S)) < 1e-6 for _, now, _ in called[:2])  # in a pass
     assert wire.drains == 1 and pacer.marks_sent == 3
+
+
+def test_a_timerfd_the_kernel_refuses_falls_back_to_trios_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception in the tick (a system task) would end the whole server: a refused
+    timerfd_settime is logged and the tick sleeps instead."""
+    def refuse(self: GridTimer, at: float, period: float) -> None:
+        raise OSError(22, "timerfd_settime failed")
+
+    monkeypatch.setattr(GridTimer, "arm", refuse)
+    seen: list[float] = []
+
+    class Probe:
+        tick_due = 0.0
+
+        def tick_send(self, now: float) -> float | None:
+            seen.append(now)
+            return now + PERIOD_S
+
+    async def main() -> None:
+        tick = FrameTick()
+        with trio.move_on_after(0.2):
+            await tick.park(Probe(), 0.0)
+
+    trio.run(main)
+    assert len(seen) >= 4 and all(abs(n / PERIOD_S - round(n / PERIOD_S)) < 1e-6 for n in seen)
