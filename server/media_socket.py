@@ -129,11 +129,8 @@ class RawMediaTransport:
                 break
             except OSError:
                 data = b""
-            if not data:
-                if reader.closed is None:
-                    reader.closed = (1006, "dropped")
+            if not self._received(data):
                 return False
-            reader.feed(data)
             if len(data) < _READ_SIZE:
                 break
         messages = reader.messages
@@ -165,10 +162,17 @@ class RawMediaTransport:
         except OSError:
             data = b""
         self._maybe_more = len(data) == _READ_SIZE
+        self._received(data)
+
+    def _received(self, data: bytes) -> bool:
+        """Feed what a read returned; False if it was the end of the stream (the link dropped,
+        unless the peer's close came first)."""
         if data:
             self._reader.feed(data)
-        elif self._reader.closed is None:
+            return True
+        if self._reader.closed is None:
             self._reader.closed = (1006, "dropped")
+        return False
 
     async def _flush_replies(self) -> None:
         replies, self._reader.replies = self._reader.replies, []
@@ -189,7 +193,12 @@ class RawMediaTransport:
             raise TransportClosed(1006, "peer gone")
         if self._send_dead:
             return True
-        frame = text_frame(text)
+        return self._try_send(text_frame(text))
+
+    def _try_send(self, frame: bytes) -> bool:
+        """Hand ``frame`` to the kernel now unless something is queued before it; what the
+        kernel does not take is queued, in order. True: nothing of it waits (sent, or the
+        link is dead)."""
         if not self._pending:
             try:
                 sent = self._sock.send(frame)
@@ -210,20 +219,8 @@ class RawMediaTransport:
             await self._send_bytes(b"")
 
     async def _send_bytes(self, frame: bytes) -> None:
-        if self._send_dead:
+        if self._send_dead or self._try_send(frame):
             return
-        if not self._pending:
-            try:
-                sent = self._sock.send(frame)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self._send_dead = True
-                return
-            if sent == len(frame):
-                return
-            frame = frame[sent:]
-        self._pending += frame
         async with self._send_lock:  # whoever gets here first flushes everything queued, in order
             while self._pending and not self._send_dead:
                 try:

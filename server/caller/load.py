@@ -284,7 +284,8 @@ class OwnServer:
             time.sleep(0.1)
         # Several workers: the first one answers while the others still start (their imports
         # would count as the calls' CPU); the supervisor says when every one serves.
-        while "--workers" in " ".join(self.serve_args) and "every worker is serving" not in self._log_text():
+        several = (self._workers() or 1) > 1
+        while several and "every worker is serving" not in self._log_text():
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.__exit__(None, None, None)
                 raise SystemExit(f"agentlocator load: not every worker started in 60 s; see {self.log_path}")
@@ -297,8 +298,14 @@ class OwnServer:
         except OSError:
             return ""
 
+    def _workers(self) -> int | None:
+        """``--workers`` as ``serve`` itself parses it out of the extra arguments (None: not given)."""
+        from server.cli import build_parser
+
+        return build_parser().parse_known_args(["serve", *self.serve_args])[0].workers
+
     def command(self) -> list[str]:
-        one = [] if any(a.startswith("--workers") for a in self.serve_args) else ["--workers", "1"]
+        one = [] if self._workers() is not None else ["--workers", "1"]
         return [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                 *one, *self.serve_args]
 
