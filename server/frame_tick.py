@@ -19,15 +19,18 @@ frames of a reply (due at once) are sent by the pacer's own task, never delayed 
 Reading: each call is ~50 inbound messages a second, and a task woken for each one (trio's
 epoll re-arm, a scheduler pass, the task's step, on a cold cache after every idle moment)
 cost more than the work on the message. A reader whose socket can be polled
-(server.media_socket) parks here too; its socket sits in the tick's own epoll set,
-level-triggered, and each pass reads the sockets that have data and hands their messages to
-the call synchronously (:meth:`TickedReader.tick_read`): one wake-up per period for all
-calls instead of one per message. The price is up to one period (20 ms) before a message is
-seen, so the session parks its reader only while no decision is near (server.inbound:
-``Inbound.decision_near``): while the caller talks over the agent (a barge-in) or has just
-stopped (an end of utterance), it reads every message as it arrives, as before. Anything that
+(server.media_socket) parks here too, and its messages are handed to the call synchronously
+(:meth:`TickedReader.tick_read`), in one of two ways the call chooses after every message
+(server.session: ``_read_mode``). ``BATCH``: its socket sits in the tick's own epoll set
+(level-triggered, registered once) and each pass reads the sockets that have data — one
+wake-up per period for all calls, at up to one period (20 ms) before a message is seen; for a
+caller who is quiet or talking while the agent listens. ``AT_ONCE``: its socket sits in a
+second epoll set whose own fd trio watches, and a system task reads every socket with data as
+soon as any has some — no delay, for while a decision may be a frame away (server.inbound:
+``Inbound.decision_near``: the caller talking over the agent, or just stopped). Moving
+between the two is an epoll registration, not a wake-up of the call's task. Anything that
 needs an await (a `clear` to send, a close, control frames to answer) hands the reader back
-to its task, like a pacer.
+to its task (``WAKE``), like a pacer.
 
 The tick waits on a periodic timerfd (:class:`GridTimer`) rather than ``trio.sleep_until``
 where it can (Linux, trio's system clock).
@@ -59,13 +62,27 @@ class TickedPacer(Protocol):
         ...
 
 
+# What a parked reader wants after a read (TickedReader.tick_read, and the handler it calls
+# for each message): its task back, reading in the pass, or reading as soon as data arrives.
+WAKE, BATCH, AT_ONCE = 0, 1, 2
+
+
 class TickedReader(Protocol):
     def fileno(self) -> int:
         ...
 
-    def tick_read(self, now: float) -> bool:
-        """Read what arrived and handle it; False to wake the reader's task (it must await)."""
+    def tick_read(self, now: float, at_once: bool) -> int:
+        """Read what arrived (by ``now``; ``at_once``: exactly then) and handle it; WAKE,
+        BATCH or AT_ONCE for what it wants next."""
         ...
+
+
+def _unregister(poller: select.epoll | None, fd: int) -> None:
+    if poller is not None:
+        try:
+            poller.unregister(fd)
+        except (OSError, ValueError):  # already gone with its socket
+            pass
 
 
 CLOCK_MONOTONIC = 1
@@ -144,7 +161,9 @@ class FrameTick:
         self.period_s = period_s
         self._parked: dict[TickedPacer, Any] = {}  # pacer -> its parked task
         self._readers: dict[int, tuple[TickedReader, Any]] = {}  # fd -> (reader, its parked task)
-        self._poller: select.epoll | None = None
+        self._poller: select.epoll | None = None  # their sockets, read in the pass
+        self._prompt: dict[int, tuple[TickedReader, Any]] = {}  # readers served as data arrives
+        self._prompt_epoll: select.epoll | None = None
         self._work = trio.Event()
         self._started = False
         self.timer: GridTimer | None = None  # set when the tick starts, where the platform has one
@@ -173,22 +192,17 @@ class FrameTick:
 
         await trio.lowlevel.wait_task_rescheduled(abort)
 
-    async def park_reader(self, reader: TickedReader) -> None:
-        """Park the calling task: every pass hands ``reader`` what its socket has, until
-        ``tick_read`` returns False or raises (raised in this task), or the task is cancelled."""
+    async def park_reader(self, reader: TickedReader, mode: int = BATCH) -> None:
+        """Park the calling task: its socket is read in every pass (``BATCH``) or as soon as
+        data arrives (``AT_ONCE``), ``tick_read`` handing the messages over and saying after
+        each read which of the two it wants next, until it says ``WAKE`` or raises (raised in
+        this task), or the task is cancelled."""
         self._start()
-        if self._poller is None:
-            self._poller = select.epoll()
         fd = reader.fileno()
-        stale = self._readers.pop(fd, None)
+        stale = self._drop_reader(fd)
         if stale is not None:  # its socket was closed under it and the number reused
             trio.lowlevel.reschedule(stale[1])
-        try:
-            self._poller.register(fd, select.EPOLLIN)
-        except FileExistsError:
-            self._poller.modify(fd, select.EPOLLIN)
-        self._readers[fd] = (reader, trio.lowlevel.current_task())
-        self._work.set()
+        self._add_reader(fd, (reader, trio.lowlevel.current_task()), mode)
 
         def abort(_: Any) -> trio.lowlevel.Abort:
             self._drop_reader(fd)
@@ -199,37 +213,86 @@ class FrameTick:
     def release_reader(self, reader: TickedReader) -> None:
         """Hand a parked reader back to its task now (its socket is about to close)."""
         fd = reader.fileno()
-        entry = self._readers.get(fd)
+        entry = self._readers.get(fd) or self._prompt.get(fd)
         if entry is not None and entry[0] is reader:
             self._drop_reader(fd)
             trio.lowlevel.reschedule(entry[1])
 
-    def _drop_reader(self, fd: int) -> None:
-        self._readers.pop(fd, None)
-        if self._poller is not None:
-            try:
-                self._poller.unregister(fd)
-            except (OSError, ValueError):  # already gone with its socket
-                pass
+    def _add_reader(self, fd: int, entry: tuple[TickedReader, Any], mode: int) -> None:
+        if mode == AT_ONCE:
+            readers, poller = self._prompt, self._prompt_poller()
+        else:
+            readers, poller = self._readers, self._batch_poller()
+            self._work.set()
+        try:
+            poller.register(fd, select.EPOLLIN)
+        except FileExistsError:
+            poller.modify(fd, select.EPOLLIN)
+        readers[fd] = entry
 
-    def _read_pass(self, now: float) -> None:
-        assert self._poller is not None
-        readers = self._readers
-        for fd, _ in self._poller.poll(0):
+    def _drop_reader(self, fd: int) -> tuple[TickedReader, Any] | None:
+        for readers, poller in ((self._readers, self._poller), (self._prompt, self._prompt_epoll)):
+            entry = readers.pop(fd, None)
+            if entry is not None:
+                _unregister(poller, fd)
+                return entry
+        return None
+
+    def _batch_poller(self) -> select.epoll:
+        if self._poller is None:
+            self._poller = select.epoll()
+        return self._poller
+
+    def _prompt_poller(self) -> select.epoll:
+        if self._prompt_epoll is None:
+            self._prompt_epoll = select.epoll()
+            trio.lowlevel.spawn_system_task(self._prompt_run, self._prompt_epoll,
+                                            name="agentlocator prompt reads")
+        return self._prompt_epoll
+
+    def _serve(self, poller: select.epoll, readers: dict[int, tuple[TickedReader, Any]], now: float,
+               mode: int) -> None:
+        """Read every socket of one set that has data; move a reader whose handler asks for
+        the other set, hand back one that asks for its task."""
+        for fd, _ in poller.poll(0):
             entry = readers.get(fd)
             if entry is None:
-                self._drop_reader(fd)
+                _unregister(poller, fd)
                 continue
             reader, task = entry
             try:
-                keep = reader.tick_read(now)
+                wants = reader.tick_read(now, mode == AT_ONCE)
             except BaseException as exc:  # noqa: BLE001 - raised in the reader's own task instead
                 self._drop_reader(fd)
                 trio.lowlevel.reschedule(task, outcome.Error(exc))
                 continue
-            if not keep:
+            if wants == WAKE:
                 self._drop_reader(fd)
                 trio.lowlevel.reschedule(task)
+            elif wants != mode:
+                self._drop_reader(fd)
+                self._add_reader(fd, entry, wants)
+
+    def _read_pass(self, now: float) -> None:
+        assert self._poller is not None
+        self._serve(self._poller, self._readers, now, BATCH)
+
+    async def _prompt_run(self, poller: select.epoll) -> None:
+        # A system task, like the tick: nothing may escape it. The epoll set's own fd is
+        # readable while any of its sockets is: one wake-up serves every socket that has data.
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(poller.fileno())
+                try:
+                    self._serve(poller, self._prompt, trio.current_time(), AT_ONCE)
+                except Exception as exc:  # noqa: BLE001 - a bug here must not stop every call
+                    log_event("ERROR", logging.ERROR, where="prompt reads", error=repr(exc)[:300])
+                    for fd, (_, task) in list(self._prompt.items()):
+                        self._drop_reader(fd)
+                        trio.lowlevel.reschedule(task)
+        finally:
+            self._prompt_epoll = None
+            poller.close()
 
     def _pass(self, now: float) -> None:
         parked = self._parked

@@ -161,9 +161,9 @@ class ReplayTransport:
         if hasattr(inner, "receive_in_tick"):  # and the session's (once what was put back is read)
             self.receive_in_tick = self._receive_in_tick
 
-    async def _receive_in_tick(self, handle: Callable[[str, float], bool]) -> None:
+    async def _receive_in_tick(self, handle: Callable[[str, float, bool], int], mode: int) -> None:
         if not self._first:
-            await self._inner.receive_in_tick(handle)  # type: ignore[attr-defined]
+            await self._inner.receive_in_tick(handle, mode)  # type: ignore[attr-defined]
 
     async def receive(self) -> str:
         if self._first:

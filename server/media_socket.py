@@ -99,19 +99,21 @@ class RawMediaTransport:
                 continue
             await self._read()
 
-    async def receive_in_tick(self, handle: Callable[[str, float], bool]) -> None:
-        """Hand every message to ``handle(text, arrival time)`` from the shared tick
-        (server.frame_tick), without waking this task, until ``handle`` returns False (it
-        needs an await) or something needs this task (control frames to answer, the peer
-        gone); then return. An exception of ``handle`` is raised here. Returns at once when
-        :meth:`receive` has something to do first: call it next, then this again."""
+    async def receive_in_tick(self, handle: Callable[[str, float, bool], int], mode: int) -> None:
+        """Hand every message to ``handle(text, arrival time, exact)`` without waking this
+        task, from the shared tick (server.frame_tick): in its pass (``mode`` BATCH: the time is
+        the pass's, ``exact`` False) or as soon as data arrives (AT_ONCE: ``exact`` True).
+        ``handle`` answers which it wants next, or WAKE when it needs an await; this returns
+        then, or when something needs this task (control frames to answer, the peer gone). An
+        exception of ``handle`` is raised here. Returns at once when :meth:`receive` has
+        something to do first: call it next, then this again."""
         reader = self._reader
         if (not self._handed.is_set() or reader.messages or reader.replies or reader.closed is not None
                 or self._ended is not None):
             return
         self._handle = handle
         try:
-            await frame_tick.shared().park_reader(self)
+            await frame_tick.shared().park_reader(self, mode)
         finally:
             self._handle = None
             self._maybe_more = True
@@ -119,8 +121,8 @@ class RawMediaTransport:
     def fileno(self) -> int:
         return self._fd
 
-    def tick_read(self, now: float) -> bool:
-        """The tick's pass found the socket readable: read it, hand out whole messages."""
+    def tick_read(self, now: float, at_once: bool) -> int:
+        """The tick found the socket readable: read it, hand out whole messages."""
         reader = self._reader
         for _ in range(_TICK_READS):
             try:
@@ -130,16 +132,20 @@ class RawMediaTransport:
             except OSError:
                 data = b""
             if not self._received(data):
-                return False
+                return frame_tick.WAKE
             if len(data) < _READ_SIZE:
                 break
         messages = reader.messages
         handle = self._handle
         assert handle is not None
+        wants = frame_tick.AT_ONCE if at_once else frame_tick.BATCH
         while messages:
-            if not handle(messages.popleft(), now):
-                return False
-        return not reader.replies and reader.closed is None
+            wants = handle(messages.popleft(), now, at_once)
+            if wants == frame_tick.WAKE:
+                return wants
+        if reader.replies or reader.closed is not None:
+            return frame_tick.WAKE
+        return wants
 
     async def _read(self) -> None:
         try:

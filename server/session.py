@@ -517,17 +517,16 @@ class CallSession:
 
     async def _receive_loop(self) -> None:
         receive = self.transport.receive
-        # The raw media socket can hand messages over in the shared tick's pass
-        # (server.frame_tick): no wake-up of this task per message, at up to one period's
-        # delay. Only while the caller is quiet: while they talk, a barge-in or an end of
-        # utterance may be one frame away, and every frame is read as it arrives.
+        # The raw media socket hands messages over without waking this task (server.frame_tick):
+        # in the shared tick's pass while the caller is quiet (up to one period late), or as
+        # each one arrives while a barge-in or an end of utterance may be one frame away.
         in_tick = getattr(self.transport, "receive_in_tick", None)
         timeout = self.deps.inbound_timeout_s
         self._bumped = trio.current_time()
         with trio.CancelScope(deadline=self._bumped + timeout) as self._watchdog:
             while True:
-                if in_tick is not None and not self.inbound.decision_near:
-                    await in_tick(self._on_batched_text)
+                if in_tick is not None:
+                    await in_tick(self._on_text, self._read_mode())
                     if self._halt is not None:
                         await self._send_clear()
                 text = await receive()  # TransportClosed ends the call through the guard
@@ -537,13 +536,16 @@ class CallSession:
         self.log("ERROR", where="receive", error=f"nothing from Twilio for {timeout:g} s")
         raise _EndCall("inbound_timeout", 1001)
 
-    def _on_batched_text(self, text: str, now: float) -> bool:
-        return self._on_text(text, now, timed=False)
+    def _read_mode(self) -> int:
+        """How the next messages are read: this task back (a barge-in's `clear` is due), each
+        as it arrives (a decision is near), or in the tick's pass."""
+        if self._halt is not None:
+            return frame_tick.WAKE
+        return frame_tick.AT_ONCE if self.inbound.decision_near else frame_tick.BATCH
 
-    def _on_text(self, text: str, now: float, timed: bool = True) -> bool:
+    def _on_text(self, text: str, now: float, timed: bool = True) -> int:
         """One Twilio message that arrived at ``now`` (``timed`` False: by then, in the shared
-        tick's pass). True: the tick may go on handing messages over; False: the receive loop
-        must look (a barge-in's `clear` is due, or a decision is near)."""
+        tick's pass); how the next ones are to be read (:meth:`_read_mode`)."""
         if now - self._bumped >= WATCHDOG_SLACK_S:  # moving a deadline is a heap operation: not on every frame
             self._watchdog.deadline = now + self.deps.inbound_timeout_s + WATCHDOG_SLACK_S  # never before the timeout
             self._bumped = now
@@ -556,14 +558,13 @@ class CallSession:
                 # never ahead. A peer that streams faster only runs up ASR costs.
                 self.log("ERROR", where="receive", error="caller audio faster than real time")
                 raise _EndCall("flood", 1008)
-            return self._halt is None and not self.inbound.decision_near
-        if type(event) is Mark:
+        elif type(event) is Mark:
             self._on_mark(event.name)
         elif type(event) is Stop:
             raise _EndCall("twilio_stop", 1000)
         elif type(event) is not Dtmf:  # keypad input is not part of this dialog
             self._log_protocol(event)
-        return self._halt is None
+        return self._read_mode()
 
     def _log_protocol(self, event: object) -> None:
         # Rate-limited: a peer that sends garbage at 50 frames/s must not flood the log. An

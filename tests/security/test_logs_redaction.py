@@ -183,3 +183,17 @@ def test_a_huge_field_makes_a_small_line(lines) -> None:
     log_event("WEBHOOK", from_number="+972" + "5" * 10_000_000, text="x" * 10_000_000, items=list(range(100_000)))
     [line] = lines()
     assert len(line.encode()) < 64 * 1024
+
+
+def test_repeated_short_values_are_cleaned_the_same_every_time(lines) -> None:
+    """Short strings' cleaned forms are remembered (speed): the same text must still come out
+    as each field's rules say — a number-like value is masked harder in a phone field than in
+    free text — and a secret seen first stays redacted on every later line."""
+    digits = "1234567"  # no phone in free text; in a phone field only its last 4 digits stay
+    for _ in range(3):
+        log_event("WEBHOOK", note=digits, phone=digits, error=ENV["DASHBOARD_TOKEN"], to=PHONE, text=PHONE)
+    entries = [json.loads(line) for line in lines()]
+    assert len(entries) == 3
+    for entry in entries:
+        assert entry["note"] == digits and entry["phone"] == "•••4567"
+        assert entry["error"] == "[redacted]" and entry["to"] == entry["text"] == MASKED

@@ -176,9 +176,10 @@ async def test_a_parked_reader_gets_its_messages_in_the_pass_without_its_task(au
     tick = frame_tick.shared()
     got: list[tuple[str, float]] = []
 
-    def handle(text: str, now: float) -> bool:
+    def handle(text: str, now: float, exact: bool) -> int:
         got.append((text, now))
-        return text != "stop here"
+        assert not exact  # read in the pass: its time is the pass's
+        return frame_tick.WAKE if text == "stop here" else frame_tick.BATCH
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(transport.hand_over, b"")
@@ -187,7 +188,7 @@ async def test_a_parked_reader_gets_its_messages_in_the_pass_without_its_task(au
         returned = trio.Event()
 
         async def reader() -> None:
-            await transport.receive_in_tick(handle)
+            await transport.receive_in_tick(handle, frame_tick.BATCH)
             returned.set()
 
         nursery.start_soon(reader)
@@ -201,17 +202,97 @@ async def test_a_parked_reader_gets_its_messages_in_the_pass_without_its_task(au
         assert not tick._readers  # noqa: SLF001 - handed back: off the tick's epoll set
         # a ping: the tick hands back, receive() answers it
         await peer.send(client_frame(9, b"hi"))
-        await transport.receive_in_tick(handle)
+        await transport.receive_in_tick(handle, frame_tick.BATCH)
         with trio.move_on_after(0.1):
             await transport.receive()
         opcode, payload = parse_server_frame(await peer.recv(100))
         assert (opcode, payload) == (0xA, b"hi")
         # the peer's close: back to the task, and receive() reports it
         await peer.send(client_frame(8, (1000).to_bytes(2, "big")))
-        await transport.receive_in_tick(handle)
+        await transport.receive_in_tick(handle, frame_tick.BATCH)
         with pytest.raises(TransportClosed) as closed:
             await transport.receive()
         assert closed.value.code == 1000
+    peer.close()
+
+
+async def test_a_reader_at_once_gets_each_message_on_arrival_and_moves_between_sets_without_its_task(
+        autojump_clock) -> None:
+    from .test_media_socket import client_frame
+
+    transport, peer = await _raw_pair()
+    tick = frame_tick.shared()
+    got: list[tuple[str, float, bool]] = []
+    wants = {"near": frame_tick.AT_ONCE, "quiet": frame_tick.BATCH, "stop": frame_tick.WAKE}
+
+    def handle(text: str, now: float, exact: bool) -> int:
+        got.append((text, now, exact))
+        return wants.get(text, frame_tick.AT_ONCE if exact else frame_tick.BATCH)
+
+    def on_grid(now: float) -> bool:
+        return abs(now / PERIOD_S - round(now / PERIOD_S)) < 1e-6
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(transport.hand_over, b"")
+        await trio.sleep(0.001)
+        returned = trio.Event()
+
+        async def reader() -> None:
+            await transport.receive_in_tick(handle, frame_tick.AT_ONCE)
+            returned.set()
+
+        nursery.start_soon(reader)
+        await trio.sleep(0.0063)  # between two passes
+        sent_at = trio.current_time()
+        await peer.send(client_frame(1, b"one"))
+        await trio.sleep(0.001)
+        assert got == [("one", sent_at, True)] and not on_grid(sent_at)  # at once, at its arrival time
+        assert set(tick._prompt) == {transport.fileno()} and not tick._readers  # noqa: SLF001
+        await peer.send(client_frame(1, b"quiet"))  # the handler asks for the pass from now on
+        await trio.sleep(0.001)
+        assert set(tick._readers) == {transport.fileno()} and not tick._prompt  # noqa: SLF001
+        await trio.sleep(0.0033)
+        await peer.send(client_frame(1, b"two"))
+        await trio.sleep(0.03)
+        text, now, exact = got[-1]
+        assert text == "two" and not exact and on_grid(now) and now > sent_at
+        await peer.send(client_frame(1, b"near"))  # and back to reading on arrival
+        await trio.sleep(0.03)
+        assert set(tick._prompt) == {transport.fileno()}  # noqa: SLF001
+        await trio.sleep(0.0047)
+        at = trio.current_time()
+        await peer.send(client_frame(1, b"three"))
+        await trio.sleep(0.001)
+        assert got[-1] == ("three", at, True)
+        assert not returned.is_set()  # all of it without the reader's task
+        await peer.send(client_frame(1, b"stop") + client_frame(1, b"after"))
+        await trio.sleep(0.001)
+        assert returned.is_set() and not tick._prompt and not tick._readers  # noqa: SLF001
+        assert await transport.receive() == "after"
+        await transport.close()
+    peer.close()
+
+
+async def test_a_handler_error_at_once_is_raised_in_the_readers_task(autojump_clock) -> None:
+    from .test_media_socket import client_frame
+
+    transport, peer = await _raw_pair()
+    tick = frame_tick.shared()
+
+    def handle(text: str, now: float, exact: bool) -> int:
+        raise ValueError(text)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(transport.hand_over, b"")
+        await trio.sleep(0.001)
+        await peer.send(client_frame(1, b"bad"))
+        with pytest.raises(ValueError, match="bad"):
+            await transport.receive_in_tick(handle, frame_tick.AT_ONCE)
+        assert not tick._prompt  # noqa: SLF001
+        with trio.move_on_after(0.1):
+            await transport.receive_in_tick(lambda text, now, exact: frame_tick.AT_ONCE, frame_tick.AT_ONCE)
+        assert not tick._prompt  # noqa: SLF001 - the cancelled reader left the epoll set
+        await transport.close()
     peer.close()
 
 
@@ -221,7 +302,7 @@ async def test_a_handler_error_is_raised_in_the_readers_task_and_cancel_leaves_t
     transport, peer = await _raw_pair()
     tick = frame_tick.shared()
 
-    def handle(text: str, now: float) -> bool:
+    def handle(text: str, now: float, exact: bool) -> int:
         raise ValueError(text)
 
     async with trio.open_nursery() as nursery:
@@ -229,10 +310,10 @@ async def test_a_handler_error_is_raised_in_the_readers_task_and_cancel_leaves_t
         await trio.sleep(0.001)
         await peer.send(client_frame(1, b"bad"))
         with pytest.raises(ValueError, match="bad"):
-            await transport.receive_in_tick(handle)
+            await transport.receive_in_tick(handle, frame_tick.BATCH)
         assert not tick._readers  # noqa: SLF001
         with trio.move_on_after(0.1):
-            await transport.receive_in_tick(lambda text, now: True)
+            await transport.receive_in_tick(lambda text, now, exact: frame_tick.BATCH, frame_tick.BATCH)
         assert not tick._readers  # noqa: SLF001 - the cancelled reader left the epoll set
         await transport.close()
     peer.close()
