@@ -258,7 +258,7 @@ async def handle_http(sock: trio.socket.SocketType, tick: FloorTick) -> None:
                 upgraded = True
             else:
                 await _send_all(sock, _response("404 Not Found", b"not found", "text/plain"))
-    except OSError:
+    except (OSError, ValueError):  # a dropped or malformed request: closed, the server goes on
         pass
     finally:
         if not upgraded:
