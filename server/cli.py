@@ -77,6 +77,9 @@ def add_load_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     load.add_argument("--pipecat", default=None, metavar="PYTHON",
                       help="an interpreter with pipecat-ai (make pipecat-venv: artifacts/pipecat-venv/bin/python): "
                            "run the same callers against Pipecat's pass-through Twilio pipeline too and compare")
+    load.add_argument("--floor", action="store_true",
+                      help="run the same callers against bench/floor_twilio.py too (trio on raw sockets, one 20 ms "
+                           "tick, no agent: the least CPU a Python/trio server spends) and compare")
     load.add_argument("--serve-args", default="",
                       help='more arguments for the server it starts, e.g. --serve-args="--workers 2" (its CPU is summed over its processes)')
     load.add_argument("--profile", type=Path, default=None,
@@ -92,7 +95,8 @@ def _load(args: argparse.Namespace) -> int:
     steps = run_load(args.calls, args.seconds, url=args.url, server_pid=args.server_pid, ramp=args.ramp,
                      per_process=max(1, args.per_process), auth_token=args.auth_token if args.url else None,
                      client=args.client, profile=args.profile, serve_args=shlex.split(args.serve_args),
-                     log_path=args.server_log, json_path=args.json, pipecat=args.pipecat)
+                     log_path=args.server_log, json_path=args.json, pipecat=args.pipecat,
+                     floor=args.floor)
     return 0 if args.ramp or all(s.holds for s in steps) else 1
 
 

@@ -403,6 +403,19 @@ class PipecatServer(OwnServer):
         return [self.python, str(source_root() / "bench" / "pipecat_twilio.py"), str(self.port)]
 
 
+class FloorServer(OwnServer):
+    """The floor (bench/floor_twilio.py, run by this interpreter: the project's venv): trio on
+    plain sockets, one 20 ms tick that reads every call and sends each a prebuilt frame, no
+    agent at all — the least CPU a Python server on trio spends on the same callers. Its log
+    has a ``CALL_END`` line with ``frames_out`` per call, so missing frames are counted too."""
+
+    def __init__(self, log_path: Path) -> None:
+        super().__init__(log_path, max_calls=0)
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(source_root() / "bench" / "floor_twilio.py"), str(self.port)]
+
+
 def pipecat_missing(python: str) -> str | None:
     """Why ``python`` cannot run the Pipecat baseline (None: it can)."""
     try:
@@ -611,6 +624,14 @@ def comparison(ours: StepResult, pipecat: StepResult) -> str:
             f"Pipecat pass-through {_f(b, '{:.2f}')} ms: {ratio}")
 
 
+def floor_comparison(ours: StepResult, floor: StepResult) -> str:
+    """One line: server CPU per call-second, ours against the floor's, same callers, same run."""
+    a, b = ours.server_cpu_ms_per_call_s, floor.server_cpu_ms_per_call_s
+    ratio = f"ours is {a / b:.1f}x the floor" if a and b else "no ratio (a CPU figure is missing)"
+    return (f"vs the floor at {ours.calls} calls: server CPU per call-second ours {_f(a, '{:.2f}')} ms, "
+            f"floor (trio, raw sockets, one tick, no agent) {_f(b, '{:.2f}')} ms: {ratio}")
+
+
 def describe(step: StepResult) -> list[str]:
     t, h = step.turn_ms, step.halt_ms
     lines = [
@@ -661,10 +682,11 @@ def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: 
              ramp: bool = False, per_process: int = 10, auth_token: str | None = None, client: str = "lean",
              refine: int = 2, profile: Path | None = None, serve_args: list[str] | None = None,
              log_path: Path | None = None, json_path: Path | None = None, out: Any = print,
-             pipecat: str | None = None) -> list[StepResult]:
+             pipecat: str | None = None, floor: bool = False) -> list[StepResult]:
     """The whole run: (start the server,) one step or a ramp, a printed report; returns the steps.
     ``pipecat``: an interpreter with pipecat-ai; the same step(s) then run against Pipecat's
-    pass-through Twilio pipeline too, and the server CPU of both is compared."""
+    pass-through Twilio pipeline too, and the server CPU of both is compared. ``floor``: the
+    same against bench/floor_twilio.py, the least a Python/trio server can spend (FloorServer)."""
     from server.security import is_loopback_host
 
     if not 1 <= calls <= MAX_CALLS:
@@ -731,6 +753,17 @@ def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: 
         baseline, results[:] = list(results), ours
         for mine, theirs in zip(results, baseline):
             out(comparison(mine, theirs))
+    floor_steps: list[StepResult] = []
+    if floor:
+        ours = list(results)
+        results.clear()
+        fl_log = (log_path or source_root() / "artifacts" / "load-server.log").with_name("load-floor.log")
+        with FloorServer(fl_log) as server:
+            out(f"the floor (bench/floor_twilio.py): pid {server.proc.pid} on {server.url} (log {fl_log})")
+            one_step(server.url, server.proc.pid, server)
+        floor_steps, results[:] = list(results), ours
+        for mine, theirs in zip(results, floor_steps):
+            out(floor_comparison(mine, theirs))
     if ramp:
         held = [s for s in results if s.holds and not s.caller_bound]
         if held:
@@ -747,7 +780,8 @@ def run_load(calls: int, seconds: float, *, url: str | None = None, server_pid: 
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({"started": started, "cores": os.cpu_count(), "load_before": load_before,
                                          "steps": [s.as_dict() for s in results],
-                                         "pipecat_steps": [s.as_dict() for s in baseline]}, indent=1))
+                                         "pipecat_steps": [s.as_dict() for s in baseline],
+                                         "floor_steps": [s.as_dict() for s in floor_steps]}, indent=1))
     return results
 
 
