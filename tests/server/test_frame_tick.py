@@ -273,7 +273,8 @@ async def test_a_reader_at_once_gets_each_message_on_arrival_and_moves_between_s
     peer.close()
 
 
-async def test_a_handler_error_at_once_is_raised_in_the_readers_task(autojump_clock) -> None:
+@pytest.mark.parametrize("mode", [frame_tick.BATCH, frame_tick.AT_ONCE], ids=["in the pass", "at once"])
+async def test_a_handler_error_is_raised_in_the_readers_task_and_cancel_leaves_the_tick(autojump_clock, mode) -> None:
     from .test_media_socket import client_frame
 
     transport, peer = await _raw_pair()
@@ -287,34 +288,11 @@ async def test_a_handler_error_at_once_is_raised_in_the_readers_task(autojump_cl
         await trio.sleep(0.001)
         await peer.send(client_frame(1, b"bad"))
         with pytest.raises(ValueError, match="bad"):
-            await transport.receive_in_tick(handle, frame_tick.AT_ONCE)
-        assert not tick._prompt  # noqa: SLF001
+            await transport.receive_in_tick(handle, mode)
+        assert not tick._readers and not tick._prompt  # noqa: SLF001
         with trio.move_on_after(0.1):
-            await transport.receive_in_tick(lambda text, now, exact: frame_tick.AT_ONCE, frame_tick.AT_ONCE)
-        assert not tick._prompt  # noqa: SLF001 - the cancelled reader left the epoll set
-        await transport.close()
-    peer.close()
-
-
-async def test_a_handler_error_is_raised_in_the_readers_task_and_cancel_leaves_the_tick(autojump_clock) -> None:
-    from .test_media_socket import client_frame
-
-    transport, peer = await _raw_pair()
-    tick = frame_tick.shared()
-
-    def handle(text: str, now: float, exact: bool) -> int:
-        raise ValueError(text)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(transport.hand_over, b"")
-        await trio.sleep(0.001)
-        await peer.send(client_frame(1, b"bad"))
-        with pytest.raises(ValueError, match="bad"):
-            await transport.receive_in_tick(handle, frame_tick.BATCH)
-        assert not tick._readers  # noqa: SLF001
-        with trio.move_on_after(0.1):
-            await transport.receive_in_tick(lambda text, now, exact: frame_tick.BATCH, frame_tick.BATCH)
-        assert not tick._readers  # noqa: SLF001 - the cancelled reader left the epoll set
+            await transport.receive_in_tick(lambda text, now, exact: mode, mode)
+        assert not tick._readers and not tick._prompt  # noqa: SLF001 - the cancelled reader left the epoll set
         await transport.close()
     peer.close()
 
