@@ -12,5 +12,6 @@ class FrameReader:
     messages: deque[str]  # read-only attribute (the deque itself is the owner's to popleft/clear)
     replies: list[bytes]
     closed: tuple[int, str] | None
+    mid_message: bool  # read-only: part of a frame / fragmented message is held
     def __init__(self, max_message: int) -> None: ...
     def feed(self, data: Buffer) -> None: ...

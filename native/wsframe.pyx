@@ -185,6 +185,12 @@ cdef class FrameReader:
         self.replies = []
         self.closed = None
 
+    @property
+    def mid_message(self) -> bool:
+        """Part of a frame or of a fragmented message is held: the last byte fed did not end
+        a message (so the time it arrived is not any whole message's arrival)."""
+        return self._buf_len > 0 or self._frag_op != 0
+
     def __dealloc__(self):
         PyMem_Free(self._buf)
         PyMem_Free(self._scratch)

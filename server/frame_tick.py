@@ -102,6 +102,17 @@ def _timespec(seconds: float) -> _Timespec:
     return _Timespec(whole, min(999_999_999, round((seconds - whole) * 1e9)))
 
 
+def system_clock_offset() -> float | None:
+    """On Linux under trio's own clock, its offset from CLOCK_MONOTONIC (trio's time is
+    ``perf_counter()`` plus it); None elsewhere — tests' virtual clocks — where no kernel timer
+    or timestamp can be put on trio's time axis."""
+    clock = trio.lowlevel.current_clock()
+    offset = getattr(clock, "offset", None)
+    if not sys.platform.startswith("linux") or type(clock).__name__ != "SystemClock" or not isinstance(offset, float):
+        return None
+    return offset
+
+
 class GridTimer:
     """A periodic CLOCK_MONOTONIC timerfd (Linux) on trio's clock, waited on like a socket.
 
@@ -124,10 +135,8 @@ class GridTimer:
 
     @classmethod
     def for_current_run(cls) -> "GridTimer | None":
-        clock = trio.lowlevel.current_clock()
-        offset = getattr(clock, "offset", None)
-        if not sys.platform.startswith("linux") or type(clock).__name__ != "SystemClock" \
-                or not isinstance(offset, float):
+        offset = system_clock_offset()
+        if offset is None:
             return None
         try:
             return cls(offset)

@@ -160,6 +160,7 @@ class ReplayTransport:
                 setattr(self, name, getattr(inner, name))
         if hasattr(inner, "receive_in_tick"):  # and the session's (once what was put back is read)
             self.receive_in_tick = self._receive_in_tick
+            self.stamps_arrivals = bool(getattr(inner, "stamps_arrivals", False))
 
     async def _receive_in_tick(self, handle: Callable[[str, float, bool], int], mode: int) -> None:
         if not self._first:

@@ -29,8 +29,8 @@ Dispatch = Callable[[T.TurnEvent], None]
 # from the stretch's start (at most SPEECH_LOOKBACK_MS before the triggering run).
 SPEECH_GAP_MS = 300
 SPEECH_LOOKBACK_MS = 1000
-# The first second of caller audio is read frame by frame (never batched by the shared tick):
-# its arrival times set the stream clock before the agent's first words need it.
+# The first second of caller audio comes with exact arrival times (read frame by frame unless
+# the transport stamps each read): they set the stream clock before the agent's first words need it.
 CLOCK_SETTLE_MS = 1000
 
 
@@ -85,13 +85,16 @@ class Inbound:
         return True
 
     @property
+    def settling(self) -> bool:
+        """The first second: frames should come with their exact arrival times (read as they
+        arrive, unless the transport stamps them), for the stream clock to settle on."""
+        return self.frame_t < CLOCK_SETTLE_MS
+
+    @property
     def decision_near(self) -> bool:
         """A barge-in (the caller's voice, or a gap in it, while the agent speaks) or an end
         of utterance (silence after an open utterance) may be a frame away: the shell should
-        look at every frame as it arrives rather than batch them. So is the first second,
-        while the stream clock settles."""
-        if self.frame_t < CLOCK_SETTLE_MS:
-            return True
+        look at every frame as it arrives rather than batch them."""
         if self.machine.state is T.State.SPEAKING:
             return self.voice or self.frame_t - self.voice_ended_ms < SPEECH_GAP_MS
         return self.eou.in_utterance and not self.voice

@@ -21,6 +21,8 @@ The frames are parsed, unmasked and decoded in the native core (native/wsframe.p
 from __future__ import annotations
 
 import socket as _stdlib_socket
+import struct
+import time
 from typing import Any, Callable
 
 import trio
@@ -34,6 +36,23 @@ _READ_SIZE = 65536
 _TICK_READS = 4  # reads of one socket per tick pass (a flooding peer waits for the next pass)
 _YIELD_EVERY = 8  # messages handed out without blocking before a checkpoint (fairness)
 _CLOSE_WAIT_S = 1.0  # after our close frame, how long we wait for the peer's
+# Kernel receive timestamps (Linux): SO_TIMESTAMPNS (= SCM_TIMESTAMPNS; not in Python's socket
+# module) puts, on each read, when the last packet it took arrived (CLOCK_REALTIME timespec).
+_SO_TIMESTAMPNS = 35
+_STAMP_SPACE = _stdlib_socket.CMSG_SPACE(16)
+_TIMESPEC = struct.Struct("@qq")
+
+
+def _stamp_arrivals(sock: _stdlib_socket.socket) -> bool:
+    """Have the kernel stamp every read with its arrival time — only where that time can be put
+    on trio's axis (Linux, trio's own clock; not tests' virtual clocks)."""
+    if frame_tick.system_clock_offset() is None:
+        return False
+    try:
+        sock.setsockopt(_stdlib_socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
 
 
 # -- the transport ---------------------------------------------------------------------------------
@@ -61,7 +80,10 @@ class RawMediaTransport:
         self._ended: tuple[int, str] | None = None  # how the link ended, once receive() said so
         self._streak = 0
         self._maybe_more = True  # False once a read took less than it asked for
-        self._handle: Callable[[str, float], bool] | None = None  # while parked in the tick
+        self._handle: Callable[[str, float, bool], int] | None = None  # while parked in the tick
+        # Reads in the tick's pass then know when their last message arrived, not only that it
+        # had by the pass (the stream clock wants arrival times: server.playback_clock).
+        self.stamps_arrivals = _stamp_arrivals(self._sock)
 
     # hypercorn side --------------------------------------------------------------------------
     async def hand_over(self, data: bytes) -> None:
@@ -122,11 +144,23 @@ class RawMediaTransport:
         return self._fd
 
     def tick_read(self, now: float, at_once: bool) -> int:
-        """The tick found the socket readable: read it, hand out whole messages."""
+        """The tick found the socket readable: read it, hand out whole messages — each with
+        ``now`` (``at_once``: read as it arrived, so that is its arrival), except, in the pass,
+        the last one of a read whose last packet ended it: its arrival time as the kernel
+        stamped it, exact."""
         reader = self._reader
+        stamped = self.stamps_arrivals and not at_once
+        stamp = 0.0
         for _ in range(_TICK_READS):
             try:
-                data = self._sock.recv(_READ_SIZE)
+                if stamped:
+                    data, ancillary, _, _ = self._sock.recvmsg(_READ_SIZE, _STAMP_SPACE)
+                    for _, _, raw in ancillary:  # only the timestamp was asked for
+                        if len(raw) >= _TIMESPEC.size:
+                            sec, nsec = _TIMESPEC.unpack_from(raw)
+                            stamp = sec + nsec * 1e-9
+                else:
+                    data = self._sock.recv(_READ_SIZE)
             except BlockingIOError:
                 break
             except OSError:
@@ -139,8 +173,15 @@ class RawMediaTransport:
         handle = self._handle
         assert handle is not None
         wants = frame_tick.AT_ONCE if at_once else frame_tick.BATCH
+        arrived = -1.0
+        if stamp and not reader.mid_message:
+            arrived = min(now, now - (time.time() - stamp))  # the realtime stamp on trio's clock
         while messages:
-            wants = handle(messages.popleft(), now, at_once)
+            text = messages.popleft()
+            if arrived >= 0.0 and not messages:
+                wants = handle(text, arrived, True)
+            else:
+                wants = handle(text, now, at_once)
             if wants == frame_tick.WAKE:
                 return wants
         if reader.replies or reader.closed is not None:

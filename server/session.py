@@ -168,6 +168,7 @@ class CallSession:
         self._halt: tuple[T.Halt, float, float] | None = None
         self._watchdog = trio.CancelScope()  # the receive loop's: no Twilio message for too long
         self._bumped = 0.0  # when its deadline last moved
+        self._stamped = False  # the transport stamps each read's arrival (server.media_socket)
         self._agent_audible_end_ms = 0.0  # stream time the agent's audio last stopped playing
         self._turn_started_ms = 0.0  # call clock (ms) of the current agent turn's first frame
         self._rec_send, self._rec_recv = trio.open_memory_channel[tuple](math.inf)
@@ -521,6 +522,7 @@ class CallSession:
         # in the shared tick's pass while the caller is quiet (up to one period late), or as
         # each one arrives while a barge-in or an end of utterance may be one frame away.
         in_tick = getattr(self.transport, "receive_in_tick", None)
+        self._stamped = bool(getattr(self.transport, "stamps_arrivals", False))
         timeout = self.deps.inbound_timeout_s
         self._bumped = trio.current_time()
         with trio.CancelScope(deadline=self._bumped + timeout) as self._watchdog:
@@ -538,10 +540,14 @@ class CallSession:
 
     def _read_mode(self) -> int:
         """How the next messages are read: this task back (a barge-in's `clear` is due), each
-        as it arrives (a decision is near), or in the tick's pass."""
+        as it arrives (a decision is near; or the stream clock is settling and the transport
+        does not stamp arrivals itself), or in the tick's pass."""
         if self._halt is not None:
             return frame_tick.WAKE
-        return frame_tick.AT_ONCE if self.inbound.decision_near else frame_tick.BATCH
+        inbound = self.inbound
+        if inbound.decision_near or (inbound.settling and not self._stamped):
+            return frame_tick.AT_ONCE
+        return frame_tick.BATCH
 
     def _on_text(self, text: str, now: float, timed: bool = True) -> int:
         """One Twilio message that arrived at ``now`` (``timed`` False: by then, in the shared

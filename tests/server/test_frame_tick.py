@@ -371,3 +371,61 @@ def test_a_timerfd_the_kernel_refuses_falls_back_to_trios_sleep(monkeypatch: pyt
 
     trio.run(main)
     assert len(seen) >= 4 and all(abs(n / PERIOD_S - round(n / PERIOD_S)) < 1e-6 for n in seen)
+
+
+def test_reads_in_the_pass_carry_the_kernels_arrival_time_on_the_system_clock() -> None:
+    """Real time, real TCP: a message read in the tick's pass comes with the time the kernel
+    stamped its last packet (not the pass's time) when that packet ended it; a message with
+    another behind it in the same read, or a read that ends mid-message, gets the pass's time
+    and is not called exact."""
+    import socket
+
+    from .test_media_socket import client_frame
+
+    got: list[tuple[str, float, bool]] = []
+
+    def handle(text: str, now: float, exact: bool) -> int:
+        got.append((text, now, exact))
+        return frame_tick.BATCH
+
+    async def main() -> list[tuple[str, float, float]]:
+        listener = socket.create_server(("127.0.0.1", 0))
+        peer = socket.create_connection(listener.getsockname())
+        ours, _ = listener.accept()
+        listener.close()
+        ours.setblocking(False)
+        transport = RawMediaTransport(trio.SocketStream(trio.socket.from_stdlib_socket(ours)), 64 * 1024)
+        assert transport.stamps_arrivals
+        sent: list[tuple[str, float, float]] = []
+
+        async def send(data: bytes, label: str) -> None:
+            before = trio.current_time()
+            peer.sendall(data)
+            sent.append((label, before, trio.current_time()))
+            await trio.sleep(0.05)  # at least two passes: read by then
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(transport.hand_over, b"")
+            await trio.sleep(0.001)
+            nursery.start_soon(transport.receive_in_tick, handle, frame_tick.BATCH)
+            await trio.sleep(0.001)
+            await send(client_frame(1, b"one"), "one")
+            await send(client_frame(1, b"two") + client_frame(1, b"three"), "two+three")
+            b = client_frame(1, b"five")
+            await send(client_frame(1, b"four") + b[:3], "four+part")
+            await send(b[3:], "rest of five")
+            nursery.cancel_scope.cancel()
+        peer.close()
+        return sent
+
+    sent = trio.run(main)
+    assert [t for t, _, _ in got] == ["one", "two", "three", "four", "five"]
+    by_text = {t: (now, exact) for t, now, exact in got}
+    windows = {label: (before, after) for label, before, after in sent}
+    for text, label in (("one", "one"), ("three", "two+three"), ("five", "rest of five")):
+        now, exact = by_text[text]
+        before, after = windows[label]
+        assert exact and before - 0.001 <= now <= after + 0.001, (text, now, before, after)
+    for text, label in (("two", "two+three"), ("four", "four+part")):  # not the last of its read /
+        now, exact = by_text[text]                                         # the read ended mid-message
+        assert not exact and now >= windows[label][1]  # the pass's time, after the send

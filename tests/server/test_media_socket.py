@@ -205,3 +205,19 @@ def test_bytearray_and_memoryview_are_fed_like_bytes() -> None:
     reader.feed(bytearray(wire[:5]))
     reader.feed(memoryview(wire)[5:])
     assert list(reader.messages) == ["one", "two"]
+
+
+def test_the_reader_says_when_it_holds_part_of_a_message() -> None:
+    reader = FrameReader(1024)
+    whole = client_frame(1, b"hello")
+    assert not reader.mid_message
+    reader.feed(whole[:4])  # part of a frame
+    assert reader.mid_message
+    reader.feed(whole[4:])
+    assert not reader.mid_message and list(reader.messages) == ["hello"]
+    reader.feed(client_frame(1, b"hel", fin=False))  # a whole frame, but only the first fragment
+    assert reader.mid_message
+    reader.feed(client_frame(9, b"ping"))  # a control frame between fragments ends nothing
+    assert reader.mid_message
+    reader.feed(client_frame(0, b"lo"))
+    assert not reader.mid_message and list(reader.messages)[-1] == "hello"
