@@ -16,7 +16,9 @@ Only RFC 6455 without extensions (permessage-deflate is never negotiated: app.py
 client frames, fragmentation, ping/pong, close; a message over ``max_message`` closes 1009,
 a protocol error 1002, invalid UTF-8 in a text message 1007. TLS connections and servers
 other than hypercorn keep the generic path (the route falls back to Quart's websocket).
-The frames are parsed, unmasked and decoded in the native core (native/wsframe.pyx).
+The frames are parsed, unmasked and decoded in the native core (native/wsframe.pyx). On
+Linux under trio's own clock the kernel stamps every read with its last packet's arrival
+(SO_TIMESTAMPNS), so a message read later in the shared tick's pass still knows when it came.
 """
 from __future__ import annotations
 
