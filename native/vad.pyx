@@ -501,6 +501,16 @@ cdef class FrameClassifier:
         return self.voice
 
 
+NEVER_FRAMES = 1 << 40  # EouDetector.frames_to_*: no end to come (no utterance)
+
+
+cdef inline long long _frames_until(long long ms) noexcept:
+    """Frames (of FRAME_MS, the next one first) until ``ms`` more have passed: at least 1."""
+    if ms <= FRAME_MS:
+        return 1
+    return (ms + FRAME_MS - 1) // FRAME_MS
+
+
 cdef class EouDetector:
     """Utterance onset / end from per-frame voice decisions and RMS (see the module docstring)."""
 
@@ -576,6 +586,32 @@ cdef class EouDetector:
         self.sil_start = -1
         self.silence_ms = 0
         self.drop_ms = -1
+
+    cpdef long long frames_to_forced(self):
+        """In an utterance: how many more frames until MAX_UTT forces its end (at least 1);
+        NEVER_FRAMES outside one."""
+        if not self.in_utterance:
+            return NEVER_FRAMES
+        return _frames_until(self.max_utt - (self.last_t + FRAME_MS - self.onset_ms))
+
+    cpdef long long frames_to_end_in_silence(self):
+        """In an utterance whose last frame was silent: the fewest more frames after which
+        :meth:`update` could end it (END), were they all silent — a lower bound: the hold, a
+        flip still pending, energy coming back only make it later. 1 when that is not known
+        (the utterance was just opened); NEVER_FRAMES outside an utterance."""
+        cdef long long end, k, k_drop
+        if not self.in_utterance:
+            return NEVER_FRAMES
+        if self.sil_start < 0:
+            return 1
+        end = self.last_t + FRAME_MS
+        k = _frames_until(self.eou_sil - self.silence_ms)
+        if self.drop_ms >= 0:
+            k_drop = _frames_until(self.drop_sil - (end - self.drop_ms))
+            if k_drop < k:
+                k = k_drop
+        k_drop = _frames_until(self.min_utt_now - (end - self.onset_ms))  # END waits for MIN_UTT
+        return k_drop if k_drop > k else k
 
     cdef void _forget_runs(self) noexcept:
         # frames were skipped: no run may span audio we did not see (an utterance in progress

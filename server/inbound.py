@@ -29,6 +29,10 @@ Dispatch = Callable[[T.TurnEvent], None]
 # from the stretch's start (at most SPEECH_LOOKBACK_MS before the triggering run).
 SPEECH_GAP_MS = 300
 SPEECH_LOOKBACK_MS = 1000
+# How many frames ahead an end of utterance counts as near (frames from then on are read as
+# they arrive): one frame read late in the tick's pass, one more that may come in the same
+# read, and one to spare.
+EOU_NEAR_FRAMES = 3
 # The first second of caller audio comes with exact arrival times (read frame by frame unless
 # the transport stamps each read): they set the stream clock before the agent's first words need it.
 CLOCK_SETTLE_MS = 1000
@@ -93,11 +97,18 @@ class Inbound:
     @property
     def decision_near(self) -> bool:
         """A barge-in (the caller's voice, or a gap in it, while the agent speaks) or an end
-        of utterance (silence after an open utterance) may be a frame away: the shell should
-        look at every frame as it arrives rather than batch them."""
+        of utterance may be a few frames away: the shell should look at every frame as it
+        arrives rather than batch them. The end of an utterance is near when the detector
+        could end it within EOU_NEAR_FRAMES (silence reaching EOU_SILENCE, or the sharp drop's
+        200 ms, once MIN_UTT has passed; MAX_UTT, voice or not) — not for the whole silence."""
         if self.machine.state is T.State.SPEAKING:
             return self.voice or self.frame_t - self.voice_ended_ms < SPEECH_GAP_MS
-        return self.eou.in_utterance and not self.voice
+        eou = self.eou
+        if not eou.in_utterance:
+            return False
+        if eou.frames_to_forced() <= EOU_NEAR_FRAMES:
+            return True
+        return not self.voice and eou.frames_to_end_in_silence() <= EOU_NEAR_FRAMES
 
     def open_utterance(self, onset_ms: int, voiced_ms: int, min_utt_ms: int) -> None:
         self.eou.open(onset_ms, self.frame_t + FRAME_MS, voiced_ms, min_utt_ms)  # from the next frame

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from native.config import TimingConfig
-from native.vad import EOU_END, EOU_FORCED, EOU_NONE, EOU_ONSET, BargeInDetector, EouDetector, FrameClassifier
+from native.vad import (EOU_END, EOU_FORCED, EOU_NONE, EOU_ONSET, NEVER_FRAMES, BargeInDetector, EouDetector,
+                        FrameClassifier)
 
 FRAME = 20
 
@@ -83,6 +84,43 @@ def test_eou_guarantees(cfg: TimingConfig, rs: list[tuple[bool, float, int]]) ->
                 quiet = frames_for(cfg.eou_silence_ms)
                 if end - onset >= cfg.min_utt_ms and i + 1 >= quiet and not any(voice[i + 1 - quiet : i + 1]):
                     assert (i + 1 - quiet) * FRAME < onset, "silence did not end the utterance"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)
+@given(configs, runs, st.booleans())
+def test_eou_says_how_far_its_end_is_at_least(cfg: TimingConfig, rs: list[tuple[bool, float, int]],
+                                               hold: bool) -> None:
+    """``frames_to_end_in_silence`` / ``frames_to_forced`` (the shell reads frames as they arrive
+    only from there on): never an END or FORCED sooner than said, whatever follows — with the
+    hold on too; and, fed settled decisions and silence after, END or FORCED exactly then."""
+    e = EouDetector(cfg)
+    seq = expand(rs)
+    said: list[tuple[int, int, int]] = []  # (frame, frames to END if all silent, frames to FORCED)
+    for i, (v, r) in enumerate(seq):
+        k = e.update(v, r, FRAME * i)
+        if k in (EOU_END, EOU_FORCED):
+            for j, to_end, to_forced in said:
+                if k == EOU_FORCED:
+                    assert i - j >= to_forced, "FORCED sooner than said"
+                elif to_end != NEVER_FRAMES and not any(x for x, _ in seq[j + 1 : i + 1]):
+                    assert i - j >= to_end, "END sooner than said"  # (said on silent frames only)
+            said.clear()
+        e.hold = hold and e.in_utterance
+        if e.in_utterance:
+            to_end = e.frames_to_end_in_silence() if not v else NEVER_FRAMES
+            said.append((i, to_end, e.frames_to_forced()))
+            assert min(to_end, said[-1][2]) >= 1
+        else:
+            assert e.frames_to_end_in_silence() == e.frames_to_forced() == NEVER_FRAMES
+    if e.in_utterance and not seq[-1][0] and not hold:
+        to_end, to_forced = e.frames_to_end_in_silence(), e.frames_to_forced()
+        n = len(seq)
+        for m in range(1, min(to_end, to_forced) + 1):
+            k = e.update(False, 5.0, FRAME * (n - 1 + m))
+            if m < min(to_end, to_forced):
+                assert k == EOU_NONE, "ended sooner than said"
+        assert k == (EOU_FORCED if to_forced < to_end else EOU_END if to_end < to_forced else k)
+        assert k in (EOU_END, EOU_FORCED), "not ended when said"
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)

@@ -32,7 +32,7 @@ def test_a_decision_is_near_while_the_caller_talks_over_the_agent_or_has_just_st
     utterance may be a frame away."""
     from types import SimpleNamespace
 
-    from server.inbound import CLOCK_SETTLE_MS, SPEECH_GAP_MS
+    from server.inbound import CLOCK_SETTLE_MS, EOU_NEAR_FRAMES, SPEECH_GAP_MS
 
     machine = SimpleNamespace(state=T.State.LISTENING, calibrated=True, audible_ms=0, deadline_ms=10**9)
     inbound = Inbound(CFG, machine, lambda ev: None, lambda pcm: None, lambda: 0)  # type: ignore[arg-type]
@@ -50,10 +50,13 @@ def test_a_decision_is_near_while_the_caller_talks_over_the_agent_or_has_just_st
     assert not any(frames(5.0, 1000)) and not inbound.settling  # quiet line, agent silent: batched
     talk = frames(3000.0, 1000)
     assert inbound.voice and not talk[-1]  # the caller talks, agent silent: no decision per frame
-    after = frames(5.0, 120)  # (a sharp drop ends it 200 ms after the voice)
-    assert inbound.eou.in_utterance and all(after[2:])  # silence after speech: the EOU may come
-    frames(5.0, 2000)
-    assert not inbound.eou.in_utterance and not inbound.decision_near  # the utterance ended
+    after = []  # silence after speech, frame by frame until the end of utterance (a sharp drop:
+    while inbound.eou.in_utterance and len(after) < 100:  # 200 ms after the voice)
+        after += frames(5.0, 20)
+    assert 8 <= len(after) <= 14 and not inbound.eou.in_utterance and not inbound.decision_near  # it ended
+    # batched while the end is still far, read as they arrive the last EOU_NEAR_FRAMES before it
+    assert not any(after[:3]) and all(after[-1 - EOU_NEAR_FRAMES : -1])
+    assert not any(frames(5.0, 2000))  # the line quiet again
     machine.state = T.State.SPEAKING
     assert not inbound.decision_near  # the agent speaks, the caller is quiet
     assert all(frames(3000.0, 200)[2:])  # the caller's voice over the agent: a barge-in may come
