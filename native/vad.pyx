@@ -745,6 +745,7 @@ cdef class BargeInDetector:
     cdef readonly long long onset_ms
     cdef readonly object cfg
     cdef long long min_voice, grace, gap, run_start, last_t, seen_from
+    cdef long long hyst_frames    # the classifier's hysteresis, in frames: how far back a run it reports can begin
     cdef long long stretch_start  # real start of the current stretch's first run, -1: none
     cdef long long stretch_voice  # voice of the stretch's ended runs, counted from the grace window's end
     cdef long long run_end        # real end of the stretch's last ended run, -1: none
@@ -756,6 +757,7 @@ cdef class BargeInDetector:
         self.min_voice = cfg.barge_in_min_voice_ms
         self.grace = cfg.barge_in_grace_ms
         self.gap = cfg.barge_in_gap_ms
+        self.hyst_frames = (cfg.hysteresis_ms + FRAME_MS - 1) // FRAME_MS
         self.armed = False
         self.fired = False
         self.armed_at = -1
@@ -781,6 +783,30 @@ cdef class BargeInDetector:
     def disarm(self) -> None:
         """The agent stopped speaking: nothing to interrupt."""
         self.armed = False
+
+    cpdef long long frames_to_fire(self):
+        """Armed and not fired: the fewest more frames after which :meth:`update` could fire,
+        whatever they hold — a lower bound. A voice run going on adds a frame's voice per frame;
+        from a quiet frame, a run the classifier reports at its next flip is credited from where
+        it really began (at most ``hysteresis_ms`` back), then a frame per frame; nothing counts
+        before the grace window's end. NEVER_FRAMES when disarmed or already fired (re-arming
+        restarts the grace window: still no sooner than that)."""
+        cdef long long end, grace_end, voiced, k, k_grace
+        if not self.armed or self.fired:
+            return NEVER_FRAMES
+        if self.last_t < 0:
+            return 1  # nothing fed yet: not known
+        end = self.last_t + FRAME_MS
+        grace_end = self.armed_at + self.grace
+        if self.run_start >= 0:  # in a run: counted up to the end of the last frame
+            voiced = self.stretch_voice + end - (self.run_start if self.run_start > grace_end else grace_end)
+            if voiced < self.stretch_voice:
+                voiced = self.stretch_voice
+        else:
+            voiced = self.stretch_voice + self.hyst_frames * FRAME_MS - FRAME_MS  # the flip's back credit
+        k = _frames_until(self.min_voice - voiced)
+        k_grace = _frames_until(self.min_voice - self.stretch_voice - (end - grace_end))
+        return k_grace if k_grace > k else k
 
     cpdef bint update(self, bint voice, long long t_ms, FrameClassifier classifier=None):
         """Feed one frame's decision; True exactly once per arm, at the trigger frame.

@@ -29,10 +29,10 @@ Dispatch = Callable[[T.TurnEvent], None]
 # from the stretch's start (at most SPEECH_LOOKBACK_MS before the triggering run).
 SPEECH_GAP_MS = 300
 SPEECH_LOOKBACK_MS = 1000
-# How many frames ahead an end of utterance counts as near (frames from then on are read as
-# they arrive): one frame read late in the tick's pass, one more that may come in the same
-# read, and one to spare.
-EOU_NEAR_FRAMES = 3
+# How many frames ahead a barge-in or an end of utterance counts as near (frames from then on
+# are read as they arrive): one frame read late in the tick's pass, one more that may come in
+# the same read, and one to spare.
+NEAR_FRAMES = 3
 # The first second of caller audio comes with exact arrival times (read frame by frame unless
 # the transport stamps each read): they set the stream clock before the agent's first words need it.
 CLOCK_SETTLE_MS = 1000
@@ -96,19 +96,21 @@ class Inbound:
 
     @property
     def decision_near(self) -> bool:
-        """A barge-in (the caller's voice, or a gap in it, while the agent speaks) or an end
-        of utterance may be a few frames away: the shell should look at every frame as it
-        arrives rather than batch them. The end of an utterance is near when the detector
-        could end it within EOU_NEAR_FRAMES (silence reaching EOU_SILENCE, or the sharp drop's
-        200 ms, once MIN_UTT has passed; MAX_UTT, voice or not) — not for the whole silence."""
+        """A barge-in or an end of utterance may be a few frames away: the shell should look
+        at every frame as it arrives rather than batch them. Near means the detector could
+        decide within NEAR_FRAMES frames (their own lower bounds): a barge-in once the caller's
+        voice over the agent, counted from the grace window's end, could reach min_voice; an end
+        of utterance once silence could reach EOU_SILENCE, or the sharp drop's 200 ms, after
+        MIN_UTT, or MAX_UTT comes, voice or not — not for the whole time the caller talks over
+        the agent, nor for the whole silence after speech."""
         if self.machine.state is T.State.SPEAKING:
-            return self.voice or self.frame_t - self.voice_ended_ms < SPEECH_GAP_MS
+            return self.barge.frames_to_fire() <= NEAR_FRAMES
         eou = self.eou
         if not eou.in_utterance:
             return False
-        if eou.frames_to_forced() <= EOU_NEAR_FRAMES:
+        if eou.frames_to_forced() <= NEAR_FRAMES:
             return True
-        return not self.voice and eou.frames_to_end_in_silence() <= EOU_NEAR_FRAMES
+        return not self.voice and eou.frames_to_end_in_silence() <= NEAR_FRAMES
 
     def open_utterance(self, onset_ms: int, voiced_ms: int, min_utt_ms: int) -> None:
         self.eou.open(onset_ms, self.frame_t + FRAME_MS, voiced_ms, min_utt_ms)  # from the next frame

@@ -345,6 +345,38 @@ def isolated_stretches(loud: list[bool], h: int, first: int) -> list[tuple[int, 
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)
+@given(configs, loud_runs, st.integers(0, 60), st.integers(1, 200), st.sampled_from([1.0, 0.3, 3.0]))
+def test_barge_in_says_how_far_it_is_at_least(
+    cfg: TimingConfig, rs: list[tuple[bool, int]], arm_after: int, play_frames: int, level: float
+) -> None:
+    """``frames_to_fire`` (the shell reads frames as they arrive only from there on): never a
+    barge-in sooner than said, through the classifier, whatever the voice does after."""
+    c, b = FrameClassifier(cfg), BargeInDetector(cfg)
+    loud = loud_frames(cfg, rs)
+    arm_frame = frames_for(cfg.calibration_ms) + arm_after
+    said: list[tuple[int, int]] = []
+    fired = 0
+    for i, l in enumerate(loud):
+        t = FRAME * i
+        if i == arm_frame:
+            b.arm(t)
+            said.clear()
+        if i == arm_frame + play_frames:
+            b.disarm()
+        if b.update(c.update(SPEECH_RMS * level if l else NOISE_RMS, t), t, c):
+            fired += 1
+            for j, k in said:
+                assert i - j >= k, f"fired {i - j} frames after saying at least {k}"
+        k = b.frames_to_fire()
+        assert k >= 1
+        if b.armed and not b.fired:
+            said.append((i, k))
+        else:
+            assert k == NEVER_FRAMES
+    assert fired <= 1
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)  # deterministic runs (CI)
 @given(configs.map(lambda c: replace(c, barge_in_gap_ms=0)), loud_runs, st.integers(0, 60), st.integers(1, 200))
 def test_barge_in_counts_real_voice_through_the_classifier(
     cfg: TimingConfig, rs: list[tuple[bool, int]], arm_after: int, play_frames: int

@@ -26,13 +26,13 @@ def test_agent_frames_a_hair_off_the_grid_each_keep_their_own_slot() -> None:
     assert echo.far(1040) == 0.0  # nothing reaches an inbound frame before 60 ms
 
 
-def test_a_decision_is_near_while_the_caller_talks_over_the_agent_or_has_just_stopped() -> None:
+def test_a_decision_is_near_only_a_few_frames_before_it_could_come() -> None:
     """When the session may let the shared tick batch the caller's frames (server.frame_tick):
-    never in the first second (the stream clock settles), nor while a barge-in or an end of
-    utterance may be a frame away."""
+    not in the first second (the stream clock settles) unless the transport stamps arrivals,
+    nor within NEAR_FRAMES frames of where a barge-in or an end of utterance could come."""
     from types import SimpleNamespace
 
-    from server.inbound import CLOCK_SETTLE_MS, EOU_NEAR_FRAMES, SPEECH_GAP_MS
+    from server.inbound import CLOCK_SETTLE_MS, NEAR_FRAMES
 
     machine = SimpleNamespace(state=T.State.LISTENING, calibrated=True, audible_ms=0, deadline_ms=10**9)
     inbound = Inbound(CFG, machine, lambda ev: None, lambda pcm: None, lambda: 0)  # type: ignore[arg-type]
@@ -54,11 +54,19 @@ def test_a_decision_is_near_while_the_caller_talks_over_the_agent_or_has_just_st
     while inbound.eou.in_utterance and len(after) < 100:  # 200 ms after the voice)
         after += frames(5.0, 20)
     assert 8 <= len(after) <= 14 and not inbound.eou.in_utterance and not inbound.decision_near  # it ended
-    # batched while the end is still far, read as they arrive the last EOU_NEAR_FRAMES before it
-    assert not any(after[:3]) and all(after[-1 - EOU_NEAR_FRAMES : -1])
+    # batched while the end is still far, read as they arrive the last NEAR_FRAMES before it
+    assert not any(after[:3]) and all(after[-1 - NEAR_FRAMES : -1])
     assert not any(frames(5.0, 2000))  # the line quiet again
     machine.state = T.State.SPEAKING
-    assert not inbound.decision_near  # the agent speaks, the caller is quiet
-    assert all(frames(3000.0, 200)[2:])  # the caller's voice over the agent: a barge-in may come
-    gap = frames(5.0, SPEECH_GAP_MS + 100)
-    assert gap[1] and not gap[-1]  # a gap in it still counts, a pause longer than that does not
+    inbound.barge.arm(inbound.t)  # the agent audible from the next frame (the session arms it)
+    assert not any(frames(5.0, 400))  # the agent speaks, the caller is quiet
+    over = frames(3000.0, 40)  # a short "mm" over the agent: far from a barge-in
+    over += frames(5.0, 100)
+    assert not any(over) and not inbound.barge.fired
+    over = []  # then the caller talks over the agent, frame by frame until the barge-in
+    while not inbound.barge.fired and len(over) < 100:
+        over += frames(3000.0, 20)
+    assert inbound.barge.fired and 8 <= len(over) <= 14
+    # batched while a barge-in is still out of reach, read as they arrive the last NEAR_FRAMES
+    # frames before it, and not after it (nothing left to interrupt)
+    assert not any(over[:3]) and all(over[-1 - NEAR_FRAMES : -1]) and not over[-1]
