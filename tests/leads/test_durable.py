@@ -107,7 +107,10 @@ def caller_lines(store: Store, sid: str = SID) -> list[str]:
     return [t["text"] for t in queries.call_detail(store, sid)["transcript"]]
 
 
-async def settle(store: Store, until: Any, timeout: float = 120.0) -> None:
+async def settle(store: Store, until: Any, timeout: float = 600.0) -> None:
+    # Virtual seconds: each worker-thread round trip over the clock's 20 ms autojump threshold
+    # (a loaded box, an fsync) lets the clock run ahead to the next timer, so the budget is
+    # generous (120 s ran out once in a full `make test`, the same test passing alone in 5 s).
     with trio.fail_after(timeout):
         while not await trio.to_thread.run_sync(until):
             await trio.sleep(0.5)
