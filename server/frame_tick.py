@@ -26,8 +26,9 @@ cost more than the work on the message. A reader whose socket can be polled
 wake-up per period for all calls, at up to one period (20 ms) before a message is seen; for a
 caller who is quiet or talking while the agent listens. ``AT_ONCE``: its socket sits in a
 second epoll set whose own fd trio watches, and a system task reads every socket with data as
-soon as any has some — no delay, for while a decision may be a frame away (server.inbound:
-``Inbound.decision_near``: the caller talking over the agent, or just stopped). Moving
+soon as any has some — no delay, for while a decision may be a few frames away
+(server.inbound: ``Inbound.decision_near``: a barge-in or an end of utterance the detectors
+could reach within NEAR_FRAMES). Moving
 between the two is an epoll registration, not a wake-up of the call's task. Anything that
 needs an await (a `clear` to send, a close, control frames to answer) hands the reader back
 to its task (``WAKE``), like a pacer.
