@@ -43,6 +43,10 @@ _CLOSE_WAIT_S = 1.0  # after our close frame, how long we wait for the peer's
 _SO_TIMESTAMPNS = 35
 _STAMP_SPACE = _stdlib_socket.CMSG_SPACE(16)
 _TIMESPEC = struct.Struct("@qq")
+# A stamp older than this (or in the future) is not believed: the wall clock it is taken on was
+# stepped (NTP, a VM resumed), and one wrong sample would pull the stream clock's least-delay
+# offset off for a long while. A message waits at most a period or two for the tick's pass.
+_STAMP_AGE_MAX_S = 0.25
 
 
 def _stamp_arrivals(sock: _stdlib_socket.socket) -> bool:
@@ -177,7 +181,9 @@ class RawMediaTransport:
         wants = frame_tick.AT_ONCE if at_once else frame_tick.BATCH
         arrived = -1.0
         if stamp and not reader.mid_message:
-            arrived = min(now, now - (time.time() - stamp))  # the realtime stamp on trio's clock
+            age = time.time() - stamp  # the realtime stamp on trio's clock
+            if 0.0 <= age <= _STAMP_AGE_MAX_S:
+                arrived = now - age
         while messages:
             text = messages.popleft()
             if arrived >= 0.0 and not messages:

@@ -429,3 +429,45 @@ def test_reads_in_the_pass_carry_the_kernels_arrival_time_on_the_system_clock() 
     for text, label in (("two", "two+three"), ("four", "four+part")):  # not the last of its read /
         now, exact = by_text[text]                                         # the read ended mid-message
         assert not exact and now >= windows[label][1]  # the pass's time, after the send
+
+
+def test_an_arrival_stamp_from_a_stepped_wall_clock_is_not_believed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel stamps reads on the wall clock: if that clock is stepped (NTP, a VM resumed),
+    the stamp's age is nonsense and the message goes as read in the pass, not as exact."""
+    import socket
+    import time as real_time
+    from types import SimpleNamespace
+
+    from server import media_socket
+
+    from .test_media_socket import client_frame
+
+    got: list[tuple[str, bool]] = []
+    step = [0.0]
+    monkeypatch.setattr(media_socket, "time", SimpleNamespace(time=lambda: real_time.time() + step[0]))
+
+    def handle(text: str, now: float, exact: bool) -> int:
+        got.append((text, exact))
+        return frame_tick.BATCH
+
+    async def main() -> None:
+        listener = socket.create_server(("127.0.0.1", 0))
+        peer = socket.create_connection(listener.getsockname())
+        ours, _ = listener.accept()
+        listener.close()
+        ours.setblocking(False)
+        transport = RawMediaTransport(trio.SocketStream(trio.socket.from_stdlib_socket(ours)), 64 * 1024)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(transport.hand_over, b"")
+            await trio.sleep(0.001)
+            nursery.start_soon(transport.receive_in_tick, handle, frame_tick.BATCH)
+            await trio.sleep(0.001)
+            for text, jump in (("before", 0.0), ("stepped ahead", 30.0), ("stepped back", -30.0), ("after", 0.0)):
+                step[0] = jump
+                peer.sendall(client_frame(1, text.encode()))
+                await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        peer.close()
+
+    trio.run(main)
+    assert got == [("before", True), ("stepped ahead", False), ("stepped back", False), ("after", True)]
