@@ -283,10 +283,6 @@ class FrameTick:
                 self._drop_reader(fd)
                 self._add_reader(fd, entry, wants)
 
-    def _read_pass(self, now: float) -> None:
-        assert self._poller is not None
-        self._serve(self._poller, self._readers, now, BATCH)
-
     async def _prompt_run(self, poller: select.epoll) -> None:
         # A system task, like the tick: nothing may escape it. The epoll set's own fd is
         # readable while any of its sockets is: one wake-up serves every socket that has data.
@@ -367,7 +363,7 @@ class FrameTick:
             try:
                 self.passes += 1
                 if self._readers:  # first: a barge-in found here clears what the pass would send
-                    self._read_pass(trio.current_time())
+                    self._serve(self._batch_poller(), self._readers, trio.current_time(), BATCH)
                 # The nominal tick time, not the moment we woke: a frame due just after a
                 # grid point must go at its slot every time, not at whichever pass woke late.
                 self._pass(at)

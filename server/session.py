@@ -168,7 +168,8 @@ class CallSession:
         self._halt: tuple[T.Halt, float, float] | None = None
         self._watchdog = trio.CancelScope()  # the receive loop's: no Twilio message for too long
         self._bumped = 0.0  # when its deadline last moved
-        self._stamped = False  # the transport stamps each read's arrival (server.media_socket)
+        # the transport stamps each read's arrival (server.media_socket)
+        self._stamped = bool(getattr(transport, "stamps_arrivals", False))
         self._agent_audible_end_ms = 0.0  # stream time the agent's audio last stopped playing
         self._turn_started_ms = 0.0  # call clock (ms) of the current agent turn's first frame
         self._rec_send, self._rec_recv = trio.open_memory_channel[tuple](math.inf)
@@ -522,7 +523,6 @@ class CallSession:
         # in the shared tick's pass while the caller is quiet (up to one period late), or as
         # each one arrives while a barge-in or an end of utterance may be one frame away.
         in_tick = getattr(self.transport, "receive_in_tick", None)
-        self._stamped = bool(getattr(self.transport, "stamps_arrivals", False))
         timeout = self.deps.inbound_timeout_s
         self._bumped = trio.current_time()
         with trio.CancelScope(deadline=self._bumped + timeout) as self._watchdog:

@@ -7,6 +7,7 @@ waits on a timerfd."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 import trio
@@ -373,13 +374,22 @@ def test_a_timerfd_the_kernel_refuses_falls_back_to_trios_sleep(monkeypatch: pyt
     assert len(seen) >= 4 and all(abs(n / PERIOD_S - round(n / PERIOD_S)) < 1e-6 for n in seen)
 
 
+def _tcp_pair() -> tuple[RawMediaTransport, "socket.socket"]:
+    """Our transport on the accepted side of a real loopback TCP connection, and the peer's
+    (blocking) socket: kernel receive timestamps need TCP, not a socketpair."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    peer = socket.create_connection(listener.getsockname())
+    ours, _ = listener.accept()
+    listener.close()
+    ours.setblocking(False)
+    return RawMediaTransport(trio.SocketStream(trio.socket.from_stdlib_socket(ours)), 64 * 1024), peer
+
+
 def test_reads_in_the_pass_carry_the_kernels_arrival_time_on_the_system_clock() -> None:
     """Real time, real TCP: a message read in the tick's pass comes with the time the kernel
     stamped its last packet (not the pass's time) when that packet ended it; a message with
     another behind it in the same read, or a read that ends mid-message, gets the pass's time
     and is not called exact."""
-    import socket
-
     from .test_media_socket import client_frame
 
     got: list[tuple[str, float, bool]] = []
@@ -389,12 +399,7 @@ def test_reads_in_the_pass_carry_the_kernels_arrival_time_on_the_system_clock() 
         return frame_tick.BATCH
 
     async def main() -> list[tuple[str, float, float]]:
-        listener = socket.create_server(("127.0.0.1", 0))
-        peer = socket.create_connection(listener.getsockname())
-        ours, _ = listener.accept()
-        listener.close()
-        ours.setblocking(False)
-        transport = RawMediaTransport(trio.SocketStream(trio.socket.from_stdlib_socket(ours)), 64 * 1024)
+        transport, peer = _tcp_pair()
         assert transport.stamps_arrivals
         sent: list[tuple[str, float, float]] = []
 
@@ -434,7 +439,6 @@ def test_reads_in_the_pass_carry_the_kernels_arrival_time_on_the_system_clock() 
 def test_an_arrival_stamp_from_a_stepped_wall_clock_is_not_believed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The kernel stamps reads on the wall clock: if that clock is stepped (NTP, a VM resumed),
     the stamp's age is nonsense and the message goes as read in the pass, not as exact."""
-    import socket
     import time as real_time
     from types import SimpleNamespace
 
@@ -451,12 +455,7 @@ def test_an_arrival_stamp_from_a_stepped_wall_clock_is_not_believed(monkeypatch:
         return frame_tick.BATCH
 
     async def main() -> None:
-        listener = socket.create_server(("127.0.0.1", 0))
-        peer = socket.create_connection(listener.getsockname())
-        ours, _ = listener.accept()
-        listener.close()
-        ours.setblocking(False)
-        transport = RawMediaTransport(trio.SocketStream(trio.socket.from_stdlib_socket(ours)), 64 * 1024)
+        transport, peer = _tcp_pair()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(transport.hand_over, b"")
             await trio.sleep(0.001)
