@@ -523,6 +523,7 @@ cdef class EouDetector:
     cdef public bint hold                  # the caller's words stop mid-phrase (set by the shell)
     cdef readonly object cfg
     cdef long long min_onset, eou_sil, hold_sil, drop_sil, min_utt, max_utt, min_utt_now
+    cdef long long back_credit  # how far before its first frame a run the classifier reports may begin
     cdef double ratio, drop_peak
     cdef long long run_start, sil_start, last_t, seen_from, counted_to
     cdef bint prev_voice
@@ -539,6 +540,7 @@ cdef class EouDetector:
         self.drop_sil = cfg.eou_drop_silence_ms
         self.min_utt = cfg.min_utt_ms
         self.max_utt = cfg.max_utt_ms
+        self.back_credit = ((cfg.hysteresis_ms + FRAME_MS - 1) // FRAME_MS + 1) * FRAME_MS  # a frame to spare
         self.ratio = pow(10.0, cfg.sharp_drop_db / 20.0)
         self.hist_k = max(1, min(DROP_MAX, cfg.sharp_drop_window_ms // FRAME_MS))
         self.reset()
@@ -612,6 +614,38 @@ cdef class EouDetector:
                 k = k_drop
         k_drop = _frames_until(self.min_utt_now - (end - self.onset_ms))  # END waits for MIN_UTT
         return k_drop if k_drop > k else k
+
+    cpdef long long frames_to_end(self):
+        """The fewest more frames after which :meth:`update` could end an utterance (END or
+        FORCED) whatever they hold — voice, silence, energy — until the next :meth:`open`;
+        outside an utterance, one that begins and ends. A lower bound, at least 1.
+
+        Unlike :meth:`frames_to_end_in_silence` this holds for any input: a voice frame then a
+        quiet one may start a sharp drop (END its 200 ms later), and a silence run the
+        classifier reports may have begun up to its hysteresis before the frame it flips on."""
+        cdef long long end, onset, k, k_sil
+        if self.last_t < 0:
+            return 1
+        end = self.last_t + FRAME_MS
+        if not self.in_utterance:
+            # an onset no sooner than a run already going, or the classifier's back credit
+            onset = end - self.back_credit
+            if 0 <= self.run_start < onset:
+                onset = self.run_start
+            return _frames_until(onset + self.min_utt - end)
+        # the sharp drop: a pending one, or one found on the next frame at the earliest
+        k = _frames_until(self.drop_sil - (end - self.drop_ms)) if self.drop_ms >= 0 else _frames_until(self.drop_sil)
+        if self.sil_start >= 0:  # EOU_SILENCE of the silence going on
+            k_sil = _frames_until(self.eou_sil - (end - self.sil_start))
+            if k_sil < k:
+                k = k_sil
+        # (a silence still to begin, even dated back by the classifier's hysteresis, needs
+        # longer than the drop's wait in every allowed config: EOU_SILENCE >= 350 ms)
+        k_sil = _frames_until(self.min_utt_now - (end - self.onset_ms))  # END waits for MIN_UTT
+        if k_sil > k:
+            k = k_sil
+        k_sil = self.frames_to_forced()
+        return k_sil if k_sil < k else k
 
     cdef void _forget_runs(self) noexcept:
         # frames were skipped: no run may span audio we did not see (an utterance in progress

@@ -24,7 +24,11 @@ cost more than the work on the message. A reader whose socket can be polled
 (server.session: ``_read_mode``). ``BATCH``: its socket sits in the tick's own epoll set
 (level-triggered, registered once) and each pass reads the sockets that have data — one
 wake-up per period for all calls, at up to one period (20 ms) before a message is seen; for a
-caller who is quiet or talking while the agent listens. ``AT_ONCE``: its socket sits in a
+caller who is quiet or talking while the agent listens. While no decision could come of the
+next few frames, a reader may also say until when its reads may wait (``read_at``, server.inbound:
+``Inbound.frames_to_wait``): the passes before then leave its socket alone, and the first pass
+after reads what came meanwhile in one go — one read and one cold start of the call's code for
+a few messages. ``AT_ONCE``: its socket sits in a
 second epoll set whose own fd trio watches, and a system task reads every socket with data as
 soon as any has some — no delay, for while a decision may be a few frames away
 (server.inbound: ``Inbound.decision_near``: a barge-in or an end of utterance the detectors
@@ -69,6 +73,8 @@ WAKE, BATCH, AT_ONCE = 0, 1, 2
 
 
 class TickedReader(Protocol):
+    read_at: float  # BATCH: the passes before this time leave it alone
+
     def fileno(self) -> int:
         ...
 
@@ -270,6 +276,8 @@ class FrameTick:
                 _unregister(poller, fd)
                 continue
             reader, task = entry
+            if mode == BATCH and reader.read_at > now:
+                continue  # nothing it could decide comes before then: read it all together
             try:
                 wants = reader.tick_read(now, mode == AT_ONCE)
             except BaseException as exc:  # noqa: BLE001 - raised in the reader's own task instead

@@ -33,6 +33,10 @@ SPEECH_LOOKBACK_MS = 1000
 # are read as they arrive): one frame read late in the tick's pass, one more that may come in
 # the same read, and one to spare.
 NEAR_FRAMES = 3
+# How many frames a call's reads may wait for, at most, while no decision is near (they are then
+# read together, in one later pass): the recognizer, a live listener and the marks' echoes hear
+# the caller up to this much later; nothing the caller hears moves.
+MAX_WAIT_FRAMES = 3
 # The first second of caller audio comes with exact arrival times (read frame by frame unless
 # the transport stamps each read): they set the stream clock before the agent's first words need it.
 CLOCK_SETTLE_MS = 1000
@@ -111,6 +115,40 @@ class Inbound:
         if eou.frames_to_forced() <= NEAR_FRAMES:
             return True
         return not self.voice and eou.frames_to_end_in_silence() <= NEAR_FRAMES
+
+    def frames_to_wait(self) -> int:
+        """How many of the next frames may be read together later, in one pass, instead of each
+        in the pass after it arrived: as many as leave NEAR_FRAMES + 1 before any decision the
+        caller could hear (so the read after them still sees it coming, as a read in every pass
+        would), at most MAX_WAIT_FRAMES; 0 when that is not known.
+
+        Only while the agent speaks (a barge-in: its detector's own lower bound, once the
+        window in which the caller's first voice makes the agent yield has passed) and while
+        the agent listens (an end of utterance: the bound for any input, whatever the caller's
+        voice does), and short of the turn machine's next deadline; never while a reply is
+        prepared or an interruption judged, where the caller's first voice holds or resumes
+        the agent's audio. Another task that changes the state (the reply starting to play,
+        a mark's echo timing out) cannot bring a decision within MAX_WAIT_FRAMES: the
+        barge-in's grace window, MIN_UTT."""
+        if self.settling or self.clock.offset_ms is None:
+            return 0
+        machine = self.machine
+        state = machine.state
+        t = self.t
+        if state is T.State.SPEAKING:
+            audible = machine.audible_ms
+            if audible is None or t < audible + self.cfg.yield_window_ms + self.cfg.hysteresis_ms:
+                return 0  # voice now would be a collision: the agent yields at once
+            k = self.barge.frames_to_fire()
+        elif state is T.State.LISTENING:
+            k = self.eou.frames_to_end()
+        else:
+            return 0
+        deadline = machine.deadline_ms
+        if deadline - t < k * FRAME_MS:
+            k = (deadline - t) // FRAME_MS
+        k -= NEAR_FRAMES + 1
+        return 0 if k <= 0 else k if k < MAX_WAIT_FRAMES else MAX_WAIT_FRAMES
 
     def open_utterance(self, onset_ms: int, voiced_ms: int, min_utt_ms: int) -> None:
         self.eou.open(onset_ms, self.frame_t + FRAME_MS, voiced_ms, min_utt_ms)  # from the next frame

@@ -87,6 +87,8 @@ class RawMediaTransport:
         self._streak = 0
         self._maybe_more = True  # False once a read took less than it asked for
         self._handle: Callable[[str, float, bool], int] | None = None  # while parked in the tick
+        self._read_after: Callable[[], float] | None = None  # with it, after a read for the pass
+        self.read_at = 0.0  # the tick's passes leave this socket alone before then (BATCH)
         # Reads in the tick's pass then know when their last message arrived, not only that it
         # had by the pass (the stream clock wants arrival times: server.playback_clock).
         self.stamps_arrivals = _stamp_arrivals(self._sock)
@@ -127,23 +129,29 @@ class RawMediaTransport:
                 continue
             await self._read()
 
-    async def receive_in_tick(self, handle: Callable[[str, float, bool], int], mode: int) -> None:
+    async def receive_in_tick(self, handle: Callable[[str, float, bool], int], mode: int,
+                              read_after: Callable[[], float] | None = None) -> None:
         """Hand every message to ``handle(text, arrival time, exact)`` without waking this
         task, from the shared tick (server.frame_tick): in its pass (``mode`` BATCH: the time is
         the pass's, ``exact`` False) or as soon as data arrives (AT_ONCE: ``exact`` True).
         ``handle`` answers which it wants next, or WAKE when it needs an await; this returns
         then, or when something needs this task (control frames to answer, the peer gone). An
         exception of ``handle`` is raised here. Returns at once when :meth:`receive` has
-        something to do first: call it next, then this again."""
+        something to do first: call it next, then this again. ``read_after``, asked after each
+        read that leaves the socket to the pass (and at the start): the time before which the
+        passes need not read it (what arrives meanwhile is read together then)."""
         reader = self._reader
         if (not self._handed.is_set() or reader.messages or reader.replies or reader.closed is not None
                 or self._ended is not None):
             return
         self._handle = handle
+        self._read_after = read_after
+        self.read_at = read_after() if read_after is not None and mode == frame_tick.BATCH else 0.0
         try:
             await frame_tick.shared().park_reader(self, mode)
         finally:
             self._handle = None
+            self._read_after = None
             self._maybe_more = True
 
     def fileno(self) -> int:
@@ -194,6 +202,8 @@ class RawMediaTransport:
                 return wants
         if reader.replies or reader.closed is not None:
             return frame_tick.WAKE
+        if wants == frame_tick.BATCH and self._read_after is not None:
+            self.read_at = self._read_after()
         return wants
 
     async def _read(self) -> None:

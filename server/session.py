@@ -528,7 +528,7 @@ class CallSession:
         with trio.CancelScope(deadline=self._bumped + timeout) as self._watchdog:
             while True:
                 if in_tick is not None:
-                    await in_tick(self._on_text, self._read_mode())
+                    await in_tick(self._on_text, self._read_mode(), self._read_after)
                     if self._halt is not None:
                         await self._send_clear()
                 text = await receive()  # TransportClosed ends the call through the guard
@@ -548,6 +548,14 @@ class CallSession:
         if inbound.decision_near or (inbound.settling and not self._stamped):
             return frame_tick.AT_ONCE
         return frame_tick.BATCH
+
+    def _read_after(self) -> float:
+        """Read in the pass (BATCH): when the next read is needed — once the frames that may
+        wait (:meth:`Inbound.frames_to_wait`) have arrived, on the stream clock (0.0: the
+        next pass)."""
+        inbound = self.inbound
+        k = inbound.frames_to_wait()
+        return inbound.clock.clock_s(inbound.t + k * FRAME_MS) if k > 0 else 0.0
 
     def _on_text(self, text: str, now: float, timed: bool = True) -> int:
         """One Twilio message that arrived at ``now`` (``timed`` False: by then, in the shared

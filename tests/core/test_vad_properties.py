@@ -532,3 +532,37 @@ def test_eou_counts_real_voice_and_silence_through_the_classifier(cfg: TimingCon
             due = max((s + n) * FRAME + cfg.eou_silence_ms, s * FRAME + cfg.min_utt_ms)
             if len(quiet_after) == frames_for(cfg.eou_silence_ms) + frames_for(cfg.min_utt_ms) and not any(quiet_after):
                 assert got[1][1] == EOU_END and (got[1][0] + 1) * FRAME <= FRAME * frames_for(due), "EOU late"
+
+
+# runs of (level, frames): quiet, the threshold's edge, speech, loud speech — a drop of 6-20 dB
+# happens inside speech too
+level_runs = st.lists(st.tuples(st.sampled_from([NOISE_RMS, 30.0, 60.0, 300.0, 1000.0, SPEECH_RMS]), st.integers(1, 40)),
+                      min_size=1, max_size=40)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)  # deterministic runs (CI)
+@given(configs, level_runs, st.lists(st.integers(0, 400), max_size=4), st.booleans())
+def test_eou_says_how_far_any_end_is_at_least(cfg: TimingConfig, rs: list[tuple[float, int]], holds: list[int],
+                                              through_classifier: bool) -> None:
+    """``frames_to_end`` (a call's reads may wait that long, less a margin: server.inbound):
+    never an END or FORCED sooner than said, whatever the frames after — voice, silence, a
+    sharp drop, the hold switched on and off, through the classifier or fed directly; outside
+    an utterance too (one that begins and ends)."""
+    c, e = FrameClassifier(cfg), EouDetector(cfg)
+    levels = [NOISE_RMS] * frames_for(cfg.calibration_ms) + [r for r, n in rs for _ in range(n)]
+    said: list[tuple[int, int]] = []
+    for i, r in enumerate(levels):
+        t = FRAME * i
+        if i in holds:
+            e.hold = e.in_utterance and not e.hold
+        if through_classifier:
+            k = e.update(c.update(r, t), r, t, c)
+        else:
+            k = e.update(r >= 300.0, r, t)
+        if k in (EOU_END, EOU_FORCED):
+            for j, n in said:
+                assert i - j >= n, f"{'FORCED' if k == EOU_FORCED else 'END'} {i - j} frames after saying at least {n}"
+            said.clear()
+        n = e.frames_to_end()
+        assert 1 <= n <= max(1, e.frames_to_forced())
+        said.append((i, n))

@@ -274,6 +274,52 @@ async def test_a_reader_at_once_gets_each_message_on_arrival_and_moves_between_s
     peer.close()
 
 
+async def test_a_reader_that_may_wait_is_left_alone_until_then_and_read_all_together(autojump_clock) -> None:
+    """``read_after``: the passes before the time it gives leave the socket alone; the first
+    pass after reads everything that came meanwhile, in order, in one read."""
+    from .test_media_socket import client_frame
+
+    transport, peer = await _raw_pair()
+    got: list[tuple[str, float]] = []
+    asked: list[float] = []
+    wait_s = [0.05]  # how long the reads may wait after each read (0: the next pass)
+
+    def handle(text: str, now: float, exact: bool) -> int:
+        got.append((text, now))
+        return frame_tick.BATCH
+
+    def read_after() -> float:
+        asked.append(trio.current_time())
+        return trio.current_time() + wait_s[0] if wait_s[0] else 0.0
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(transport.hand_over, b"")
+        await trio.sleep(0.001)
+        nursery.start_soon(transport.receive_in_tick, handle, frame_tick.BATCH, read_after)
+        await trio.sleep(0.0005)
+        assert len(asked) == 1 and transport.read_at == asked[0] + 0.05  # asked at the start too
+        start = asked[0]
+        for k in range(3):  # a message every 15 ms, over two passes: none read before the wait is over
+            await peer.send(client_frame(1, b"m%d" % k))
+            await trio.sleep(0.015)
+        assert not got
+        await trio.sleep(0.02)
+        assert [t for t, _ in got] == ["m0", "m1", "m2"] and len(asked) == 2  # one read, in order
+        read = got[0][1]
+        assert all(now == read for _, now in got) and start + 0.05 <= read < start + 0.05 + PERIOD_S
+        wait_s[0] = 0.0
+        await peer.send(client_frame(1, b"m3"))  # asked after that read: 50 ms more
+        await trio.sleep(0.03)
+        assert len(got) == 3
+        await trio.sleep(0.04)
+        assert [t for t, _ in got][-1] == "m3" and transport.read_at == 0.0
+        await peer.send(client_frame(1, b"m4"))  # from then on, in the next pass
+        await trio.sleep(PERIOD_S + 0.001)
+        assert [t for t, _ in got][-1] == "m4"
+        nursery.cancel_scope.cancel()
+    peer.close()
+
+
 @pytest.mark.parametrize("mode", [frame_tick.BATCH, frame_tick.AT_ONCE], ids=["in the pass", "at once"])
 async def test_a_handler_error_is_raised_in_the_readers_task_and_cancel_leaves_the_tick(autojump_clock, mode) -> None:
     from .test_media_socket import client_frame

@@ -70,3 +70,65 @@ def test_a_decision_is_near_only_a_few_frames_before_it_could_come() -> None:
     # batched while a barge-in is still out of reach, read as they arrive the last NEAR_FRAMES
     # frames before it, and not after it (nothing left to interrupt)
     assert not any(over[:3]) and all(over[-1 - NEAR_FRAMES : -1]) and not over[-1]
+
+
+def test_reads_wait_only_while_no_decision_could_come_of_them() -> None:
+    """``frames_to_wait``: how many frames the shared tick may leave unread and read together
+    later. Whatever it said at a frame, the next barge-in or end of utterance comes more than
+    that many frames plus NEAR_FRAMES later (so the read after the wait still sees it coming,
+    and reads it as it arrives); it waits while the agent speaks to a quiet caller and while the
+    caller talks; never in the first second, while a reply is prepared, in the window where
+    the caller's first voice makes the agent yield, nor up to the turn machine's deadline."""
+    from types import SimpleNamespace
+
+    from server.inbound import CLOCK_SETTLE_MS, MAX_WAIT_FRAMES, NEAR_FRAMES
+
+    machine = SimpleNamespace(state=T.State.LISTENING, calibrated=True, audible_ms=None, deadline_ms=T.NEVER)
+    decided: list[int] = []  # frames a decision came on
+
+    def dispatch(event: object) -> None:
+        if type(event) in (T.BargeIn, T.EndOfUtterance) or (
+            type(event) is T.VoiceStart and machine.state is T.State.SPEAKING
+            and event.run_start_ms < machine.audible_ms + CFG.yield_window_ms  # type: ignore[attr-defined]
+        ):  # (the last: a collision, the agent yields to the caller's first words)
+            decided.append(inbound.frame_t // 20)
+
+    inbound = Inbound(CFG, machine, dispatch, lambda pcm: None, lambda: 0)  # type: ignore[arg-type]
+    waits: list[int] = []  # frames_to_wait after each frame
+
+    def frames(rms: float, ms: int) -> list[int]:
+        got = []
+        for _ in range(ms // 20):
+            inbound.frame(rms, inbound.t / 1000.0 + 0.06)  # on time, 60 ms after it was spoken
+            got.append(inbound.frames_to_wait())
+        waits.extend(got)
+        return got
+
+    assert not any(frames(5.0, CLOCK_SETTLE_MS))  # settling: every frame in the pass after it
+    quiet = frames(5.0, 1000)
+    talk = frames(3000.0, 1600)  # the caller talks over 1.5 s, then stops: an end of utterance
+    while inbound.eou.in_utterance:
+        frames(5.0, 20)
+    assert set(quiet) == set(talk[:20]) == {MAX_WAIT_FRAMES}  # far from any end
+    machine.state = T.State.PROCESSING
+    assert not any(frames(5.0, 400))  # a reply prepared: the caller's first voice holds it
+    machine.state, machine.audible_ms = T.State.SPEAKING, inbound.t
+    inbound.barge.arm(inbound.t)
+    window = frames(5.0, CFG.yield_window_ms + CFG.hysteresis_ms)
+    assert not any(window[:-1])  # voice now is a collision: the agent yields at once
+    speaking = frames(5.0, 1000)
+    assert speaking[:-1] and set(speaking) == {MAX_WAIT_FRAMES}  # the agent speaks, the caller quiet
+    machine.deadline_ms = inbound.t + 140  # something due in 7 frames (e.g. the goodbye's linger)
+    assert frames(5.0, 200) == [2, 1] + [0] * 8  # 6 frames to go after the first: 6 - NEAR_FRAMES - 1
+    machine.deadline_ms = T.NEVER
+    while not inbound.barge.fired:  # the caller talks over the agent until it yields
+        frames(3000.0, 20)
+    assert len(decided) == 2 and decided[-1] == len(waits) - 1
+    machine.audible_ms = inbound.t  # the next reply: the caller's voice starts at the window's edge
+    inbound.barge.arm(inbound.t)
+    frames(5.0, CFG.yield_window_ms - 20)
+    frames(3000.0, 200)
+    assert len(decided) == 3  # a collision
+    for i in decided:
+        for j, k in enumerate(waits[:i]):
+            assert not k or i - j > k + NEAR_FRAMES, f"frame {j} let {k} frames wait; a decision came {i - j} frames later"
