@@ -168,9 +168,13 @@ class Pacer:
                 self._drain_needed = False
                 assert self._drain is not None
                 await self._drain()
-            self._fire_due_cues_sync()
-            if self._cues and self._cues[0][0] <= self.frames_sent:
-                await self._fire_marks()
+            cue = self._next_cue()
+            if cue is not None:
+                name, callback, epoch = cue
+                if name is not None:
+                    await self._send(self._frames.mark(name))
+                    self.marks_sent += 1
+                self._call_back(callback, epoch, trio.current_time())
                 continue
             if self.framer.frames == 0 or (self.held and not self._playing(trio.current_time())):
                 await self._idle()
@@ -212,17 +216,14 @@ class Pacer:
         assert send is not None
         out = self._out
         framer = self.framer
-        cues = self._cues
         while True:
-            while cues and cues[0][0] <= self.frames_sent:  # in order, as _fire_due_cues_sync + _fire_marks
-                _, name, callback = cues.pop(0)
-                epoch = self.epoch
+            while (cue := self._next_cue()) is not None:
+                name, callback, epoch = cue
                 taken = True
                 if name is not None:
                     taken = send(self._frames.mark(name))
                     self.marks_sent += 1
-                if callback is not None and epoch == self.epoch:
-                    callback(now)
+                self._call_back(callback, epoch, now)
                 if not taken:  # queued behind what the kernel did not take: the task drains it
                     self._drain_needed = True
                     return None
@@ -247,23 +248,20 @@ class Pacer:
                 self._drain_needed = True
                 return None
 
-    def _fire_due_cues_sync(self) -> None:
-        # Callbacks without a mark run right away, in order; a mark needs an await.
-        now = trio.current_time()
+    # The cues' one order, for the task (awaiting each mark's send) and the tick's pass (sending
+    # it at once): each in turn once its frames are all out; its mark first, then its callback —
+    # unless a `clear` came in between (the epoch moved on).
+    def _next_cue(self) -> tuple[str | None, Cue | None, int] | None:
+        """Take the next cue whose frames have all been sent: (mark, callback, current epoch)."""
         cues = self._cues
-        while cues and cues[0][0] <= self.frames_sent and cues[0][1] is None:
-            _, _, callback = cues.pop(0)
-            if callback is not None:
-                callback(now)
+        if cues and cues[0][0] <= self.frames_sent:
+            _, name, callback = cues.pop(0)
+            return name, callback, self.epoch
+        return None
 
-    async def _fire_marks(self) -> None:
-        position, name, callback = self._cues.pop(0)
-        epoch = self.epoch
-        assert name is not None
-        await self._send(self._frames.mark(name))
-        self.marks_sent += 1
+    def _call_back(self, callback: Cue | None, epoch: int, now: float) -> None:
         if callback is not None and epoch == self.epoch:
-            callback(trio.current_time())
+            callback(now)
 
     async def _idle(self) -> None:
         self._wake = trio.Event()

@@ -13,7 +13,6 @@ import numpy as np
 
 from dialog.base import Brain, CallerTurn, LeadState
 from leads.base import CallRecorder, NullRecorder
-from native.config import TimingConfig
 from server.settings import Settings
 from server.wiring import Wiring
 from speech.base import Recognizer, Synthesizer, Transcript

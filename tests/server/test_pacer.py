@@ -120,6 +120,36 @@ async def test_clear_drops_queue_and_cues_and_stale_writers(autojump_clock) -> N
     assert pacer.frames_sent == sent_before + 1
 
 
+async def test_a_clear_while_a_mark_is_being_sent_drops_the_callback_after_it(autojump_clock) -> None:
+    """A cue's callback runs after its mark, for the same audio: if a barge-in's `clear` came
+    while the mark's send was still waiting (a slow socket), the callback belongs to audio
+    that was dropped and does not run."""
+    wire = Wire()
+    release = trio.Event()
+
+    async def slow_marks(text: str) -> None:
+        if '"mark"' in text:
+            await release.wait()
+        await wire.send(text)
+
+    pacer = Pacer(TimingConfig(), slow_marks, TwilioFrames("MZ"))
+    fired: list[str] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pacer.run)
+        epoch = pacer.epoch
+        await pacer.write_pcm16(tone_pcm(320), epoch)
+        pacer.cue(epoch, mark="s0", callback=lambda now: fired.append("s0"))
+        await trio.sleep(0.2)  # the frames went; the mark's send waits
+        assert pacer.marks_sent == 0
+        pacer.clear()
+        release.set()
+        await trio.sleep(0.1)
+        pacer.cue(pacer.epoch, mark="s1", callback=lambda now: fired.append("s1"))
+        await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert wire.names()[-2:] == ["s0", "s1"] and fired == ["s1"]
+
+
 async def test_backpressure_when_the_framer_is_full(autojump_clock) -> None:
     wire = Wire()
     pacer = Pacer(TimingConfig(), wire.send, TwilioFrames("MZ"), capacity_frames=10)
