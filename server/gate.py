@@ -163,9 +163,9 @@ class ReplayTransport:
             self.stamps_arrivals = bool(getattr(inner, "stamps_arrivals", False))
 
     async def _receive_in_tick(self, handle: Callable[[str, float, bool], int], mode: int,
-                               read_after: Callable[[], float] | None = None) -> None:
+                               plan: Callable[[], tuple[int, float]] | None = None) -> None:
         if not self._first:
-            await self._inner.receive_in_tick(handle, mode, read_after)  # type: ignore[attr-defined]
+            await self._inner.receive_in_tick(handle, mode, plan)  # type: ignore[attr-defined]
 
     async def receive(self) -> str:
         if self._first:

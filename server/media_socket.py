@@ -87,7 +87,7 @@ class RawMediaTransport:
         self._streak = 0
         self._maybe_more = True  # False once a read took less than it asked for
         self._handle: Callable[[str, float, bool], int] | None = None  # while parked in the tick
-        self._read_after: Callable[[], float] | None = None  # with it, after a read for the pass
+        self._plan: Callable[[], tuple[int, float]] | None = None  # with it: after each read, how the next
         self.read_at = 0.0  # the tick's passes leave this socket alone before then (BATCH)
         # Reads in the tick's pass then know when their last message arrived, not only that it
         # had by the pass (the stream clock wants arrival times: server.playback_clock).
@@ -130,28 +130,33 @@ class RawMediaTransport:
             await self._read()
 
     async def receive_in_tick(self, handle: Callable[[str, float, bool], int], mode: int,
-                              read_after: Callable[[], float] | None = None) -> None:
+                              plan: Callable[[], tuple[int, float]] | None = None) -> None:
         """Hand every message to ``handle(text, arrival time, exact)`` without waking this
         task, from the shared tick (server.frame_tick): in its pass (``mode`` BATCH: the time is
         the pass's, ``exact`` False) or as soon as data arrives (AT_ONCE: ``exact`` True).
         ``handle`` answers which it wants next, or WAKE when it needs an await; this returns
         then, or when something needs this task (control frames to answer, the peer gone). An
         exception of ``handle`` is raised here. Returns at once when :meth:`receive` has
-        something to do first: call it next, then this again. ``read_after``, asked after each
-        read that leaves the socket to the pass (and at the start): the time before which the
-        passes need not read it (what arrives meanwhile is read together then)."""
+        something to do first: call it next, then this again.
+
+        ``plan``, when given, is asked at the start and after each read instead (``handle``'s
+        answers then only matter when WAKE): which it wants next and, for the pass, the time
+        before which the passes need not read the socket (what arrives meanwhile is read
+        together then) — once per read, not per message."""
         reader = self._reader
+        self.read_at = 0.0
+        if plan is not None:
+            mode, self.read_at = plan()
         if (not self._handed.is_set() or reader.messages or reader.replies or reader.closed is not None
-                or self._ended is not None):
+                or self._ended is not None or mode == frame_tick.WAKE):
             return
         self._handle = handle
-        self._read_after = read_after
-        self.read_at = read_after() if read_after is not None and mode == frame_tick.BATCH else 0.0
+        self._plan = plan
         try:
             await frame_tick.shared().park_reader(self, mode)
         finally:
             self._handle = None
-            self._read_after = None
+            self._plan = None
             self._maybe_more = True
 
     def fileno(self) -> int:
@@ -202,8 +207,9 @@ class RawMediaTransport:
                 return wants
         if reader.replies or reader.closed is not None:
             return frame_tick.WAKE
-        if wants == frame_tick.BATCH and self._read_after is not None:
-            self.read_at = self._read_after()
+        plan = self._plan
+        if plan is not None:
+            wants, self.read_at = plan()
         return wants
 
     async def _read(self) -> None:

@@ -528,7 +528,7 @@ class CallSession:
         with trio.CancelScope(deadline=self._bumped + timeout) as self._watchdog:
             while True:
                 if in_tick is not None:
-                    await in_tick(self._on_text, self._read_mode(), self._read_after)
+                    await in_tick(self._on_text, frame_tick.BATCH, self._read_plan)
                     if self._halt is not None:
                         await self._send_clear()
                 text = await receive()  # TransportClosed ends the call through the guard
@@ -549,17 +549,21 @@ class CallSession:
             return frame_tick.AT_ONCE
         return frame_tick.BATCH
 
-    def _read_after(self) -> float:
-        """Read in the pass (BATCH): when the next read is needed — once the frames that may
-        wait (:meth:`Inbound.frames_to_wait`) have arrived, on the stream clock (0.0: the
-        next pass)."""
+    def _read_plan(self) -> tuple[int, float]:
+        """After a read in the tick (once, not per message): how the next messages are read
+        (:meth:`_read_mode`) and, in the pass, not before when — once the frames that may wait
+        (:meth:`Inbound.frames_to_wait`) have arrived, on the stream clock (0.0: the next pass)."""
+        mode = self._read_mode()
+        if mode != frame_tick.BATCH:
+            return mode, 0.0
         inbound = self.inbound
         k = inbound.frames_to_wait()
-        return inbound.clock.clock_s(inbound.t + k * FRAME_MS) if k > 0 else 0.0
+        return mode, inbound.clock.clock_s(inbound.t + k * FRAME_MS) if k > 0 else 0.0
 
     def _on_text(self, text: str, now: float, timed: bool = True) -> int:
         """One Twilio message that arrived at ``now`` (``timed`` False: by then, in the shared
-        tick's pass); how the next ones are to be read (:meth:`_read_mode`)."""
+        tick's pass); WAKE when this call's task is needed next (a barge-in's `clear` is due),
+        else BATCH (how the next ones are read is :meth:`_read_plan`'s, once per read)."""
         if now - self._bumped >= WATCHDOG_SLACK_S:  # moving a deadline is a heap operation: not on every frame
             self._watchdog.deadline = now + self.deps.inbound_timeout_s + WATCHDOG_SLACK_S  # never before the timeout
             self._bumped = now
@@ -578,7 +582,7 @@ class CallSession:
             raise _EndCall("twilio_stop", 1000)
         elif type(event) is not Dtmf:  # keypad input is not part of this dialog
             self._log_protocol(event)
-        return self._read_mode()
+        return frame_tick.BATCH if self._halt is None else frame_tick.WAKE
 
     def _log_protocol(self, event: object) -> None:
         # Rate-limited: a peer that sends garbage at 50 frames/s must not flood the log. An

@@ -275,8 +275,9 @@ async def test_a_reader_at_once_gets_each_message_on_arrival_and_moves_between_s
 
 
 async def test_a_reader_that_may_wait_is_left_alone_until_then_and_read_all_together(autojump_clock) -> None:
-    """``read_after``: the passes before the time it gives leave the socket alone; the first
-    pass after reads everything that came meanwhile, in order, in one read."""
+    """``plan``: asked once per read (not per message), and at the start; the passes before the
+    time it gives leave the socket alone; the first pass after reads everything that came
+    meanwhile, in order, in one read."""
     from .test_media_socket import client_frame
 
     transport, peer = await _raw_pair()
@@ -288,14 +289,14 @@ async def test_a_reader_that_may_wait_is_left_alone_until_then_and_read_all_toge
         got.append((text, now))
         return frame_tick.BATCH
 
-    def read_after() -> float:
+    def plan() -> tuple[int, float]:
         asked.append(trio.current_time())
-        return trio.current_time() + wait_s[0] if wait_s[0] else 0.0
+        return frame_tick.BATCH, trio.current_time() + wait_s[0] if wait_s[0] else 0.0
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(transport.hand_over, b"")
         await trio.sleep(0.001)
-        nursery.start_soon(transport.receive_in_tick, handle, frame_tick.BATCH, read_after)
+        nursery.start_soon(transport.receive_in_tick, handle, frame_tick.AT_ONCE, plan)  # the plan decides
         await trio.sleep(0.0005)
         assert len(asked) == 1 and transport.read_at == asked[0] + 0.05  # asked at the start too
         start = asked[0]
