@@ -20,8 +20,8 @@ Reading: each call is ~50 inbound messages a second, and a task woken for each o
 epoll re-arm, a scheduler pass, the task's step, on a cold cache after every idle moment)
 cost more than the work on the message. A reader whose socket can be polled
 (server.media_socket) parks here too, and its messages are handed to the call synchronously
-(:meth:`TickedReader.tick_read`), in one of two ways the call chooses after every message
-(server.session: ``_read_mode``). ``BATCH``: its socket sits in the tick's own epoll set
+(:meth:`TickedReader.tick_read`), in one of two ways the call chooses after every read
+(server.session: ``_read_plan``). ``BATCH``: its socket sits in the tick's own epoll set
 (level-triggered, registered once) and each pass reads the sockets that have data — one
 wake-up per period for all calls, at up to one period (20 ms) before a message is seen; for a
 caller who is quiet or talking while the agent listens. While no decision could come of the
